@@ -1,0 +1,60 @@
+//! Bodies: the response body type, JSON answers, and bounded request reads.
+//!
+//! Proxied responses stream the upstream's `Incoming` body untouched; answers
+//! wxgate writes itself are small `Full` buffers. `Either` holds both without
+//! boxing.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use crate::error::HttpError;
+
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// A JSON answer written by wxgate itself.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(value.to_string()))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An empty answer written by wxgate itself.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    *response.status_mut() = status;
+    response
+}
+
+/// Reads a whole request body of at most `limit` bytes.
+///
+/// A declared `Content-Length` over the limit is refused before reading;
+/// a chunked body is cut off as soon as it passes the limit.
+pub async fn read_limited(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(HttpError::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(HttpError::PayloadTooLarge { limit }),
+        Err(_) => Err(HttpError::BadRequest(
+            "the request body could not be read".to_owned(),
+        )),
+    }
+}

@@ -1,0 +1,131 @@
+//! Typed, validated configuration.
+//!
+//! Loading happens in two layers, as in linkerd2-proxy: [`raw`] mirrors the
+//! TOML file, and [`Config::parse`] turns it into typed values (`Duration`,
+//! `SocketAddr`, `HeaderName`, …), applying defaults and checking every rule
+//! before anything binds a port. Errors name the offending key so
+//! `wxgate check-config` can tell an operator exactly what to fix.
+//!
+//! The environment is read only through the `env` lookup function passed in,
+//! so tests never touch the process environment.
+
+mod raw;
+mod sections;
+
+use std::path::Path;
+
+pub use sections::{
+    HeadersConfig, RoutesConfig, ServerConfig, SessionConfig, UpstreamConfig, WechatConfig,
+    WechatMode,
+};
+
+/// Environment variable that overrides `wechat.secret`, so the secret can
+/// live in a Kubernetes Secret instead of a file.
+pub const SECRET_ENV: &str = "WXGATE_WECHAT_SECRET";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub wechat: WechatConfig,
+    pub session: SessionConfig,
+    pub routes: RoutesConfig,
+    pub headers: HeadersConfig,
+    /// Start the built-in echo server on `upstream.url` (demo and first run).
+    pub demo_echo_upstream: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Syntax(#[from] toml::de::Error),
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, env)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text)?;
+        let server = ServerConfig::from_raw(raw.server)?;
+        let upstream = UpstreamConfig::from_raw(raw.upstream)?;
+        let wechat = WechatConfig::from_raw(raw.wechat, env(SECRET_ENV))?;
+        let session = SessionConfig::from_raw(raw.session)?;
+        let routes = RoutesConfig::from_raw(raw.routes)?;
+        let headers = HeadersConfig::from_raw(raw.headers, &session.header)?;
+        let demo_echo_upstream = raw.demo.echo_upstream.unwrap_or(false);
+
+        if wechat.mode == WechatMode::Mock
+            && !server.listen.ip().is_loopback()
+            && !wechat.mock_allow_non_loopback
+        {
+            return Err(ConfigError::invalid(
+                "wechat.mode",
+                format!(
+                    "mode = \"mock\" logs anyone in without WeChat, so it refuses to listen on \
+                     the non-loopback address {}; listen on 127.0.0.1, switch to mode = \"live\", \
+                     or set wechat.mock_allow_non_loopback = true if you really mean it",
+                    server.listen
+                ),
+            ));
+        }
+        if demo_echo_upstream && !upstream.is_loopback() {
+            return Err(ConfigError::invalid(
+                "demo.echo_upstream",
+                "the demo echo server binds upstream.url, which must then be a loopback IP \
+                 address such as http://127.0.0.1:3000",
+            ));
+        }
+
+        Ok(Self {
+            server,
+            upstream,
+            wechat,
+            session,
+            routes,
+            headers,
+            demo_echo_upstream,
+        })
+    }
+}
+
+/// Parses a duration written as `"3s"`, `"500ms"`, `"7d"`, `"1h 30m"`.
+pub(crate) fn duration(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    let text = value.as_deref().unwrap_or(default);
+    humantime::parse_duration(text).map_err(|e| {
+        ConfigError::invalid(
+            key,
+            format!("`{text}` is not a duration ({e}); write e.g. \"3s\", \"500ms\", \"7d\""),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+//! The config file exactly as written: serde structs with no meaning attached.
+//!
+//! Every struct denies unknown fields so a typo (`tll = "1h"`) is an error
+//! that names the key instead of a silently ignored setting. Every field is
+//! optional here; defaults and validation live in the typed layer
+//! (`super::Config`), which can then name the offending key in its errors.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub wechat: RawWechat,
+    #[serde(default)]
+    pub session: RawSession,
+    #[serde(default)]
+    pub routes: RawRoutes,
+    #[serde(default)]
+    pub headers: RawHeaders,
+    #[serde(default)]
+    pub demo: RawDemo,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWechat {
+    pub appid: Option<String>,
+    pub secret: Option<String>,
+    pub api_base: Option<String>,
+    pub timeout: Option<String>,
+    pub mode: Option<String>,
+    pub mock_allow_non_loopback: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub ttl: Option<String>,
+    pub idle: Option<String>,
+    pub capacity: Option<u64>,
+    pub header: Option<String>,
+    pub forward_session_header: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoutes {
+    pub login: Option<String>,
+    pub logout: Option<String>,
+    pub public: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    pub openid: Option<String>,
+    pub unionid: Option<String>,
+    pub appid: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDemo {
+    pub echo_upstream: Option<bool>,
+}

@@ -1,0 +1,335 @@
+//! One typed struct per config section, each built from its raw twin.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use http::HeaderName;
+use http::uri::{Authority, Scheme, Uri};
+
+use super::raw::{RawHeaders, RawRoutes, RawServer, RawSession, RawUpstream, RawWechat};
+use super::{ConfigError, duration};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+impl ServerConfig {
+    pub(super) fn from_raw(raw: RawServer) -> Result<Self, ConfigError> {
+        let text = raw.listen.as_deref().unwrap_or("0.0.0.0:8080");
+        let listen = text.parse().map_err(|_| {
+            ConfigError::invalid(
+                "server.listen",
+                format!("`{text}` is not an address such as \"0.0.0.0:8080\""),
+            )
+        })?;
+        let drain_timeout = duration("server.drain_timeout", raw.drain_timeout, "20s")?;
+        Ok(Self {
+            listen,
+            drain_timeout,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Prepended to every forwarded path; empty or starting with `/`, never ending with one.
+    pub path_prefix: String,
+    /// Time allowed for the upstream to answer with a status line and headers.
+    /// Bodies stream without a deadline, so large downloads are not cut off.
+    pub timeout: Duration,
+}
+
+impl UpstreamConfig {
+    pub(super) fn from_raw(raw: RawUpstream) -> Result<Self, ConfigError> {
+        const KEY: &str = "upstream.url";
+        let text = raw
+            .url
+            .ok_or_else(|| ConfigError::invalid(KEY, "missing; e.g. \"http://127.0.0.1:3000\""))?;
+        let uri: Uri = text
+            .parse()
+            .map_err(|e| ConfigError::invalid(KEY, format!("`{text}` is not a URL: {e}")))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(ConfigError::invalid(
+                KEY,
+                format!(
+                    "`{text}` must start with http:// (wxgate talks plain HTTP to its backend)"
+                ),
+            ));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| ConfigError::invalid(KEY, format!("`{text}` has no host")))?;
+        if uri.query().is_some() {
+            return Err(ConfigError::invalid(
+                KEY,
+                format!("`{text}` must not have a query"),
+            ));
+        }
+        let path_prefix = uri.path().trim_end_matches('/').to_owned();
+        let timeout = duration("upstream.timeout", raw.timeout, "30s")?;
+        Ok(Self {
+            scheme: Scheme::HTTP,
+            authority,
+            path_prefix,
+            timeout,
+        })
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        self.socket_addr().is_some_and(|a| a.ip().is_loopback())
+    }
+
+    /// The upstream as a socket address, when its host is an IP literal.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let ip: IpAddr = host.parse().ok()?;
+        Some(SocketAddr::new(ip, self.authority.port_u16().unwrap_or(80)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WechatMode {
+    /// Exchange codes with WeChat's real `jscode2session` API.
+    Live,
+    /// Dev mode: any code logs in as an openid derived from it. Never for production.
+    Mock,
+}
+
+#[derive(Debug, Clone)]
+pub struct WechatConfig {
+    pub appid: String,
+    pub secret: Secret,
+    /// Base URL of WeChat's API, without a trailing slash.
+    pub api_base: String,
+    pub timeout: Duration,
+    pub mode: WechatMode,
+    pub mock_allow_non_loopback: bool,
+}
+
+impl WechatConfig {
+    pub(super) fn from_raw(
+        raw: RawWechat,
+        secret_env: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mode = match raw.mode.as_deref().unwrap_or("live") {
+            "live" => WechatMode::Live,
+            "mock" => WechatMode::Mock,
+            other => {
+                return Err(ConfigError::invalid(
+                    "wechat.mode",
+                    format!("`{other}` is not one of \"live\", \"mock\""),
+                ));
+            }
+        };
+        let appid = raw.appid.unwrap_or_default();
+        if appid.is_empty() || !appid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::invalid(
+                "wechat.appid",
+                "missing or not alphanumeric; it is the mini-program's AppID, e.g. \"wx1234567890abcdef\"",
+            ));
+        }
+        let secret = Secret::new(secret_env.or(raw.secret).unwrap_or_default());
+        if mode == WechatMode::Live && secret.is_empty() {
+            return Err(ConfigError::invalid(
+                "wechat.secret",
+                format!(
+                    "missing; set it in the file or, better, in the {} environment variable",
+                    super::SECRET_ENV
+                ),
+            ));
+        }
+        let api_base = raw
+            .api_base
+            .unwrap_or_else(|| "https://api.weixin.qq.com".to_owned());
+        let parsed: Uri = api_base.parse().map_err(|e| {
+            ConfigError::invalid("wechat.api_base", format!("`{api_base}` is not a URL: {e}"))
+        })?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+            return Err(ConfigError::invalid(
+                "wechat.api_base",
+                format!("`{api_base}` must be an http:// or https:// URL"),
+            ));
+        }
+        Ok(Self {
+            appid,
+            secret,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            timeout: duration("wechat.timeout", raw.timeout, "5s")?,
+            mode,
+            mock_allow_non_loopback: raw.mock_allow_non_loopback.unwrap_or(false),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Absolute lifetime of a session, counted from login.
+    pub ttl: Duration,
+    /// Optional sliding idle timeout: a session unused this long ends early.
+    pub idle: Option<Duration>,
+    /// Most sessions held at once; the least recently used go first.
+    pub capacity: u64,
+    pub header: HeaderName,
+    pub forward_session_header: bool,
+}
+
+impl SessionConfig {
+    pub(super) fn from_raw(raw: RawSession) -> Result<Self, ConfigError> {
+        let ttl = duration("session.ttl", raw.ttl, "7d")?;
+        if ttl.is_zero() {
+            return Err(ConfigError::invalid(
+                "session.ttl",
+                "must be longer than 0s",
+            ));
+        }
+        let idle = match raw.idle {
+            None => None,
+            Some(text) => {
+                let idle = duration("session.idle", Some(text), "")?;
+                if idle.is_zero() {
+                    return Err(ConfigError::invalid(
+                        "session.idle",
+                        "must be longer than 0s; leave it out to disable the idle timeout",
+                    ));
+                }
+                Some(idle)
+            }
+        };
+        let capacity = raw.capacity.unwrap_or(1_000_000);
+        if capacity == 0 {
+            return Err(ConfigError::invalid(
+                "session.capacity",
+                "must be at least 1",
+            ));
+        }
+        let header = header_name("session.header", raw.header, "X-Session-Id")?;
+        Ok(Self {
+            ttl,
+            idle,
+            capacity,
+            header,
+            forward_session_header: raw.forward_session_header.unwrap_or(false),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutesConfig {
+    pub login: String,
+    pub logout: String,
+    /// Path prefixes served without a session (matched on whole segments).
+    pub public: Vec<String>,
+}
+
+impl RoutesConfig {
+    pub(super) fn from_raw(raw: RawRoutes) -> Result<Self, ConfigError> {
+        let login = path("routes.login", raw.login, "/login")?;
+        let logout = path("routes.logout", raw.logout, "/logout")?;
+        if login == logout {
+            return Err(ConfigError::invalid(
+                "routes.logout",
+                "must differ from routes.login",
+            ));
+        }
+        let public = raw
+            .public
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| path("routes.public", Some(p), ""))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            login,
+            logout,
+            public,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HeadersConfig {
+    pub openid: HeaderName,
+    pub unionid: HeaderName,
+    pub appid: HeaderName,
+}
+
+impl HeadersConfig {
+    pub(super) fn from_raw(raw: RawHeaders, session: &HeaderName) -> Result<Self, ConfigError> {
+        let openid = header_name("headers.openid", raw.openid, "X-WX-OpenId")?;
+        let unionid = header_name("headers.unionid", raw.unionid, "X-WX-UnionId")?;
+        let appid = header_name("headers.appid", raw.appid, "X-WX-AppId")?;
+        let all = [
+            ("headers.openid", &openid),
+            ("headers.unionid", &unionid),
+            ("headers.appid", &appid),
+        ];
+        for (i, (key, name)) in all.iter().enumerate() {
+            let canon = crate::identity::canonical(name.as_str());
+            if canon == crate::identity::canonical(session.as_str()) {
+                return Err(ConfigError::invalid(key, "must differ from session.header"));
+            }
+            if all[..i]
+                .iter()
+                .any(|(_, other)| crate::identity::canonical(other.as_str()) == canon)
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must differ from the other identity headers",
+                ));
+            }
+            if crate::hop_by_hop::is_hop_by_hop(name) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("`{name}` is a hop-by-hop header and would never reach the upstream"),
+                ));
+            }
+        }
+        Ok(Self {
+            openid,
+            unionid,
+            appid,
+        })
+    }
+}
+
+fn header_name(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<HeaderName, ConfigError> {
+    let text = value.as_deref().unwrap_or(default);
+    let name = HeaderName::try_from(text)
+        .map_err(|_| ConfigError::invalid(key, format!("`{text}` is not a valid header name")))?;
+    if crate::hop_by_hop::is_hop_by_hop(&name) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("`{text}` is a hop-by-hop header"),
+        ));
+    }
+    Ok(name)
+}
+
+fn path(key: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    if !text.starts_with('/')
+        || text.contains(['?', '#'])
+        || text.contains("/../")
+        || text.ends_with("/..")
+    {
+        return Err(ConfigError::invalid(
+            key,
+            format!("`{text}` must be a plain path starting with `/`"),
+        ));
+    }
+    Ok(text)
+}

@@ -1,0 +1,161 @@
+use std::time::Duration;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[upstream]
+url = "http://127.0.0.1:3000"
+[wechat]
+appid = "wx1234567890abcdef"
+secret = "file-secret"
+"#;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn error_key(text: &str) -> String {
+    match Config::parse(text, &no_env) {
+        Err(ConfigError::Invalid { key, .. }) => key.to_owned(),
+        Err(other) => format!("other: {other}"),
+        Ok(_) => "ok".to_owned(),
+    }
+}
+
+#[test]
+fn defaults() {
+    let c = Config::parse(MINIMAL, &no_env).unwrap();
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.server.drain_timeout, Duration::from_secs(20));
+    assert_eq!(c.upstream.timeout, Duration::from_secs(30));
+    assert_eq!(c.upstream.path_prefix, "");
+    assert_eq!(c.wechat.api_base, "https://api.weixin.qq.com");
+    assert_eq!(c.wechat.mode, WechatMode::Live);
+    assert_eq!(c.session.ttl, Duration::from_secs(7 * 86400));
+    assert_eq!(c.session.idle, None);
+    assert_eq!(c.session.header, "x-session-id");
+    assert!(!c.session.forward_session_header);
+    assert_eq!(
+        (c.routes.login.as_str(), c.routes.logout.as_str()),
+        ("/login", "/logout")
+    );
+    assert_eq!(c.headers.openid, "x-wx-openid");
+    assert_eq!(c.headers.unionid, "x-wx-unionid");
+    assert_eq!(c.headers.appid, "x-wx-appid");
+    assert!(!c.demo_echo_upstream);
+}
+
+#[test]
+fn environment_overrides_the_secret() {
+    let env = |k: &str| (k == SECRET_ENV).then(|| "env-secret".to_owned());
+    let c = Config::parse(MINIMAL, &env).unwrap();
+    assert_eq!(c.wechat.secret.expose(), "env-secret");
+    // And supplies it when the file has none.
+    let text = MINIMAL.replace("secret = \"file-secret\"", "");
+    assert_eq!(
+        Config::parse(&text, &env).unwrap().wechat.secret.expose(),
+        "env-secret"
+    );
+    assert_eq!(error_key(&text), "wechat.secret");
+}
+
+#[test]
+fn durations_and_prefix() {
+    let text = format!(
+        "{MINIMAL}[session]\nttl = \"1h 30m\"\nidle = \"500ms\"\n[server]\ndrain_timeout = \"3s\"\n"
+    )
+    .replace("http://127.0.0.1:3000", "http://127.0.0.1:3000/api/");
+    let c = Config::parse(&text, &no_env).unwrap();
+    assert_eq!(c.session.ttl, Duration::from_secs(5400));
+    assert_eq!(c.session.idle, Some(Duration::from_millis(500)));
+    assert_eq!(c.server.drain_timeout, Duration::from_secs(3));
+    assert_eq!(c.upstream.path_prefix, "/api");
+}
+
+#[test]
+fn invalid_values_name_their_key() {
+    let cases = [
+        ("[server]\nlisten = \"localhost\"", "server.listen"),
+        ("[server]\ndrain_timeout = \"soon\"", "server.drain_timeout"),
+        ("[session]\nttl = \"0s\"", "session.ttl"),
+        ("[session]\nidle = \"3 parsecs\"", "session.idle"),
+        ("[session]\ncapacity = 0", "session.capacity"),
+        ("[session]\nheader = \"bad header\"", "session.header"),
+        ("[session]\nheader = \"Connection\"", "session.header"),
+        ("[routes]\nlogin = \"login\"", "routes.login"),
+        ("[routes]\nlogout = \"/login\"", "routes.logout"),
+        ("[routes]\npublic = [\"/a/../b\"]", "routes.public"),
+        ("[headers]\nopenid = \"X_Session_Id\"", "headers.openid"),
+        ("[headers]\nunionid = \"x_wx_openid\"", "headers.unionid"),
+        ("[headers]\nappid = \"TE\"", "headers.appid"),
+    ];
+    for (extra, key) in cases {
+        assert_eq!(error_key(&format!("{MINIMAL}{extra}\n")), key, "{extra}");
+    }
+    let upstream = [
+        "ftp://127.0.0.1:3000",
+        "https://127.0.0.1:3000",
+        "http://127.0.0.1:3000/?a=1",
+        "not a url",
+    ];
+    for url in upstream {
+        assert_eq!(
+            error_key(&MINIMAL.replace("http://127.0.0.1:3000", url)),
+            "upstream.url",
+            "{url}"
+        );
+    }
+    assert_eq!(
+        error_key("[wechat]\nappid = \"wx1\"\nsecret = \"s\"\n"),
+        "upstream.url"
+    );
+    assert_eq!(
+        error_key(&MINIMAL.replace("wx1234567890abcdef", "")),
+        "wechat.appid"
+    );
+    assert_eq!(
+        error_key(&MINIMAL.replace("wx1234567890abcdef", "wx 1")),
+        "wechat.appid"
+    );
+    assert_eq!(
+        error_key(&format!("{MINIMAL}api_base = \"ftp://x\"\n")),
+        "wechat.api_base"
+    );
+    assert_eq!(
+        error_key(&format!("{MINIMAL}mode = \"sandbox\"\n")),
+        "wechat.mode"
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_the_key() {
+    for (text, key) in [
+        (format!("{MINIMAL}[session]\ntll = \"1h\"\n"), "tll"),
+        (format!("{MINIMAL}[sesion]\n"), "sesion"),
+    ] {
+        let e = Config::parse(&text, &no_env).unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax(_)));
+        assert!(e.to_string().contains(key), "{e}");
+    }
+}
+
+#[test]
+fn mock_mode_refuses_public_listen_unless_allowed() {
+    let mock = format!("{MINIMAL}mode = \"mock\"\n");
+    assert_eq!(error_key(&mock), "wechat.mode");
+    let loopback = format!("{mock}[server]\nlisten = \"127.0.0.1:8080\"\n");
+    assert_eq!(error_key(&loopback), "ok");
+    let allowed = format!("{MINIMAL}mode = \"mock\"\nmock_allow_non_loopback = true\n");
+    assert_eq!(error_key(&allowed), "ok");
+    // Mock mode needs no secret.
+    let no_secret = loopback.replace("secret = \"file-secret\"", "");
+    assert_eq!(error_key(&no_secret), "ok");
+}
+
+#[test]
+fn demo_echo_needs_a_loopback_upstream() {
+    let demo = format!("{MINIMAL}[demo]\necho_upstream = true\n");
+    assert_eq!(error_key(&demo), "ok");
+    let remote = demo.replace("127.0.0.1", "backend.svc");
+    assert_eq!(error_key(&remote), "demo.echo_upstream");
+}

@@ -1,0 +1,204 @@
+//! Every error a request can end in, and the one place it becomes a response.
+//!
+//! Each variant maps to a status and a stable snake_case `code`; clients and
+//! the README's error table depend on those codes. Messages say what the
+//! client (or operator) should do and never carry a secret. Nothing a client
+//! or WeChat sends maps to a 500.
+
+use std::time::Duration;
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::body::{self, Body};
+use crate::session::{InvalidIdentity, StoreError};
+use crate::wechat::{WeChatError, errcode};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HttpError {
+    #[error("no valid session")]
+    SessionInvalid,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body over {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error(transparent)]
+    WeChat(#[from] WeChatError),
+    #[error(transparent)]
+    InvalidIdentity(#[from] InvalidIdentity),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    #[error("upstream did not answer within {0:?}")]
+    UpstreamTimeout(Duration),
+}
+
+impl HttpError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::SessionInvalid => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::WeChat(e) => wechat_status(e),
+            Self::InvalidIdentity(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::SessionInvalid => "session_invalid",
+            Self::BadRequest(_) => "bad_request",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::WeChat(WeChatError::Api { errcode, .. }) => match *errcode {
+                errcode::INVALID_CODE => "code_invalid",
+                errcode::CODE_USED => "code_used",
+                errcode::BUSY => "wechat_busy",
+                errcode::RATE_LIMITED => "wechat_rate_limited",
+                errcode::HIGH_RISK_USER => "user_high_risk",
+                _ if self.is_operator_fault() => "wechat_misconfigured",
+                _ => "wechat_error",
+            },
+            Self::WeChat(WeChatError::Timeout(_)) => "wechat_timeout",
+            Self::WeChat(_) | Self::InvalidIdentity(_) => "wechat_unavailable",
+            Self::Store(_) => "store_unavailable",
+            Self::UpstreamUnavailable(_) => "upstream_unavailable",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+        }
+    }
+
+    /// Faults only the operator can fix (wrong appid or secret): logged loudly.
+    pub fn is_operator_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::WeChat(WeChatError::Api { errcode, .. })
+                if matches!(*errcode, errcode::INVALID_APPID | errcode::INVALID_APPSECRET | errcode::INVALID_CREDENTIAL)
+        )
+    }
+
+    fn message(&self) -> String {
+        const RELOGIN: &str = "call wx.login() again and post the new code";
+        match self {
+            Self::SessionInvalid => {
+                "no valid session: log in again (wx.login, then POST the code to the login route)"
+                    .to_owned()
+            }
+            Self::BadRequest(m) => m.clone(),
+            Self::PayloadTooLarge { limit } => format!("the request body is over {limit} bytes"),
+            Self::MethodNotAllowed { allow } => format!("use {allow} on this route"),
+            Self::WeChat(WeChatError::Api { errcode, .. }) => match *errcode {
+                errcode::INVALID_CODE => format!("the login code is invalid or expired: {RELOGIN}"),
+                errcode::CODE_USED => format!("the login code was already used: {RELOGIN}"),
+                errcode::BUSY => "WeChat is busy: try again in a moment".to_owned(),
+                errcode::RATE_LIMITED => {
+                    "WeChat's rate limit was reached: try again later".to_owned()
+                }
+                errcode::HIGH_RISK_USER => {
+                    "WeChat refused this login because it considers the user high-risk".to_owned()
+                }
+                _ if self.is_operator_fault() => {
+                    "WeChat rejected this server's credentials; the operator must fix wechat.appid or wechat.secret".to_owned()
+                }
+                _ => "WeChat refused the request".to_owned(),
+            },
+            Self::WeChat(WeChatError::Timeout(_)) => {
+                "WeChat did not answer in time: try again".to_owned()
+            }
+            Self::WeChat(_) | Self::InvalidIdentity(_) => {
+                "WeChat could not be reached or gave an unusable answer: try again".to_owned()
+            }
+            Self::Store(_) => "the session store is unavailable: try again shortly".to_owned(),
+            Self::UpstreamUnavailable(_) => "the backend could not be reached".to_owned(),
+            Self::UpstreamTimeout(_) => "the backend did not answer in time".to_owned(),
+        }
+    }
+
+    pub fn into_response(&self) -> Response<Body> {
+        let mut value = json!({ "code": self.code(), "message": self.message() });
+        if let Self::WeChat(WeChatError::Api { errcode, .. }) = self {
+            value["errcode"] = json!(errcode);
+        }
+        let status = self.status();
+        let mut response = body::json(status, &value);
+        let headers = response.headers_mut();
+        if let Self::MethodNotAllowed { allow } = self {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn wechat_status(e: &WeChatError) -> StatusCode {
+    match e {
+        WeChatError::Api { errcode, .. } => match *errcode {
+            errcode::INVALID_CODE | errcode::CODE_USED => StatusCode::BAD_REQUEST,
+            errcode::BUSY => StatusCode::SERVICE_UNAVAILABLE,
+            errcode::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+            errcode::HIGH_RISK_USER => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_GATEWAY,
+        },
+        WeChatError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        WeChatError::Unreachable(_) | WeChatError::Status(_) | WeChatError::BadResponse(_) => {
+            StatusCode::BAD_GATEWAY
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(errcode: i64) -> HttpError {
+        HttpError::WeChat(WeChatError::Api {
+            errcode,
+            errmsg: String::new(),
+        })
+    }
+
+    #[test]
+    fn wechat_mapping_table() {
+        let cases = [
+            (api(40029), 400, "code_invalid", false),
+            (api(40163), 400, "code_used", false),
+            (api(-1), 503, "wechat_busy", false),
+            (api(45011), 429, "wechat_rate_limited", false),
+            (api(40226), 403, "user_high_risk", false),
+            (api(40013), 502, "wechat_misconfigured", true),
+            (api(40125), 502, "wechat_misconfigured", true),
+            (api(99999), 502, "wechat_error", false),
+            (
+                HttpError::WeChat(WeChatError::Timeout(Duration::from_secs(1))),
+                504,
+                "wechat_timeout",
+                false,
+            ),
+            (
+                HttpError::WeChat(WeChatError::Status(503)),
+                502,
+                "wechat_unavailable",
+                false,
+            ),
+            (
+                HttpError::WeChat(WeChatError::Unreachable("x".into())),
+                502,
+                "wechat_unavailable",
+                false,
+            ),
+        ];
+        for (err, status, code, operator) in cases {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+            assert_eq!(err.code(), code, "{err:?}");
+            assert_eq!(err.is_operator_fault(), operator, "{err:?}");
+        }
+    }
+}

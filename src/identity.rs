@@ -1,0 +1,149 @@
+//! The trusted identity headers wxgate hands to the upstream.
+//!
+//! The upstream believes these headers, so a client must never be able to set
+//! them. Before injecting, every client-sent copy is removed — matched
+//! case-insensitively and with `_` and `-` treated alike, because CGI, PHP
+//! and nginx backends map `X_WX_OpenId` and `X-WX-OpenId` to the same
+//! variable (oauth2-proxy CVE-2025-64484 was exactly this gap). Duplicates
+//! go too: `HeaderMap::remove` drops every value of a name.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::{HeadersConfig, SessionConfig};
+use crate::session::UserRecord;
+
+/// A header name folded the way backends fold it: lower case, `_` as `-`.
+pub fn canonical(name: &str) -> String {
+    name.bytes().map(|b| fold(b) as char).collect()
+}
+
+fn fold(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// `name` (already lower case, as `HeaderMap` keys are) equals the canonical name.
+fn same(name: &str, canonical: &str) -> bool {
+    name.len() == canonical.len()
+        && name
+            .bytes()
+            .zip(canonical.bytes())
+            .all(|(a, b)| fold(a) == b)
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    openid: HeaderName,
+    unionid: HeaderName,
+    appid: HeaderName,
+    appid_value: HeaderValue,
+    /// Canonical names removed from every client request.
+    stripped: Vec<String>,
+}
+
+impl IdentityHeaders {
+    /// `appid` was validated as alphanumeric, so it is a valid header value.
+    pub fn new(headers: &HeadersConfig, session: &SessionConfig, appid: &str) -> Self {
+        let mut stripped = vec![
+            canonical(headers.openid.as_str()),
+            canonical(headers.unionid.as_str()),
+            canonical(headers.appid.as_str()),
+        ];
+        if !session.forward_session_header {
+            // The session id is a bearer credential: the upstream does not need it.
+            stripped.push(canonical(session.header.as_str()));
+        }
+        Self {
+            openid: headers.openid.clone(),
+            unionid: headers.unionid.clone(),
+            appid: headers.appid.clone(),
+            appid_value: HeaderValue::from_str(appid)
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            stripped,
+        }
+    }
+
+    /// Removes every client-sent identity header, in all its spellings.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| self.stripped.iter().any(|c| same(k.as_str(), c)))
+            .cloned()
+            .collect();
+        for name in forged {
+            headers.remove(name);
+        }
+    }
+
+    /// Sets the identity of `user`. Call after [`Self::strip`].
+    pub fn inject(&self, headers: &mut HeaderMap, user: &UserRecord) {
+        headers.insert(self.openid.clone(), user.openid_header().clone());
+        if let Some(unionid) = user.unionid_header() {
+            headers.insert(self.unionid.clone(), unionid.clone());
+        }
+        headers.insert(self.appid.clone(), self.appid_value.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn identity(extra: &str) -> IdentityHeaders {
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n{extra}"
+        );
+        let config = Config::parse(&text, &|_| None).unwrap();
+        IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid)
+    }
+
+    #[test]
+    fn strips_every_spelling_and_duplicate() {
+        let ids = identity("");
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-wx-openid",
+            "X_WX_OPENID",
+            "x_wx-openid",
+            "x-wx-unionid",
+            "x-wx_appid",
+            "x-session-id",
+            "x_session_id",
+        ] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("forged"),
+            );
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("again"),
+            );
+        }
+        h.insert("x-wx-openid-extra", HeaderValue::from_static("kept"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        ids.strip(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(h.contains_key("x-wx-openid-extra") && h.contains_key("accept"));
+    }
+
+    #[test]
+    fn keeps_session_header_when_forwarding_is_on() {
+        let ids = identity("[session]\nforward_session_header = true\n");
+        let mut h = HeaderMap::new();
+        h.insert("x-session-id", HeaderValue::from_static("abc"));
+        ids.strip(&mut h);
+        assert!(h.contains_key("x-session-id"));
+    }
+
+    #[test]
+    fn canonical_folds_case_and_underscore() {
+        assert_eq!(canonical("X_WX_OpenId"), "x-wx-openid");
+        assert!(same("x_wx_openid", "x-wx-openid"));
+        assert!(!same("x-wx-openid2", "x-wx-openid"));
+    }
+}

@@ -1,0 +1,26 @@
+//! wxgate: a reverse-proxy sidecar that gives any HTTP backend WeChat
+//! mini-program login.
+//!
+//! `POST /login` trades a `wx.login()` code for a wxgate session id; every
+//! other request carrying a valid `X-Session-Id` is streamed to the upstream
+//! with trusted `X-WX-*` identity headers, and any identity header the client
+//! sent is stripped first. See README.md for the whole picture.
+#![forbid(unsafe_code)]
+
+mod app;
+pub mod body;
+pub mod config;
+mod demo;
+pub mod error;
+pub mod hop_by_hop;
+pub mod identity;
+mod login;
+mod proxy;
+pub mod route;
+pub mod secret;
+pub mod server;
+pub mod session;
+pub mod wechat;
+
+pub use config::Config;
+pub use server::Server;
