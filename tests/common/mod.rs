@@ -1,0 +1,186 @@
+//! Test harness: real sockets on loopback, nothing of wxgate's own mocked.
+//!
+//! - [`WeChatDouble`]: a WeChat API test double following the documented
+//!   behaviour of `jscode2session`.
+//! - [`Upstream`]: an echo backend that reports what it received.
+//! - [`GateConfig`]: builds a config and starts wxgate in-process on an
+//!   ephemeral port.
+#![allow(dead_code)]
+
+pub mod upstream;
+pub mod wechat;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use upstream::Upstream;
+pub use wechat::WeChatDouble;
+
+pub const APPID: &str = "wxtestappid0001";
+pub const SECRET: &str = "test-app-secret";
+
+/// A config under construction: `table → key → value` (values are TOML).
+pub struct GateConfig {
+    tables: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl GateConfig {
+    pub fn new(wechat: &WeChatDouble, upstream: &Upstream) -> Self {
+        Self::with_upstream_url(wechat, &format!("http://{}", upstream.addr))
+    }
+
+    pub fn with_upstream_url(wechat: &WeChatDouble, url: &str) -> Self {
+        let mut config = Self {
+            tables: BTreeMap::new(),
+        };
+        config
+            .set("server", "listen", "\"127.0.0.1:0\"")
+            .set("server", "drain_timeout", "\"5s\"")
+            .set("upstream", "url", &format!("\"{url}\""))
+            .set("upstream", "timeout", "\"5s\"")
+            .set("wechat", "appid", &format!("\"{APPID}\""))
+            .set("wechat", "secret", &format!("\"{SECRET}\""))
+            .set("wechat", "api_base", &format!("\"http://{}\"", wechat.addr))
+            .set("wechat", "timeout", "\"2s\"");
+        config
+    }
+
+    pub fn set(&mut self, table: &str, key: &str, value: &str) -> &mut Self {
+        self.tables
+            .entry(table.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (table, keys) in &self.tables {
+            out.push_str(&format!("[{table}]\n"));
+            for (k, v) in keys {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        out
+    }
+
+    pub async fn start(&self) -> Gate {
+        let config = wxgate::Config::parse(&self.text(), &|_| None).expect("test config is valid");
+        let server = wxgate::Server::bind(&config).await.expect("wxgate binds");
+        let addr = server.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Gate {
+            addr,
+            shutdown: Some(tx),
+            task,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A running wxgate.
+pub struct Gate {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    pub http: reqwest::Client,
+}
+
+impl Gate {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post_login(&self, body: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/login"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// Logs in with `code` and returns the session id.
+    pub async fn login(&self, code: &str) -> String {
+        let response = self.post_login(&format!(r#"{{"code":"{code}"}}"#)).await;
+        assert_eq!(response.status(), 200, "login with {code}");
+        let body: serde_json::Value = response.json().await.expect("login JSON");
+        body["session_id"].as_str().expect("session_id").to_owned()
+    }
+
+    pub fn get(&self, path: &str, session: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(self.url(path))
+            .header("x-session-id", session)
+    }
+
+    /// Stops accepting, drains, and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Asserts an error response: status, JSON `code`, and a non-empty message.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status, "expected {status} {code}");
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let body: serde_json::Value = response.json().await.expect("error JSON");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// Sends `request` as raw bytes (it should carry `Connection: close`) and
+/// returns `(status, head, body)`. For requests an HTTP client would tidy up.
+pub async fn raw(addr: SocketAddr, request: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.expect("read");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// A loopback address nothing listens on.
+pub async fn closed_port() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    listener.local_addr().expect("addr")
+}
