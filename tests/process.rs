@@ -1,0 +1,329 @@
+//! The `wxgate` binary as an operator runs it: `check-config`, SIGTERM
+//! draining, constant memory while streaming, and log lines free of secrets.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{GateConfig, SECRET, Upstream, WeChatDouble};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
+
+fn temp_config(text: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "wxgate-test-{}-{}.toml",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A wxgate child process; its stderr lines are collected.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn start(config: &GateConfig, env: &[(&str, &str)]) -> Self {
+        let path = temp_config(&config.text());
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&path)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn wxgate");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let collected = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("wxgate listening")
+                    && let Some(addr) = line.split("addr=").nth(1)
+                {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("wxgate logs its address")
+            .parse()
+            .expect("address");
+        Self { child, addr, logs }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; panics after `limit`.
+    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wxgate did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(http: &reqwest::Client, url: String, code: &str) -> String {
+    let body: serde_json::Value = http
+        .post(url)
+        .body(format!(r#"{{"code":"{code}"}}"#))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["session_id"].as_str().expect("session_id").to_owned()
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example_and_names_bad_keys() {
+    let ok = Command::new(BIN)
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    for (text, key) in [
+        (
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wx1\"\nsecret = \"s\"\n[session]\nttl = \"forever\"\n",
+            "session.ttl",
+        ),
+        (
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wx1\"\n",
+            "wechat.secret",
+        ),
+        (
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wx1\"\nsecret = \"s\"\nsekret = 1\n",
+            "sekret",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(temp_config(text))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{stderr}");
+    }
+    let missing = Command::new(BIN)
+        .args(["check-config", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.set("server", "drain_timeout", "\"10s\"");
+    let mut gate = Process::start(&config, &[]);
+    let http = reqwest::Client::new();
+    let id = login(&http, gate.url("/login"), "zoe").await;
+
+    let slow = tokio::spawn(
+        http.get(gate.url("/slow?ms=1500"))
+            .header("x-session-id", &id)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The listener is closed at once: new connections are refused.
+    assert!(tokio::net::TcpStream::connect(gate.addr).await.is_err());
+    // The in-flight request still completes.
+    let response = slow.await.unwrap().expect("in-flight request completes");
+    assert_eq!(response.status(), 200);
+    let status = tokio::task::spawn_blocking(move || gate.wait(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_timeout_bounds_shutdown() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config
+        .set("server", "drain_timeout", "\"500ms\"")
+        .set("upstream", "timeout", "\"60s\"");
+    let mut gate = Process::start(&config, &[]);
+    let http = reqwest::Client::new();
+    let id = login(&http, gate.url("/login"), "amy").await;
+    let _stuck = tokio::spawn(
+        http.get(gate.url("/slow?ms=30000"))
+            .header("x-session-id", &id)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    gate.signal("INT");
+    let status = tokio::task::spawn_blocking(move || gate.wait(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_a_large_body_runs_in_constant_memory() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let gate = Process::start(&GateConfig::new(&wechat, &upstream), &[]);
+    let http = reqwest::Client::new();
+    let id = login(&http, gate.url("/login"), "bea").await;
+
+    const SIZE: u64 = 512 * 1024 * 1024;
+    let chunk = bytes::Bytes::from(vec![7u8; 256 * 1024]);
+    let count = SIZE / chunk.len() as u64;
+    let stream =
+        futures_util::stream::iter((0..count).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let report: serde_json::Value = http
+        .post(gate.url("/upload"))
+        .header("x-session-id", &id)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["bytes"], SIZE);
+
+    let mut response = http
+        .get(gate.url(&format!("/download?bytes={SIZE}")))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    let mut received = 0u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        received += chunk.len() as u64;
+    }
+    assert_eq!(received, SIZE);
+
+    // 512 MiB went each way; buffering even a tenth of it would show.
+    eprintln!(
+        "wxgate peak RSS after streaming 512 MiB each way: {} KiB",
+        gate.peak_rss_kib()
+    );
+    let peak_mib = gate.peak_rss_kib() / 1024;
+    assert!(
+        peak_mib < 48,
+        "wxgate peaked at {peak_mib} MiB while streaming"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_session_ids_never_reach_a_log_line() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    // The secret comes from the environment, as in production.
+    config.set("wechat", "secret", "\"overridden-by-env\"");
+    let gate = Process::start(
+        &config,
+        &[("WXGATE_WECHAT_SECRET", SECRET), ("WXGATE_LOG", "trace")],
+    );
+    let http = reqwest::Client::new();
+    let id = login(&http, gate.url("/login"), "union:cleo").await;
+    let ok = http
+        .get(gate.url("/x?token=1"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    for code in ["err:40029", "html", "err:-1"] {
+        http.post(gate.url("/login"))
+            .body(format!(r#"{{"code":"{code}"}}"#))
+            .send()
+            .await
+            .unwrap();
+    }
+    http.post(gate.url("/logout"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let logs = gate.logs();
+    assert!(
+        logs.contains("outcome=\"authenticated\""),
+        "one line per request:\n{logs}"
+    );
+    assert!(logs.contains("outcome=\"login\""));
+    // The double's session_key for "cleo" starts with "cleo" padded with "A".
+    for secret in [SECRET, &id, "cleoAAAA"] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+}
