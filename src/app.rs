@@ -7,7 +7,6 @@
 //! fault, warn for a 5xx, info otherwise).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -23,14 +22,18 @@ use crate::identity::IdentityHeaders;
 use crate::login::Login;
 use crate::proxy::Upstream;
 use crate::route::{Route, Routes};
-use crate::session::{MemoryStore, SessionId, SessionStore, UserRecord};
+use crate::session::{MemoryStore, Resolved, SessionId, SessionStore, UserRecord};
+use crate::wechat::WeChat;
+use crate::{decrypt, phone, session_check};
 
 pub struct App {
     routes: Routes,
     identity: IdentityHeaders,
     session_header: HeaderName,
     sessions: MemoryStore,
+    wechat: WeChat,
     login: Login,
+    appid: String,
     upstream: Upstream,
     draining: AtomicBool,
 }
@@ -66,7 +69,9 @@ impl App {
             identity: IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid),
             session_header: config.session.header.clone(),
             sessions: MemoryStore::new(&config.session),
-            login: Login::new(config)?,
+            wechat: WeChat::new(&config.wechat)?,
+            login: Login::new(config),
+            appid: config.wechat.appid.clone(),
             upstream: Upstream::new(&config.upstream),
             draining: AtomicBool::new(false),
         })
@@ -138,30 +143,48 @@ impl App {
             }
             Route::Login => {
                 *outcome = Outcome::Login;
-                require_post(&request)?;
-                self.login.handle(&self.sessions, request).await
+                require(&request, Method::POST)?;
+                self.login
+                    .handle(&self.wechat, &self.sessions, request)
+                    .await
             }
             Route::Logout => {
                 *outcome = Outcome::Logout;
-                require_post(&request)?;
+                require(&request, Method::POST)?;
                 // Idempotent: ending an unknown or absent session succeeds too.
                 if let Some(id) = self.session_id(request.headers()) {
                     self.sessions.logout(&id).await?;
                 }
                 Ok(body::empty(StatusCode::NO_CONTENT))
             }
+            Route::Decrypt => {
+                require(&request, Method::POST)?;
+                let session = self.require_session(request.headers()).await?;
+                *outcome = Outcome::Authenticated;
+                decrypt::handle(&self.sessions, &self.appid, &session, request).await
+            }
+            Route::Phone => {
+                require(&request, Method::POST)?;
+                let session = self.require_session(request.headers()).await?;
+                *outcome = Outcome::Authenticated;
+                phone::handle(&self.sessions, &self.wechat, &session, request).await
+            }
+            Route::SessionCheck => {
+                require(&request, Method::GET)?;
+                let session = self.require_session(request.headers()).await?;
+                *outcome = Outcome::Authenticated;
+                session_check::handle(&self.sessions, &self.wechat, &session).await
+            }
             Route::Public => {
-                let user = self.resolve(request.headers()).await?;
+                let session = self.resolve(request.headers()).await?;
                 *outcome = Outcome::Public;
-                self.forward(request, peer, user.as_deref()).await
+                self.forward(request, peer, session.as_ref().map(|s| &*s.user))
+                    .await
             }
             Route::Protected => {
-                let user = self
-                    .resolve(request.headers())
-                    .await?
-                    .ok_or(HttpError::SessionInvalid)?;
+                let session = self.require_session(request.headers()).await?;
                 *outcome = Outcome::Authenticated;
-                self.forward(request, peer, Some(&user)).await
+                self.forward(request, peer, Some(&session.user)).await
             }
         }
     }
@@ -175,11 +198,17 @@ impl App {
         }
     }
 
-    async fn resolve(&self, headers: &HeaderMap) -> Result<Option<Arc<UserRecord>>, HttpError> {
+    async fn resolve(&self, headers: &HeaderMap) -> Result<Option<Resolved>, HttpError> {
         match self.session_id(headers) {
             Some(id) => Ok(self.sessions.resolve(&id).await?),
             None => Ok(None),
         }
+    }
+
+    async fn require_session(&self, headers: &HeaderMap) -> Result<Resolved, HttpError> {
+        self.resolve(headers)
+            .await?
+            .ok_or(HttpError::SessionInvalid)
     }
 
     async fn forward(
@@ -201,9 +230,11 @@ impl App {
     }
 }
 
-fn require_post(request: &Request<Incoming>) -> Result<(), HttpError> {
-    if request.method() == Method::POST {
+fn require(request: &Request<Incoming>, method: Method) -> Result<(), HttpError> {
+    if request.method() == method {
         Ok(())
+    } else if method == Method::GET {
+        Err(HttpError::MethodNotAllowed { allow: "GET" })
     } else {
         Err(HttpError::MethodNotAllowed { allow: "POST" })
     }

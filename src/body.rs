@@ -34,6 +34,19 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     response
 }
 
+/// Reads a JSON request body of at most `limit` bytes into `T`; `shape`
+/// shows the client what was expected.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    request: http::Request<Incoming>,
+    limit: usize,
+    shape: &str,
+) -> Result<T, HttpError> {
+    let (parts, body) = request.into_parts();
+    let bytes = read_limited(&parts.headers, body, limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| HttpError::BadRequest(format!("send a JSON body like {shape}")))
+}
+
 /// Reads a whole request body of at most `limit` bytes.
 ///
 /// A declared `Content-Length` over the limit is refused before reading;

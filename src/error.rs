@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::body::{self, Body};
 use crate::session::{InvalidIdentity, StoreError};
 use crate::wechat::{WeChatError, errcode};
+use crate::wxdata::DecryptError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
@@ -24,6 +25,12 @@ pub enum HttpError {
     PayloadTooLarge { limit: usize },
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
+    #[error("the encrypted data does not match the user's current session_key")]
+    SessionKeyStale,
+    #[error("the encrypted data is for another AppID")]
+    WatermarkMismatch,
+    #[error("rawData does not match its signature")]
+    SignatureMismatch,
     #[error(transparent)]
     WeChat(#[from] WeChatError),
     #[error(transparent)]
@@ -43,6 +50,8 @@ impl HttpError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SessionKeyStale => StatusCode::CONFLICT,
+            Self::WatermarkMismatch | Self::SignatureMismatch => StatusCode::BAD_REQUEST,
             Self::WeChat(e) => wechat_status(e),
             Self::InvalidIdentity(_) => StatusCode::BAD_GATEWAY,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -57,6 +66,9 @@ impl HttpError {
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::SessionKeyStale => "session_key_stale",
+            Self::WatermarkMismatch => "watermark_mismatch",
+            Self::SignatureMismatch => "signature_mismatch",
             Self::WeChat(WeChatError::Api { errcode, .. }) => match *errcode {
                 errcode::INVALID_CODE => "code_invalid",
                 errcode::CODE_USED => "code_used",
@@ -79,7 +91,13 @@ impl HttpError {
         matches!(
             self,
             Self::WeChat(WeChatError::Api { errcode, .. })
-                if matches!(*errcode, errcode::INVALID_APPID | errcode::INVALID_APPSECRET | errcode::INVALID_CREDENTIAL)
+                if matches!(
+                    *errcode,
+                    errcode::INVALID_APPID
+                        | errcode::INVALID_APPSECRET
+                        | errcode::INVALID_CREDENTIAL
+                        | errcode::IP_NOT_WHITELISTED
+                )
         )
     }
 
@@ -93,6 +111,16 @@ impl HttpError {
             Self::BadRequest(m) => m.clone(),
             Self::PayloadTooLarge { limit } => format!("the request body is over {limit} bytes"),
             Self::MethodNotAllowed { allow } => format!("use {allow} on this route"),
+            Self::SessionKeyStale => "the encrypted data was made with a newer session_key than wxgate \
+                holds for this user: call wx.login(), POST the new code to the login route, \
+                then fetch the encrypted data again and retry"
+                .to_owned(),
+            Self::WatermarkMismatch => {
+                "the encrypted data belongs to another mini-program (watermark.appid differs)".to_owned()
+            }
+            Self::SignatureMismatch => {
+                "rawData does not match its signature: send rawData and signature exactly as WeChat gave them".to_owned()
+            }
             Self::WeChat(WeChatError::Api { errcode, .. }) => match *errcode {
                 errcode::INVALID_CODE => format!("the login code is invalid or expired: {RELOGIN}"),
                 errcode::CODE_USED => format!("the login code was already used: {RELOGIN}"),
@@ -104,7 +132,9 @@ impl HttpError {
                     "WeChat refused this login because it considers the user high-risk".to_owned()
                 }
                 _ if self.is_operator_fault() => {
-                    "WeChat rejected this server's credentials; the operator must fix wechat.appid or wechat.secret".to_owned()
+                    "WeChat rejected this server's credentials or address; the operator must fix \
+                     wechat.appid, wechat.secret or the app's IP whitelist"
+                        .to_owned()
                 }
                 _ => "WeChat refused the request".to_owned(),
             },
@@ -135,6 +165,16 @@ impl HttpError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+impl From<DecryptError> for HttpError {
+    fn from(e: DecryptError) -> Self {
+        match e {
+            DecryptError::Malformed(why) => Self::BadRequest(why.to_owned()),
+            DecryptError::Stale => Self::SessionKeyStale,
+            DecryptError::WatermarkMismatch => Self::WatermarkMismatch,
+        }
     }
 }
 
@@ -175,6 +215,9 @@ mod tests {
             (api(40226), 403, "user_high_risk", false),
             (api(40013), 502, "wechat_misconfigured", true),
             (api(40125), 502, "wechat_misconfigured", true),
+            (api(40164), 502, "wechat_misconfigured", true),
+            (api(40001), 502, "wechat_misconfigured", true),
+            (HttpError::SessionKeyStale, 409, "session_key_stale", false),
             (api(99999), 502, "wechat_error", false),
             (
                 HttpError::WeChat(WeChatError::Timeout(Duration::from_secs(1))),

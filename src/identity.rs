@@ -12,6 +12,9 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::config::{HeadersConfig, SessionConfig};
 use crate::session::UserRecord;
 
+/// Stripped from every client request, whether or not phone injection is on.
+pub const DEFAULT_PHONE_HEADER: &str = "X-WX-Phone";
+
 /// A header name folded the way backends fold it: lower case, `_` as `-`.
 pub fn canonical(name: &str) -> String {
     name.bytes().map(|b| fold(b) as char).collect()
@@ -40,6 +43,7 @@ pub struct IdentityHeaders {
     unionid: HeaderName,
     appid: HeaderName,
     appid_value: HeaderValue,
+    phone: Option<HeaderName>,
     /// Canonical names removed from every client request.
     stripped: Vec<String>,
 }
@@ -51,7 +55,12 @@ impl IdentityHeaders {
             canonical(headers.openid.as_str()),
             canonical(headers.unionid.as_str()),
             canonical(headers.appid.as_str()),
+            // The phone header is stripped even when wxgate does not inject it.
+            canonical(DEFAULT_PHONE_HEADER),
         ];
+        if let Some(phone) = &headers.phone {
+            stripped.push(canonical(phone.as_str()));
+        }
         if !session.forward_session_header {
             // The session id is a bearer credential: the upstream does not need it.
             stripped.push(canonical(session.header.as_str()));
@@ -60,6 +69,7 @@ impl IdentityHeaders {
             openid: headers.openid.clone(),
             unionid: headers.unionid.clone(),
             appid: headers.appid.clone(),
+            phone: headers.phone.clone(),
             appid_value: HeaderValue::from_str(appid)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
             stripped,
@@ -85,6 +95,11 @@ impl IdentityHeaders {
             headers.insert(self.unionid.clone(), unionid.clone());
         }
         headers.insert(self.appid.clone(), self.appid_value.clone());
+        if let Some(name) = &self.phone
+            && let Some(value) = user.phone.as_ref().and_then(|p| p.header_value())
+        {
+            headers.insert(name.clone(), value);
+        }
     }
 }
 
@@ -113,6 +128,8 @@ mod tests {
             "x-wx_appid",
             "x-session-id",
             "x_session_id",
+            "x-wx-phone",
+            "X_WX_Phone",
         ] {
             h.append(
                 HeaderName::from_bytes(name.as_bytes()).unwrap(),

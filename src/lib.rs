@@ -10,17 +10,21 @@
 mod app;
 pub mod body;
 pub mod config;
+mod decrypt;
 mod demo;
 pub mod error;
 pub mod hop_by_hop;
 pub mod identity;
 mod login;
+mod phone;
 mod proxy;
 pub mod route;
 pub mod secret;
 pub mod server;
 pub mod session;
+mod session_check;
 pub mod wechat;
+pub mod wxdata;
 
 pub use config::Config;
 pub use server::Server;

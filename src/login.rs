@@ -7,6 +7,11 @@
 //! every caller waiting on that key, and never caches an error. The entry is
 //! dropped as soon as the call completes, so a later replay of the code goes
 //! to WeChat and gets WeChat's own "code used" answer.
+//!
+//! A login may carry the user's encrypted data (`encryptedData` + `iv`) and
+//! signed profile (`rawData` + `signature`): they are checked with the key
+//! this very login obtained, the race-free way (Tencent's wafer did the
+//! same). If they fail, the new session is ended and the error returned.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,91 +24,162 @@ use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::config::Config;
+use crate::decrypt;
 use crate::error::HttpError;
 use crate::session::{SessionId, SessionStore, UserRecord};
-use crate::wechat::Code2Session;
+use crate::wechat::WeChat;
+use crate::wxdata;
 
-/// Largest accepted login body.
+/// Largest accepted login body (encrypted data included).
 pub const BODY_LIMIT: usize = 16 * 1024;
 /// Longest accepted code; WeChat's are 32 characters.
 pub const CODE_LIMIT: usize = 1024;
 
 pub struct Login {
-    code2session: Code2Session,
-    inflight: Cache<String, SessionId>,
+    inflight: Cache<String, (SessionId, Arc<UserRecord>)>,
     expires_in: u64,
+    appid: String,
+}
+
+/// A parsed login body.
+#[derive(Debug, PartialEq)]
+struct LoginBody {
+    code: String,
+    /// `encryptedData` and `iv`.
+    encrypted: Option<(String, String)>,
+    /// `rawData` and `signature`.
+    signed: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
-struct LoginRequest {
+#[serde(rename_all = "camelCase")]
+struct RawLoginBody {
     code: Option<serde_json::Value>,
+    encrypted_data: Option<serde_json::Value>,
+    iv: Option<serde_json::Value>,
+    raw_data: Option<serde_json::Value>,
+    signature: Option<serde_json::Value>,
 }
 
 impl Login {
-    pub fn new(config: &Config) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            code2session: Code2Session::new(&config.wechat)?,
+    pub fn new(config: &Config) -> Self {
+        Self {
             // Entries live only while a call is in flight; the TTL is a backstop.
             inflight: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             expires_in: config.session.ttl.as_secs(),
-        })
+            appid: config.wechat.appid.clone(),
+        }
     }
 
     pub async fn handle<S: SessionStore>(
         &self,
+        wechat: &WeChat,
         store: &S,
         request: Request<Incoming>,
     ) -> Result<Response<Body>, HttpError> {
         let (parts, body) = request.into_parts();
         let bytes = body::read_limited(&parts.headers, body, BODY_LIMIT).await?;
-        let code = parse_code(&bytes)?;
+        let login = parse(&bytes)?;
         let result = self
             .inflight
-            .try_get_with_by_ref(code.as_str(), self.open_session(store, &code))
+            .try_get_with_by_ref(
+                login.code.as_str(),
+                open_session(wechat, store, &login.code),
+            )
             .await;
-        self.inflight.invalidate(code.as_str()).await;
-        let id = result.map_err(|e: Arc<HttpError>| (*e).clone())?;
+        self.inflight.invalidate(login.code.as_str()).await;
+        let (id, user) = result.map_err(|e: Arc<HttpError>| (*e).clone())?;
         tracing::debug!(session = %id.redacted(), "login");
-        Ok(body::json(
-            StatusCode::OK,
-            &json!({ "session_id": id.encode(), "expires_in": self.expires_in }),
-        ))
+
+        let mut answer = json!({ "session_id": id.encode(), "expires_in": self.expires_in });
+        match self.check_data(store, &login, &user).await {
+            Ok(Some(data)) => answer["data"] = serde_json::Value::Object(data),
+            Ok(None) => {}
+            Err(e) => {
+                store.logout(&id).await?;
+                return Err(e);
+            }
+        }
+        Ok(body::json(StatusCode::OK, &answer))
     }
 
-    async fn open_session<S: SessionStore>(
+    /// Verifies `rawData` and decrypts `encryptedData`, when present.
+    async fn check_data<S: SessionStore>(
         &self,
         store: &S,
-        code: &str,
-    ) -> Result<SessionId, HttpError> {
-        let wx = self.code2session.exchange(code).await?;
-        let user = UserRecord::new(&wx.openid, wx.unionid.as_deref(), wx.session_key)?;
-        Ok(store.login(user).await?)
+        login: &LoginBody,
+        user: &UserRecord,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, HttpError> {
+        if let Some((raw_data, signature)) = &login.signed
+            && !wxdata::signature_matches(raw_data, &user.session_key, signature)
+        {
+            return Err(HttpError::SignatureMismatch);
+        }
+        match &login.encrypted {
+            Some((data, iv)) => Ok(Some(
+                decrypt::decrypt_for(store, user, &self.appid, data, iv).await?,
+            )),
+            None => Ok(None),
+        }
     }
 }
 
-fn parse_code(bytes: &[u8]) -> Result<String, HttpError> {
+async fn open_session<S: SessionStore>(
+    wechat: &WeChat,
+    store: &S,
+    code: &str,
+) -> Result<(SessionId, Arc<UserRecord>), HttpError> {
+    let wx = wechat.code2session(code).await?;
+    let user = UserRecord::new(&wx.openid, wx.unionid.as_deref(), wx.session_key)?;
+    Ok(store.login(user).await?)
+}
+
+fn parse(bytes: &[u8]) -> Result<LoginBody, HttpError> {
     const SHAPE: &str = r#"send a JSON body like {"code": "<the code from wx.login()>"}"#;
     let bad = |why: &str| HttpError::BadRequest(format!("{why}: {SHAPE}"));
     if bytes.is_empty() {
         return Err(bad("the body is empty"));
     }
-    let request: LoginRequest =
+    let raw: RawLoginBody =
         serde_json::from_slice(bytes).map_err(|_| bad("the body is not a JSON object"))?;
-    match request.code {
-        None | Some(serde_json::Value::Null) => Err(bad("`code` is missing")),
-        Some(serde_json::Value::String(code)) => {
-            if code.is_empty() {
-                Err(bad("`code` is empty"))
-            } else if code.len() > CODE_LIMIT {
-                Err(bad("`code` is too long"))
-            } else {
-                Ok(code)
-            }
+    let code = match raw.code {
+        None | Some(serde_json::Value::Null) => return Err(bad("`code` is missing")),
+        Some(serde_json::Value::String(code)) if code.is_empty() => {
+            return Err(bad("`code` is empty"));
         }
-        Some(_) => Err(bad("`code` is not a string")),
+        Some(serde_json::Value::String(code)) if code.len() > CODE_LIMIT => {
+            return Err(bad("`code` is too long"));
+        }
+        Some(serde_json::Value::String(code)) => code,
+        Some(_) => return Err(bad("`code` is not a string")),
+    };
+    Ok(LoginBody {
+        code,
+        encrypted: pair(raw.encrypted_data, raw.iv, "encryptedData", "iv")?,
+        signed: pair(raw.raw_data, raw.signature, "rawData", "signature")?,
+    })
+}
+
+/// Two optional string fields that make sense only together.
+fn pair(
+    a: Option<serde_json::Value>,
+    b: Option<serde_json::Value>,
+    a_name: &str,
+    b_name: &str,
+) -> Result<Option<(String, String)>, HttpError> {
+    use serde_json::Value::{Null, String as Text};
+    match (a.unwrap_or(Null), b.unwrap_or(Null)) {
+        (Null, Null) => Ok(None),
+        (Text(a), Text(b)) => Ok(Some((a, b))),
+        (Null, _) | (_, Null) => Err(HttpError::BadRequest(format!(
+            "`{a_name}` and `{b_name}` go together: send both or neither"
+        ))),
+        _ => Err(HttpError::BadRequest(format!(
+            "`{a_name}` and `{b_name}` must be strings"
+        ))),
     }
 }
 
@@ -114,7 +190,7 @@ mod tests {
     #[test]
     fn bad_bodies_are_rejected_with_a_reason() {
         let long = format!(r#"{{"code":"{}"}}"#, "a".repeat(CODE_LIMIT + 1));
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 12] = [
             (b"", "empty"),
             (b"code=abc", "not a JSON object"),
             (b"[1,2]", "not a JSON object"),
@@ -123,16 +199,36 @@ mod tests {
             (br#"{"code":""}"#, "empty"),
             (br#"{"code":42}"#, "not a string"),
             (long.as_bytes(), "too long"),
+            (br#"{"code":"c","encryptedData":"x"}"#, "go together"),
+            (br#"{"code":"c","iv":"x"}"#, "go together"),
+            (br#"{"code":"c","rawData":"x"}"#, "go together"),
+            (
+                br#"{"code":"c","rawData":1,"signature":2}"#,
+                "must be strings",
+            ),
         ];
         for (body, why) in cases {
-            match parse_code(body) {
+            match parse(body) {
                 Err(HttpError::BadRequest(m)) => assert!(m.contains(why), "{m}"),
                 other => panic!("{body:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn good_bodies() {
         assert_eq!(
-            parse_code(br#"{"code":"081abc","extra":1}"#).unwrap(),
-            "081abc"
+            parse(br#"{"code":"081abc","extra":1}"#).unwrap(),
+            LoginBody {
+                code: "081abc".into(),
+                encrypted: None,
+                signed: None
+            }
         );
+        let full =
+            parse(br#"{"code":"c","encryptedData":"e","iv":"i","rawData":"r","signature":"s"}"#)
+                .unwrap();
+        assert_eq!(full.encrypted, Some(("e".into(), "i".into())));
+        assert_eq!(full.signed, Some(("r".into(), "s".into())));
     }
 }

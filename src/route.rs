@@ -16,6 +16,9 @@ use crate::config::RoutesConfig;
 pub enum Route {
     Login,
     Logout,
+    Decrypt,
+    Phone,
+    SessionCheck,
     Healthz,
     Readyz,
     /// Proxied without a session (identity injected when one is present).
@@ -27,6 +30,9 @@ pub enum Route {
 pub struct Routes {
     login: String,
     logout: String,
+    decrypt: String,
+    phone: String,
+    session: String,
     public: Vec<String>,
 }
 
@@ -35,6 +41,9 @@ impl Routes {
         Self {
             login: config.login.clone(),
             logout: config.logout.clone(),
+            decrypt: config.decrypt.clone(),
+            phone: config.phone.clone(),
+            session: config.session.clone(),
             public: config.public.iter().map(|p| prefix(p)).collect(),
         }
     }
@@ -44,6 +53,12 @@ impl Routes {
             Route::Login
         } else if path == self.logout {
             Route::Logout
+        } else if path == self.decrypt {
+            Route::Decrypt
+        } else if path == self.phone {
+            Route::Phone
+        } else if path == self.session {
+            Route::SessionCheck
         } else if path == "/healthz" {
             Route::Healthz
         } else if path == "/readyz" {
@@ -131,6 +146,9 @@ mod tests {
         Routes::new(&RoutesConfig {
             login: "/login".into(),
             logout: "/logout".into(),
+            decrypt: "/decrypt".into(),
+            phone: "/phone".into(),
+            session: "/session".into(),
             public: public.iter().map(|s| s.to_string()).collect(),
         })
     }
@@ -141,6 +159,9 @@ mod tests {
         let cases = [
             ("/login", Route::Login),
             ("/logout", Route::Logout),
+            ("/decrypt", Route::Decrypt),
+            ("/phone", Route::Phone),
+            ("/session", Route::SessionCheck),
             ("/healthz", Route::Healthz),
             ("/readyz", Route::Readyz),
             ("/login/x", Route::Protected),

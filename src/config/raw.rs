@@ -66,6 +66,9 @@ pub struct RawSession {
 pub struct RawRoutes {
     pub login: Option<String>,
     pub logout: Option<String>,
+    pub decrypt: Option<String>,
+    pub phone: Option<String>,
+    pub session: Option<String>,
     pub public: Option<Vec<String>>,
 }
 
@@ -75,6 +78,7 @@ pub struct RawHeaders {
     pub openid: Option<String>,
     pub unionid: Option<String>,
     pub appid: Option<String>,
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -228,6 +228,9 @@ impl SessionConfig {
 pub struct RoutesConfig {
     pub login: String,
     pub logout: String,
+    pub decrypt: String,
+    pub phone: String,
+    pub session: String,
     /// Path prefixes served without a session (matched on whole segments).
     pub public: Vec<String>,
 }
@@ -236,11 +239,25 @@ impl RoutesConfig {
     pub(super) fn from_raw(raw: RawRoutes) -> Result<Self, ConfigError> {
         let login = path("routes.login", raw.login, "/login")?;
         let logout = path("routes.logout", raw.logout, "/logout")?;
-        if login == logout {
-            return Err(ConfigError::invalid(
-                "routes.logout",
-                "must differ from routes.login",
-            ));
+        let decrypt = path("routes.decrypt", raw.decrypt, "/decrypt")?;
+        let phone = path("routes.phone", raw.phone, "/phone")?;
+        let session = path("routes.session", raw.session, "/session")?;
+        let built_in = [
+            ("routes.login", &login),
+            ("routes.logout", &logout),
+            ("routes.decrypt", &decrypt),
+            ("routes.phone", &phone),
+            ("routes.session", &session),
+        ];
+        for (i, (key, route)) in built_in.iter().enumerate() {
+            if built_in[..i].iter().any(|(_, other)| other == route)
+                || ["/healthz", "/readyz"].contains(&route.as_str())
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("`{route}` is already taken by another built-in route"),
+                ));
+            }
         }
         let public = raw
             .public
@@ -251,6 +268,9 @@ impl RoutesConfig {
         Ok(Self {
             login,
             logout,
+            decrypt,
+            phone,
+            session,
             public,
         })
     }
@@ -261,6 +281,8 @@ pub struct HeadersConfig {
     pub openid: HeaderName,
     pub unionid: HeaderName,
     pub appid: HeaderName,
+    /// Injected only when configured; `X-WX-Phone` is stripped from clients always.
+    pub phone: Option<HeaderName>,
 }
 
 impl HeadersConfig {
@@ -268,11 +290,18 @@ impl HeadersConfig {
         let openid = header_name("headers.openid", raw.openid, "X-WX-OpenId")?;
         let unionid = header_name("headers.unionid", raw.unionid, "X-WX-UnionId")?;
         let appid = header_name("headers.appid", raw.appid, "X-WX-AppId")?;
-        let all = [
+        let phone = raw
+            .phone
+            .map(|p| header_name("headers.phone", Some(p), ""))
+            .transpose()?;
+        let mut all = vec![
             ("headers.openid", &openid),
             ("headers.unionid", &unionid),
             ("headers.appid", &appid),
         ];
+        if let Some(phone) = &phone {
+            all.push(("headers.phone", phone));
+        }
         for (i, (key, name)) in all.iter().enumerate() {
             let canon = crate::identity::canonical(name.as_str());
             if canon == crate::identity::canonical(session.as_str()) {
@@ -298,6 +327,7 @@ impl HeadersConfig {
             openid,
             unionid,
             appid,
+            phone,
         })
     }
 }

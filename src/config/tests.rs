@@ -42,6 +42,15 @@ fn defaults() {
     assert_eq!(c.headers.openid, "x-wx-openid");
     assert_eq!(c.headers.unionid, "x-wx-unionid");
     assert_eq!(c.headers.appid, "x-wx-appid");
+    assert_eq!(c.headers.phone, None);
+    assert_eq!(
+        (
+            c.routes.decrypt.as_str(),
+            c.routes.phone.as_str(),
+            c.routes.session.as_str()
+        ),
+        ("/decrypt", "/phone", "/session")
+    );
     assert!(!c.demo_echo_upstream);
 }
 
@@ -84,6 +93,9 @@ fn invalid_values_name_their_key() {
         ("[session]\nheader = \"Connection\"", "session.header"),
         ("[routes]\nlogin = \"login\"", "routes.login"),
         ("[routes]\nlogout = \"/login\"", "routes.logout"),
+        ("[routes]\nphone = \"/decrypt\"", "routes.phone"),
+        ("[routes]\nsession = \"/healthz\"", "routes.session"),
+        ("[headers]\nphone = \"X-WX-OpenId\"", "headers.phone"),
         ("[routes]\npublic = [\"/a/../b\"]", "routes.public"),
         ("[headers]\nopenid = \"X_Session_Id\"", "headers.openid"),
         ("[headers]\nunionid = \"x_wx_openid\"", "headers.unionid"),

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
+use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 
-use super::{SessionId, SessionStore, StoreError, UserRecord};
+use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate};
 use crate::config::SessionConfig;
 
 #[derive(Clone)]
@@ -40,14 +41,17 @@ impl Lifetime {
     }
 }
 
-impl Expiry<[u8; 32], SessionEntry> for Lifetime {
+/// moka takes its expiry policy by value; the store keeps a handle to it too.
+struct LifetimeRef(Arc<Lifetime>);
+
+impl Expiry<[u8; 32], SessionEntry> for LifetimeRef {
     fn expire_after_create(
         &self,
         _: &[u8; 32],
         entry: &SessionEntry,
         now: Instant,
     ) -> Option<Duration> {
-        Some(self.remaining(entry, now))
+        Some(self.0.remaining(entry, now))
     }
 
     fn expire_after_read(
@@ -58,8 +62,8 @@ impl Expiry<[u8; 32], SessionEntry> for Lifetime {
         current: Option<Duration>,
         _: Instant,
     ) -> Option<Duration> {
-        match self.idle {
-            Some(_) => Some(self.remaining(entry, now)),
+        match self.0.idle {
+            Some(_) => Some(self.0.remaining(entry, now)),
             None => current,
         }
     }
@@ -71,22 +75,24 @@ impl Expiry<[u8; 32], SessionEntry> for Lifetime {
         now: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(self.remaining(entry, now))
+        Some(self.0.remaining(entry, now))
     }
 }
 
 pub struct MemoryStore {
     sessions: Cache<[u8; 32], SessionEntry>,
     users: Cache<Arc<str>, Arc<UserRecord>>,
+    lifetime: Arc<Lifetime>,
     ttl: Duration,
 }
 
 impl MemoryStore {
     pub fn new(config: &SessionConfig) -> Self {
+        let lifetime = Arc::new(Lifetime { idle: config.idle });
         let sessions = Cache::builder()
             .max_capacity(config.capacity)
             .eviction_policy(EvictionPolicy::lru())
-            .expire_after(Lifetime { idle: config.idle })
+            .expire_after(LifetimeRef(lifetime.clone()))
             .build();
         let users = Cache::builder()
             .max_capacity(config.capacity)
@@ -96,32 +102,50 @@ impl MemoryStore {
         Self {
             sessions,
             users,
+            lifetime,
             ttl: config.ttl,
         }
     }
 }
 
 impl SessionStore for MemoryStore {
-    async fn login(&self, user: UserRecord) -> Result<SessionId, StoreError> {
+    async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
         let id = SessionId::generate().map_err(StoreError::Random)?;
         let openid: Arc<str> = Arc::from(user.openid());
-        self.users.insert(openid.clone(), Arc::new(user)).await;
+        // A per-key lock serialises this with `update_user`, so a phone
+        // number stored concurrently is neither lost nor resurrected.
+        let stored = self
+            .users
+            .entry(openid.clone())
+            .and_upsert_with(|old| async move {
+                Arc::new(match old {
+                    Some(old) => old.value().merged_into(user),
+                    None => user,
+                })
+            })
+            .await
+            .into_value();
         let entry = SessionEntry {
             openid,
             expires_at: Instant::now() + self.ttl,
         };
         self.sessions.insert(*id.as_bytes(), entry).await;
-        Ok(id)
+        Ok((id, stored))
     }
 
-    async fn resolve(&self, id: &SessionId) -> Result<Option<Arc<UserRecord>>, StoreError> {
+    async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
         let Some(entry) = self.sessions.get(id.as_bytes()).await else {
             return Ok(None);
         };
+        let now = Instant::now();
         match self.users.get(&entry.openid).await {
-            Some(user) => Ok(Some(user)),
-            None => {
-                // The user record was evicted: the session depends on it.
+            Some(user) if entry.expires_at > now => Ok(Some(Resolved {
+                id: *id,
+                user,
+                expires_in: self.lifetime.remaining(&entry, now),
+            })),
+            _ => {
+                // Expired, or the user record is gone: the session depends on it.
                 self.sessions.invalidate(id.as_bytes()).await;
                 Ok(None)
             }
@@ -131,6 +155,27 @@ impl SessionStore for MemoryStore {
     async fn logout(&self, id: &SessionId) -> Result<(), StoreError> {
         self.sessions.invalidate(id.as_bytes()).await;
         Ok(())
+    }
+
+    async fn update_user(
+        &self,
+        openid: &str,
+        update: UserUpdate,
+    ) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        let result = self
+            .users
+            .entry(Arc::from(openid))
+            .and_compute_with(|old| async move {
+                let Some(old) = old else { return Op::Nop };
+                let mut user = UserRecord::clone(old.value());
+                if update.apply(&mut user) {
+                    Op::Put(Arc::new(user))
+                } else {
+                    Op::Nop
+                }
+            })
+            .await;
+        Ok(result.into_entry().map(|e| e.into_value()))
     }
 }
 
@@ -158,7 +203,7 @@ mod tests {
         let store = MemoryStore::new(&config(60_000, None, 10));
         let mut ids = Vec::new();
         for i in 0..50 {
-            ids.push(store.login(user(&format!("o{i}"))).await.unwrap());
+            ids.push(store.login(user(&format!("o{i}"))).await.unwrap().0);
             store.sessions.run_pending_tasks().await;
             store.users.run_pending_tasks().await;
         }
@@ -171,7 +216,7 @@ mod tests {
     #[tokio::test]
     async fn orphaned_session_is_invalid() {
         let store = MemoryStore::new(&config(60_000, None, 10));
-        let id = store.login(user("o1")).await.unwrap();
+        let (id, _) = store.login(user("o1")).await.unwrap();
         store.users.invalidate("o1").await;
         assert!(store.resolve(&id).await.unwrap().is_none());
     }

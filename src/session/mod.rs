@@ -1,9 +1,10 @@
 //! Sessions and the users they belong to.
 //!
-//! A login stores (or replaces) the user's record, keyed by openid, and opens
-//! a session that points to it. Resolving a session returns the user record,
-//! so every session of a user sees the user's newest data; a session whose
-//! user record is gone is invalid.
+//! A login stores the user's record, keyed by openid, and opens a session
+//! that points to it. Resolving a session returns the user record, so every
+//! session of a user sees the user's newest data — above all the newest
+//! session_key, which WeChat rotates on any `wx.login` (exactly one key is
+//! valid per user at a time). A session whose user record is gone is invalid.
 //!
 //! [`SessionStore`] is the one interface every backend implements; the
 //! embedded default is [`MemoryStore`] (moka).
@@ -13,7 +14,7 @@ mod memory;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 
@@ -31,6 +32,63 @@ pub struct UserRecord {
     unionid: Option<HeaderValue>,
     pub session_key: Secret,
     pub last_login: SystemTime,
+    /// WeChat said (checksession 87009) that `session_key` is no longer valid.
+    pub key_stale: bool,
+    pub phone: Option<Phone>,
+}
+
+/// A user's phone number, as WeChat reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phone {
+    /// With the country code for numbers outside mainland China.
+    pub phone_number: String,
+    pub pure_phone_number: String,
+    pub country_code: String,
+}
+
+impl Phone {
+    /// The header form of the number; `None` if it is not printable ASCII.
+    pub fn header_value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&self.phone_number).ok()
+    }
+}
+
+/// A change to a stored user record.
+#[derive(Debug, Clone)]
+pub enum UserUpdate {
+    SetPhone(Phone),
+    /// Marks the key stale, but only if it is still `key`: a login that
+    /// raced ahead with a fresh key must not be undone.
+    KeyStale {
+        key: Secret,
+    },
+}
+
+impl UserUpdate {
+    /// Applies the update; `false` when it changes nothing.
+    pub fn apply(&self, user: &mut UserRecord) -> bool {
+        match self {
+            Self::SetPhone(phone) => {
+                let changed = user.phone.as_ref() != Some(phone);
+                user.phone = Some(phone.clone());
+                changed
+            }
+            Self::KeyStale { key } => {
+                let applies = user.session_key == *key && !user.key_stale;
+                user.key_stale |= applies;
+                applies
+            }
+        }
+    }
+}
+
+/// A live session: its user and how long it has left.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub id: SessionId,
+    pub user: Arc<UserRecord>,
+    pub expires_in: Duration,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,7 +112,20 @@ impl UserRecord {
             unionid: unionid.map(|u| header(u, "unionid")).transpose()?,
             session_key,
             last_login: SystemTime::now(),
+            key_stale: false,
+            phone: None,
         })
+    }
+
+    /// This record after a new login: the new key and unionid, the old phone.
+    pub fn merged_into(&self, mut newer: UserRecord) -> UserRecord {
+        if newer.phone.is_none() {
+            newer.phone = self.phone.clone();
+        }
+        if newer.unionid.is_none() {
+            newer.unionid = self.unionid.clone();
+        }
+        newer
     }
 
     pub fn openid(&self) -> &str {
@@ -83,17 +154,28 @@ pub enum StoreError {
 /// A session store. Implementations bound sessions by the configured
 /// absolute `ttl`, optional sliding `idle` timeout and `capacity`.
 pub trait SessionStore: Send + Sync {
-    /// Stores `user` as the newest record of its openid and opens a session for it.
-    fn login(&self, user: UserRecord)
-    -> impl Future<Output = Result<SessionId, StoreError>> + Send;
+    /// Stores `user` as the newest record of its openid (keeping the phone
+    /// number of the previous record) and opens a session for it.
+    fn login(
+        &self,
+        user: UserRecord,
+    ) -> impl Future<Output = Result<(SessionId, Arc<UserRecord>), StoreError>> + Send;
 
     /// The user behind a live session; `None` when unknown, expired or orphaned.
     /// Counts as activity for the idle timeout.
     fn resolve(
         &self,
         id: &SessionId,
-    ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Resolved>, StoreError>> + Send;
 
     /// Ends the session; ending an unknown session is not an error.
     fn logout(&self, id: &SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Atomically changes the user's record; returns the record as it now
+    /// stands, or `None` when there is no record for `openid`.
+    fn update_user(
+        &self,
+        openid: &str,
+        update: UserUpdate,
+    ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
 }

@@ -1,20 +1,24 @@
-//! WeChat's login API, `jscode2session`, and its dev-mode stand-in.
+//! WeChat's server APIs, and their dev-mode stand-in.
 //!
-//! [`Code2Session`] turns a `wx.login()` code into the user's openid,
-//! unionid and session_key: live against WeChat (or any relay at
-//! `wechat.api_base`), or, in `mode = "mock"`, locally for people trying
-//! wxgate without a WeChat account.
+//! [`WeChat`] is what the rest of wxgate calls: live against WeChat (or any
+//! relay at `wechat.api_base`), or, in `mode = "mock"`, locally for people
+//! trying wxgate without a WeChat account.
 
+mod access_token;
+mod api;
 mod code2session;
 mod mock;
+mod user_api;
 
 use std::time::Duration;
 
 use crate::config::{WechatConfig, WechatMode};
 use crate::secret::Secret;
+use crate::session::Phone;
 
-pub use code2session::LiveCode2Session;
-pub use mock::MockCode2Session;
+use access_token::AccessTokens;
+use api::ApiClient;
+pub use mock::MockWeChat;
 
 /// What a successful `jscode2session` call yields.
 #[derive(Debug, Clone)]
@@ -24,8 +28,8 @@ pub struct WeChatSession {
     pub session_key: Secret,
 }
 
-/// Why a WeChat API call failed. Messages never contain the secret or the
-/// request URL (which carries it).
+/// Why a WeChat API call failed. Messages never contain the secret, an
+/// access token or the request URL (which carries them).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WeChatError {
     #[error("WeChat answered errcode {errcode}: {errmsg}")]
@@ -40,43 +44,83 @@ pub enum WeChatError {
     BadResponse(&'static str),
 }
 
-/// Documented `errcode`s of the login API.
+/// Documented `errcode`s wxgate acts on.
 pub mod errcode {
     /// System busy; try again.
     pub const BUSY: i64 = -1;
-    /// Invalid AppSecret (or access token).
+    /// Invalid credential: a bad AppSecret, or an invalid access token.
     pub const INVALID_CREDENTIAL: i64 = 40001;
     /// Invalid AppID.
     pub const INVALID_APPID: i64 = 40013;
-    /// Invalid AppSecret.
-    pub const INVALID_APPSECRET: i64 = 40125;
     /// Invalid code (expired, or not from this app).
     pub const INVALID_CODE: i64 = 40029;
+    /// Invalid AppSecret.
+    pub const INVALID_APPSECRET: i64 = 40125;
     /// Code already used.
     pub const CODE_USED: i64 = 40163;
+    /// The server's IP is not on the app's whitelist.
+    pub const IP_NOT_WHITELISTED: i64 = 40164;
     /// High-risk user: login refused.
     pub const HIGH_RISK_USER: i64 = 40226;
+    /// Access token expired.
+    pub const TOKEN_EXPIRED: i64 = 42001;
     /// Rate limit reached.
     pub const RATE_LIMITED: i64 = 45011;
+    /// checksession: the signature (so the session_key) is no longer valid.
+    pub const SESSION_KEY_INVALID: i64 = 87009;
 }
 
-pub enum Code2Session {
-    Live(LiveCode2Session),
-    Mock(MockCode2Session),
+/// The live APIs: one HTTP client, one access-token cache.
+pub struct LiveApi {
+    api: ApiClient,
+    tokens: AccessTokens,
+    appid: String,
+    secret: Secret,
 }
 
-impl Code2Session {
+pub enum WeChat {
+    Live(Box<LiveApi>),
+    Mock(MockWeChat),
+}
+
+impl WeChat {
     pub fn new(config: &WechatConfig) -> Result<Self, reqwest::Error> {
         Ok(match config.mode {
-            WechatMode::Live => Self::Live(LiveCode2Session::new(config)?),
-            WechatMode::Mock => Self::Mock(MockCode2Session),
+            WechatMode::Live => Self::Live(Box::new(LiveApi {
+                api: ApiClient::new(config)?,
+                tokens: AccessTokens::new(&config.appid, &config.secret),
+                appid: config.appid.clone(),
+                secret: config.secret.clone(),
+            })),
+            WechatMode::Mock => Self::Mock(MockWeChat),
         })
     }
 
-    pub async fn exchange(&self, code: &str) -> Result<WeChatSession, WeChatError> {
+    /// Trades a `wx.login()` code for the user's openid and session_key.
+    pub async fn code2session(&self, code: &str) -> Result<WeChatSession, WeChatError> {
         match self {
-            Self::Live(live) => live.exchange(code).await,
-            Self::Mock(mock) => Ok(mock.exchange(code)),
+            Self::Live(live) => live.code2session(code).await,
+            Self::Mock(mock) => Ok(mock.code2session(code)),
+        }
+    }
+
+    /// The phone number behind a `getPhoneNumber` button's code.
+    pub async fn phone_number(&self, code: &str, openid: &str) -> Result<Phone, WeChatError> {
+        match self {
+            Self::Live(live) => live.phone_number(code, openid).await,
+            Self::Mock(mock) => Ok(mock.phone_number(code)),
+        }
+    }
+
+    /// Whether `session_key` is still the user's valid key.
+    pub async fn check_session(
+        &self,
+        openid: &str,
+        session_key: &Secret,
+    ) -> Result<bool, WeChatError> {
+        match self {
+            Self::Live(live) => live.check_session(openid, session_key).await,
+            Self::Mock(_) => Ok(true),
         }
     }
 }

@@ -1,0 +1,70 @@
+//! `POST /decrypt`: decrypt the user's encrypted data with the user's
+//! CURRENT session_key.
+//!
+//! The key comes from the user record, not the session, so every session of
+//! a user decrypts with the key of the user's newest login — the one WeChat
+//! encrypts with. A key WeChat has declared invalid (checksession 87009) is
+//! not even tried. A phone number found in the data (legacy
+//! `getPhoneNumber`) is kept on the user record.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::body::{self, Body};
+use crate::error::HttpError;
+use crate::session::{Resolved, SessionStore, UserRecord, UserUpdate};
+use crate::wxdata;
+
+/// WeRun data (30 days of steps) is the largest payload: a few KiB.
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DecryptRequest {
+    encrypted_data: String,
+    iv: String,
+}
+
+pub async fn handle<S: SessionStore>(
+    store: &S,
+    appid: &str,
+    session: &Resolved,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, HttpError> {
+    let request: DecryptRequest = body::read_json(
+        request,
+        BODY_LIMIT,
+        r#"{"encryptedData": "<base64>", "iv": "<base64>"}"#,
+    )
+    .await?;
+    let data = decrypt_for(
+        store,
+        &session.user,
+        appid,
+        &request.encrypted_data,
+        &request.iv,
+    )
+    .await?;
+    Ok(body::json(StatusCode::OK, &serde_json::Value::Object(data)))
+}
+
+/// Decrypts with `user`'s key and keeps any phone number found.
+pub async fn decrypt_for<S: SessionStore>(
+    store: &S,
+    user: &UserRecord,
+    appid: &str,
+    encrypted_data: &str,
+    iv: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, HttpError> {
+    if user.key_stale {
+        return Err(HttpError::SessionKeyStale);
+    }
+    let data = wxdata::decrypt(&user.session_key, encrypted_data, iv, appid)?;
+    if let Some(phone) = wxdata::phone_of(&data) {
+        store
+            .update_user(user.openid(), UserUpdate::SetPhone(phone))
+            .await?;
+    }
+    Ok(data)
+}

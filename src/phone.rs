@@ -1,0 +1,49 @@
+//! `POST /phone`: the phone number behind a `getPhoneNumber` button's code.
+//!
+//! The current way (since 2021): the button yields a one-time code, which
+//! wxgate trades with `getuserphonenumber` using the app's access token.
+//! The number is kept on the user record, so that, when `[headers] phone`
+//! is configured, it reaches the upstream like the other identity headers.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::body::{self, Body};
+use crate::error::HttpError;
+use crate::login::CODE_LIMIT;
+use crate::session::{Resolved, SessionStore, UserUpdate};
+use crate::wechat::WeChat;
+
+const BODY_LIMIT: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+struct PhoneRequest {
+    code: String,
+}
+
+pub async fn handle<S: SessionStore>(
+    store: &S,
+    wechat: &WeChat,
+    session: &Resolved,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, HttpError> {
+    let request: PhoneRequest = body::read_json(
+        request,
+        BODY_LIMIT,
+        r#"{"code": "<the code from the getPhoneNumber button>"}"#,
+    )
+    .await?;
+    if request.code.is_empty() || request.code.len() > CODE_LIMIT {
+        return Err(HttpError::BadRequest(
+            "`code` must be the non-empty code from the getPhoneNumber button".to_owned(),
+        ));
+    }
+    let openid = session.user.openid();
+    let phone = wechat.phone_number(&request.code, openid).await?;
+    store
+        .update_user(openid, UserUpdate::SetPhone(phone.clone()))
+        .await?;
+    let answer = serde_json::to_value(&phone).unwrap_or_default();
+    Ok(body::json(StatusCode::OK, &answer))
+}

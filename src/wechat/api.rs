@@ -1,0 +1,152 @@
+//! One HTTP client for every WeChat API call, and one way to read answers.
+//!
+//! WeChat answers with JSON whatever its `Content-Type` says (often
+//! `text/plain`); a success may carry no `errcode` at all, so a missing one
+//! means 0. An HTML error page from a relay, a 5xx or a body that is not
+//! JSON is an upstream failure (502), never a crash. Request URLs carry the
+//! app secret or an access token, so error messages are built without them.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::WeChatError;
+use crate::config::WechatConfig;
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+impl ApiClient {
+    pub fn new(config: &WechatConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()?;
+        Ok(Self {
+            http,
+            base: config.api_base.clone(),
+            timeout: config.timeout,
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, WeChatError> {
+        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
+            .await
+    }
+
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<T, WeChatError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .query(query)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.send(request).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, WeChatError> {
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        if !response.status().is_success() {
+            return Err(WeChatError::Status(response.status().as_u16()));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        parse(&body)
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> WeChatError {
+        if e.is_timeout() {
+            return WeChatError::Timeout(self.timeout);
+        }
+        // The URL carries the app secret or an access token.
+        let e = e.without_url();
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        WeChatError::Unreachable(message)
+    }
+}
+
+/// Reads an answer: `errcode` (missing = 0) first, then the expected shape.
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, WeChatError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| WeChatError::BadResponse("body is not JSON"))?;
+    if !value.is_object() {
+        return Err(WeChatError::BadResponse("body is not a JSON object"));
+    }
+    let errcode = match value.get("errcode") {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(code) => code
+            .as_i64()
+            .ok_or(WeChatError::BadResponse("errcode is not a number"))?,
+    };
+    if errcode != 0 {
+        let errmsg = value
+            .get("errmsg")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default();
+        return Err(WeChatError::Api {
+            errcode,
+            errmsg: errmsg.to_owned(),
+        });
+    }
+    serde_json::from_value(value).map_err(|_| WeChatError::BadResponse("unexpected answer shape"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Answer {
+        value: i32,
+    }
+
+    #[test]
+    fn parse_table() {
+        assert_eq!(parse::<Answer>(br#"{"value":1}"#).unwrap().value, 1);
+        assert_eq!(
+            parse::<Answer>(br#"{"errcode":0,"errmsg":"ok","value":2}"#)
+                .unwrap()
+                .value,
+            2
+        );
+        assert!(matches!(
+            parse::<Answer>(br#"{"errcode":40029,"errmsg":"invalid code"}"#),
+            Err(WeChatError::Api { errcode: 40029, .. })
+        ));
+        for broken in [
+            &b"<html>502</html>"[..],
+            b"",
+            b"[1]",
+            br#"{"errcode":"x"}"#,
+            br#"{"other":1}"#,
+        ] {
+            assert!(
+                matches!(parse::<Answer>(broken), Err(WeChatError::BadResponse(_))),
+                "{broken:?}"
+            );
+        }
+    }
+}
