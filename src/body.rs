@@ -43,8 +43,12 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, HttpError> {
     let (parts, body) = request.into_parts();
     let bytes = read_limited(&parts.headers, body, limit).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|_| HttpError::BadRequest(format!("send a JSON body like {shape}")))
+    let bad = || HttpError::BadRequest(format!("send a JSON body like {shape}"));
+    // serde would also read a struct from a JSON array; only objects are meant.
+    match serde_json::from_slice(&bytes).map_err(|_| bad())? {
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
 }
 
 /// Reads a whole request body of at most `limit` bytes.

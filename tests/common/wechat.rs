@@ -1,8 +1,10 @@
-//! A test double of WeChat's `jscode2session`, following its documented
-//! behaviour: answers are `text/plain` JSON, a success has no `errcode`,
-//! a code works once (a second use answers 40163), wrong credentials answer
-//! 40013 / 40125. Special codes select the other documented or broken
-//! answers:
+//! A test double of WeChat's server APIs, following their documented
+//! behaviour: answers are `text/plain` JSON, a success has no `errcode`.
+//!
+//! `jscode2session`: a code works once (a second use answers 40163), wrong
+//! credentials answer 40013 / 40125, and every login of a user ROTATES the
+//! user's session_key (WeChat keeps one valid key per user). Special codes
+//! select the other documented or broken answers:
 //!
 //! | code              | answer                                        |
 //! |-------------------|-----------------------------------------------|
@@ -16,6 +18,12 @@
 //! | anything else     | success for the user named by the code        |
 //!
 //! The user behind `alice`, `slow:10:alice` and `union:alice` is the same.
+//!
+//! `cgi-bin/stable_token`: returns the current token while it is valid;
+//! `force_refresh: true` replaces it. APIs called with any other token
+//! answer 40001. `getuserphonenumber`: code `phone:DIGITS` → that number,
+//! `err:N` → errcode N. `checksession`: 87009 unless the signature is made
+//! with the user's current key.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -25,7 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -36,6 +44,15 @@ use super::{APPID, SECRET};
 #[derive(Default)]
 struct State {
     calls: HashMap<String, usize>,
+    /// Logins (key rotations) per user.
+    rotations: HashMap<String, u32>,
+    token: Option<String>,
+    tokens_issued: u32,
+    normal_token_calls: usize,
+    forced_token_calls: usize,
+    /// Reject this many more API calls with 40001, whatever the token.
+    reject_tokens: usize,
+    token_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -96,10 +113,172 @@ impl WeChatDouble {
         self.state.lock().unwrap().calls.values().sum()
     }
 
+    /// The user's current session_key (base64 text).
+    pub fn current_key(&self, user: &str) -> String {
+        key_of(
+            user,
+            self.state
+                .lock()
+                .unwrap()
+                .rotations
+                .get(user)
+                .copied()
+                .unwrap_or(0),
+        )
+    }
+
+    /// The key the user's next login will get.
+    pub fn next_key(&self, user: &str) -> String {
+        key_of(
+            user,
+            self.state
+                .lock()
+                .unwrap()
+                .rotations
+                .get(user)
+                .copied()
+                .unwrap_or(0)
+                + 1,
+        )
+    }
+
+    /// Rotates the user's key as a `wx.login` that never reached wxgate would.
+    pub fn rotate_key(&self, user: &str) {
+        *self
+            .state
+            .lock()
+            .unwrap()
+            .rotations
+            .entry(user.to_owned())
+            .or_default() += 1;
+    }
+
+    /// `(normal, forced)` stable_token calls so far.
+    pub fn token_calls(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap();
+        (state.normal_token_calls, state.forced_token_calls)
+    }
+
+    /// Replaces the access token behind wxgate's back (another holder forced a refresh).
+    pub fn revoke_token(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.tokens_issued += 1;
+        state.token = Some(format!("token-{}", state.tokens_issued));
+    }
+
+    /// The next `n` API calls answer 40001 even with the current token.
+    pub fn reject_tokens(&self, n: usize) {
+        self.state.lock().unwrap().reject_tokens = n;
+    }
+
+    pub fn slow_tokens(&self, delay: Duration) {
+        self.state.lock().unwrap().token_delay = delay;
+    }
+
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        if req.uri().path() != "/sns/jscode2session" {
-            return reply(StatusCode::NOT_FOUND, "text/plain", "not found".into());
+        match req.uri().path() {
+            "/sns/jscode2session" => self.code2session(req).await,
+            "/cgi-bin/stable_token" => self.stable_token(req).await,
+            "/wxa/business/getuserphonenumber" => self.phone_number(req).await,
+            "/wxa/checksession" => self.check_session(req),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found".into()),
         }
+    }
+
+    async fn stable_token(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let body: serde_json::Value =
+            serde_json::from_slice(&req.into_body().collect().await.unwrap().to_bytes())
+                .unwrap_or_default();
+        if body["grant_type"] != "client_credential" {
+            return api_error(40002, "invalid grant_type");
+        }
+        if body["appid"] != APPID {
+            return api_error(40013, "invalid appid");
+        }
+        if body["secret"] != SECRET {
+            return api_error(40125, "invalid appsecret");
+        }
+        let delay = self.state.lock().unwrap().token_delay;
+        tokio::time::sleep(delay).await;
+        let mut state = self.state.lock().unwrap();
+        let force = body["force_refresh"] == true;
+        if force {
+            state.forced_token_calls += 1;
+        } else {
+            state.normal_token_calls += 1;
+        }
+        if force || state.token.is_none() {
+            state.tokens_issued += 1;
+            state.token = Some(format!("token-{}", state.tokens_issued));
+        }
+        let token = state.token.clone().unwrap_or_default();
+        reply(
+            StatusCode::OK,
+            "text/plain",
+            format!(r#"{{"access_token":"{token}","expires_in":7200}}"#),
+        )
+    }
+
+    /// `Some(error)` when the access token in `query` is not accepted.
+    fn token_rejected(&self, query: &HashMap<String, String>) -> Option<Response<Full<Bytes>>> {
+        let mut state = self.state.lock().unwrap();
+        if state.reject_tokens > 0 {
+            state.reject_tokens -= 1;
+            return Some(api_error(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            ));
+        }
+        (query.get("access_token") != state.token.as_ref()).then(|| {
+            api_error(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            )
+        })
+    }
+
+    async fn phone_number(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let query = url_pairs(req.uri().query().unwrap_or(""));
+        if let Some(rejected) = self.token_rejected(&query) {
+            return rejected;
+        }
+        let body: serde_json::Value =
+            serde_json::from_slice(&req.into_body().collect().await.unwrap().to_bytes())
+                .unwrap_or_default();
+        let code = body["code"].as_str().unwrap_or_default();
+        match code.split_once(':') {
+            Some(("phone", digits)) => reply(
+                StatusCode::OK,
+                "text/plain",
+                format!(
+                    r#"{{"errcode":0,"errmsg":"ok","phone_info":{{"phoneNumber":"{digits}","purePhoneNumber":"{digits}","countryCode":"86","watermark":{{"timestamp":1637744274,"appid":"{APPID}"}}}}}}"#
+                ),
+            ),
+            Some(("err", n)) => api_error(n.parse().unwrap_or(-1), "test error"),
+            _ => api_error(40029, "invalid code"),
+        }
+    }
+
+    fn check_session(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let query = url_pairs(req.uri().query().unwrap_or(""));
+        if let Some(rejected) = self.token_rejected(&query) {
+            return rejected;
+        }
+        let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
+        let user = get("openid").strip_prefix("o_").unwrap_or_default();
+        let expected = hmac_hex(self.current_key(user).as_bytes());
+        if get("sig_method") == "hmac_sha256" && get("signature") == expected {
+            reply(
+                StatusCode::OK,
+                "text/plain",
+                r#"{"errcode":0,"errmsg":"ok"}"#.into(),
+            )
+        } else {
+            api_error(87009, "invalid signature")
+        }
+    }
+
+    async fn code2session(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query: HashMap<String, String> = url_pairs(req.uri().query().unwrap_or(""));
         let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
         if get("grant_type") != "authorization_code" {
@@ -155,7 +334,12 @@ impl WeChatDouble {
             }
             (_, user) => user,
         };
-        let key = base64_of_user(user);
+        let key = {
+            let mut state = self.state.lock().unwrap();
+            let n = state.rotations.entry(user.to_owned()).or_default();
+            *n += 1;
+            key_of(user, *n)
+        };
         let body = if kind == "union" {
             format!(
                 r#"{{"session_key":"{key}","openid":"{}","unionid":"{}"}}"#,
@@ -172,12 +356,26 @@ impl WeChatDouble {
     }
 }
 
-fn base64_of_user(user: &str) -> String {
-    // Any 24-character base64 text does; this one is distinct per user.
-    let mut key = format!("{user:A<22}");
-    key.truncate(22);
-    key.retain(|c| c.is_ascii_alphanumeric());
+/// The user's `n`th session_key: 16 bytes, base64, distinct per user and
+/// rotation, and starting with the user's name so a leak is easy to spot.
+fn key_of(user: &str, n: u32) -> String {
+    let mut key: String = user
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    key.push_str(&format!("{n:A>8}"));
     format!("{key:A<22}==")
+}
+
+fn hmac_hex(key: &[u8]) -> String {
+    use hmac::Mac;
+    let mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn api_error(errcode: i64, errmsg: &str) -> Response<Full<Bytes>> {
