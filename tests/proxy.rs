@@ -232,3 +232,42 @@ async fn upstream_refused_is_502_and_timeout_is_504() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_timeout_does_not_count_a_slow_upload() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.set("upstream", "timeout", "\"300ms\"");
+    let gate = config.start().await;
+    let id = gate.login("ursula").await;
+    // 10 chunks, 150 ms apart: the upload lasts five times the timeout.
+    let chunks = futures_util::stream::unfold(0, |i| async move {
+        if i == 10 {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        Some((
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 1000])),
+            i + 1,
+        ))
+    });
+    let response = gate
+        .http
+        .post(gate.url("/upload"))
+        .header("x-session-id", &id)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(report["bytes"], 10_000);
+    // After the body, the backend's own think time is still bounded.
+    let slow = gate
+        .http
+        .post(gate.url("/slow?ms=3000"))
+        .header("x-session-id", &id)
+        .body("x");
+    assert_error(slow.send().await.unwrap(), 504, "upstream_timeout").await;
+}

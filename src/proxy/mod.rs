@@ -2,8 +2,9 @@
 //!
 //! Bodies are never buffered: hyper streams `Incoming` frames through with
 //! backpressure both ways, so a 1 GiB upload runs in constant memory.
-//! Connections to the upstream are pooled and kept alive. The timeout covers
-//! the wait for the response head only, so long downloads are not cut off.
+//! Connections to the upstream are pooled and kept alive. The timeout runs
+//! from the end of the request body to the response head: neither a long
+//! upload nor a long download is cut off.
 //! HTTP upgrades (WebSocket) are spliced into a byte tunnel once the
 //! upstream answers `101 Switching Protocols`.
 
@@ -25,12 +26,15 @@ use crate::config::UpstreamConfig;
 use crate::error::HttpError;
 use crate::hop_by_hop;
 
+mod body_end;
+use body_end::BodyEnd;
+
 static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
 
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, BodyEnd>,
     config: UpstreamConfig,
 }
 
@@ -60,12 +64,19 @@ impl Upstream {
     ) -> Result<Response<Body>, HttpError> {
         self.retarget(&mut request, peer)?;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let mut response =
-            match tokio::time::timeout(self.config.timeout, self.client.request(request)).await {
+        let (parts, body) = request.into_parts();
+        let (body, body_ended) = BodyEnd::new(body);
+        let sent = self.client.request(Request::from_parts(parts, body));
+        tokio::pin!(sent);
+        // The upstream may answer before the body has ended (an early 413, say).
+        let answered = tokio::select! {
+            answered = &mut sent => answered,
+            _ = body_ended => match tokio::time::timeout(self.config.timeout, &mut sent).await {
+                Ok(answered) => answered,
                 Err(_) => return Err(HttpError::UpstreamTimeout(self.config.timeout)),
-                Ok(Err(e)) => return Err(HttpError::UpstreamUnavailable(describe(&e))),
-                Ok(Ok(response)) => response,
-            };
+            },
+        };
+        let mut response = answered.map_err(|e| HttpError::UpstreamUnavailable(describe(&e)))?;
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
             let Some(client) = client_upgrade else {
