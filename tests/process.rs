@@ -306,6 +306,23 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
             .await
             .unwrap();
     }
+    // Calls that use (and, after a revocation, replace) the access token.
+    let phone = || {
+        http.post(gate.url("/phone"))
+            .header("x-session-id", &id)
+            .body(r#"{"code":"phone:13800138000"}"#)
+            .send()
+    };
+    assert_eq!(phone().await.unwrap().status(), 200);
+    wechat.revoke_token();
+    assert_eq!(phone().await.unwrap().status(), 200);
+    let check = http
+        .get(gate.url("/session"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 200);
     http.post(gate.url("/logout"))
         .header("x-session-id", &id)
         .send()
@@ -319,7 +336,18 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
         "one line per request:\n{logs}"
     );
     assert!(logs.contains("outcome=\"login\""));
-    for secret in [SECRET, &id, &wechat.current_key("cleo")] {
+    assert_eq!(
+        wechat.token_calls().0,
+        2,
+        "the token was fetched and replaced"
+    );
+    for secret in [
+        SECRET,
+        &id,
+        &wechat.current_key("cleo"),
+        "token-1",
+        "token-2",
+    ] {
         assert!(
             !logs.contains(secret),
             "{secret} leaked into the logs:\n{logs}"
