@@ -22,7 +22,7 @@ use crate::identity::IdentityHeaders;
 use crate::login::Login;
 use crate::proxy::Upstream;
 use crate::route::{Route, Routes};
-use crate::session::{MemoryStore, Resolved, SessionId, SessionStore, UserRecord};
+use crate::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
 use crate::wechat::WeChat;
 use crate::{decrypt, phone, session_check};
 
@@ -30,7 +30,7 @@ pub struct App {
     routes: Routes,
     identity: IdentityHeaders,
     session_header: HeaderName,
-    sessions: MemoryStore,
+    sessions: Sessions,
     wechat: WeChat,
     login: Login,
     appid: String,
@@ -63,12 +63,12 @@ impl Outcome {
 }
 
 impl App {
-    pub fn new(config: &Config) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &Config) -> Result<Self, StartError> {
         Ok(Self {
             routes: Routes::new(&config.routes),
             identity: IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid),
             session_header: config.session.header.clone(),
-            sessions: MemoryStore::new(&config.session),
+            sessions: Sessions::new(config)?,
             wechat: WeChat::new(&config.wechat)?,
             login: Login::new(config),
             appid: config.wechat.appid.clone(),
@@ -136,6 +136,11 @@ impl App {
                     body::json(
                         StatusCode::SERVICE_UNAVAILABLE,
                         &json!({ "status": "draining" }),
+                    )
+                } else if !self.sessions.ready().await {
+                    body::json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({ "status": "store_unavailable" }),
                     )
                 } else {
                     body::json(StatusCode::OK, &json!({ "status": "ready" }))
@@ -228,6 +233,15 @@ impl App {
         }
         self.upstream.forward(request, peer, upgrade).await
     }
+}
+
+/// Why the app could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the WeChat HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("cannot set up the session store: {0}")]
+    Store(#[from] StoreError),
 }
 
 fn require(request: &Request<Incoming>, method: Method) -> Result<(), HttpError> {

@@ -34,8 +34,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot build the WeChat HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    App(#[from] crate::app::StartError),
 }
 
 pub struct Server {

@@ -11,6 +11,7 @@
 
 mod raw;
 mod sections;
+mod store;
 
 use std::path::Path;
 
@@ -18,6 +19,7 @@ pub use sections::{
     HeadersConfig, RoutesConfig, ServerConfig, SessionConfig, UpstreamConfig, WechatConfig,
     WechatMode,
 };
+pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
 
 /// Environment variable that overrides `wechat.secret`, so the secret can
 /// live in a Kubernetes Secret instead of a file.
@@ -29,6 +31,7 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub wechat: WechatConfig,
     pub session: SessionConfig,
+    pub store: StoreConfig,
     pub routes: RoutesConfig,
     pub headers: HeadersConfig,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
@@ -73,6 +76,12 @@ impl Config {
         let server = ServerConfig::from_raw(raw.server)?;
         let upstream = UpstreamConfig::from_raw(raw.upstream)?;
         let wechat = WechatConfig::from_raw(raw.wechat, env(SECRET_ENV))?;
+        let store = StoreConfig::from_raw(
+            raw.session.store.clone(),
+            raw.session.local_ttl.clone(),
+            raw.redis,
+            env,
+        )?;
         let session = SessionConfig::from_raw(raw.session)?;
         let routes = RoutesConfig::from_raw(raw.routes)?;
         let headers = HeadersConfig::from_raw(raw.headers, &session.header)?;
@@ -105,6 +114,7 @@ impl Config {
             upstream,
             wechat,
             session,
+            store,
             routes,
             headers,
             demo_echo_upstream,

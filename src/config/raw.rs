@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub headers: RawHeaders,
     #[serde(default)]
     pub demo: RawDemo,
+    pub redis: Option<RawRedis>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +60,18 @@ pub struct RawSession {
     pub capacity: Option<u64>,
     pub header: Option<String>,
     pub forward_session_header: Option<bool>,
+    pub store: Option<String>,
+    pub local_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: Option<String>,
+    pub cluster: Option<Vec<String>>,
+    pub key_prefix: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub command_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,6 +11,7 @@
 
 mod id;
 mod memory;
+mod redis;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use http::HeaderValue;
 
 pub use id::SessionId;
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 use crate::secret::Secret;
 
@@ -38,7 +40,7 @@ pub struct UserRecord {
 }
 
 /// A user's phone number, as WeChat reports it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Phone {
     /// With the country code for numbers outside mainland China.
@@ -149,6 +151,8 @@ impl UserRecord {
 pub enum StoreError {
     #[error("the operating system's random number generator failed: {0}")]
     Random(getrandom::Error),
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A session store. Implementations bound sessions by the configured
@@ -178,4 +182,64 @@ pub trait SessionStore: Send + Sync {
         openid: &str,
         update: UserUpdate,
     ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
+}
+
+/// The store the config asks for. An enum rather than a trait object: the
+/// request path stays free of boxed futures. (Boxed: built once, large.)
+pub enum Sessions {
+    Memory(MemoryStore),
+    Redis(Box<RedisStore>),
+}
+
+impl Sessions {
+    pub fn new(config: &crate::Config) -> Result<Self, StoreError> {
+        Ok(match &config.store {
+            crate::config::StoreConfig::Memory => Self::Memory(MemoryStore::new(&config.session)),
+            crate::config::StoreConfig::Redis(redis) => {
+                Self::Redis(Box::new(RedisStore::new(redis, &config.session)?))
+            }
+        })
+    }
+
+    /// Whether the store can serve logins and unknown sessions now.
+    pub async fn ready(&self) -> bool {
+        match self {
+            Self::Memory(_) => true,
+            Self::Redis(redis) => redis.ready().await,
+        }
+    }
+}
+
+impl SessionStore for Sessions {
+    async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
+        match self {
+            Self::Memory(s) => s.login(user).await,
+            Self::Redis(s) => s.login(user).await,
+        }
+    }
+
+    async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
+        match self {
+            Self::Memory(s) => s.resolve(id).await,
+            Self::Redis(s) => s.resolve(id).await,
+        }
+    }
+
+    async fn logout(&self, id: &SessionId) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.logout(id).await,
+            Self::Redis(s) => s.logout(id).await,
+        }
+    }
+
+    async fn update_user(
+        &self,
+        openid: &str,
+        update: UserUpdate,
+    ) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        match self {
+            Self::Memory(s) => s.update_user(openid, update).await,
+            Self::Redis(s) => s.update_user(openid, update).await,
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //!   ephemeral port.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod upstream;
 pub mod wechat;
 
@@ -25,6 +26,7 @@ pub const SECRET: &str = "test-app-secret";
 /// A config under construction: `table → key → value` (values are TOML).
 pub struct GateConfig {
     tables: BTreeMap<String, BTreeMap<String, String>>,
+    env: BTreeMap<String, String>,
 }
 
 impl GateConfig {
@@ -35,6 +37,7 @@ impl GateConfig {
     pub fn with_upstream_url(wechat: &WeChatDouble, url: &str) -> Self {
         let mut config = Self {
             tables: BTreeMap::new(),
+            env: BTreeMap::new(),
         };
         config
             .set("server", "listen", "\"127.0.0.1:0\"")
@@ -56,6 +59,18 @@ impl GateConfig {
         self
     }
 
+    /// An environment variable as wxgate's config loader would see it.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Shares sessions through the Redis server at `url`.
+    pub fn redis(&mut self, url: &str) -> &mut Self {
+        self.set("session", "store", "\"redis\"")
+            .set("redis", "url", &format!("\"{url}\""))
+    }
+
     pub fn text(&self) -> String {
         let mut out = String::new();
         for (table, keys) in &self.tables {
@@ -68,7 +83,8 @@ impl GateConfig {
     }
 
     pub async fn start(&self) -> Gate {
-        let config = wxgate::Config::parse(&self.text(), &|_| None).expect("test config is valid");
+        let env = |k: &str| self.env.get(k).cloned();
+        let config = wxgate::Config::parse(&self.text(), &env).expect("test config is valid");
         let server = wxgate::Server::bind(&config).await.expect("wxgate binds");
         let addr = server.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -113,6 +129,23 @@ impl Gate {
         assert_eq!(response.status(), 200, "login with {code}");
         let body: serde_json::Value = response.json().await.expect("login JSON");
         body["session_id"].as_str().expect("session_id").to_owned()
+    }
+
+    /// Waits until `/readyz` answers 200 (panics after 10 s).
+    pub async fn until_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let ready = self.http.get(self.url("/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wxgate at {} never became ready",
+                self.addr
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub fn get(&self, path: &str, session: &str) -> reqwest::RequestBuilder {

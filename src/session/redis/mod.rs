@@ -1,0 +1,313 @@
+//! Sessions in Redis, shared by every replica, with a local moka cache in
+//! front (see `local`) and pub/sub revocation (see `revocation`).
+//!
+//! Lifetimes are Redis's own: a session key's expiry is its idle window
+//! capped by its absolute end (`SET … PX`), re-armed with `PEXPIRE` at most
+//! once per `idle/10` — decided from the key's `PTTL`, so replicas need no
+//! shared bookkeeping. A user record expires `ttl` after the user's newest
+//! login, so it outlives every session pointing to it.
+//!
+//! Every script touches one key, so the same code runs on Redis Cluster.
+//! Any Redis failure is `StoreError::Unavailable` (503 with `Retry-After`),
+//! never a 401: telling clients their session is gone during an outage
+//! would send every one of them into a re-login storm.
+
+mod connection;
+mod local;
+mod record;
+mod revocation;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::Script;
+use tokio::task::JoinHandle;
+
+use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate};
+use crate::config::{RedisConfig, SessionConfig};
+use connection::Connector;
+use local::LocalCache;
+use record::{Codec, key_id, now_ms, session_hash};
+
+/// Stores the user's new record, keeping the phone number (and unionid) of
+/// the record it replaces.
+static LOGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local new = cjson.decode(ARGV[1])
+        local old = redis.call('GET', KEYS[1])
+        if old then
+          local ok, o = pcall(cjson.decode, old)
+          if ok then
+            if new.phone == nil then new.phone = o.phone end
+            if new.unionid == nil then new.unionid = o.unionid end
+          end
+        end
+        local text = cjson.encode(new)
+        redis.call('SET', KEYS[1], text, 'PX', ARGV[2])
+        return text
+        ",
+    )
+});
+
+/// Sets the phone, or marks the key stale if it is still the one checked.
+static UPDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local old = redis.call('GET', KEYS[1])
+        if not old then return false end
+        local u = cjson.decode(old)
+        if ARGV[1] == 'phone' then
+          u.phone = ARGV[2]
+        elseif u.kid == ARGV[2] and not u.stale then
+          u.stale = true
+        else
+          return old
+        end
+        local text = cjson.encode(u)
+        redis.call('SET', KEYS[1], text, 'KEEPTTL')
+        return text
+        ",
+    )
+});
+
+pub struct RedisStore {
+    connector: Connector,
+    codec: Codec,
+    local: Arc<LocalCache>,
+    ttl: Duration,
+    idle: Option<Duration>,
+    subscribed: Arc<AtomicBool>,
+    listener: JoinHandle<()>,
+}
+
+impl RedisStore {
+    /// Connects lazily: Redis may still be down.
+    pub fn new(redis: &RedisConfig, session: &SessionConfig) -> Result<Self, StoreError> {
+        let connector = Connector::new(redis)?;
+        let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref());
+        // An active session must reach Redis at least once per idle/10, or
+        // its idle timer there would run out while the local cache serves it.
+        let local_ttl = match session.idle {
+            Some(idle) => redis.local_ttl.min(idle / 10),
+            None => redis.local_ttl,
+        };
+        let local = Arc::new(LocalCache::new(local_ttl, session.capacity));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let listener = revocation::spawn(
+            connector.pubsub.clone(),
+            codec.channel(),
+            local.clone(),
+            subscribed.clone(),
+        );
+        Ok(Self {
+            connector,
+            codec,
+            local,
+            ttl: session.ttl,
+            idle: session.idle,
+            subscribed,
+            listener,
+        })
+    }
+
+    /// Ready: Redis answers a PING within the command timeout, and this
+    /// replica hears revocations (else it could serve a revoked session).
+    pub async fn ready(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+            && self
+                .connector
+                .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+                .await
+                .is_ok()
+    }
+
+    async fn publish(&self, message: String) {
+        let channel = self.codec.channel();
+        let published = self
+            .connector
+            .run(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(&message)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = published {
+            // The write itself succeeded; other replicas catch up within local_ttl.
+            tracing::warn!(error = %e, "cannot publish a revocation");
+        }
+    }
+
+    async fn load_user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        if let Some(user) = self.local.user(openid).await {
+            return Ok(Some(user));
+        }
+        let key = self.codec.user_key(openid);
+        let text: Option<String> = self
+            .connector
+            .run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+            .await?;
+        let Some(user) = text.and_then(|t| self.codec.parse_user(&t)) else {
+            return Ok(None);
+        };
+        let user = Arc::new(user);
+        self.local.put_user(user.clone()).await;
+        Ok(Some(user))
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().clamp(1, u64::MAX as u128) as u64
+}
+
+impl SessionStore for RedisStore {
+    async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
+        let id = SessionId::generate().map_err(StoreError::Random)?;
+        let hash = session_hash(&id);
+        let openid = user.openid().to_owned();
+        let (user_key, user_text) = (self.codec.user_key(&openid), self.codec.user(&user)?);
+        let ttl_ms = millis(self.ttl);
+        let stored: String = self
+            .connector
+            .run(|mut c| async move {
+                LOGIN
+                    .key(&user_key)
+                    .arg(&user_text)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let stored = self.codec.parse_user(&stored).ok_or_else(|| {
+            StoreError::Unavailable("the stored user record is unreadable".to_owned())
+        })?;
+
+        let session_key = self.codec.session_key(&hash);
+        let session = self.codec.session(&openid, now_ms() + ttl_ms);
+        let px = millis(self.idle.map_or(self.ttl, |idle| idle.min(self.ttl)));
+        self.connector
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&session_key)
+                    .arg(&session)
+                    .arg("PX")
+                    .arg(px)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await?;
+
+        let stored = Arc::new(stored);
+        self.publish(revocation::user_message(&openid)).await;
+        self.local.evict_user(&openid).await;
+        self.local.put_user(stored.clone()).await;
+        Ok((id, stored))
+    }
+
+    async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
+        let hash = session_hash(id);
+        if let Some(hit) = self.local.get(&hash).await {
+            return Ok(Some(Resolved {
+                id: *id,
+                user: hit.user,
+                expires_in: hit.expires_in,
+            }));
+        }
+        let key = self.codec.session_key(&hash);
+        let (text, pttl): (Option<String>, i64) = self
+            .connector
+            .run(|mut c| async move {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Some(session) = text.and_then(|t| self.codec.parse_session(&t)) else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if session.e <= now || pttl <= 0 {
+            return Ok(None);
+        }
+        let mut left = Duration::from_millis(pttl as u64);
+        if let Some(idle) = self.idle {
+            let wanted = idle.min(Duration::from_millis(session.e - now));
+            if wanted.saturating_sub(left) >= idle / 10 {
+                let ms = millis(wanted);
+                let key = self.codec.session_key(&hash);
+                // PEXPIRE on a key deleted meanwhile is a no-op: no resurrection.
+                self.connector
+                    .run(|mut c| async move {
+                        redis::cmd("PEXPIRE")
+                            .arg(&key)
+                            .arg(ms)
+                            .query_async::<i64>(&mut c)
+                            .await
+                    })
+                    .await?;
+                left = wanted;
+            }
+        }
+        let Some(user) = self.load_user(&session.o).await? else {
+            return Ok(None);
+        };
+        self.local.put_session(hash, &session.o, left).await;
+        Ok(Some(Resolved {
+            id: *id,
+            user,
+            expires_in: left,
+        }))
+    }
+
+    async fn logout(&self, id: &SessionId) -> Result<(), StoreError> {
+        let hash = session_hash(id);
+        let key = self.codec.session_key(&hash);
+        self.connector
+            .run(
+                |mut c| async move { redis::cmd("DEL").arg(&key).query_async::<i64>(&mut c).await },
+            )
+            .await?;
+        self.local.evict_session(&hash).await;
+        self.publish(revocation::session_message(&hash)).await;
+        Ok(())
+    }
+
+    async fn update_user(
+        &self,
+        openid: &str,
+        update: UserUpdate,
+    ) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        let (op, value) = match &update {
+            UserUpdate::SetPhone(phone) => ("phone", self.codec.phone(openid, phone)?),
+            UserUpdate::KeyStale { key } => ("stale", key_id(key)),
+        };
+        let key = self.codec.user_key(openid);
+        let stored: Option<String> = self
+            .connector
+            .run(|mut c| async move {
+                UPDATE
+                    .key(&key)
+                    .arg(op)
+                    .arg(&value)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        self.local.evict_user(openid).await;
+        self.publish(revocation::user_message(openid)).await;
+        Ok(stored.and_then(|t| self.codec.parse_user(&t)).map(Arc::new))
+    }
+}

@@ -1,0 +1,260 @@
+//! How sessions and users are written in Redis.
+//!
+//! - A session lives at `prefix + "s:" + hex(sha256(session id))`: a dump
+//!   or `MONITOR` shows no usable session id. Its value is the openid and
+//!   the absolute expiry; Redis's own expiry enforces the idle timeout.
+//! - A user lives at `prefix + "u:" + openid`, as JSON. With a store key
+//!   (`WXGATE_STORE_KEY`), the session_key and phone number are sealed with
+//!   AES-256-GCM, a fresh random nonce per write, the openid and field name
+//!   as associated data (a sealed value cannot be moved to another user).
+//!   `kid`, a fingerprint of the session_key, lets a Lua script compare
+//!   keys without seeing them. Timestamps are strings: Lua's cjson would
+//!   print large numbers in exponent form.
+//!
+//! A record that fails to parse or to unseal is treated as missing (the
+//! user logs in again), never as a crash.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::StoreKey;
+use crate::secret::Secret;
+use crate::session::{Phone, SessionId, StoreError, UserRecord};
+
+const SEALED: &str = "v1:";
+
+#[derive(Serialize, Deserialize)]
+pub struct StoredSession {
+    /// openid
+    pub o: String,
+    /// Absolute expiry, unix milliseconds.
+    pub e: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredUser {
+    openid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unionid: Option<String>,
+    key: String,
+    kid: String,
+    login: String,
+    #[serde(default)]
+    stale: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+}
+
+pub struct Codec {
+    prefix: String,
+    cipher: Option<Aes256Gcm>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Hex of sha256(session id): the session's name in Redis and on the wire.
+pub fn session_hash(id: &SessionId) -> [u8; 32] {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fingerprint of a session_key, safe to store beside it.
+pub fn key_id(key: &Secret) -> String {
+    hex(&Sha256::digest(key.expose().as_bytes())[..12])
+}
+
+impl Codec {
+    pub fn new(prefix: &str, key: Option<&StoreKey>) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            cipher: key.and_then(|k| Aes256Gcm::new_from_slice(&k.0).ok()),
+        }
+    }
+
+    pub fn session_key(&self, hash: &[u8; 32]) -> String {
+        format!("{}s:{}", self.prefix, hex(hash))
+    }
+
+    pub fn user_key(&self, openid: &str) -> String {
+        format!("{}u:{openid}", self.prefix)
+    }
+
+    pub fn channel(&self) -> String {
+        format!("{}revoke", self.prefix)
+    }
+
+    pub fn session(&self, openid: &str, expires_ms: u64) -> String {
+        serde_json::to_string(&StoredSession {
+            o: openid.to_owned(),
+            e: expires_ms,
+        })
+        .unwrap_or_default()
+    }
+
+    pub fn parse_session(&self, text: &str) -> Option<StoredSession> {
+        serde_json::from_str(text).ok()
+    }
+
+    pub fn user(&self, user: &UserRecord) -> Result<String, StoreError> {
+        let openid = user.openid();
+        let login = user
+            .last_login
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let stored = StoredUser {
+            openid: openid.to_owned(),
+            unionid: user.unionid().map(str::to_owned),
+            key: self.seal(openid, "key", user.session_key.expose())?,
+            kid: key_id(&user.session_key),
+            login: login.to_string(),
+            stale: user.key_stale,
+            phone: user
+                .phone
+                .as_ref()
+                .map(|p| self.phone(openid, p))
+                .transpose()?,
+        };
+        serde_json::to_string(&stored).map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// The phone field as stored (sealed when a store key is set).
+    pub fn phone(&self, openid: &str, phone: &Phone) -> Result<String, StoreError> {
+        let json =
+            serde_json::to_string(phone).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.seal(openid, "phone", &json)
+    }
+
+    /// `None` when the record is unreadable: treated as missing.
+    pub fn parse_user(&self, text: &str) -> Option<UserRecord> {
+        let stored: StoredUser = serde_json::from_str(text).ok()?;
+        let key = self.open(&stored.openid, "key", &stored.key)?;
+        let mut user =
+            UserRecord::new(&stored.openid, stored.unionid.as_deref(), Secret::new(key)).ok()?;
+        user.last_login = UNIX_EPOCH + Duration::from_millis(stored.login.parse().unwrap_or(0));
+        user.key_stale = stored.stale;
+        // An unreadable phone (say, sealed under a retired store key) is dropped, not fatal.
+        user.phone = stored
+            .phone
+            .and_then(|p| self.open(&stored.openid, "phone", &p))
+            .and_then(|json| serde_json::from_str(&json).ok());
+        Some(user)
+    }
+
+    fn seal(&self, openid: &str, field: &str, plaintext: &str) -> Result<String, StoreError> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(plaintext.to_owned());
+        };
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(StoreError::Random)?;
+        let aad = format!("{openid}/{field}");
+        let sealed = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError::Unavailable("sealing failed".to_owned()))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        Ok(format!("{SEALED}{}", STANDARD.encode(bytes)))
+    }
+
+    fn open(&self, openid: &str, field: &str, stored: &str) -> Option<String> {
+        match (&self.cipher, stored.strip_prefix(SEALED)) {
+            (None, None) => Some(stored.to_owned()),
+            (Some(cipher), Some(encoded)) => {
+                let bytes = STANDARD.decode(encoded).ok()?;
+                if bytes.len() < 12 {
+                    return None;
+                }
+                let (nonce, sealed) = bytes.split_at(12);
+                let aad = format!("{openid}/{field}");
+                let plain = cipher
+                    .decrypt(
+                        Nonce::from_slice(nonce),
+                        Payload {
+                            msg: sealed,
+                            aad: aad.as_bytes(),
+                        },
+                    )
+                    .ok()?;
+                String::from_utf8(plain).ok()
+            }
+            // Sealed without a key to open it, or plaintext where sealing is required.
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserRecord {
+        let mut u =
+            UserRecord::new("o1", Some("u1"), Secret::new("c2Vzc2lvbmtleTEyMzQ1Ng==")).unwrap();
+        u.phone = Some(Phone {
+            phone_number: "13800138000".into(),
+            pure_phone_number: "13800138000".into(),
+            country_code: "86".into(),
+        });
+        u
+    }
+
+    #[test]
+    fn round_trip_plain_and_sealed() {
+        for key in [None, Some(StoreKey([7; 32]))] {
+            let codec = Codec::new("p:", key.as_ref());
+            let text = codec.user(&user()).unwrap();
+            assert_eq!(
+                text.contains("c2Vzc2lvbmtleTEyMzQ1Ng=="),
+                key.is_none(),
+                "{text}"
+            );
+            assert_eq!(text.contains("13800138000"), key.is_none(), "{text}");
+            let back = codec.parse_user(&text).unwrap();
+            assert_eq!(back.session_key, user().session_key);
+            assert_eq!(back.phone, user().phone);
+            assert_eq!(back.unionid(), Some("u1"));
+        }
+    }
+
+    #[test]
+    fn unreadable_records_are_missing_not_errors() {
+        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])));
+        let text = sealed.user(&user()).unwrap();
+        assert!(
+            Codec::new("p:", Some(&StoreKey([8; 32])))
+                .parse_user(&text)
+                .is_none()
+        );
+        assert!(Codec::new("p:", None).parse_user(&text).is_none());
+        let plain = Codec::new("p:", None).user(&user()).unwrap();
+        assert!(sealed.parse_user(&plain).is_none());
+        assert!(sealed.parse_user("{not json").is_none());
+        // A sealed key moved to another user's record does not open.
+        let moved = text.replace("\"openid\":\"o1\"", "\"openid\":\"o2\"");
+        assert!(sealed.parse_user(&moved).is_none());
+    }
+
+    #[test]
+    fn nonces_differ_per_write() {
+        let codec = Codec::new("p:", Some(&StoreKey([7; 32])));
+        assert_ne!(codec.user(&user()).unwrap(), codec.user(&user()).unwrap());
+    }
+}

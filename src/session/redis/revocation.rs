@@ -1,0 +1,100 @@
+//! Revocation everywhere within a second: a logout, or a user record that
+//! changed (new login, phone number, stale key), is published on the
+//! `prefix + "revoke"` channel, and every replica evicts its local copy.
+//!
+//! Messages name a session by the hash of its id (`s:<hex>`), never the id
+//! itself, or a user by openid (`u:<openid>`). While the subscription is
+//! down, replicas keep answering from their local cache (a Redis outage
+//! must not log everyone out); once it is back, the local cache is cleared,
+//! since revocations may have been missed meanwhile.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+
+use super::local::LocalCache;
+use super::record::hex;
+
+pub fn session_message(hash: &[u8; 32]) -> String {
+    format!("s:{}", hex(hash))
+}
+
+pub fn user_message(openid: &str) -> String {
+    format!("u:{openid}")
+}
+
+/// Listens for revocations; `subscribed` tells whether it currently hears them.
+pub fn spawn(
+    client: redis::Client,
+    channel: String,
+    local: Arc<LocalCache>,
+    subscribed: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        local.clear();
+                        subscribed.store(true, Ordering::Release);
+                        tracing::info!("subscribed to session revocations");
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(text) = message.get_payload::<String>() {
+                                apply(&local, &text).await;
+                            }
+                        }
+                        subscribed.store(false, Ordering::Release);
+                        tracing::warn!(
+                            "revocation subscription lost; serving from the local cache"
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to revocations"),
+                },
+                Err(e) => tracing::debug!(error = %e, "cannot connect for revocations"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    })
+}
+
+async fn apply(local: &LocalCache, message: &str) {
+    if let Some(hex_hash) = message.strip_prefix("s:") {
+        if let Some(hash) = unhex(hex_hash) {
+            local.evict_session(&hash).await;
+        }
+    } else if let Some(openid) = message.strip_prefix("u:") {
+        local.evict_user(openid).await;
+    }
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_messages_round_trip() {
+        let hash = [0xab; 32];
+        let message = session_message(&hash);
+        assert_eq!(unhex(message.strip_prefix("s:").unwrap()), Some(hash));
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"g".repeat(64)), None);
+    }
+}

@@ -1,0 +1,235 @@
+//! Several replicas sharing one real Redis: logins travel, logouts
+//! propagate within a second, restarts lose nothing, outages degrade to
+//! 503 (never 401) and heal by themselves, and nothing usable sits in Redis.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::upstream::header_values;
+use common::wechat::openid_of;
+use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error};
+use serde_json::json;
+
+struct Fleet {
+    wechat: WeChatDouble,
+    upstream: Upstream,
+    redis: RedisServer,
+}
+
+impl Fleet {
+    async fn new() -> Self {
+        Self {
+            wechat: WeChatDouble::start().await,
+            upstream: Upstream::start().await,
+            redis: RedisServer::start(),
+        }
+    }
+
+    fn config(&self) -> GateConfig {
+        let mut config = GateConfig::new(&self.wechat, &self.upstream);
+        config
+            .redis(&self.redis.url())
+            .set("session", "local_ttl", "\"30s\"");
+        config
+    }
+
+    async fn replica(&self) -> Gate {
+        let gate = self.config().start().await;
+        gate.until_ready().await;
+        gate
+    }
+}
+
+async fn status(gate: &Gate, id: &str) -> u16 {
+    gate.get("/x", id).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_at_one_replica_works_at_another() {
+    let fleet = Fleet::new().await;
+    let (a, b) = (fleet.replica().await, fleet.replica().await);
+    let id = a.login("alma").await;
+    let echo: serde_json::Value = b.get("/x", &id).send().await.unwrap().json().await.unwrap();
+    assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("alma")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_ends_the_session_everywhere_within_a_second() {
+    let fleet = Fleet::new().await;
+    let (a, b) = (fleet.replica().await, fleet.replica().await);
+    let id = a.login("bert").await;
+    // B now holds the session in its local cache (for up to 30 s).
+    assert_eq!(status(&b, &id).await, 200);
+    assert_eq!(status(&b, &id).await, 200);
+    let logout = a
+        .http
+        .post(a.url("/logout"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let started = Instant::now();
+    while status(&b, &id).await != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still accepts a logged-out session"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_login_reaches_every_replica_s_cached_user() {
+    let fleet = Fleet::new().await;
+    let (a, b) = (fleet.replica().await, fleet.replica().await);
+    let first = a.login("cleo").await;
+    assert_eq!(status(&b, &first).await, 200); // B caches cleo's record
+    a.login("union:cleo").await; // a new key and a unionid
+    let started = Instant::now();
+    loop {
+        let echo: serde_json::Value = b
+            .get("/x", &first)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if header_values(&echo, "x-wx-unionid") == ["u_cleo"] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B kept a stale user record"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_a_restart_of_wxgate() {
+    let fleet = Fleet::new().await;
+    let a = fleet.replica().await;
+    let id = a.login("dora").await;
+    a.stop().await;
+    let restarted = fleet.replica().await;
+    assert_eq!(status(&restarted, &id).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_503_not_401_and_heals_without_a_restart() {
+    let mut fleet = Fleet::new().await;
+    let mut config = fleet.config();
+    config.set("redis", "command_timeout", "\"200ms\"");
+    let (a, b) = (config.start().await, config.start().await);
+    a.until_ready().await;
+    b.until_ready().await;
+    let cached = a.login("eve").await;
+    let unseen = a.login("finn").await;
+    assert_eq!(status(&a, &cached).await, 200);
+
+    fleet.redis.kill();
+    // A answers from its local cache; B has never seen the session.
+    assert_eq!(status(&a, &cached).await, 200);
+    let response = b.get("/x", &unseen).send().await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(response, 503, "store_unavailable").await;
+    assert_error(
+        a.post_login(r#"{"code":"gus"}"#).await,
+        503,
+        "store_unavailable",
+    )
+    .await;
+    let ready = b.http.get(b.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    fleet.redis.resume();
+    b.until_ready().await;
+    a.until_ready().await;
+    assert_eq!(status(&b, &unseen).await, 200);
+    assert_eq!(status(&b, &cached).await, 200);
+    let id = b.login("hana").await;
+    assert_eq!(status(&a, &id).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_usable_is_stored_at_rest() {
+    let fleet = Fleet::new().await;
+    let mut config = fleet.config();
+    config.env(
+        "WXGATE_STORE_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    let gate = config.start().await;
+    gate.until_ready().await;
+    let id = gate.login("ivy").await;
+    let response = gate
+        .http
+        .post(gate.url("/phone"))
+        .header("x-session-id", &id)
+        .json(&json!({"code": "phone:13912345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let dump = fleet.redis.dump();
+    assert!(
+        dump.iter().any(|(k, _)| k.starts_with("wxgate:s:")),
+        "{dump:?}"
+    );
+    let text = format!("{dump:?}");
+    for secret in [id.as_str(), &fleet.wechat.current_key("ivy"), "13912345678"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} is readable in Redis: {text}"
+        );
+    }
+    // Expiry in Redis matches the session's lifetime.
+    let (session_key, _) = dump
+        .iter()
+        .find(|(k, _)| k.starts_with("wxgate:s:"))
+        .unwrap();
+    let pttl = fleet.redis.pttl(session_key);
+    assert!(
+        pttl > 7 * 86_400_000 - 60_000 && pttl <= 7 * 86_400_000,
+        "{pttl}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_refresh_writes_at_most_once_per_tenth_of_idle() {
+    let fleet = Fleet::new().await;
+    let mut config = fleet.config();
+    config
+        .set("session", "idle", "\"2s\"")
+        .set("session", "local_ttl", "\"0s\"");
+    let gate = config.start().await;
+    gate.until_ready().await;
+    let id = gate.login("jade").await;
+    let calls = || {
+        let mut c = fleet.redis.connection().unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut c)
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_pexpire:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    for _ in 0..40 {
+        assert_eq!(status(&gate, &id).await, 200);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed().as_millis() as u64;
+    let pexpires = calls();
+    // One write per 200 ms at most (idle/10), however many requests came.
+    assert!(
+        pexpires <= elapsed / 200 + 1,
+        "{pexpires} PEXPIREs in {elapsed} ms for 40 requests"
+    );
+}

@@ -1,0 +1,317 @@
+//! One conformance suite for every session store, the oauth2-proxy way:
+//! the same cases run against the memory store and the Redis store (with
+//! its local cache on and off), through the `SessionStore` trait only.
+
+mod common;
+
+use std::future::Future;
+use std::time::Duration;
+
+use common::redis::RedisServer;
+use http::HeaderName;
+use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};
+use wxgate::secret::Secret;
+use wxgate::session::{
+    MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord, UserUpdate,
+};
+
+fn session_config(ttl: Duration, idle: Option<Duration>, capacity: u64) -> SessionConfig {
+    SessionConfig {
+        ttl,
+        idle,
+        capacity,
+        header: HeaderName::from_static("x-session-id"),
+        forward_session_header: false,
+    }
+}
+
+fn user(openid: &str, key: &str) -> UserRecord {
+    UserRecord::new(openid, None, Secret::new(key)).unwrap()
+}
+
+fn phone(number: &str) -> Phone {
+    Phone {
+        phone_number: number.into(),
+        pure_phone_number: number.into(),
+        country_code: "86".into(),
+    }
+}
+
+/// Runs `case` against every backend, each built for `config`.
+async fn for_each_store<F, Fut>(config: SessionConfig, case: F)
+where
+    F: Fn(Box<dyn Fn() -> Sessions>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let memory = config.clone();
+    case(Box::new(move || {
+        Sessions::Memory(MemoryStore::new(&memory))
+    }))
+    .await;
+    for local_ttl in [Duration::from_secs(5), Duration::ZERO] {
+        let server = RedisServer::start();
+        let redis = RedisConfig {
+            nodes: RedisNodes::Single(server.url()),
+            key_prefix: "conformance:".into(),
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+            local_ttl,
+            store_key: None,
+        };
+        let session = config.clone();
+        case(Box::new(move || {
+            Sessions::Redis(Box::new(RedisStore::new(&redis, &session).unwrap()))
+        }))
+        .await;
+        drop(server);
+    }
+}
+
+fn name(store: &Sessions) -> &'static str {
+    match store {
+        Sessions::Memory(_) => "memory",
+        Sessions::Redis(_) => "redis",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_resolve() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            let id = store.login(user("o_create", "a2V5MQ==")).await.unwrap().0;
+            let resolved = store
+                .resolve(&id)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{}", name(&store)));
+            assert_eq!(resolved.user.openid(), "o_create", "{}", name(&store));
+            assert_eq!(resolved.user.session_key.expose(), "a2V5MQ==");
+            assert!(
+                resolved.expires_in <= Duration::from_secs(60)
+                    && resolved.expires_in > Duration::from_secs(55)
+            );
+            assert!(
+                store
+                    .resolve(&SessionId::generate().unwrap())
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{}",
+                name(&store)
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absolute_expiry() {
+    for_each_store(
+        session_config(Duration::from_millis(1200), None, 100),
+        |make| async move {
+            let store = make();
+            let id = store.login(user("o_ttl", "k")).await.unwrap().0;
+            assert!(
+                store.resolve(&id).await.unwrap().is_some(),
+                "{}",
+                name(&store)
+            );
+            tokio::time::sleep(Duration::from_millis(1800)).await;
+            assert!(
+                store.resolve(&id).await.unwrap().is_none(),
+                "{}",
+                name(&store)
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_refresh_and_idle_expiry() {
+    let config = session_config(
+        Duration::from_secs(60),
+        Some(Duration::from_millis(1500)),
+        100,
+    );
+    for_each_store(config, |make| async move {
+        let store = make();
+        let id = store.login(user("o_idle", "k")).await.unwrap().0;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                store.resolve(&id).await.unwrap().is_some(),
+                "{} slid",
+                name(&store)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(
+            store.resolve(&id).await.unwrap().is_none(),
+            "{} idled out",
+            name(&store)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_one_session() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            let a = store.login(user("o_out", "k")).await.unwrap().0;
+            let b = store.login(user("o_out", "k")).await.unwrap().0;
+            store.logout(&a).await.unwrap();
+            store.logout(&a).await.unwrap();
+            store.logout(&SessionId::generate().unwrap()).await.unwrap();
+            assert!(
+                store.resolve(&a).await.unwrap().is_none(),
+                "{}",
+                name(&store)
+            );
+            assert!(
+                store.resolve(&b).await.unwrap().is_some(),
+                "{}",
+                name(&store)
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relogin_updates_the_user_for_every_session() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            let first = store
+                .login(user("o_re", "b2xkb2xkb2xkb2xkb2xk"))
+                .await
+                .unwrap()
+                .0;
+            assert!(store.resolve(&first).await.unwrap().is_some());
+            assert!(
+                store
+                    .update_user("o_re", UserUpdate::SetPhone(phone("13800000001")))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            let newer =
+                UserRecord::new("o_re", Some("u_re"), Secret::new("bmV3bmV3bmV3bmV3bmV3")).unwrap();
+            let second = store.login(newer).await.unwrap().0;
+            for id in [&first, &second] {
+                let user = store
+                    .resolve(id)
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{}", name(&store)))
+                    .user;
+                assert_eq!(
+                    user.session_key.expose(),
+                    "bmV3bmV3bmV3bmV3bmV3",
+                    "{}",
+                    name(&store)
+                );
+                assert_eq!(user.unionid(), Some("u_re"), "{}", name(&store));
+                assert_eq!(
+                    user.phone,
+                    Some(phone("13800000001")),
+                    "{}: phone survives re-login",
+                    name(&store)
+                );
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_mark_applies_only_to_the_key_checked() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            let id = store.login(user("o_stale", "a2V5MQ==")).await.unwrap().0;
+            // A check of a key the user no longer has changes nothing.
+            store
+                .update_user(
+                    "o_stale",
+                    UserUpdate::KeyStale {
+                        key: Secret::new("b2xk"),
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(
+                !store.resolve(&id).await.unwrap().unwrap().user.key_stale,
+                "{}",
+                name(&store)
+            );
+            store
+                .update_user(
+                    "o_stale",
+                    UserUpdate::KeyStale {
+                        key: Secret::new("a2V5MQ=="),
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(
+                store.resolve(&id).await.unwrap().unwrap().user.key_stale,
+                "{}",
+                name(&store)
+            );
+            // A new login brings a fresh key and clears the mark.
+            store.login(user("o_stale", "a2V5Mg==")).await.unwrap();
+            assert!(
+                !store.resolve(&id).await.unwrap().unwrap().user.key_stale,
+                "{}",
+                name(&store)
+            );
+            assert!(
+                store
+                    .update_user("o_nobody", UserUpdate::SetPhone(phone("1")))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{}",
+                name(&store)
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_overflow_never_refuses_the_newest_sessions() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 5),
+        |make| async move {
+            let store = make();
+            let mut ids = Vec::new();
+            for i in 0..20 {
+                ids.push(
+                    store
+                        .login(user(&format!("o_cap{i}"), "k"))
+                        .await
+                        .unwrap()
+                        .0,
+                );
+            }
+            for id in &ids[15..] {
+                assert!(
+                    store.resolve(id).await.unwrap().is_some(),
+                    "{}",
+                    name(&store)
+                );
+            }
+        },
+    )
+    .await;
+}
