@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::redis::RedisServer;
 use common::{GateConfig, SECRET, Upstream, WeChatDouble};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
@@ -70,6 +71,20 @@ impl Process {
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    async fn until_ready(&self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !http
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "never ready:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn signal(&self, name: &str) {
@@ -353,4 +368,29 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
             "{secret} leaked into the logs:\n{logs}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_sessions_and_a_killed_one_loses_nothing() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let redis = RedisServer::start();
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.redis(&redis.url());
+    let mut a = Process::start(&config, &[]);
+    let b = Process::start(&config, &[]);
+    a.until_ready().await;
+    b.until_ready().await;
+    let http = reqwest::Client::new();
+    let id = login(&http, a.url("/login"), "kai").await;
+    let at = |p: &Process| http.get(p.url("/x")).header("x-session-id", &id).send();
+    assert_eq!(at(&b).await.unwrap().status(), 200);
+
+    // A dies without draining (OOM kill, node loss); its replacement starts cold.
+    a.signal("KILL");
+    a.wait(Duration::from_secs(5));
+    let replacement = Process::start(&config, &[]);
+    replacement.until_ready().await;
+    assert_eq!(at(&replacement).await.unwrap().status(), 200);
+    assert_eq!(at(&b).await.unwrap().status(), 200);
 }

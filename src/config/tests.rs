@@ -171,3 +171,86 @@ fn demo_echo_needs_a_loopback_upstream() {
     let remote = demo.replace("127.0.0.1", "backend.svc");
     assert_eq!(error_key(&remote), "demo.echo_upstream");
 }
+
+#[test]
+fn store_selection_and_redis_settings() {
+    let c = Config::parse(MINIMAL, &no_env).unwrap();
+    assert!(matches!(c.store, StoreConfig::Memory));
+
+    let redis = format!(
+        "{MINIMAL}[session]\nstore = \"redis\"\n[redis]\nurl = \"redis://:pw@127.0.0.1:6379/2\"\n"
+    );
+    let c = Config::parse(&redis, &no_env).unwrap();
+    let StoreConfig::Redis(r) = &c.store else {
+        panic!("redis expected")
+    };
+    assert!(matches!(&r.nodes, RedisNodes::Single(u) if u.ends_with("/2")));
+    assert_eq!(r.key_prefix, "wxgate:");
+    assert_eq!(r.local_ttl, Duration::from_secs(5));
+    assert_eq!(r.command_timeout, Duration::from_millis(250));
+    assert!(r.store_key.is_none());
+
+    let env = |k: &str| match k {
+        STORE_KEY_ENV => Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()),
+        REDIS_URL_ENV => Some("rediss://:secret@redis.example:6380".to_owned()),
+        _ => None,
+    };
+    let c = Config::parse(&redis, &env).unwrap();
+    let StoreConfig::Redis(r) = &c.store else {
+        panic!("redis expected")
+    };
+    assert_eq!(
+        r.store_key,
+        Some(StoreKey(*b"0123456789abcdef0123456789abcdef"))
+    );
+    assert!(matches!(&r.nodes, RedisNodes::Single(u) if u.starts_with("rediss://")));
+    assert!(
+        !format!("{r:?}").contains("MDEy"),
+        "the store key is never printed"
+    );
+
+    let cluster = format!(
+        "{MINIMAL}[session]\nstore = \"redis\"\n[redis]\ncluster = [\"redis://10.0.0.1:6379\", \"redis://10.0.0.2:6379\"]\n"
+    );
+    let c = Config::parse(&cluster, &no_env).unwrap();
+    assert!(
+        matches!(&c.store, StoreConfig::Redis(r) if matches!(&r.nodes, RedisNodes::Cluster(n) if n.len() == 2))
+    );
+}
+
+#[test]
+fn bad_store_settings_name_their_key() {
+    let redis = |extra: &str| format!("{MINIMAL}[session]\nstore = \"redis\"\n[redis]\n{extra}\n");
+    let cases = [
+        (
+            format!("{MINIMAL}[session]\nstore = \"etcd\"\n"),
+            "session.store",
+        ),
+        (
+            format!("{MINIMAL}[redis]\nurl = \"redis://127.0.0.1\"\n"),
+            "session.store",
+        ),
+        (redis(""), "redis.url"),
+        (redis("url = \"http://127.0.0.1\""), "redis.url"),
+        (
+            redis("url = \"redis://127.0.0.1\"\ncluster = [\"redis://127.0.0.1\"]"),
+            "redis.cluster",
+        ),
+        (redis("cluster = [\"tcp://x\"]"), "redis.cluster"),
+        (
+            redis("url = \"redis://127.0.0.1\"\ncommand_timeout = \"0s\""),
+            "redis.command_timeout",
+        ),
+    ];
+    for (text, key) in cases {
+        assert_eq!(error_key(&text), key, "{text}");
+    }
+    let bad_key = |k: &str| (k == STORE_KEY_ENV).then(|| "c2hvcnQ=".to_owned());
+    match Config::parse(&redis("url = \"redis://127.0.0.1\""), &bad_key) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, STORE_KEY_ENV),
+        other => panic!("{other:?}"),
+    }
+    // A password in the URL never reaches an error message.
+    let e = Config::parse(&redis("url = \"redis://:hunter2@[bad\""), &no_env).unwrap_err();
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+}
