@@ -51,7 +51,7 @@ async fn a_login_at_one_replica_works_at_another() {
     let fleet = Fleet::new().await;
     let (a, b) = (fleet.replica().await, fleet.replica().await);
     let id = a.login("alma").await;
-    let echo: serde_json::Value = b.get("/x", &id).send().await.unwrap().json().await.unwrap();
+    let echo = common::json(b.get("/x", &id)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("alma")]);
 }
 
@@ -90,14 +90,7 @@ async fn a_new_login_reaches_every_replica_s_cached_user() {
     a.login("union:cleo").await; // a new key and a unionid
     let started = Instant::now();
     loop {
-        let echo: serde_json::Value = b
-            .get("/x", &first)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo = common::json(b.get("/x", &first)).await;
         if header_values(&echo, "x-wx-unionid") == ["u_cleo"] {
             break;
         }

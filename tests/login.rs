@@ -36,14 +36,7 @@ async fn login_returns_a_session_and_never_the_session_key() {
     );
     assert_eq!(body.as_object().unwrap().len(), 2, "{text}");
 
-    let echo: serde_json::Value = gate
-        .get("/me", id)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = common::json(gate.get("/me", id)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("alice")]);
     assert_eq!(header_values(&echo, "x-wx-appid"), [APPID]);
     assert!(
@@ -56,14 +49,7 @@ async fn login_returns_a_session_and_never_the_session_key() {
 async fn unionid_is_injected_when_wechat_gives_one() {
     let (_wechat, _upstream, gate) = setup().await;
     let id = gate.login("union:bob").await;
-    let echo: serde_json::Value = gate
-        .get("/me", &id)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = common::json(gate.get("/me", &id)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("bob")]);
     assert_eq!(header_values(&echo, "x-wx-unionid"), [unionid_of("bob")]);
 }
@@ -238,14 +224,7 @@ async fn many_concurrent_users_never_cross_identities() {
         let gate = &gate;
         async move {
             for _ in 0..3 {
-                let echo: serde_json::Value = gate
-                    .get("/whoami", id)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let echo = common::json(gate.get("/whoami", id)).await;
                 assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of(user)]);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }

@@ -132,15 +132,7 @@ impl Drop for Process {
 }
 
 async fn login(http: &reqwest::Client, url: String, code: &str) -> String {
-    let body: serde_json::Value = http
-        .post(url)
-        .body(format!(r#"{{"code":"{code}"}}"#))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = common::json(http.post(url).body(format!(r#"{{"code":"{code}"}}"#))).await;
     body["session_id"].as_str().expect("session_id").to_owned()
 }
 
@@ -258,16 +250,12 @@ async fn streaming_a_large_body_runs_in_constant_memory() {
     let count = SIZE / chunk.len() as u64;
     let stream =
         futures_util::stream::iter((0..count).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let report: serde_json::Value = http
-        .post(gate.url("/upload"))
-        .header("x-session-id", &id)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = common::json(
+        http.post(gate.url("/upload"))
+            .header("x-session-id", &id)
+            .body(reqwest::Body::wrap_stream(stream)),
+    )
+    .await;
     assert_eq!(report["bytes"], SIZE);
 
     let mut response = http

@@ -95,14 +95,7 @@ async fn path_prefix_of_the_upstream_url_is_prepended() {
         .start()
         .await;
     let id = gate.login("rob").await;
-    let echo: serde_json::Value = gate
-        .get("/x?y=1", &id)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = common::json(gate.get("/x?y=1", &id)).await;
     assert_eq!(echo["uri"], "/base/x?y=1");
 }
 

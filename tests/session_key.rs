@@ -210,16 +210,12 @@ async fn phone_number_by_code_is_injected_only_when_configured() {
         assert_eq!(phone["phoneNumber"], "13800138000");
         assert_eq!(phone["countryCode"], "86");
 
-        let echo: serde_json::Value = gate
-            .get("/x", &id)
-            .header("X-WX-Phone", "forged")
-            .header("x_wx_phone", "forged")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo = common::json(
+            gate.get("/x", &id)
+                .header("X-WX-Phone", "forged")
+                .header("x_wx_phone", "forged"),
+        )
+        .await;
         let expected: &[&str] = if configured { &["13800138000"] } else { &[] };
         assert_eq!(header_values(&echo, "x-wx-phone"), expected);
         assert!(!echo.to_string().contains("forged"));
@@ -235,14 +231,7 @@ async fn legacy_phone_decryption_is_kept_and_survives_relogin() {
     assert_eq!(response.status(), 200);
     let newer = gate.login("slow:1:pia").await;
     for session in [&id, &newer] {
-        let echo: serde_json::Value = gate
-            .get("/x", session)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo = common::json(gate.get("/x", session)).await;
         assert_eq!(header_values(&echo, "x-wx-phone"), ["13911112222"]);
         assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("pia")]);
     }

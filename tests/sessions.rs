@@ -103,14 +103,7 @@ async fn a_users_sessions_all_resolve_to_the_same_identity() {
     let first = gate.login("yara").await;
     let second = gate.login("union:yara").await;
     for id in [&first, &second] {
-        let echo: serde_json::Value = gate
-            .get("/x", id)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo = common::json(gate.get("/x", id)).await;
         assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("yara")]);
         // The newest login brought a unionid; the older session sees it too.
         assert_eq!(header_values(&echo, "x-wx-unionid"), ["u_yara"]);

@@ -169,6 +169,12 @@ impl Drop for Gate {
     }
 }
 
+/// Sends `request` and reads its JSON answer (the echo, usually).
+pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.send().await.expect("request");
+    response.json().await.expect("JSON answer")
+}
+
 /// Asserts an error response: status, JSON `code`, and a non-empty message.
 pub async fn assert_error(
     response: reqwest::Response,

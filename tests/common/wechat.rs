@@ -113,33 +113,20 @@ impl WeChatDouble {
         self.state.lock().unwrap().calls.values().sum()
     }
 
+    /// How many times the user's key has rotated (logins, plus `rotate_key`).
+    fn rotations(&self, user: &str) -> u32 {
+        let state = self.state.lock().unwrap();
+        state.rotations.get(user).copied().unwrap_or(0)
+    }
+
     /// The user's current session_key (base64 text).
     pub fn current_key(&self, user: &str) -> String {
-        key_of(
-            user,
-            self.state
-                .lock()
-                .unwrap()
-                .rotations
-                .get(user)
-                .copied()
-                .unwrap_or(0),
-        )
+        key_of(user, self.rotations(user))
     }
 
     /// The key the user's next login will get.
     pub fn next_key(&self, user: &str) -> String {
-        key_of(
-            user,
-            self.state
-                .lock()
-                .unwrap()
-                .rotations
-                .get(user)
-                .copied()
-                .unwrap_or(0)
-                + 1,
-        )
+        key_of(user, self.rotations(user) + 1)
     }
 
     /// Rotates the user's key as a `wx.login` that never reached wxgate would.
