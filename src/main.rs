@@ -48,7 +48,9 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         None => {
             init_logging();
-            tokio::runtime::Builder::new_multi_thread()
+            // The main thread's runtime serves the first listener; `run_per_core`
+            // gives every other listener a thread and runtime of its own.
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
@@ -62,7 +64,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(&config).await?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "wxgate listening");
-    server.run(shutdown_signal()).await;
+    server.run_per_core(shutdown_signal()).await;
     Ok(())
 }
 

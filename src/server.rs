@@ -2,9 +2,12 @@
 //!
 //! Each connection is served by hyper (HTTP/1.1 with upgrades, or h2c) and
 //! watched by a `GracefulShutdown`. When the shutdown future completes
-//! (SIGTERM or SIGINT in `main`), the listener closes at once, `/readyz`
+//! (SIGTERM or SIGINT in `main`), the listeners close at once, `/readyz`
 //! turns 503, idle keep-alive connections are closed, and in-flight requests
 //! get up to `drain_timeout` to finish before `run` returns.
+//!
+//! `[server] threads` listeners share the port (`SO_REUSEPORT`); `main`
+//! serves each on its own thread (`run_per_core`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,7 +19,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::{Config, WechatMode};
@@ -39,13 +43,15 @@ pub enum StartError {
 }
 
 pub struct Server {
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     app: Arc<App>,
     drain_timeout: Duration,
 }
 
 impl Server {
-    /// Builds everything and binds the port. `config` is already validated.
+    /// Builds everything and binds the port: one `SO_REUSEPORT` listener per
+    /// worker thread, so the kernel spreads connections across threads.
+    /// `config` is already validated.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
         if config.wechat.mode == WechatMode::Mock {
             tracing::warn!(
@@ -63,68 +69,174 @@ impl Server {
                 .map_err(|source| StartError::Demo { addr, source })?;
             tracing::info!(%addr, "demo echo upstream listening");
         }
-        let addr = config.server.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let mut addr = config.server.listen;
+        let mut listeners = Vec::with_capacity(config.server.threads);
+        for _ in 0..config.server.threads {
+            let listener =
+                reuse_port_listener(addr).map_err(|source| StartError::Bind { addr, source })?;
+            // With port 0 the first bind picks the port; the others share it.
+            addr = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            listeners.push(listener);
+        }
         Ok(Self {
-            listener,
+            listeners,
             app,
             drain_timeout: config.server.drain_timeout,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match self.listeners.first() {
+            Some(listener) => listener.local_addr(),
+            None => Err(std::io::Error::other("no listener")),
+        }
     }
 
-    /// Serves until `shutdown` completes, then drains.
+    /// Serves every listener on the current runtime until `shutdown`
+    /// completes, then drains. (Tests, and callers that bring a runtime.)
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let app = self.app.clone();
-            let service = service_fn(move |request| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle_request(request, peer).await) }
-            });
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
-        }
-
-        drop(self.listener);
+        let (stop, stopped) = watch::channel(false);
+        let serving: Vec<_> = self
+            .listeners
+            .into_iter()
+            .map(|listener| {
+                tokio::spawn(serve(
+                    self.app.clone(),
+                    listener,
+                    stopped.clone(),
+                    self.drain_timeout,
+                ))
+            })
+            .collect();
+        shutdown.await;
         self.app.start_draining();
-        tracing::info!(timeout = ?self.drain_timeout, "shutting down: draining in-flight requests");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections drained"),
-            () = tokio::time::sleep(self.drain_timeout) => {
-                tracing::warn!("drain timeout reached; closing the remaining connections");
+        let _ = stop.send(true);
+        for task in serving {
+            let _ = task.await;
+        }
+    }
+
+    /// Thread per core, as Envoy and nginx run: each listener is served by
+    /// its own thread with a single-threaded runtime, so a request, its
+    /// connection and its upstream connection never wake another thread.
+    /// The calling thread serves the first listener. Shared state (sessions,
+    /// logins, WeChat and Redis clients) lives in one `App`.
+    pub async fn run_per_core(self, shutdown: impl Future<Output = ()>) {
+        let (stop, stopped) = watch::channel(false);
+        let mut listeners = self.listeners.into_iter();
+        let Some(first) = listeners.next() else {
+            return;
+        };
+        let mut threads = Vec::new();
+        for (i, listener) in listeners.enumerate() {
+            let (app, stopped, drain) = (self.app.clone(), stopped.clone(), self.drain_timeout);
+            let listener = match listener.into_std() {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot hand a listener to its thread");
+                    continue;
+                }
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("wxgate-{}", i + 1))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(runtime) => runtime.block_on(async move {
+                            match TcpListener::from_std(listener) {
+                                Ok(listener) => serve(app, listener, stopped, drain).await,
+                                Err(e) => tracing::error!(error = %e, "cannot serve a listener"),
+                            }
+                        }),
+                        Err(e) => tracing::error!(error = %e, "cannot start a worker runtime"),
+                    }
+                });
+            match thread {
+                Ok(thread) => threads.push(thread),
+                Err(e) => tracing::error!(error = %e, "cannot start a worker thread"),
             }
+        }
+        let own = tokio::spawn(serve(self.app.clone(), first, stopped, self.drain_timeout));
+        shutdown.await;
+        self.app.start_draining();
+        let _ = stop.send(true);
+        let _ = own.await;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// One listener's accept loop, until `stop` turns true; then drains its
+/// connections for up to `drain_timeout`.
+async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            // The only change ever sent is "stop"; a dropped sender stops too.
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle_request(request, peer).await) }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!(timeout = ?drain_timeout, "shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!("drain timeout reached; closing the remaining connections");
         }
     }
 }

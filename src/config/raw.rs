@@ -32,6 +32,7 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: Option<String>,
     pub drain_timeout: Option<String>,
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

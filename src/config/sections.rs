@@ -15,6 +15,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
+    /// Worker threads, one listener each; defaults to the cores available.
+    pub threads: usize,
 }
 
 impl ServerConfig {
@@ -27,9 +29,18 @@ impl ServerConfig {
             )
         })?;
         let drain_timeout = duration("server.drain_timeout", raw.drain_timeout, "20s")?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = raw.threads.unwrap_or(cores);
+        if threads == 0 || threads > 1024 {
+            return Err(ConfigError::invalid(
+                "server.threads",
+                "must be between 1 and 1024",
+            ));
+        }
         Ok(Self {
             listen,
             drain_timeout,
+            threads,
         })
     }
 }

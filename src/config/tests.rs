@@ -27,6 +27,8 @@ fn defaults() {
     let c = Config::parse(MINIMAL, &no_env).unwrap();
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(c.server.drain_timeout, Duration::from_secs(20));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.server.threads, cores);
     assert_eq!(c.upstream.timeout, Duration::from_secs(30));
     assert_eq!(c.upstream.path_prefix, "");
     assert_eq!(c.wechat.api_base, "https://api.weixin.qq.com");
@@ -86,6 +88,7 @@ fn invalid_values_name_their_key() {
     let cases = [
         ("[server]\nlisten = \"localhost\"", "server.listen"),
         ("[server]\ndrain_timeout = \"soon\"", "server.drain_timeout"),
+        ("[server]\nthreads = 0", "server.threads"),
         ("[session]\nttl = \"0s\"", "session.ttl"),
         ("[session]\nidle = \"3 parsecs\"", "session.idle"),
         ("[session]\ncapacity = 0", "session.capacity"),

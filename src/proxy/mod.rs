@@ -8,7 +8,9 @@
 //! HTTP upgrades (WebSocket) are spliced into a byte tunnel once the
 //! upstream answers `101 Switching Protocols`.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -33,25 +35,47 @@ static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
 
+type UpstreamClient = Client<HttpConnector, BodyEnd>;
+
+thread_local! {
+    /// Each thread's own upstream pools, one per `Upstream` (by id). A
+    /// pooled connection's driver task runs on the thread that opened it;
+    /// keeping pools per thread means a request never waits on a task that
+    /// another thread must be woken to run.
+    static CLIENTS: RefCell<Vec<(u64, UpstreamClient)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub struct Upstream {
-    client: Client<HttpConnector, BodyEnd>,
+    id: u64,
     config: UpstreamConfig,
 }
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
-            client,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             config: config.clone(),
         }
+    }
+
+    /// This thread's connection pool to the upstream.
+    fn client(&self) -> UpstreamClient {
+        CLIENTS.with_borrow_mut(|clients| {
+            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
+                return client.clone();
+            }
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(self.config.timeout));
+            let client = Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(connector);
+            clients.push((self.id, client.clone()));
+            client
+        })
     }
 
     /// Sends `request`, whose hop-by-hop and identity headers the caller has
@@ -66,7 +90,7 @@ impl Upstream {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
         let (body, body_ended) = BodyEnd::new(body);
-        let sent = self.client.request(Request::from_parts(parts, body));
+        let sent = self.client().request(Request::from_parts(parts, body));
         tokio::pin!(sent);
         // The upstream may answer before the body has ended (an early 413, say).
         let answered = tokio::select! {
