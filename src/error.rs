@@ -168,6 +168,19 @@ impl HttpError {
     }
 }
 
+/// An error and its causes on one line ("client error (Connect): tcp connect
+/// error: Connection refused"), for log lines and internal messages.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 impl From<DecryptError> for HttpError {
     fn from(e: DecryptError) -> Self {
         match e {

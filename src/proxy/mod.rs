@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::body::Body;
 use crate::config::UpstreamConfig;
-use crate::error::HttpError;
+use crate::error::{HttpError, describe};
 use crate::hop_by_hop;
 
 mod body_end;
@@ -177,17 +177,4 @@ async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
         }
         Err(e) => tracing::debug!(error = %e, "upgrade failed"),
     }
-}
-
-/// The error and its causes on one line ("client error (Connect): tcp connect
-/// error: Connection refused").
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

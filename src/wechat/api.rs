@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::WeChatError;
 use crate::config::WechatConfig;
+use crate::error::describe;
 
 pub struct ApiClient {
     http: reqwest::Client,
@@ -76,15 +77,7 @@ impl ApiClient {
             return WeChatError::Timeout(self.timeout);
         }
         // The URL carries the app secret or an access token.
-        let e = e.without_url();
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        WeChatError::Unreachable(message)
+        WeChatError::Unreachable(describe(&e.without_url()))
     }
 }
 
