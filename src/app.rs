@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
@@ -148,14 +148,14 @@ impl App {
             }
             Route::Login => {
                 *outcome = Outcome::Login;
-                require(&request, Method::POST)?;
+                require(&request, "POST")?;
                 self.login
                     .handle(&self.wechat, &self.sessions, request)
                     .await
             }
             Route::Logout => {
                 *outcome = Outcome::Logout;
-                require(&request, Method::POST)?;
+                require(&request, "POST")?;
                 // Idempotent: ending an unknown or absent session succeeds too.
                 if let Some(id) = self.session_id(request.headers()) {
                     self.sessions.logout(&id).await?;
@@ -163,21 +163,18 @@ impl App {
                 Ok(body::empty(StatusCode::NO_CONTENT))
             }
             Route::Decrypt => {
-                require(&request, Method::POST)?;
-                let session = self.require_session(request.headers()).await?;
-                *outcome = Outcome::Authenticated;
+                require(&request, "POST")?;
+                let session = self.authenticate(request.headers(), outcome).await?;
                 decrypt::handle(&self.sessions, &self.appid, &session, request).await
             }
             Route::Phone => {
-                require(&request, Method::POST)?;
-                let session = self.require_session(request.headers()).await?;
-                *outcome = Outcome::Authenticated;
+                require(&request, "POST")?;
+                let session = self.authenticate(request.headers(), outcome).await?;
                 phone::handle(&self.sessions, &self.wechat, &session, request).await
             }
             Route::SessionCheck => {
-                require(&request, Method::GET)?;
-                let session = self.require_session(request.headers()).await?;
-                *outcome = Outcome::Authenticated;
+                require(&request, "GET")?;
+                let session = self.authenticate(request.headers(), outcome).await?;
                 session_check::handle(&self.sessions, &self.wechat, &session).await
             }
             Route::Public => {
@@ -187,8 +184,7 @@ impl App {
                     .await
             }
             Route::Protected => {
-                let session = self.require_session(request.headers()).await?;
-                *outcome = Outcome::Authenticated;
+                let session = self.authenticate(request.headers(), outcome).await?;
                 self.forward(request, peer, Some(&session.user)).await
             }
         }
@@ -210,10 +206,18 @@ impl App {
         }
     }
 
-    async fn require_session(&self, headers: &HeaderMap) -> Result<Resolved, HttpError> {
-        self.resolve(headers)
+    /// The session a route requires; on success the request counts as authenticated.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        outcome: &mut Outcome,
+    ) -> Result<Resolved, HttpError> {
+        let session = self
+            .resolve(headers)
             .await?
-            .ok_or(HttpError::SessionInvalid)
+            .ok_or(HttpError::SessionInvalid)?;
+        *outcome = Outcome::Authenticated;
+        Ok(session)
     }
 
     async fn forward(
@@ -244,12 +248,11 @@ pub enum StartError {
     Store(#[from] StoreError),
 }
 
-fn require(request: &Request<Incoming>, method: Method) -> Result<(), HttpError> {
-    if request.method() == method {
+/// The route accepts only `method` (also what a 405's `Allow` header says).
+fn require(request: &Request<Incoming>, method: &'static str) -> Result<(), HttpError> {
+    if request.method().as_str() == method {
         Ok(())
-    } else if method == Method::GET {
-        Err(HttpError::MethodNotAllowed { allow: "GET" })
     } else {
-        Err(HttpError::MethodNotAllowed { allow: "POST" })
+        Err(HttpError::MethodNotAllowed { allow: method })
     }
 }
