@@ -25,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use wxgate::config::SessionConfig;
+use wxgate::metrics::StoreMetrics;
 use wxgate::secret::Secret;
 use wxgate::session::{MemoryStore, SessionId, SessionStore, UserRecord};
 
@@ -171,7 +172,7 @@ async fn memory(count: usize) {
         header: http::HeaderName::from_static("x-session-id"),
         forward_session_header: false,
     };
-    let store = MemoryStore::new(&config);
+    let store = MemoryStore::new(&config, StoreMetrics::default());
     let before = resident_bytes();
     let mut last = None;
     for i in 0..count {

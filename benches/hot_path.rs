@@ -8,6 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wxgate::config::Config;
 use wxgate::identity::IdentityHeaders;
+use wxgate::metrics::StoreMetrics;
 use wxgate::secret::Secret;
 use wxgate::session::{MemoryStore, SessionId, SessionStore, UserRecord};
 
@@ -52,7 +53,7 @@ fn typical_request() -> HeaderMap {
 fn session_lookup(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let config = Config::parse(CONFIG, &|_| None).expect("config");
-    let store = MemoryStore::new(&config.session);
+    let store = MemoryStore::new(&config.session, StoreMetrics::default());
     let ids: Vec<String> = runtime.block_on(async {
         let mut ids = Vec::new();
         for i in 0..100_000 {

@@ -2,14 +2,21 @@
 //!
 //! `handle_request_inner` routes the request and returns
 //! `Result<Response, HttpError>`; `handle_request` is the one place that
-//! turns an error into its JSON response and writes the request's single
-//! log line, at a level that matches who must act (error for an operator
-//! fault, warn for a 5xx, info otherwise).
+//! turns an error into its JSON response, tags the request with its
+//! `X-Request-Id`, counts it in the metrics and writes its single log line,
+//! at a level that matches who must act (error for an operator fault, warn
+//! for a 5xx, info otherwise).
+//!
+//! What a SIGHUP may change (routes, header names, timeouts) lives in
+//! [`Live`], swapped whole by [`App::reload`]; a request sees one version
+//! from start to end.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -17,64 +24,70 @@ use serde_json::json;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::error::HttpError;
-use crate::hop_by_hop;
 use crate::identity::IdentityHeaders;
 use crate::login::Login;
+use crate::metrics::Metrics;
+use crate::outcome::Outcome;
 use crate::proxy::Upstream;
+use crate::request_id::{self, RequestIds};
 use crate::route::{Route, Routes};
 use crate::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
 use crate::wechat::WeChat;
-use crate::{decrypt, phone, session_check};
+use crate::{decrypt, forward_auth, hop_by_hop, phone, session_check};
 
 pub struct App {
-    routes: Routes,
-    identity: IdentityHeaders,
-    session_header: HeaderName,
+    live: ArcSwap<Live>,
     sessions: Sessions,
     wechat: WeChat,
     login: Login,
     appid: String,
     upstream: Upstream,
     draining: AtomicBool,
+    metrics: Arc<Metrics>,
+    request_ids: RequestIds,
 }
 
-/// What happened to a request, for its log line.
-#[derive(Debug, Clone, Copy)]
-enum Outcome {
-    Authenticated,
-    Public,
-    Rejected,
-    Login,
-    Logout,
-    Probe,
+/// The settings a reload can change.
+pub(crate) struct Live {
+    pub routes: Routes,
+    pub identity: IdentityHeaders,
+    pub session_header: HeaderName,
+    pub upstream_timeout: Duration,
+    pub drain_timeout: Duration,
 }
 
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Authenticated => "authenticated",
-            Self::Public => "public",
-            Self::Rejected => "rejected",
-            Self::Login => "login",
-            Self::Logout => "logout",
-            Self::Probe => "probe",
+impl Live {
+    fn new(config: &Config) -> Self {
+        Self {
+            routes: Routes::new(&config.routes),
+            identity: IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid),
+            session_header: config.session.header.clone(),
+            upstream_timeout: config.upstream.timeout,
+            drain_timeout: config.server.drain_timeout,
         }
     }
 }
 
 impl App {
     pub fn new(config: &Config) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new());
         Ok(Self {
-            routes: Routes::new(&config.routes),
-            identity: IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid),
-            session_header: config.session.header.clone(),
-            sessions: Sessions::new(config)?,
-            wechat: WeChat::new(&config.wechat)?,
+            live: ArcSwap::from_pointee(Live::new(config)),
+            sessions: Sessions::new(config, metrics.store.clone())?,
+            wechat: WeChat::new(&config.wechat, metrics.wechat.clone())?,
             login: Login::new(config),
             appid: config.wechat.appid.clone(),
             upstream: Upstream::new(&config.upstream),
             draining: AtomicBool::new(false),
+            metrics,
+            request_ids: RequestIds::new(),
         })
+    }
+
+    /// Takes the reloadable settings of `config`, which the caller has
+    /// checked changes nothing else. Requests in flight finish on the old ones.
+    pub fn reload(&self, config: &Config) {
+        self.live.store(Arc::new(Live::new(config)));
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
@@ -82,29 +95,76 @@ impl App {
         self.draining.store(true, Ordering::Relaxed);
     }
 
+    pub fn drain_timeout(&self) -> Duration {
+        self.live.load().drain_timeout
+    }
+
+    /// `/healthz`: the process is alive and serving.
+    pub fn liveness(&self) -> Response<Body> {
+        body::json(StatusCode::OK, &json!({ "status": "ok" }))
+    }
+
+    /// `/readyz`: 503 while draining or while the session store is unreachable.
+    pub async fn readiness(&self) -> Response<Body> {
+        if self.draining.load(Ordering::Relaxed) {
+            body::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "draining" }),
+            )
+        } else if !self.sessions.ready().await {
+            body::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "store_unavailable" }),
+            )
+        } else {
+            body::json(StatusCode::OK, &json!({ "status": "ready" }))
+        }
+    }
+
+    /// The Prometheus exposition text.
+    pub async fn metrics_text(&self) -> String {
+        self.metrics.encode(self.sessions.live().await)
+    }
+
     pub async fn handle_request(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
         let started = Instant::now();
+        let _in_flight = self.metrics.in_flight();
+        let request_id = self.request_ids.of(request.headers());
+        // Replaces whatever the client sent, so the upstream sees the same id.
+        request
+            .headers_mut()
+            .insert(&request_id::HEADER, request_id.clone());
         let method = request.method().clone();
         let uri = request.uri().clone();
         let mut outcome = Outcome::Rejected;
         let result = self.handle_request_inner(request, peer, &mut outcome).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let (response, error) = match result {
+        let elapsed = started.elapsed();
+        let (mut response, error) = match result {
             Ok(response) => (response, None),
             Err(e) => (e.into_response(), Some(e)),
         };
+        let status = response.status();
+        if outcome == Outcome::Login {
+            self.metrics
+                .login(error.as_ref().map_or("ok", HttpError::code));
+        }
+        if status.is_server_error() {
+            outcome = Outcome::Error;
+        }
+        self.metrics.request(outcome, status.as_u16(), elapsed);
         macro_rules! log_line {
             ($level:ident) => {
                 tracing::$level!(
                     method = %method,
                     path = uri.path(),
-                    status = response.status().as_u16(),
-                    latency_ms,
+                    status = status.as_u16(),
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
                     outcome = outcome.as_str(),
+                    request_id = request_id.to_str().unwrap_or("-"),
                     code = error.as_ref().map(HttpError::code),
                     error = error.as_ref().map(tracing::field::display),
                     "request"
@@ -113,9 +173,12 @@ impl App {
         }
         match &error {
             Some(e) if e.is_operator_fault() => log_line!(error),
-            Some(e) if e.status().is_server_error() => log_line!(warn),
+            Some(_) if status.is_server_error() => log_line!(warn),
             _ => log_line!(info),
         }
+        response
+            .headers_mut()
+            .insert(&request_id::HEADER, request_id);
         response
     }
 
@@ -125,26 +188,15 @@ impl App {
         peer: SocketAddr,
         outcome: &mut Outcome,
     ) -> Result<Response<Body>, HttpError> {
-        match self.routes.classify(request.uri().path()) {
+        let live = self.live.load();
+        match live.routes.classify(request.method(), request.uri().path()) {
             Route::Healthz => {
                 *outcome = Outcome::Probe;
-                Ok(body::json(StatusCode::OK, &json!({ "status": "ok" })))
+                Ok(self.liveness())
             }
             Route::Readyz => {
                 *outcome = Outcome::Probe;
-                Ok(if self.draining.load(Ordering::Relaxed) {
-                    body::json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &json!({ "status": "draining" }),
-                    )
-                } else if !self.sessions.ready().await {
-                    body::json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &json!({ "status": "store_unavailable" }),
-                    )
-                } else {
-                    body::json(StatusCode::OK, &json!({ "status": "ready" }))
-                })
+                Ok(self.readiness().await)
             }
             Route::Login => {
                 *outcome = Outcome::Login;
@@ -157,50 +209,51 @@ impl App {
                 *outcome = Outcome::Logout;
                 require(&request, "POST")?;
                 // Idempotent: ending an unknown or absent session succeeds too.
-                if let Some(id) = self.session_id(request.headers()) {
+                if let Some(id) = session_id(&live, request.headers()) {
                     self.sessions.logout(&id).await?;
                 }
                 Ok(body::empty(StatusCode::NO_CONTENT))
             }
             Route::Decrypt => {
                 require(&request, "POST")?;
-                let session = self.authenticate(request.headers(), outcome).await?;
+                let session = self.authenticate(&live, request.headers(), outcome).await?;
                 decrypt::handle(&self.sessions, &self.appid, &session, request).await
             }
             Route::Phone => {
                 require(&request, "POST")?;
-                let session = self.authenticate(request.headers(), outcome).await?;
+                let session = self.authenticate(&live, request.headers(), outcome).await?;
                 phone::handle(&self.sessions, &self.wechat, &session, request).await
             }
             Route::SessionCheck => {
                 require(&request, "GET")?;
-                let session = self.authenticate(request.headers(), outcome).await?;
+                let session = self.authenticate(&live, request.headers(), outcome).await?;
                 session_check::handle(&self.sessions, &self.wechat, &session).await
             }
+            Route::ForwardAuth => {
+                let question = forward_auth::Question::of(&live.routes, &request);
+                let session = self.resolve(&live, request.headers()).await?;
+                forward_auth::answer(&live, question, session.as_ref(), outcome)
+            }
             Route::Public => {
-                let session = self.resolve(request.headers()).await?;
+                let session = self.resolve(&live, request.headers()).await?;
                 *outcome = Outcome::Public;
-                self.forward(request, peer, session.as_ref().map(|s| &*s.user))
-                    .await
+                let user = session.as_ref().map(|s| &*s.user);
+                self.forward(&live, request, peer, user).await
             }
             Route::Protected => {
-                let session = self.authenticate(request.headers(), outcome).await?;
-                self.forward(request, peer, Some(&session.user)).await
+                let session = self.authenticate(&live, request.headers(), outcome).await?;
+                self.forward(&live, request, peer, Some(&session.user))
+                    .await
             }
         }
     }
 
-    /// The session id, when exactly one well-formed session header is present.
-    fn session_id(&self, headers: &HeaderMap) -> Option<SessionId> {
-        let mut values = headers.get_all(&self.session_header).iter();
-        match (values.next(), values.next()) {
-            (Some(value), None) => SessionId::parse(value.as_bytes()),
-            _ => None,
-        }
-    }
-
-    async fn resolve(&self, headers: &HeaderMap) -> Result<Option<Resolved>, HttpError> {
-        match self.session_id(headers) {
+    async fn resolve(
+        &self,
+        live: &Live,
+        headers: &HeaderMap,
+    ) -> Result<Option<Resolved>, HttpError> {
+        match session_id(live, headers) {
             Some(id) => Ok(self.sessions.resolve(&id).await?),
             None => Ok(None),
         }
@@ -209,11 +262,12 @@ impl App {
     /// The session a route requires; on success the request counts as authenticated.
     async fn authenticate(
         &self,
+        live: &Live,
         headers: &HeaderMap,
         outcome: &mut Outcome,
     ) -> Result<Resolved, HttpError> {
         let session = self
-            .resolve(headers)
+            .resolve(live, headers)
             .await?
             .ok_or(HttpError::SessionInvalid)?;
         *outcome = Outcome::Authenticated;
@@ -222,6 +276,7 @@ impl App {
 
     async fn forward(
         &self,
+        live: &Live,
         mut request: Request<Incoming>,
         peer: SocketAddr,
         user: Option<&UserRecord>,
@@ -231,11 +286,26 @@ impl App {
         // Order matters: hop-by-hop first, so `Connection: X-WX-OpenId`
         // cannot remove what is injected below.
         hop_by_hop::strip(headers, upgrade);
-        self.identity.strip(headers);
+        live.identity.strip(headers);
         if let Some(user) = user {
-            self.identity.inject(headers, user);
+            live.identity.inject(headers, user);
         }
-        self.upstream.forward(request, peer, upgrade).await
+        let started = Instant::now();
+        let response = self
+            .upstream
+            .forward(request, peer, upgrade, live.upstream_timeout)
+            .await;
+        self.metrics.upstream(started.elapsed());
+        response
+    }
+}
+
+/// The session id, when exactly one well-formed session header is present.
+fn session_id(live: &Live, headers: &HeaderMap) -> Option<SessionId> {
+    let mut values = headers.get_all(&live.session_header).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => SessionId::parse(value.as_bytes()),
+        _ => None,
     }
 }
 

@@ -7,17 +7,23 @@
 //! sent is stripped first. See README.md for the whole picture.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod app;
 pub mod body;
 pub mod config;
 mod decrypt;
 mod demo;
 pub mod error;
+mod forward_auth;
 pub mod hop_by_hop;
 pub mod identity;
 mod login;
+pub mod metrics;
+mod outcome;
 mod phone;
 mod proxy;
+pub mod reload;
+pub mod request_id;
 pub mod route;
 pub mod secret;
 pub mod server;

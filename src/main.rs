@@ -6,8 +6,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+use wxgate::config::{LogConfig, LogFormat};
+use wxgate::reload::Reloader;
 use wxgate::{Config, Server};
+
+/// Changes the log filter of the running process.
+type LogLevel = reload::Handle<EnvFilter, Registry>;
 
 #[derive(Parser)]
 #[command(
@@ -47,34 +54,90 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            init_logging();
+            let log_level = init_logging(&config.log);
             // The main thread's runtime serves the first listener; `run_per_core`
             // gives every other listener a thread and runtime of its own.
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(run(config))?;
+                .block_on(run(config, cli.config, log_level))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, path: PathBuf, log_level: LogLevel) -> anyhow::Result<()> {
     let server = Server::bind(&config).await?;
     let addr = server.local_addr()?;
-    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "wxgate listening");
+    let admin = server.admin_addr()?;
+    tracing::info!(%addr, %admin, version = env!("CARGO_PKG_VERSION"), "wxgate listening");
+    tokio::spawn(reload_on_sighup(path, server.reloader(), log_level));
     server.run_per_core(shutdown_signal()).await;
     Ok(())
 }
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("WXGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// JSON lines in containers, readable text on a terminal; the filter can be
+/// changed later through the returned handle.
+fn init_logging(config: &LogConfig) -> LogLevel {
+    // `level` was checked when the config loaded.
+    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let json = match config.format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !tty,
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        let layer = fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr);
+        registry.with(layer).init();
+    } else {
+        let layer = fmt::layer().with_writer(std::io::stderr).with_ansi(tty);
+        registry.with(layer).init();
+    }
+    handle
+}
+
+/// On SIGHUP, reads the config file again and applies what can change
+/// while running; anything else is refused and the running config stays.
+async fn reload_on_sighup(path: PathBuf, reloader: Reloader, log_level: LogLevel) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; config reload is off");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let config = match Config::load(&path, &env) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "config reload refused: the file does not load; the running config stays");
+                continue;
+            }
+        };
+        let level = config.log.level.clone();
+        match reloader.reload(config) {
+            Ok(()) => {
+                if let Err(e) = log_level.modify(|filter| {
+                    if let Ok(new) = EnvFilter::try_new(&level) {
+                        *filter = new;
+                    }
+                }) {
+                    tracing::warn!(error = %e, "cannot change the log level");
+                }
+                tracing::info!(path = %path.display(), "config reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, path = %path.display(), "config reload refused"),
+        }
+    }
 }
 
 /// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).

@@ -6,9 +6,14 @@
 //! read it: `/public/../admin` or `/public/%2e%2e/admin` must not reach
 //! `/admin` without a session (oauth2-proxy's route-bypass advisories).
 //! Prefixes match whole segments: `/static` covers `/static/a.css`, not
-//! `/statics`.
+//! `/statics`. A public route may name a method (`"GET /api/products"`).
+//!
+//! The forward-auth route matches its path and everything under it: Envoy's
+//! `ext_authz` asks with `path_prefix` + the original path.
 
 use std::borrow::Cow;
+
+use http::Method;
 
 use crate::config::RoutesConfig;
 
@@ -19,6 +24,8 @@ pub enum Route {
     Decrypt,
     Phone,
     SessionCheck,
+    /// "Who is this?" from a front proxy (nginx, Traefik, Envoy).
+    ForwardAuth,
     Healthz,
     Readyz,
     /// Proxied without a session (identity injected when one is present).
@@ -33,7 +40,9 @@ pub struct Routes {
     decrypt: String,
     phone: String,
     session: String,
-    public: Vec<String>,
+    auth: Option<String>,
+    /// Normalised prefixes, each with the one method it allows, if any.
+    public: Vec<(Option<Method>, String)>,
 }
 
 impl Routes {
@@ -44,11 +53,16 @@ impl Routes {
             decrypt: config.decrypt.clone(),
             phone: config.phone.clone(),
             session: config.session.clone(),
-            public: config.public.iter().map(|p| prefix(p)).collect(),
+            auth: config.auth.clone(),
+            public: config
+                .public
+                .iter()
+                .map(|p| (p.method.clone(), prefix(&p.path)))
+                .collect(),
         }
     }
 
-    pub fn classify(&self, path: &str) -> Route {
+    pub fn classify(&self, method: &Method, path: &str) -> Route {
         if path == self.login {
             Route::Login
         } else if path == self.logout {
@@ -63,20 +77,52 @@ impl Routes {
             Route::Healthz
         } else if path == "/readyz" {
             Route::Readyz
-        } else if self.is_public(path) {
+        } else if self.auth.as_deref().is_some_and(|auth| under(path, auth)) {
+            Route::ForwardAuth
+        } else if self.is_public(method, path) {
             Route::Public
         } else {
             Route::Protected
         }
     }
 
-    fn is_public(&self, path: &str) -> bool {
+    /// The original path a forward-auth request asks about: Envoy's form
+    /// (`/auth` + original path), or `/` for nginx and Traefik, which send
+    /// `X-Forwarded-Uri` instead.
+    pub fn forward_auth_suffix<'a>(&self, path: &'a str) -> &'a str {
+        match self
+            .auth
+            .as_deref()
+            .and_then(|auth| path.strip_prefix(auth))
+        {
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => "/",
+        }
+    }
+
+    pub fn is_public(&self, method: &Method, path: &str) -> bool {
         if self.public.is_empty() {
             return false;
         }
         let path = normalize(path);
-        self.public.iter().any(|prefix| under(&path, prefix))
+        self.public.iter().any(|(allowed, prefix)| {
+            allowed.as_ref().is_none_or(|m| m == method) && under(&path, prefix)
+        })
     }
+}
+
+/// The path of a URI as a front proxy reports it in `X-Forwarded-Uri`:
+/// origin form (`/a?b#c`) or absolute form (`https://host/a?b`); query and
+/// fragment dropped. `None` when it is neither, which callers treat as
+/// protected.
+pub fn forwarded_path(uri: &str) -> Option<&str> {
+    let uri = match uri.split_once("://") {
+        Some((scheme, rest)) if !scheme.contains('/') => &rest[rest.find('/')?..],
+        _ => uri,
+    };
+    let end = uri.find(['?', '#']).unwrap_or(uri.len());
+    let path = &uri[..end];
+    path.starts_with('/').then_some(path)
 }
 
 /// A configured prefix in the form [`under`] expects: normalised, no trailing `/`.
@@ -96,7 +142,7 @@ fn under(path: &str, prefix: &str) -> bool {
 
 /// The path as a backend would resolve it.
 fn normalize(path: &str) -> Cow<'_, str> {
-    let simple = !path.contains(['%', '\\'])
+    let simple = !path.contains(['%', '\\', ';'])
         && !path.contains("//")
         && !path.split('/').any(|s| s == "." || s == "..");
     if simple {
@@ -105,12 +151,16 @@ fn normalize(path: &str) -> Cow<'_, str> {
     let decoded = percent_decode(path).replace('\\', "/");
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
+        // Java servlet containers drop `;params` from a segment, so
+        // `..;x` climbs like `..` there. Other segments keep theirs: the
+        // stricter reading (`/public;x` is not under `/public`).
+        match segment.split(';').next().unwrap_or(segment) {
+            _ if segment.is_empty() => {}
+            "." => {}
             ".." => {
                 segments.pop();
             }
-            s => segments.push(s),
+            _ => segments.push(segment),
         }
     }
     Cow::Owned(format!("/{}", segments.join("/")))
@@ -141,6 +191,7 @@ fn percent_decode(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PublicRoute;
 
     fn routes(public: &[&str]) -> Routes {
         Routes::new(&RoutesConfig {
@@ -149,7 +200,20 @@ mod tests {
             decrypt: "/decrypt".into(),
             phone: "/phone".into(),
             session: "/session".into(),
-            public: public.iter().map(|s| s.to_string()).collect(),
+            auth: Some("/auth".into()),
+            public: public
+                .iter()
+                .map(|s| match s.split_once(' ') {
+                    Some((m, p)) => PublicRoute {
+                        method: Some(m.parse().unwrap()),
+                        path: p.into(),
+                    },
+                    None => PublicRoute {
+                        method: None,
+                        path: s.to_string(),
+                    },
+                })
+                .collect(),
         })
     }
 
@@ -162,6 +226,9 @@ mod tests {
             ("/decrypt", Route::Decrypt),
             ("/phone", Route::Phone),
             ("/session", Route::SessionCheck),
+            ("/auth", Route::ForwardAuth),
+            ("/auth/api/orders", Route::ForwardAuth),
+            ("/authx", Route::Protected),
             ("/healthz", Route::Healthz),
             ("/readyz", Route::Readyz),
             ("/login/x", Route::Protected),
@@ -176,6 +243,10 @@ mod tests {
             ("/public/%2E%2E%2Fadmin", Route::Protected),
             ("/public/..%5cadmin", Route::Protected),
             ("/public\\..\\admin", Route::Protected),
+            ("/public/..;/admin", Route::Protected),
+            ("/public/..;jsessionid=1/admin", Route::Protected),
+            ("/public;x/a", Route::Protected),
+            ("/public/.;/a", Route::Public),
             // Traversal that stays inside is still public.
             ("/public/a/../b", Route::Public),
             ("//public//a", Route::Public),
@@ -184,14 +255,59 @@ mod tests {
             ("/admin/../public/a", Route::Public),
         ];
         for (path, want) in cases {
-            assert_eq!(r.classify(path), want, "{path}");
+            assert_eq!(r.classify(&Method::GET, path), want, "{path}");
         }
     }
 
     #[test]
     fn no_public_routes_means_everything_protected() {
-        assert_eq!(routes(&[]).classify("/anything"), Route::Protected);
-        assert_eq!(routes(&["/"]).classify("/anything"), Route::Public);
+        assert_eq!(
+            routes(&[]).classify(&Method::GET, "/anything"),
+            Route::Protected
+        );
+        assert_eq!(
+            routes(&["/"]).classify(&Method::GET, "/anything"),
+            Route::Public
+        );
+    }
+
+    #[test]
+    fn public_routes_with_a_method() {
+        let r = routes(&["GET /api/products", "/static"]);
+        let cases = [
+            (Method::GET, "/api/products/7", true),
+            (Method::POST, "/api/products/7", false),
+            (Method::HEAD, "/api/products", false),
+            (Method::DELETE, "/static/a.css", true),
+        ];
+        for (method, path, public) in cases {
+            assert_eq!(r.is_public(&method, path), public, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn forwarded_uri_table() {
+        let cases = [
+            ("/public/a?x=1", Some("/public/a")),
+            ("/public/a#frag", Some("/public/a")),
+            ("/a?next=/public", Some("/a")),
+            ("https://example.com/public/a?b", Some("/public/a")),
+            ("http://example.com", None),
+            ("", None),
+            ("public/a", None),
+            ("?/public", None),
+            ("#/public", None),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(forwarded_path(uri), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn forward_auth_suffix_is_the_envoy_original_path() {
+        let r = routes(&[]);
+        assert_eq!(r.forward_auth_suffix("/auth"), "/");
+        assert_eq!(r.forward_auth_suffix("/auth/api/orders"), "/api/orders");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! get up to `drain_timeout` to finish before `run` returns.
 //!
 //! `[server] threads` listeners share the port (`SO_REUSEPORT`); `main`
-//! serves each on its own thread (`run_per_core`).
+//! serves each on its own thread (`run_per_core`). The admin listener runs
+//! on the caller's runtime until the drain is over.
+//!
+//! Every port is bound in [`Server::bind`], so a port in use fails start-up
+//! before anything serves.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,9 +26,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
+use crate::admin;
 use crate::app::App;
 use crate::config::{Config, WechatMode};
 use crate::demo;
+use crate::reload::Reloader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -44,8 +50,9 @@ pub enum StartError {
 
 pub struct Server {
     listeners: Vec<TcpListener>,
+    admin: TcpListener,
     app: Arc<App>,
-    drain_timeout: Duration,
+    config: Config,
 }
 
 impl Server {
@@ -80,11 +87,28 @@ impl Server {
                 .map_err(|source| StartError::Bind { addr, source })?;
             listeners.push(listener);
         }
+        let admin_addr = config.admin.listen;
+        let admin = TcpListener::bind(admin_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: admin_addr,
+                source,
+            })?;
         Ok(Self {
             listeners,
+            admin,
             app,
-            drain_timeout: config.server.drain_timeout,
+            config: config.clone(),
         })
+    }
+
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
+    }
+
+    /// Applies new configs to this server (SIGHUP in `main`).
+    pub fn reloader(&self) -> Reloader {
+        Reloader::new(self.app.clone(), self.config.clone())
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -98,17 +122,12 @@ impl Server {
     /// completes, then drains. (Tests, and callers that bring a runtime.)
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
+        let (stop_admin, admin_stopped) = watch::channel(false);
+        tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
         let serving: Vec<_> = self
             .listeners
             .into_iter()
-            .map(|listener| {
-                tokio::spawn(serve(
-                    self.app.clone(),
-                    listener,
-                    stopped.clone(),
-                    self.drain_timeout,
-                ))
-            })
+            .map(|listener| tokio::spawn(serve(self.app.clone(), listener, stopped.clone())))
             .collect();
         shutdown.await;
         self.app.start_draining();
@@ -116,6 +135,7 @@ impl Server {
         for task in serving {
             let _ = task.await;
         }
+        let _ = stop_admin.send(true);
     }
 
     /// Thread per core, as Envoy and nginx run: each listener is served by
@@ -125,13 +145,15 @@ impl Server {
     /// logins, WeChat and Redis clients) lives in one `App`.
     pub async fn run_per_core(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
+        let (stop_admin, admin_stopped) = watch::channel(false);
+        tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
         let mut listeners = self.listeners.into_iter();
         let Some(first) = listeners.next() else {
             return;
         };
         let mut threads = Vec::new();
         for (i, listener) in listeners.enumerate() {
-            let (app, stopped, drain) = (self.app.clone(), stopped.clone(), self.drain_timeout);
+            let (app, stopped) = (self.app.clone(), stopped.clone());
             let listener = match listener.into_std() {
                 Ok(listener) => listener,
                 Err(e) => {
@@ -148,7 +170,7 @@ impl Server {
                     match runtime {
                         Ok(runtime) => runtime.block_on(async move {
                             match TcpListener::from_std(listener) {
-                                Ok(listener) => serve(app, listener, stopped, drain).await,
+                                Ok(listener) => serve(app, listener, stopped).await,
                                 Err(e) => tracing::error!(error = %e, "cannot serve a listener"),
                             }
                         }),
@@ -160,7 +182,7 @@ impl Server {
                 Err(e) => tracing::error!(error = %e, "cannot start a worker thread"),
             }
         }
-        let own = tokio::spawn(serve(self.app.clone(), first, stopped, self.drain_timeout));
+        let own = tokio::spawn(serve(self.app.clone(), first, stopped));
         shutdown.await;
         self.app.start_draining();
         let _ = stop.send(true);
@@ -171,6 +193,7 @@ impl Server {
             }
         })
         .await;
+        let _ = stop_admin.send(true);
     }
 }
 
@@ -187,13 +210,8 @@ fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// One listener's accept loop, until `stop` turns true; then drains its
-/// connections for up to `drain_timeout`.
-async fn serve(
-    app: Arc<App>,
-    listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
-    drain_timeout: Duration,
-) {
+/// connections for up to `server.drain_timeout` (as last reloaded).
+async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -232,6 +250,7 @@ async fn serve(
     }
 
     drop(listener);
+    let drain_timeout = app.drain_timeout();
     tracing::info!(timeout = ?drain_timeout, "shutting down: draining in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections drained"),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::redis::RedisServer;
 use http::HeaderName;
 use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};
+use wxgate::metrics::StoreMetrics;
 use wxgate::secret::Secret;
 use wxgate::session::{
     MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord, UserUpdate,
@@ -45,7 +46,7 @@ where
 {
     let memory = config.clone();
     case(Box::new(move || {
-        Sessions::Memory(MemoryStore::new(&memory))
+        Sessions::Memory(MemoryStore::new(&memory, StoreMetrics::default()))
     }))
     .await;
     for local_ttl in [Duration::from_secs(5), Duration::ZERO] {
@@ -60,7 +61,9 @@ where
         };
         let session = config.clone();
         case(Box::new(move || {
-            Sessions::Redis(Box::new(RedisStore::new(&redis, &session).unwrap()))
+            Sessions::Redis(Box::new(
+                RedisStore::new(&redis, &session, StoreMetrics::default()).unwrap(),
+            ))
         }))
         .await;
         drop(server);

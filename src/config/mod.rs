@@ -9,15 +9,18 @@
 //! The environment is read only through the `env` lookup function passed in,
 //! so tests never touch the process environment.
 
+mod observe;
 mod raw;
+mod routes;
 mod sections;
 mod store;
 
 use std::path::Path;
 
+pub use observe::{AdminConfig, LOG_ENV, LogConfig, LogFormat};
+pub use routes::{PROBES, PublicRoute, RoutesConfig};
 pub use sections::{
-    HeadersConfig, RoutesConfig, ServerConfig, SessionConfig, UpstreamConfig, WechatConfig,
-    WechatMode,
+    HeadersConfig, ServerConfig, SessionConfig, UpstreamConfig, WechatConfig, WechatMode,
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
 
@@ -25,7 +28,7 @@ pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConf
 /// live in a Kubernetes Secret instead of a file.
 pub const SECRET_ENV: &str = "WXGATE_WECHAT_SECRET";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
@@ -34,6 +37,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub routes: RoutesConfig,
     pub headers: HeadersConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
     pub demo_echo_upstream: bool,
 }
@@ -86,6 +91,8 @@ impl Config {
         let routes = RoutesConfig::from_raw(raw.routes)?;
         let headers = HeadersConfig::from_raw(raw.headers, &session.header)?;
         let demo_echo_upstream = raw.demo.echo_upstream.unwrap_or(false);
+        let admin = AdminConfig::from_raw(raw.admin)?;
+        let log = LogConfig::from_raw(raw.log, env(LOG_ENV))?;
 
         if wechat.mode == WechatMode::Mock
             && !server.listen.ip().is_loopback()
@@ -117,6 +124,8 @@ impl Config {
             store,
             routes,
             headers,
+            admin,
+            log,
             demo_echo_upstream,
         })
     }

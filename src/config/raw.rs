@@ -24,6 +24,10 @@ pub struct RawConfig {
     pub headers: RawHeaders,
     #[serde(default)]
     pub demo: RawDemo,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub log: RawLog,
     pub redis: Option<RawRedis>,
 }
 
@@ -83,6 +87,7 @@ pub struct RawRoutes {
     pub decrypt: Option<String>,
     pub phone: Option<String>,
     pub session: Option<String>,
+    pub auth: Option<String>,
     pub public: Option<Vec<String>>,
 }
 
@@ -99,4 +104,17 @@ pub struct RawHeaders {
 #[serde(deny_unknown_fields)]
 pub struct RawDemo {
     pub echo_upstream: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
 }

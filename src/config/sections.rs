@@ -6,11 +6,11 @@ use std::time::Duration;
 use http::HeaderName;
 use http::uri::{Authority, Scheme, Uri};
 
-use super::raw::{RawHeaders, RawRoutes, RawServer, RawSession, RawUpstream, RawWechat};
+use super::raw::{RawHeaders, RawServer, RawSession, RawUpstream, RawWechat};
 use super::{ConfigError, duration};
 use crate::secret::Secret;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How long in-flight requests may take to finish after SIGTERM.
@@ -45,7 +45,7 @@ impl ServerConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     pub scheme: Scheme,
     pub authority: Authority,
@@ -117,7 +117,7 @@ pub enum WechatMode {
     Mock,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WechatConfig {
     pub appid: String,
     pub secret: Secret,
@@ -183,7 +183,7 @@ impl WechatConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     /// Absolute lifetime of a session, counted from login.
     pub ttl: Duration,
@@ -235,59 +235,7 @@ impl SessionConfig {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct RoutesConfig {
-    pub login: String,
-    pub logout: String,
-    pub decrypt: String,
-    pub phone: String,
-    pub session: String,
-    /// Path prefixes served without a session (matched on whole segments).
-    pub public: Vec<String>,
-}
-
-impl RoutesConfig {
-    pub(super) fn from_raw(raw: RawRoutes) -> Result<Self, ConfigError> {
-        let login = path("routes.login", raw.login, "/login")?;
-        let logout = path("routes.logout", raw.logout, "/logout")?;
-        let decrypt = path("routes.decrypt", raw.decrypt, "/decrypt")?;
-        let phone = path("routes.phone", raw.phone, "/phone")?;
-        let session = path("routes.session", raw.session, "/session")?;
-        let built_in = [
-            ("routes.login", &login),
-            ("routes.logout", &logout),
-            ("routes.decrypt", &decrypt),
-            ("routes.phone", &phone),
-            ("routes.session", &session),
-        ];
-        for (i, (key, route)) in built_in.iter().enumerate() {
-            if built_in[..i].iter().any(|(_, other)| other == route)
-                || ["/healthz", "/readyz"].contains(&route.as_str())
-            {
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("`{route}` is already taken by another built-in route"),
-                ));
-            }
-        }
-        let public = raw
-            .public
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| path("routes.public", Some(p), ""))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            login,
-            logout,
-            decrypt,
-            phone,
-            session,
-            public,
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HeadersConfig {
     pub openid: HeaderName,
     pub unionid: HeaderName,
@@ -343,7 +291,7 @@ impl HeadersConfig {
     }
 }
 
-fn header_name(
+pub(super) fn header_name(
     key: &'static str,
     value: Option<String>,
     default: &str,
@@ -358,19 +306,4 @@ fn header_name(
         ));
     }
     Ok(name)
-}
-
-fn path(key: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
-    let text = value.unwrap_or_else(|| default.to_owned());
-    if !text.starts_with('/')
-        || text.contains(['?', '#'])
-        || text.contains("/../")
-        || text.ends_with("/..")
-    {
-        return Err(ConfigError::invalid(
-            key,
-            format!("`{text}` must be a plain path starting with `/`"),
-        ));
-    }
-    Ok(text)
 }

@@ -17,7 +17,7 @@ pub const STORE_KEY_ENV: &str = "WXGATE_STORE_KEY";
 /// can live in a Kubernetes Secret.
 pub const REDIS_URL_ENV: &str = "WXGATE_REDIS_URL";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
     /// In-process moka cache: one replica, sessions lost on restart.
     Memory,
@@ -25,13 +25,13 @@ pub enum StoreConfig {
     Redis(RedisConfig),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RedisNodes {
     Single(String),
     Cluster(Vec<String>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
     pub nodes: RedisNodes,
     pub key_prefix: String,

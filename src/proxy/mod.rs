@@ -85,6 +85,7 @@ impl Upstream {
         mut request: Request<Incoming>,
         peer: SocketAddr,
         upgrade: bool,
+        timeout: Duration,
     ) -> Result<Response<Body>, HttpError> {
         self.retarget(&mut request, peer)?;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -95,9 +96,9 @@ impl Upstream {
         // The upstream may answer before the body has ended (an early 413, say).
         let answered = tokio::select! {
             answered = &mut sent => answered,
-            _ = body_ended => match tokio::time::timeout(self.config.timeout, &mut sent).await {
+            _ = body_ended => match tokio::time::timeout(timeout, &mut sent).await {
                 Ok(answered) => answered,
-                Err(_) => return Err(HttpError::UpstreamTimeout(self.config.timeout)),
+                Err(_) => return Err(HttpError::UpstreamTimeout(timeout)),
             },
         };
         let mut response = answered.map_err(|e| HttpError::UpstreamUnavailable(describe(&e)))?;

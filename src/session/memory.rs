@@ -20,6 +20,7 @@ use moka::policy::EvictionPolicy;
 
 use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate};
 use crate::config::SessionConfig;
+use crate::metrics::{Layer, StoreMetrics};
 
 #[derive(Clone)]
 struct SessionEntry {
@@ -84,10 +85,11 @@ pub struct MemoryStore {
     users: Cache<Arc<str>, Arc<UserRecord>>,
     lifetime: Arc<Lifetime>,
     ttl: Duration,
+    metrics: StoreMetrics,
 }
 
 impl MemoryStore {
-    pub fn new(config: &SessionConfig) -> Self {
+    pub fn new(config: &SessionConfig, metrics: StoreMetrics) -> Self {
         let lifetime = Arc::new(Lifetime { idle: config.idle });
         let sessions = Cache::builder()
             .max_capacity(config.capacity)
@@ -104,7 +106,15 @@ impl MemoryStore {
             users,
             lifetime,
             ttl: config.ttl,
+            metrics,
         }
+    }
+
+    /// Live sessions. moka counts lazily, so pending work (inserts,
+    /// expiries) is applied first; a scrape every few seconds affords it.
+    pub async fn live(&self) -> u64 {
+        self.sessions.run_pending_tasks().await;
+        self.sessions.entry_count()
     }
 }
 
@@ -135,16 +145,21 @@ impl SessionStore for MemoryStore {
 
     async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
         let Some(entry) = self.sessions.get(id.as_bytes()).await else {
+            self.metrics.lookup(Layer::Memory, false);
             return Ok(None);
         };
         let now = Instant::now();
         match self.users.get(&entry.openid).await {
-            Some(user) if entry.expires_at > now => Ok(Some(Resolved {
-                id: *id,
-                user,
-                expires_in: self.lifetime.remaining(&entry, now),
-            })),
+            Some(user) if entry.expires_at > now => {
+                self.metrics.lookup(Layer::Memory, true);
+                Ok(Some(Resolved {
+                    id: *id,
+                    user,
+                    expires_in: self.lifetime.remaining(&entry, now),
+                }))
+            }
             _ => {
+                self.metrics.lookup(Layer::Memory, false);
                 // Expired, or the user record is gone: the session depends on it.
                 self.sessions.invalidate(id.as_bytes()).await;
                 Ok(None)
@@ -200,7 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn capacity_evicts_least_recently_used_not_the_newest() {
-        let store = MemoryStore::new(&config(60_000, None, 10));
+        let store = MemoryStore::new(&config(60_000, None, 10), StoreMetrics::default());
         let mut ids = Vec::new();
         for i in 0..50 {
             ids.push(store.login(user(&format!("o{i}"))).await.unwrap().0);
@@ -215,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn orphaned_session_is_invalid() {
-        let store = MemoryStore::new(&config(60_000, None, 10));
+        let store = MemoryStore::new(&config(60_000, None, 10), StoreMetrics::default());
         let (id, _) = store.login(user("o1")).await.unwrap();
         store.users.invalidate("o1").await;
         assert!(store.resolve(&id).await.unwrap().is_none());

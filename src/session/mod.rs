@@ -23,6 +23,7 @@ pub use id::SessionId;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
+use crate::metrics::StoreMetrics;
 use crate::secret::Secret;
 
 /// What wxgate knows about a WeChat user.
@@ -192,13 +193,24 @@ pub enum Sessions {
 }
 
 impl Sessions {
-    pub fn new(config: &crate::Config) -> Result<Self, StoreError> {
+    pub fn new(config: &crate::Config, metrics: StoreMetrics) -> Result<Self, StoreError> {
         Ok(match &config.store {
-            crate::config::StoreConfig::Memory => Self::Memory(MemoryStore::new(&config.session)),
+            crate::config::StoreConfig::Memory => {
+                Self::Memory(MemoryStore::new(&config.session, metrics))
+            }
             crate::config::StoreConfig::Redis(redis) => {
-                Self::Redis(Box::new(RedisStore::new(redis, &config.session)?))
+                Self::Redis(Box::new(RedisStore::new(redis, &config.session, metrics)?))
             }
         })
+    }
+
+    /// Sessions held in this process (memory store); 0 with Redis, whose
+    /// own metrics tell how many keys it holds.
+    pub async fn live(&self) -> u64 {
+        match self {
+            Self::Memory(memory) => memory.live().await,
+            Self::Redis(_) => 0,
+        }
     }
 
     /// Whether the store can serve logins and unknown sessions now.

@@ -6,22 +6,24 @@
 //! JSON is an upstream failure (502), never a crash. Request URLs carry the
 //! app secret or an access token, so error messages are built without them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use super::WeChatError;
 use crate::config::WechatConfig;
 use crate::error::describe;
+use crate::metrics::WechatMetrics;
 
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
+    metrics: WechatMetrics,
 }
 
 impl ApiClient {
-    pub fn new(config: &WechatConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &WechatConfig, metrics: WechatMetrics) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -30,6 +32,7 @@ impl ApiClient {
             http,
             base: config.api_base.clone(),
             timeout: config.timeout,
+            metrics,
         })
     }
 
@@ -38,8 +41,8 @@ impl ApiClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<T, WeChatError> {
-        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
-            .await
+        let request = self.http.get(format!("{}{path}", self.base)).query(query);
+        self.send(path, request).await
     }
 
     pub async fn post<T: DeserializeOwned>(
@@ -54,10 +57,31 @@ impl ApiClient {
             .query(query)
             .header("content-type", "application/json")
             .body(body.to_string());
-        self.send(request).await
+        self.send(path, request).await
     }
 
+    /// Sends and reads the answer, counting it by api and errcode.
     async fn send<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, WeChatError> {
+        let started = Instant::now();
+        let result = self.exchange(request).await;
+        let errcode = match &result {
+            Ok(_) => "0".to_owned(),
+            Err(WeChatError::Api { errcode, .. }) => errcode.to_string(),
+            Err(WeChatError::Timeout(_)) => "timeout".to_owned(),
+            Err(WeChatError::Unreachable(_)) => "unreachable".to_owned(),
+            Err(WeChatError::Status(status)) => format!("http_{status}"),
+            Err(WeChatError::BadResponse(_)) => "bad_response".to_owned(),
+        };
+        self.metrics
+            .call(api_name(path), errcode, started.elapsed());
+        result
+    }
+
+    async fn exchange<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, WeChatError> {
@@ -78,6 +102,18 @@ impl ApiClient {
         }
         // The URL carries the app secret or an access token.
         WeChatError::Unreachable(describe(&e.without_url()))
+    }
+}
+
+/// The metric label of an API path: its last segment, from a fixed set so
+/// the label cannot grow without bound.
+fn api_name(path: &str) -> &'static str {
+    match path.rsplit('/').next() {
+        Some("jscode2session") => "jscode2session",
+        Some("stable_token") => "stable_token",
+        Some("getuserphonenumber") => "getuserphonenumber",
+        Some("checksession") => "checksession",
+        _ => "other",
     }
 }
 

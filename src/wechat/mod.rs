@@ -13,6 +13,7 @@ mod user_api;
 use std::time::Duration;
 
 use crate::config::{WechatConfig, WechatMode};
+use crate::metrics::WechatMetrics;
 use crate::secret::Secret;
 use crate::session::Phone;
 
@@ -84,10 +85,10 @@ pub enum WeChat {
 }
 
 impl WeChat {
-    pub fn new(config: &WechatConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &WechatConfig, metrics: WechatMetrics) -> Result<Self, reqwest::Error> {
         Ok(match config.mode {
             WechatMode::Live => Self::Live(Box::new(LiveApi {
-                api: ApiClient::new(config)?,
+                api: ApiClient::new(config, metrics)?,
                 tokens: AccessTokens::new(&config.appid, &config.secret),
                 appid: config.appid.clone(),
                 secret: config.secret.clone(),

@@ -47,7 +47,9 @@ impl GateConfig {
             .set("wechat", "appid", &format!("\"{APPID}\""))
             .set("wechat", "secret", &format!("\"{SECRET}\""))
             .set("wechat", "api_base", &format!("\"http://{}\"", wechat.addr))
-            .set("wechat", "timeout", "\"2s\"");
+            .set("wechat", "timeout", "\"2s\"")
+            .set("admin", "listen", "\"127.0.0.1:0\"")
+            .set("log", "format", "\"text\"");
         config
     }
 
@@ -87,12 +89,14 @@ impl GateConfig {
         let config = wxgate::Config::parse(&self.text(), &env).expect("test config is valid");
         let server = wxgate::Server::bind(&config).await.expect("wxgate binds");
         let addr = server.local_addr().expect("local addr");
+        let admin = server.admin_addr().expect("admin addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         Gate {
             addr,
+            admin,
             shutdown: Some(tx),
             task,
             http: reqwest::Client::new(),
@@ -103,6 +107,8 @@ impl GateConfig {
 /// A running wxgate.
 pub struct Gate {
     pub addr: SocketAddr,
+    /// The admin listener: /metrics, /healthz, /readyz.
+    pub admin: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     pub http: reqwest::Client,
@@ -111,6 +117,22 @@ pub struct Gate {
 impl Gate {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// The admin port's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("metrics request");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("metrics text")
     }
 
     pub async fn post_login(&self, body: &str) -> reqwest::Response {

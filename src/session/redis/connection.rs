@@ -4,6 +4,7 @@
 //! (not ready) while Redis is still down, and every command is bounded by
 //! `redis.command_timeout`.
 
+use crate::metrics::StoreMetrics;
 use std::future::Future;
 use std::time::Duration;
 
@@ -58,10 +59,11 @@ pub struct Connector {
     pub pubsub: redis::Client,
     connect_timeout: Duration,
     command_timeout: Duration,
+    metrics: StoreMetrics,
 }
 
 impl Connector {
-    pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
+    pub fn new(config: &RedisConfig, metrics: StoreMetrics) -> Result<Self, StoreError> {
         let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
         let first = match &config.nodes {
             RedisNodes::Single(url) => url,
@@ -94,6 +96,7 @@ impl Connector {
             pubsub,
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
+            metrics,
         })
     }
 
@@ -126,14 +129,20 @@ impl Connector {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.conn().await?;
-        match tokio::time::timeout(self.command_timeout, op(conn)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "Redis did not answer within {:?}",
-                self.command_timeout
-            ))),
+        let result = match self.conn().await {
+            Ok(conn) => match tokio::time::timeout(self.command_timeout, op(conn)).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "Redis did not answer within {:?}",
+                    self.command_timeout
+                ))),
+            },
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.metrics.error();
         }
+        result
     }
 }

@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate};
 use crate::config::{RedisConfig, SessionConfig};
+use crate::metrics::{Layer, StoreMetrics};
 use connection::Connector;
 use local::LocalCache;
 use record::{Codec, key_id, now_ms, session_hash};
@@ -80,12 +81,17 @@ pub struct RedisStore {
     idle: Option<Duration>,
     subscribed: Arc<AtomicBool>,
     listener: JoinHandle<()>,
+    metrics: StoreMetrics,
 }
 
 impl RedisStore {
     /// Connects lazily: Redis may still be down.
-    pub fn new(redis: &RedisConfig, session: &SessionConfig) -> Result<Self, StoreError> {
-        let connector = Connector::new(redis)?;
+    pub fn new(
+        redis: &RedisConfig,
+        session: &SessionConfig,
+        metrics: StoreMetrics,
+    ) -> Result<Self, StoreError> {
+        let connector = Connector::new(redis, metrics.clone())?;
         let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref());
         // An active session must reach Redis at least once per idle/10, or
         // its idle timer there would run out while the local cache serves it.
@@ -109,6 +115,7 @@ impl RedisStore {
             idle: session.idle,
             subscribed,
             listener,
+            metrics,
         })
     }
 
@@ -215,7 +222,9 @@ impl SessionStore for RedisStore {
 
     async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
         let hash = session_hash(id);
-        if let Some(hit) = self.local.get(&hash).await {
+        let hit = self.local.get(&hash).await;
+        self.metrics.lookup(Layer::Local, hit.is_some());
+        if let Some(hit) = hit {
             return Ok(Some(Resolved {
                 id: *id,
                 user: hit.user,
@@ -235,13 +244,13 @@ impl SessionStore for RedisStore {
                     .await
             })
             .await?;
-        let Some(session) = text.and_then(|t| self.codec.parse_session(&t)) else {
+        let session = text.and_then(|t| self.codec.parse_session(&t));
+        let now = now_ms();
+        let live = session.filter(|s| s.e > now && pttl > 0);
+        self.metrics.lookup(Layer::Redis, live.is_some());
+        let Some(session) = live else {
             return Ok(None);
         };
-        let now = now_ms();
-        if session.e <= now || pttl <= 0 {
-            return Ok(None);
-        }
         let mut left = Duration::from_millis(pttl as u64);
         if let Some(idle) = self.idle {
             let wanted = idle.min(Duration::from_millis(session.e - now));

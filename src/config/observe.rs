@@ -1,0 +1,75 @@
+//! `[admin]` and `[log]`: how operators watch wxgate.
+
+use std::net::SocketAddr;
+
+use super::ConfigError;
+use super::raw::{RawAdmin, RawLog};
+
+/// Environment variable that overrides `log.level` (a tracing filter such
+/// as `info` or `wxgate=debug,info`).
+pub const LOG_ENV: &str = "WXGATE_LOG";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Serves `/metrics`, `/healthz` and `/readyz`. Loopback by default so
+    /// it is never exposed by accident; in Kubernetes set `0.0.0.0:9090` so
+    /// kubelet probes and Prometheus reach it (the Service leaves it out).
+    pub listen: SocketAddr,
+}
+
+impl AdminConfig {
+    pub(super) fn from_raw(raw: RawAdmin) -> Result<Self, ConfigError> {
+        let text = raw.listen.as_deref().unwrap_or("127.0.0.1:9090");
+        let listen = text.parse().map_err(|_| {
+            ConfigError::invalid(
+                "admin.listen",
+                format!("`{text}` is not an address such as \"0.0.0.0:9090\""),
+            )
+        })?;
+        Ok(Self { listen })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal (containers), text when it is.
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive, checked at load time.
+    pub level: String,
+}
+
+impl LogConfig {
+    pub(super) fn from_raw(raw: RawLog, env_level: Option<String>) -> Result<Self, ConfigError> {
+        let format = match raw.format.as_deref().unwrap_or("auto") {
+            "auto" => LogFormat::Auto,
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => {
+                return Err(ConfigError::invalid(
+                    "log.format",
+                    format!("`{other}` is not one of \"auto\", \"json\", \"text\""),
+                ));
+            }
+        };
+        let (key, level) = match env_level {
+            Some(level) => (LOG_ENV, level),
+            None => ("log.level", raw.level.unwrap_or_else(|| "info".to_owned())),
+        };
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "`{level}` is not a log filter ({e}); write e.g. \"info\" or \"wxgate=debug,info\""
+                ),
+            ));
+        }
+        Ok(Self { format, level })
+    }
+}

@@ -1,0 +1,203 @@
+//! Forward-auth: a front proxy asks "who is this?" and wxgate answers.
+//!
+//! For teams that keep nginx (`auth_request`), Traefik (`ForwardAuth`) or
+//! Envoy (`ext_authz`) in front of their backend. The front proxy sends the
+//! client's headers here; wxgate answers 200 with the identity headers on
+//! the RESPONSE when the session is valid (the proxy copies them onto the
+//! request it forwards), 200 without them for a public route, and 401 JSON
+//! otherwise.
+//!
+//! The route being asked about comes from `X-Forwarded-Method` and
+//! `X-Forwarded-Uri` (nginx, Traefik), or from the path after the auth
+//! route (Envoy's `path_prefix`) with the request's own method. The path is
+//! cut at `?` and `#` and normalised before public prefixes are matched,
+//! so `/public/../admin?x` or `/admin#/public` are never public. An
+//! unreadable `X-Forwarded-Uri` counts as protected.
+//!
+//! Stripping client-sent identity headers is the front proxy's job in this
+//! mode; `deploy/` shows how for each proxy.
+
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::app::Live;
+use crate::body::{self, Body};
+use crate::error::HttpError;
+use crate::outcome::Outcome;
+use crate::route::{Routes, forwarded_path};
+use crate::session::Resolved;
+
+pub const FORWARDED_METHOD: &str = "x-forwarded-method";
+pub const FORWARDED_URI: &str = "x-forwarded-uri";
+
+/// The request the front proxy is asking about.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Question {
+    /// Whether that request is on a public route.
+    pub public: bool,
+}
+
+impl Question {
+    pub fn of(routes: &Routes, request: &Request<Incoming>) -> Self {
+        Self::from_parts(
+            routes,
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+        )
+    }
+
+    fn from_parts(routes: &Routes, method: &Method, path: &str, headers: &HeaderMap) -> Self {
+        let method = match single(headers, FORWARDED_METHOD) {
+            Some(text) => Method::from_bytes(text.as_bytes()).ok(),
+            None => Some(method.clone()),
+        };
+        let path = match single(headers, FORWARDED_URI) {
+            Some(uri) => forwarded_path(uri),
+            // Present but repeated or not text: ambiguous, so not public.
+            None if headers.contains_key(FORWARDED_URI) => None,
+            None => Some(routes.forward_auth_suffix(path)),
+        };
+        let public = match (method, path) {
+            (Some(method), Some(path)) => routes.is_public(&method, path),
+            _ => false,
+        };
+        Self { public }
+    }
+}
+
+/// The one value of `name`, if there is exactly one and it is text.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    }
+}
+
+pub fn answer(
+    live: &Live,
+    question: Question,
+    session: Option<&Resolved>,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, HttpError> {
+    let mut response = match (session, question.public) {
+        (Some(session), public) => {
+            *outcome = if public {
+                Outcome::Public
+            } else {
+                Outcome::Authenticated
+            };
+            let mut response = body::empty(StatusCode::OK);
+            live.identity.inject(response.headers_mut(), &session.user);
+            response
+        }
+        (None, true) => {
+            *outcome = Outcome::Public;
+            body::empty(StatusCode::OK)
+        }
+        (None, false) => return Err(HttpError::SessionInvalid),
+    };
+    // An answer about one user must never be reused for another.
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::config::{PublicRoute, RoutesConfig};
+
+    fn routes() -> Routes {
+        Routes::new(&RoutesConfig {
+            login: "/login".into(),
+            logout: "/logout".into(),
+            decrypt: "/decrypt".into(),
+            phone: "/phone".into(),
+            session: "/session".into(),
+            auth: Some("/auth".into()),
+            public: vec![
+                PublicRoute {
+                    method: None,
+                    path: "/public".into(),
+                },
+                PublicRoute {
+                    method: Some(Method::GET),
+                    path: "/api/products".into(),
+                },
+            ],
+        })
+    }
+
+    fn public(method: &str, path: &str, forwarded: &[(&'static str, &str)]) -> bool {
+        let mut headers = HeaderMap::new();
+        for (name, value) in forwarded {
+            headers.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        Question::from_parts(&routes(), &method, path, &headers).public
+    }
+
+    #[test]
+    fn forwarded_uri_tricks_are_not_public() {
+        let cases = [
+            ("/public/a", true),
+            ("/public/a?x=1", true),
+            ("/public/../admin", false),
+            ("/public/%2e%2e/admin", false),
+            ("/public/%2E%2E/admin?x", false),
+            ("/public/..%2fadmin", false),
+            ("/admin?/public", false),
+            ("/admin?next=/public/a", false),
+            ("/admin#/public", false),
+            ("/admin/..;/public", false),
+            ("https://evil.example/public/a", true),
+            ("public/a", false),
+            ("", false),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(
+                public("GET", "/auth", &[(FORWARDED_URI, uri)]),
+                want,
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn method_comes_from_the_forwarded_header() {
+        let uri = (FORWARDED_URI, "/api/products/1");
+        assert!(public("POST", "/auth", &[uri, (FORWARDED_METHOD, "GET")]));
+        assert!(!public(
+            "GET",
+            "/auth",
+            &[uri, (FORWARDED_METHOD, "DELETE")]
+        ));
+        assert!(!public("GET", "/auth", &[uri, (FORWARDED_METHOD, "G E T")]));
+        // Without the header, the request's own method (Envoy forwards it).
+        assert!(public("GET", "/auth", &[uri]));
+    }
+
+    #[test]
+    fn envoy_path_prefix_form() {
+        assert!(public("GET", "/auth/public/a", &[]));
+        assert!(!public("GET", "/auth/admin", &[]));
+        assert!(!public("GET", "/auth/public/../admin", &[]));
+        assert!(public("GET", "/auth/api/products", &[]));
+        assert!(!public("POST", "/auth/api/products", &[]));
+    }
+
+    #[test]
+    fn repeated_forwarded_uri_is_not_public() {
+        assert!(!public(
+            "GET",
+            "/auth/public/a",
+            &[(FORWARDED_URI, "/public/a"), (FORWARDED_URI, "/public/b")]
+        ));
+    }
+}

@@ -1,0 +1,285 @@
+//! Prometheus metrics, served on the admin port's `/metrics`.
+//!
+//! Every metric name is a constant in [`names`], so dashboards and alerts
+//! have one list to read. Labelled series that the request path touches are
+//! created once at start-up and kept as handles: counting a request is an
+//! atomic add, with no label-map lookup (histograms take a short,
+//! uncontended mutex inside prometheus-client).
+//!
+//! Each `App` owns its own [`Metrics`] (no global registry), so tests that
+//! run several gateways in one process see only their own figures.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::outcome::Outcome;
+
+/// Metric names. Counters gain `_total` when exposed.
+pub mod names {
+    pub const BUILD: &str = "wxgate_build";
+    pub const REQUESTS: &str = "wxgate_requests";
+    pub const REQUEST_DURATION: &str = "wxgate_request_duration_seconds";
+    pub const REQUESTS_IN_FLIGHT: &str = "wxgate_requests_in_flight";
+    pub const UPSTREAM_DURATION: &str = "wxgate_upstream_duration_seconds";
+    pub const LOGINS: &str = "wxgate_logins";
+    pub const WECHAT_REQUESTS: &str = "wxgate_wechat_requests";
+    pub const WECHAT_DURATION: &str = "wxgate_wechat_request_duration_seconds";
+    pub const SESSIONS_LIVE: &str = "wxgate_sessions_live";
+    pub const SESSION_LOOKUPS: &str = "wxgate_session_lookups";
+    pub const STORE_ERRORS: &str = "wxgate_store_errors";
+}
+
+/// The media type `encode` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// 0.5 ms … 10 s: a proxy hop is sub-millisecond, a WeChat call tens of ms.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+type Labels1 = [(&'static str, &'static str); 1];
+type Labels2 = [(&'static str, &'static str); 2];
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(SECONDS_BUCKETS)
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Vec<[Counter; 5]>,
+    request_duration: Vec<Histogram>,
+    in_flight: Gauge,
+    upstream_duration: Histogram,
+    logins: Family<Labels1, Counter>,
+    sessions_live: Gauge,
+    pub wechat: WechatMetrics,
+    pub store: StoreMetrics,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        registry.register(
+            names::BUILD,
+            "wxgate version",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+
+        let requests_family = Family::<Labels2, Counter>::default();
+        let requests = Outcome::ALL
+            .iter()
+            .map(|outcome| {
+                STATUS_CLASSES.map(|class| {
+                    requests_family
+                        .get_or_create_owned(&[("outcome", outcome.as_str()), ("status", class)])
+                })
+            })
+            .collect();
+        registry.register(
+            names::REQUESTS,
+            "Requests answered, by outcome and status class",
+            requests_family,
+        );
+
+        let duration_family =
+            Family::<Labels1, Histogram>::new_with_constructor(seconds_histogram as fn() -> _);
+        let request_duration = Outcome::ALL
+            .iter()
+            .map(|o| duration_family.get_or_create_owned(&[("outcome", o.as_str())]))
+            .collect();
+        registry.register(
+            names::REQUEST_DURATION,
+            "Time to the response head, by outcome",
+            duration_family,
+        );
+
+        let in_flight = Gauge::default();
+        registry.register(
+            names::REQUESTS_IN_FLIGHT,
+            "Requests being handled now",
+            in_flight.clone(),
+        );
+        let upstream_duration = seconds_histogram();
+        registry.register(
+            names::UPSTREAM_DURATION,
+            "Time from forwarding a request to the upstream's response head",
+            upstream_duration.clone(),
+        );
+        let logins = Family::<Labels1, Counter>::default();
+        registry.register(
+            names::LOGINS,
+            "Logins, by result (ok or the error code)",
+            logins.clone(),
+        );
+        let sessions_live = Gauge::default();
+        registry.register(
+            names::SESSIONS_LIVE,
+            "Sessions held by this replica's memory store (0 with Redis)",
+            sessions_live.clone(),
+        );
+
+        let wechat = WechatMetrics::default();
+        registry.register(
+            names::WECHAT_REQUESTS,
+            "WeChat API calls, by api and errcode (0 = success; timeout, unreachable, http_NNN, bad_response)",
+            wechat.calls.clone(),
+        );
+        registry.register(
+            names::WECHAT_DURATION,
+            "WeChat API call duration, by api",
+            wechat.duration.clone(),
+        );
+        let store = StoreMetrics::default();
+        registry.register(
+            names::SESSION_LOOKUPS,
+            "Session lookups, by layer (memory, local, redis) and result (hit, miss)",
+            store.family.clone(),
+        );
+        registry.register(
+            names::STORE_ERRORS,
+            "Session store commands that failed or timed out",
+            store.errors.clone(),
+        );
+
+        Self {
+            registry,
+            requests,
+            request_duration,
+            in_flight,
+            upstream_duration,
+            logins,
+            sessions_live,
+            wechat,
+            store,
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn request(&self, outcome: Outcome, status: u16, elapsed: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[outcome as usize][class].inc();
+        self.request_duration[outcome as usize].observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request for as long as the returned guard lives.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    pub fn upstream(&self, elapsed: Duration) {
+        self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn login(&self, result: &'static str) {
+        self.logins.get_or_create(&[("result", result)]).inc();
+    }
+
+    /// The exposition text; `live_sessions` is read at scrape time.
+    pub fn encode(&self, live_sessions: u64) -> String {
+        self.sessions_live
+            .set(i64::try_from(live_sessions).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// WeChat API calls; cloned into the WeChat client.
+#[derive(Clone)]
+pub struct WechatMetrics {
+    calls: Family<[(&'static str, String); 2], Counter>,
+    duration: Family<Labels1, Histogram>,
+}
+
+impl Default for WechatMetrics {
+    fn default() -> Self {
+        Self {
+            calls: Family::default(),
+            duration: Family::new_with_constructor(seconds_histogram as fn() -> _),
+        }
+    }
+}
+
+impl WechatMetrics {
+    pub fn call(&self, api: &'static str, errcode: String, elapsed: Duration) {
+        self.calls
+            .get_or_create(&[("api", api.to_owned()), ("errcode", errcode)])
+            .inc();
+        self.duration
+            .get_or_create(&[("api", api)])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Session store lookups and errors; cloned into the store.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    family: Family<Labels2, Counter>,
+    /// Indexed by `Layer as usize * 2 + miss`.
+    lookups: [Counter; 6],
+    errors: Counter,
+}
+
+/// Where a session lookup was answered.
+#[derive(Debug, Clone, Copy)]
+pub enum Layer {
+    /// The memory store (`store = "memory"`).
+    Memory,
+    /// A Redis replica's local cache.
+    Local,
+    Redis,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        let family = Family::<Labels2, Counter>::default();
+        let lookups = [
+            ("memory", "hit"),
+            ("memory", "miss"),
+            ("local", "hit"),
+            ("local", "miss"),
+            ("redis", "hit"),
+            ("redis", "miss"),
+        ]
+        .map(|(layer, result)| family.get_or_create_owned(&[("layer", layer), ("result", result)]));
+        Self {
+            family,
+            lookups,
+            errors: Counter::default(),
+        }
+    }
+}
+
+impl StoreMetrics {
+    pub fn lookup(&self, layer: Layer, hit: bool) {
+        self.lookups[layer as usize * 2 + usize::from(!hit)].inc();
+    }
+
+    pub fn error(&self) {
+        self.errors.inc();
+    }
+}

@@ -1,0 +1,176 @@
+//! Config reload without a restart (SIGHUP in `main`).
+//!
+//! What can change safely takes effect for the next request: `[routes]`,
+//! `[headers]`, `session.header`, `session.forward_session_header`,
+//! `upstream.timeout`, `server.drain_timeout` and `log.level`. Anything else
+//! (addresses, threads, the upstream URL, WeChat credentials, the session
+//! store, lifetimes) would need new sockets, clients or stored data, so a
+//! file that changes it is refused as a whole: the old config stays, and
+//! the error names the first key that needs a restart. A file that does
+//! not load is refused the same way; nothing half-applies.
+
+use std::sync::{Arc, Mutex};
+
+use crate::app::App;
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("`{0}` cannot change without a restart; the running config stays")]
+    NeedsRestart(&'static str),
+}
+
+/// Holds the running config and applies new ones.
+pub struct Reloader {
+    app: Arc<App>,
+    running: Mutex<Config>,
+}
+
+impl Reloader {
+    pub(crate) fn new(app: Arc<App>, running: Config) -> Self {
+        Self {
+            app,
+            running: Mutex::new(running),
+        }
+    }
+
+    /// Applies `new` if it changes only reloadable settings.
+    pub fn reload(&self, new: Config) -> Result<(), ReloadError> {
+        // A panic elsewhere while holding the lock leaves a whole Config.
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(key) = needs_restart(&running, &new) {
+            return Err(ReloadError::NeedsRestart(key));
+        }
+        self.app.reload(&new);
+        *running = new;
+        Ok(())
+    }
+}
+
+/// The first setting that differs between `old` and `new` and cannot be
+/// changed in a running process.
+pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
+    // Copy what may change from `old`; whatever still differs may not.
+    let mut fixed = new.clone();
+    fixed.routes = old.routes.clone();
+    fixed.headers = old.headers.clone();
+    fixed.session.header = old.session.header.clone();
+    fixed.session.forward_session_header = old.session.forward_session_header;
+    fixed.upstream.timeout = old.upstream.timeout;
+    fixed.server.drain_timeout = old.server.drain_timeout;
+    fixed.log.level = old.log.level.clone();
+    let checks: [(&'static str, bool); 16] = [
+        ("server.listen", fixed.server.listen != old.server.listen),
+        ("server.threads", fixed.server.threads != old.server.threads),
+        ("upstream.url", fixed.upstream != old.upstream),
+        ("wechat.mode", fixed.wechat.mode != old.wechat.mode),
+        ("wechat.appid", fixed.wechat.appid != old.wechat.appid),
+        ("wechat.secret", fixed.wechat.secret != old.wechat.secret),
+        (
+            "wechat.api_base",
+            fixed.wechat.api_base != old.wechat.api_base,
+        ),
+        ("wechat.timeout", fixed.wechat.timeout != old.wechat.timeout),
+        ("wechat", fixed.wechat != old.wechat),
+        ("session.ttl", fixed.session.ttl != old.session.ttl),
+        ("session.idle", fixed.session.idle != old.session.idle),
+        ("session", fixed.session != old.session),
+        ("session.store", fixed.store != old.store),
+        ("admin.listen", fixed.admin != old.admin),
+        ("log.format", fixed.log != old.log),
+        ("demo", fixed.demo_echo_upstream != old.demo_echo_upstream),
+    ];
+    let key = checks
+        .iter()
+        .find(|(_, differs)| *differs)
+        .map(|(key, _)| *key);
+    debug_assert!(
+        key.is_some() || fixed == *old,
+        "a section is missing from the checks"
+    );
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+[upstream]
+url = "http://127.0.0.1:3000"
+[wechat]
+appid = "wx1234567890abcdef"
+secret = "s"
+[routes]
+public = ["/public"]
+"#;
+
+    fn with(extra: &str) -> Config {
+        let text = BASE.replace("[routes]\n", &format!("{extra}\n[routes]\n"));
+        // Sections in `extra` may repeat ones in BASE; merge by appending keys.
+        Config::parse(&merge(&text), &|_| None).unwrap()
+    }
+
+    /// Turns repeated `[section]` headers into one table each.
+    fn merge(text: &str) -> String {
+        let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+        let mut current = String::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if line.starts_with('[') {
+                current = line.to_owned();
+                if !sections.iter().any(|(name, _)| *name == current) {
+                    sections.push((current.clone(), Vec::new()));
+                }
+            } else if let Some((_, lines)) = sections.iter_mut().find(|(n, _)| *n == current) {
+                let key = line.split('=').next().unwrap_or("").trim().to_owned();
+                lines.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+                lines.push(line.to_owned());
+            }
+        }
+        sections
+            .into_iter()
+            .map(|(name, lines)| format!("{name}\n{}\n", lines.join("\n")))
+            .collect()
+    }
+
+    #[test]
+    fn reloadable_changes_pass() {
+        let old = with("");
+        for change in [
+            "[routes]\npublic = [\"/open\"]\nlogin = \"/signin\"",
+            "[headers]\nopenid = \"X-User\"",
+            "[session]\nheader = \"X-Token\"\nforward_session_header = true",
+            "[upstream]\ntimeout = \"3s\"",
+            "[server]\ndrain_timeout = \"5s\"",
+            "[log]\nlevel = \"debug\"",
+        ] {
+            assert_eq!(needs_restart(&old, &with(change)), None, "{change}");
+        }
+    }
+
+    #[test]
+    fn other_changes_name_their_key() {
+        let old = with("");
+        for (change, key) in [
+            ("[server]\nlisten = \"127.0.0.1:9999\"", "server.listen"),
+            ("[server]\nthreads = 77", "server.threads"),
+            (
+                "[upstream]\nurl = \"http://127.0.0.1:4000\"",
+                "upstream.url",
+            ),
+            ("[wechat]\nsecret = \"other\"", "wechat.secret"),
+            ("[wechat]\ntimeout = \"9s\"", "wechat.timeout"),
+            ("[session]\nttl = \"1h\"", "session.ttl"),
+            ("[session]\ncapacity = 5", "session"),
+            ("[admin]\nlisten = \"127.0.0.1:1\"", "admin.listen"),
+            ("[log]\nformat = \"json\"", "log.format"),
+        ] {
+            assert_eq!(needs_restart(&old, &with(change)), Some(key), "{change}");
+        }
+    }
+}
