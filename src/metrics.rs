@@ -9,6 +9,7 @@
 //! Each `App` owns its own [`Metrics`] (no global registry), so tests that
 //! run several gateways in one process see only their own figures.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -141,12 +142,12 @@ impl Metrics {
         registry.register(
             names::SESSION_LOOKUPS,
             "Session lookups, by layer (memory, local, redis) and result (hit, miss)",
-            store.family.clone(),
+            store.0.family.clone(),
         );
         registry.register(
             names::STORE_ERRORS,
             "Session store commands that failed or timed out",
-            store.errors.clone(),
+            store.0.errors.clone(),
         );
 
         Self {
@@ -235,9 +236,11 @@ impl WechatMetrics {
     }
 }
 
-/// Session store lookups and errors; cloned into the store.
-#[derive(Clone)]
-pub struct StoreMetrics {
+/// Session store lookups and errors; cloned into the store (one pointer).
+#[derive(Clone, Default)]
+pub struct StoreMetrics(Arc<StoreCounters>);
+
+struct StoreCounters {
     family: Family<Labels2, Counter>,
     /// Indexed by `Layer as usize * 2 + miss`.
     lookups: [Counter; 6],
@@ -254,7 +257,7 @@ pub enum Layer {
     Redis,
 }
 
-impl Default for StoreMetrics {
+impl Default for StoreCounters {
     fn default() -> Self {
         let family = Family::<Labels2, Counter>::default();
         let lookups = [
@@ -276,10 +279,10 @@ impl Default for StoreMetrics {
 
 impl StoreMetrics {
     pub fn lookup(&self, layer: Layer, hit: bool) {
-        self.lookups[layer as usize * 2 + usize::from(!hit)].inc();
+        self.0.lookups[layer as usize * 2 + usize::from(!hit)].inc();
     }
 
     pub fn error(&self) {
-        self.errors.inc();
+        self.0.errors.inc();
     }
 }

@@ -104,7 +104,9 @@ impl Routes {
         if self.public.is_empty() {
             return false;
         }
-        let path = normalize(path);
+        let Some(path) = normalize(path) else {
+            return false;
+        };
         self.public.iter().any(|(allowed, prefix)| {
             allowed.as_ref().is_none_or(|m| m == method) && under(&path, prefix)
         })
@@ -127,7 +129,8 @@ pub fn forwarded_path(uri: &str) -> Option<&str> {
 
 /// A configured prefix in the form [`under`] expects: normalised, no trailing `/`.
 fn prefix(configured: &str) -> String {
-    let normalized = normalize(configured);
+    // Config validation refuses dot segments, so this always normalises.
+    let normalized = normalize(configured).unwrap_or(Cow::Borrowed("/\0"));
     match normalized.trim_end_matches('/') {
         "" => "/".to_owned(),
         trimmed => trimmed.to_owned(),
@@ -140,30 +143,29 @@ fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-/// The path as a backend would resolve it.
-fn normalize(path: &str) -> Cow<'_, str> {
+/// The path as a backend would resolve it; `None` when backends disagree.
+fn normalize(path: &str) -> Option<Cow<'_, str>> {
     let simple = !path.contains(['%', '\\', ';'])
         && !path.contains("//")
         && !path.split('/').any(|s| s == "." || s == "..");
     if simple {
-        return Cow::Borrowed(path);
+        return Some(Cow::Borrowed(path));
     }
     let decoded = percent_decode(path).replace('\\', "/");
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
-        // Java servlet containers drop `;params` from a segment, so
-        // `..;x` climbs like `..` there. Other segments keep theirs: the
-        // stricter reading (`/public;x` is not under `/public`).
-        match segment.split(';').next().unwrap_or(segment) {
-            _ if segment.is_empty() => {}
-            "." => {}
+        match segment {
+            "" | "." => {}
             ".." => {
                 segments.pop();
             }
-            _ => segments.push(segment),
+            // Java servlet containers drop `;params`, so `..;x` climbs
+            // there and is a plain name elsewhere: no single reading.
+            s if matches!(s.split(';').next(), Some("." | "..")) => return None,
+            s => segments.push(s),
         }
     }
-    Cow::Owned(format!("/{}", segments.join("/")))
+    Some(Cow::Owned(format!("/{}", segments.join("/"))))
 }
 
 fn percent_decode(path: &str) -> String {
@@ -246,7 +248,8 @@ mod tests {
             ("/public/..;/admin", Route::Protected),
             ("/public/..;jsessionid=1/admin", Route::Protected),
             ("/public;x/a", Route::Protected),
-            ("/public/.;/a", Route::Public),
+            ("/public/.;/a", Route::Protected),
+            ("/admin/..;/public", Route::Protected),
             // Traversal that stays inside is still public.
             ("/public/a/../b", Route::Public),
             ("//public//a", Route::Public),
@@ -312,8 +315,10 @@ mod tests {
 
     #[test]
     fn normalize_handles_odd_input() {
-        assert_eq!(normalize("/a/%zz/%"), "/a/%zz/%");
-        assert_eq!(normalize("/../../"), "/");
-        assert_eq!(normalize("/a/%ff"), "/a/\u{fffd}");
+        assert_eq!(normalize("/a/%zz/%").unwrap(), "/a/%zz/%");
+        assert_eq!(normalize("/../../").unwrap(), "/");
+        assert_eq!(normalize("/a/%ff").unwrap(), "/a/\u{fffd}");
+        assert_eq!(normalize("/a;v=1/b").unwrap(), "/a;v=1/b");
+        assert_eq!(normalize("/a/..;/b"), None);
     }
 }

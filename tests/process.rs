@@ -32,6 +32,7 @@ struct Process {
     child: Child,
     addr: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
+    config_path: PathBuf,
 }
 
 impl Process {
@@ -53,10 +54,8 @@ impl Process {
         let collected = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("wxgate listening")
-                    && let Some(addr) = line.split("addr=").nth(1)
-                {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                if line.contains("wxgate listening") {
+                    let _ = tx.send(listening_addr(&line));
                 }
                 collected.lock().unwrap().push(line);
             }
@@ -66,7 +65,40 @@ impl Process {
             .expect("wxgate logs its address")
             .parse()
             .expect("address");
-        Self { child, addr, logs }
+        Self {
+            child,
+            addr,
+            logs,
+            config_path: path,
+        }
+    }
+
+    /// Rewrites the config file and sends SIGHUP.
+    fn reload(&self, text: &str) {
+        std::fs::write(&self.config_path, text).unwrap();
+        self.signal("HUP");
+    }
+
+    /// Waits until a log line contains every one of `parts`.
+    async fn until_logged(&self, parts: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|line| parts.iter().all(|p| line.contains(p)));
+            if found {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {parts:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -129,6 +161,15 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The proxy address in the start-up line, text (`addr=…`) or JSON (`"addr":"…"`).
+fn listening_addr(line: &str) -> String {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        return json["addr"].as_str().unwrap_or("").to_owned();
+    }
+    let addr = line.split("addr=").nth(1).unwrap_or("");
+    addr.split_whitespace().next().unwrap_or("").to_owned()
 }
 
 async fn login(http: &reqwest::Client, url: String, code: &str) -> String {
@@ -381,4 +422,66 @@ async fn two_processes_share_sessions_and_a_killed_one_loses_nothing() {
     replacement.until_ready().await;
     assert_eq!(at(&replacement).await.unwrap().status(), 200);
     assert_eq!(at(&b).await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_changed_route_and_refuses_what_needs_a_restart() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.set("routes", "public", r#"["/public"]"#);
+    let gate = Process::start(&config, &[]);
+    gate.until_ready().await;
+    let http = reqwest::Client::new();
+    let open = || http.get(gate.url("/open/page")).send();
+    assert_eq!(open().await.unwrap().status(), 401);
+
+    config.set("routes", "public", r#"["/public", "/open"]"#);
+    gate.reload(&config.text());
+    gate.until_logged(&["config reloaded"]).await;
+    assert_eq!(open().await.unwrap().status(), 200);
+
+    // A change that needs a restart is refused whole: /open stays public.
+    let mut restart = GateConfig::new(&wechat, &upstream);
+    restart
+        .set("routes", "public", r#"["/public"]"#)
+        .set("server", "threads", "3");
+    gate.reload(&restart.text());
+    gate.until_logged(&["config reload refused", "server.threads"])
+        .await;
+    assert_eq!(open().await.unwrap().status(), 200);
+
+    gate.reload("this is [ not toml");
+    gate.until_logged(&["config reload refused", "does not load"])
+        .await;
+    assert_eq!(open().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.set("log", "format", r#""json""#);
+    let gate = Process::start(&config, &[]);
+    gate.until_ready().await;
+    let response = reqwest::Client::new()
+        .get(gate.url("/orders"))
+        .header("x-request-id", "trace-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    gate.until_logged(&["trace-4711"]).await;
+    let line = gate
+        .logs()
+        .lines()
+        .find(|l| l.contains("trace-4711"))
+        .unwrap()
+        .to_owned();
+    let json: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(json["request_id"], "trace-4711", "{line}");
+    assert_eq!(json["status"], 401, "{line}");
+    assert_eq!(json["outcome"], "rejected", "{line}");
+    assert_eq!(json["level"], "INFO", "{line}");
 }

@@ -105,11 +105,10 @@ fn public_route(text: String) -> Result<PublicRoute, ConfigError> {
 
 fn path(key: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
     let text = value.unwrap_or_else(|| default.to_owned());
-    if !text.starts_with('/')
-        || text.contains(['?', '#'])
-        || text.contains("/../")
-        || text.ends_with("/..")
-    {
+    let dot_segment = text
+        .split('/')
+        .any(|segment| matches!(segment.split(';').next(), Some("." | "..")));
+    if !text.starts_with('/') || text.contains(['?', '#']) || dot_segment {
         return Err(ConfigError::invalid(
             key,
             format!("`{text}` must be a plain path starting with `/`"),

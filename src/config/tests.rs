@@ -103,6 +103,13 @@ fn invalid_values_name_their_key() {
         ("[headers]\nopenid = \"X_Session_Id\"", "headers.openid"),
         ("[headers]\nunionid = \"x_wx_openid\"", "headers.unionid"),
         ("[headers]\nappid = \"TE\"", "headers.appid"),
+        ("[routes]\nauth = \"/login\"", "routes.auth"),
+        ("[routes]\nauth = \"auth\"", "routes.auth"),
+        ("[routes]\npublic = [\"get /a\"]", "routes.public"),
+        ("[routes]\npublic = [\"GET a\"]", "routes.public"),
+        ("[admin]\nlisten = \"9090\"", "admin.listen"),
+        ("[log]\nformat = \"yaml\"", "log.format"),
+        ("[log]\nlevel = \"wxgate=loud\"", "log.level"),
     ];
     for (extra, key) in cases {
         assert_eq!(error_key(&format!("{MINIMAL}{extra}\n")), key, "{extra}");
@@ -256,4 +263,49 @@ fn bad_store_settings_name_their_key() {
     // A password in the URL never reaches an error message.
     let e = Config::parse(&redis("url = \"redis://:hunter2@[bad\""), &no_env).unwrap_err();
     assert!(!e.to_string().contains("hunter2"), "{e}");
+}
+
+#[test]
+fn admin_log_and_forward_auth_settings() {
+    let c = Config::parse(MINIMAL, &no_env).unwrap();
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(
+        (c.log.format, c.log.level.as_str()),
+        (LogFormat::Auto, "info")
+    );
+    assert_eq!(c.routes.auth.as_deref(), Some("/auth"));
+
+    let text = format!(
+        "{MINIMAL}[routes]\nauth = \"\"\npublic = [\"GET /api/products\", \"/static\"]\n\
+         [admin]\nlisten = \"0.0.0.0:9091\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n"
+    );
+    let c = Config::parse(&text, &no_env).unwrap();
+    assert_eq!(c.routes.auth, None);
+    assert_eq!(
+        c.routes.public,
+        [
+            PublicRoute {
+                method: Some(http::Method::GET),
+                path: "/api/products".into()
+            },
+            PublicRoute {
+                method: None,
+                path: "/static".into()
+            }
+        ]
+    );
+    assert_eq!(c.admin.listen.to_string(), "0.0.0.0:9091");
+    assert_eq!(
+        (c.log.format, c.log.level.as_str()),
+        (LogFormat::Json, "debug")
+    );
+
+    // WXGATE_LOG overrides the file, and a bad value names the variable.
+    let env = |k: &str| (k == LOG_ENV).then(|| "trace".to_owned());
+    assert_eq!(Config::parse(&text, &env).unwrap().log.level, "trace");
+    let bad = |k: &str| (k == LOG_ENV).then(|| "wxgate=loud".to_owned());
+    assert!(matches!(
+        Config::parse(&text, &bad),
+        Err(ConfigError::Invalid { key: LOG_ENV, .. })
+    ));
 }

@@ -67,10 +67,13 @@ impl GateConfig {
         self
     }
 
-    /// Shares sessions through the Redis server at `url`.
+    /// Shares sessions through the Redis server at `url`. The command
+    /// timeout is generous: a loaded CI machine must not turn into 503s
+    /// (the outage tests set their own).
     pub fn redis(&mut self, url: &str) -> &mut Self {
         self.set("session", "store", "\"redis\"")
             .set("redis", "url", &format!("\"{url}\""))
+            .set("redis", "command_timeout", "\"2s\"")
     }
 
     pub fn text(&self) -> String {
@@ -244,4 +247,12 @@ pub async fn closed_port() -> SocketAddr {
         .await
         .expect("bind");
     listener.local_addr().expect("addr")
+}
+
+/// The value of one sample in Prometheus text, e.g.
+/// `metric(&text, r#"wxgate_logins_total{result="ok"}"#)`; 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
 }
