@@ -111,27 +111,9 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
-    use crate::config::{PublicRoute, RoutesConfig};
 
     fn routes() -> Routes {
-        Routes::new(&RoutesConfig {
-            login: "/login".into(),
-            logout: "/logout".into(),
-            decrypt: "/decrypt".into(),
-            phone: "/phone".into(),
-            session: "/session".into(),
-            auth: Some("/auth".into()),
-            public: vec![
-                PublicRoute {
-                    method: None,
-                    path: "/public".into(),
-                },
-                PublicRoute {
-                    method: Some(Method::GET),
-                    path: "/api/products".into(),
-                },
-            ],
-        })
+        crate::route::test_routes(&["/public", "GET /api/products"])
     }
 
     fn public(method: &str, path: &str, forwarded: &[(&'static str, &str)]) -> bool {

@@ -190,33 +190,39 @@ fn percent_decode(path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The default routes with `public` entries (`"/p"` or `"GET /p"`), for tests.
+#[cfg(test)]
+pub(crate) fn test_routes(public: &[&str]) -> Routes {
+    use crate::config::PublicRoute;
+    Routes::new(&RoutesConfig {
+        login: "/login".into(),
+        logout: "/logout".into(),
+        decrypt: "/decrypt".into(),
+        phone: "/phone".into(),
+        session: "/session".into(),
+        auth: Some("/auth".into()),
+        public: public
+            .iter()
+            .map(|s| match s.split_once(' ') {
+                Some((m, p)) => PublicRoute {
+                    method: Some(m.parse().unwrap()),
+                    path: p.into(),
+                },
+                None => PublicRoute {
+                    method: None,
+                    path: s.to_string(),
+                },
+            })
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PublicRoute;
 
     fn routes(public: &[&str]) -> Routes {
-        Routes::new(&RoutesConfig {
-            login: "/login".into(),
-            logout: "/logout".into(),
-            decrypt: "/decrypt".into(),
-            phone: "/phone".into(),
-            session: "/session".into(),
-            auth: Some("/auth".into()),
-            public: public
-                .iter()
-                .map(|s| match s.split_once(' ') {
-                    Some((m, p)) => PublicRoute {
-                        method: Some(m.parse().unwrap()),
-                        path: p.into(),
-                    },
-                    None => PublicRoute {
-                        method: None,
-                        path: s.to_string(),
-                    },
-                })
-                .collect(),
-        })
+        test_routes(public)
     }
 
     #[test]

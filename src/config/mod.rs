@@ -131,6 +131,21 @@ impl Config {
     }
 }
 
+/// Parses a socket address such as `"0.0.0.0:8080"`.
+pub(crate) fn socket_addr(
+    key: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<std::net::SocketAddr, ConfigError> {
+    let text = value.unwrap_or(default);
+    text.parse().map_err(|_| {
+        ConfigError::invalid(
+            key,
+            format!("`{text}` is not an address such as \"{default}\""),
+        )
+    })
+}
+
 /// Parses a duration written as `"3s"`, `"500ms"`, `"7d"`, `"1h 30m"`.
 pub(crate) fn duration(
     key: &'static str,

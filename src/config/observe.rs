@@ -19,13 +19,7 @@ pub struct AdminConfig {
 
 impl AdminConfig {
     pub(super) fn from_raw(raw: RawAdmin) -> Result<Self, ConfigError> {
-        let text = raw.listen.as_deref().unwrap_or("127.0.0.1:9090");
-        let listen = text.parse().map_err(|_| {
-            ConfigError::invalid(
-                "admin.listen",
-                format!("`{text}` is not an address such as \"0.0.0.0:9090\""),
-            )
-        })?;
+        let listen = super::socket_addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9090")?;
         Ok(Self { listen })
     }
 }

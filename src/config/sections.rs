@@ -21,13 +21,7 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub(super) fn from_raw(raw: RawServer) -> Result<Self, ConfigError> {
-        let text = raw.listen.as_deref().unwrap_or("0.0.0.0:8080");
-        let listen = text.parse().map_err(|_| {
-            ConfigError::invalid(
-                "server.listen",
-                format!("`{text}` is not an address such as \"0.0.0.0:8080\""),
-            )
-        })?;
+        let listen = super::socket_addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8080")?;
         let drain_timeout = duration("server.drain_timeout", raw.drain_timeout, "20s")?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = raw.threads.unwrap_or(cores);
