@@ -33,7 +33,7 @@ use crate::request_id::{self, RequestIds};
 use crate::route::{Route, Routes};
 use crate::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
 use crate::wechat::WeChat;
-use crate::{decrypt, forward_auth, hop_by_hop, phone, session_check};
+use crate::{decrypt, forward_auth, header, hop_by_hop, phone, session_check};
 
 pub struct App {
     live: ArcSwap<Live>,
@@ -302,11 +302,7 @@ impl App {
 
 /// The session id, when exactly one well-formed session header is present.
 fn session_id(live: &Live, headers: &HeaderMap) -> Option<SessionId> {
-    let mut values = headers.get_all(&live.session_header).iter();
-    match (values.next(), values.next()) {
-        (Some(value), None) => SessionId::parse(value.as_bytes()),
-        _ => None,
-    }
+    header::single(headers, &live.session_header).and_then(|v| SessionId::parse(v.as_bytes()))
 }
 
 /// Why the app could not be built.

@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use crate::app::Live;
 use crate::body::{self, Body};
 use crate::error::HttpError;
+use crate::header;
 use crate::outcome::Outcome;
 use crate::route::{Routes, forwarded_path};
 use crate::session::Resolved;
@@ -68,11 +69,7 @@ impl Question {
 
 /// The one value of `name`, if there is exactly one and it is text.
 fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (Some(value), None) => value.to_str().ok(),
-        _ => None,
-    }
+    header::single(headers, name)?.to_str().ok()
 }
 
 pub fn answer(

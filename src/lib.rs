@@ -15,6 +15,7 @@ mod decrypt;
 mod demo;
 pub mod error;
 mod forward_auth;
+mod header;
 pub mod hop_by_hop;
 pub mod identity;
 mod login;

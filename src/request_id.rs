@@ -33,8 +33,7 @@ impl RequestIds {
 
     /// The client's id when acceptable, else a new one.
     pub fn of(&self, headers: &HeaderMap) -> HeaderValue {
-        let mut values = headers.get_all(&HEADER).iter();
-        if let (Some(value), None) = (values.next(), values.next())
+        if let Some(value) = crate::header::single(headers, &HEADER)
             && acceptable(value.as_bytes())
         {
             return value.clone();
