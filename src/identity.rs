@@ -90,9 +90,12 @@ impl IdentityHeaders {
 
     /// Sets the identity of `user`. Call after [`Self::strip`].
     pub fn inject(&self, headers: &mut HeaderMap, user: &UserRecord) {
-        headers.insert(self.openid.clone(), user.openid_header().clone());
-        if let Some(unionid) = user.unionid_header() {
-            headers.insert(self.unionid.clone(), unionid.clone());
+        // Checked visible ASCII when the record was made, so these convert.
+        if let Ok(openid) = HeaderValue::from_str(user.openid()) {
+            headers.insert(self.openid.clone(), openid);
+        }
+        if let Some(unionid) = user.unionid().and_then(|u| HeaderValue::from_str(u).ok()) {
+            headers.insert(self.unionid.clone(), unionid);
         }
         headers.insert(self.appid.clone(), self.appid_value.clone());
         if let Some(name) = &self.phone

@@ -8,11 +8,11 @@
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Box<str>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(value.into().into_boxed_str())
     }
 
     pub fn expose(&self) -> &str {

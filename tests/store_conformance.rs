@@ -223,8 +223,8 @@ async fn relogin_updates_the_user_for_every_session() {
                 );
                 assert_eq!(user.unionid(), Some("u_re"), "{}", name(&store));
                 assert_eq!(
-                    user.phone,
-                    Some(phone("13800000001")),
+                    user.phone.as_deref(),
+                    Some(&phone("13800000001")),
                     "{}: phone survives re-login",
                     name(&store)
                 );

@@ -19,7 +19,7 @@ pub const REDIS_URL_ENV: &str = "WXGATE_REDIS_URL";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
-    /// In-process moka cache: one replica, sessions lost on restart.
+    /// In this process (sharded LRU tables): one replica, sessions lost on restart.
     Memory,
     /// Redis shared by every replica, with a local moka cache in front.
     Redis(RedisConfig),

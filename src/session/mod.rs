@@ -7,15 +7,16 @@
 //! valid per user at a time). A session whose user record is gone is invalid.
 //!
 //! [`SessionStore`] is the one interface every backend implements; the
-//! embedded default is [`MemoryStore`] (moka).
+//! embedded default is [`MemoryStore`] (sharded LRU tables in this process).
 
 mod id;
 mod memory;
 mod redis;
+mod shards;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
@@ -27,17 +28,22 @@ use crate::metrics::StoreMetrics;
 use crate::secret::Secret;
 
 /// What wxgate knows about a WeChat user.
+///
+/// Compact on purpose: the memory store holds one per user, a million of
+/// them in a large deployment. The ids are checked visible ASCII at
+/// construction, so they always make valid header values; the openid is an
+/// `Arc` that the store's user index and every session share; the phone
+/// number, which few records carry, is boxed.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
-    /// Kept in header form (checked visible ASCII at construction) so the
-    /// request path only clones it.
-    openid: HeaderValue,
-    unionid: Option<HeaderValue>,
+    openid: Arc<str>,
+    unionid: Option<Box<str>>,
     pub session_key: Secret,
-    pub last_login: SystemTime,
+    /// Milliseconds since the Unix epoch (8 bytes rather than `SystemTime`'s 16).
+    pub last_login: u64,
     /// WeChat said (checksession 87009) that `session_key` is no longer valid.
     pub key_stale: bool,
-    pub phone: Option<Phone>,
+    pub phone: Option<Box<Phone>>,
 }
 
 /// A user's phone number, as WeChat reports it.
@@ -73,8 +79,8 @@ impl UserUpdate {
     pub fn apply(&self, user: &mut UserRecord) -> bool {
         match self {
             Self::SetPhone(phone) => {
-                let changed = user.phone.as_ref() != Some(phone);
-                user.phone = Some(phone.clone());
+                let changed = user.phone.as_deref() != Some(phone);
+                user.phone = Some(Box::new(phone.clone()));
                 changed
             }
             Self::KeyStale { key } => {
@@ -104,17 +110,19 @@ impl UserRecord {
         unionid: Option<&str>,
         session_key: Secret,
     ) -> Result<Self, InvalidIdentity> {
-        let header = |value: &str, what| {
+        fn check<'a>(value: &'a str, what: &'static str) -> Result<&'a str, InvalidIdentity> {
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(InvalidIdentity(what));
             }
-            HeaderValue::from_str(value).map_err(|_| InvalidIdentity(what))
-        };
+            Ok(value)
+        }
         Ok(Self {
-            openid: header(openid, "openid")?,
-            unionid: unionid.map(|u| header(u, "unionid")).transpose()?,
+            openid: Arc::from(check(openid, "openid")?),
+            unionid: unionid
+                .map(|u| check(u, "unionid").map(Box::from))
+                .transpose()?,
             session_key,
-            last_login: SystemTime::now(),
+            last_login: unix_millis(SystemTime::now()),
             key_stale: false,
             phone: None,
         })
@@ -132,20 +140,23 @@ impl UserRecord {
     }
 
     pub fn openid(&self) -> &str {
-        self.openid.to_str().unwrap_or_default()
-    }
-
-    pub fn unionid(&self) -> Option<&str> {
-        self.unionid.as_ref().and_then(|u| u.to_str().ok())
-    }
-
-    pub fn openid_header(&self) -> &HeaderValue {
         &self.openid
     }
 
-    pub fn unionid_header(&self) -> Option<&HeaderValue> {
-        self.unionid.as_ref()
+    /// The openid as the memory store shares it between its indexes.
+    pub(crate) fn openid_shared(&self) -> &Arc<str> {
+        &self.openid
     }
+
+    pub fn unionid(&self) -> Option<&str> {
+        self.unionid.as_deref()
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -14,7 +14,7 @@
 //! A record that fails to parse or to unseal is treated as missing (the
 //! user logs in again), never as a crash.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -110,10 +110,7 @@ impl Codec {
 
     pub fn user(&self, user: &UserRecord) -> Result<String, StoreError> {
         let openid = user.openid();
-        let login = user
-            .last_login
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
+        let login = user.last_login;
         let stored = StoredUser {
             openid: openid.to_owned(),
             unionid: user.unionid().map(str::to_owned),
@@ -143,13 +140,14 @@ impl Codec {
         let key = self.open(&stored.openid, "key", &stored.key)?;
         let mut user =
             UserRecord::new(&stored.openid, stored.unionid.as_deref(), Secret::new(key)).ok()?;
-        user.last_login = UNIX_EPOCH + Duration::from_millis(stored.login.parse().unwrap_or(0));
+        user.last_login = stored.login.parse().unwrap_or(0);
         user.key_stale = stored.stale;
         // An unreadable phone (say, sealed under a retired store key) is dropped, not fatal.
         user.phone = stored
             .phone
             .and_then(|p| self.open(&stored.openid, "phone", &p))
-            .and_then(|json| serde_json::from_str(&json).ok());
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .map(Box::new);
         Some(user)
     }
 
@@ -208,11 +206,11 @@ mod tests {
     fn user() -> UserRecord {
         let mut u =
             UserRecord::new("o1", Some("u1"), Secret::new("c2Vzc2lvbmtleTEyMzQ1Ng==")).unwrap();
-        u.phone = Some(Phone {
+        u.phone = Some(Box::new(Phone {
             phone_number: "13800138000".into(),
             pure_phone_number: "13800138000".into(),
             country_code: "86".into(),
-        });
+        }));
         u
     }
 
