@@ -11,7 +11,6 @@
 //! [`Live`], swapped whole by [`App::reload`]; a request sees one version
 //! from start to end.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use crate::identity::IdentityHeaders;
 use crate::login::Login;
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
-use crate::proxy::Upstream;
+use crate::proxy::{Peer, Upstream};
 use crate::request_id::{self, RequestIds};
 use crate::route::{Route, Routes};
 use crate::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
@@ -129,7 +128,7 @@ impl App {
     pub async fn handle_request(
         &self,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: Peer,
     ) -> Response<Body> {
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
@@ -185,7 +184,7 @@ impl App {
     async fn handle_request_inner(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: Peer,
         outcome: &mut Outcome,
     ) -> Result<Response<Body>, HttpError> {
         let live = self.live.load();
@@ -278,7 +277,7 @@ impl App {
         &self,
         live: &Live,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: Peer,
         user: Option<&UserRecord>,
     ) -> Result<Response<Body>, HttpError> {
         let upgrade = hop_by_hop::is_upgrade(request.headers());
@@ -293,7 +292,7 @@ impl App {
         let started = Instant::now();
         let response = self
             .upstream
-            .forward(request, peer, upgrade, live.upstream_timeout)
+            .forward(request, &peer, upgrade, live.upstream_timeout)
             .await;
         self.metrics.upstream(started.elapsed());
         response

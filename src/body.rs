@@ -1,6 +1,6 @@
 //! Bodies: the response body type, JSON answers, and bounded request reads.
 //!
-//! Proxied responses stream the upstream's `Incoming` body untouched; answers
+//! Proxied responses stream the upstream's body untouched; answers
 //! wxgate writes itself are small `Full` buffers. `Either` holds both without
 //! boxing.
 
@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 
 use crate::error::HttpError;
 
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<crate::proxy::ResponseBody, Full<Bytes>>;
 
 /// A JSON answer written by wxgate itself.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {

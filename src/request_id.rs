@@ -4,7 +4,7 @@
 //! request can be followed across hops, as Envoy and ingress-nginx do. A
 //! missing or odd one (too long, or characters that do not belong in a log
 //! line) is replaced by a fresh id: 16 hex digits drawn at start-up, then a
-//! counter. Unique per process and practically across a fleet, and it costs
+//! 16-digit counter. Unique per process and practically across a fleet, and it costs
 //! one atomic add rather than a random draw per request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,8 @@ pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
 
 pub struct RequestIds {
-    prefix: u64,
+    /// The random prefix in hex, with its `-`.
+    prefix: [u8; 17],
     next: AtomicU64,
 }
 
@@ -25,8 +26,10 @@ impl RequestIds {
         let mut seed = [0u8; 8];
         // Without randomness ids are still unique per process.
         let _ = getrandom::fill(&mut seed);
+        let mut prefix = [b'-'; 17];
+        hex(u64::from_le_bytes(seed), &mut prefix[..16]);
         Self {
-            prefix: u64::from_le_bytes(seed),
+            prefix,
             next: AtomicU64::new(1),
         }
     }
@@ -39,14 +42,25 @@ impl RequestIds {
             return value.clone();
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:016x}-{n:x}", self.prefix);
-        HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("-"))
+        // By hand rather than format!: this runs on every request.
+        let mut id = [0u8; 33];
+        id[..17].copy_from_slice(&self.prefix);
+        hex(n, &mut id[17..]);
+        HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
 impl Default for RequestIds {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// `n` as lower-case hex, zero-padded to fill `out` (16 digits for a u64).
+fn hex(mut n: u64, out: &mut [u8]) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
     }
 }
 
@@ -96,5 +110,11 @@ mod tests {
         let a = ids.of(&HeaderMap::new());
         let b = ids.of(&HeaderMap::new());
         assert_ne!(a, b);
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(a.len(), 33);
+        assert_eq!(a[..17], b[..17], "one prefix per process");
+        assert!(a[..16].bytes().all(|c| c.is_ascii_hexdigit()) && &a[16..17] == "-");
+        assert_eq!(&a[17..], "0000000000000001");
+        assert_eq!(&b[17..], "0000000000000002");
     }
 }

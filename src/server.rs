@@ -30,6 +30,7 @@ use crate::admin;
 use crate::app::App;
 use crate::config::{Config, WechatMode};
 use crate::demo;
+use crate::proxy::Peer;
 use crate::reload::Reloader;
 
 #[derive(Debug, thiserror::Error)]
@@ -234,8 +235,9 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let peer = Peer::new(peer);
         let service = service_fn(move |request| {
-            let app = app.clone();
+            let (app, peer) = (app.clone(), peer.clone());
             async move { Ok::<_, Infallible>(app.handle_request(request, peer).await) }
         });
         let connection = builder

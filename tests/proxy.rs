@@ -193,6 +193,28 @@ async fn upgrades_tunnel_after_authentication() {
     assert_eq!(upstream.hits(), hits);
 }
 
+// One thread, as each of wxgate's per-core workers: its idle connections
+// are one stack, so the count is exact.
+#[tokio::test(flavor = "current_thread")]
+async fn upstream_connections_are_kept_alive_and_closed_ones_never_reused() {
+    let (_wechat, upstream, gate, id) = setup().await;
+    for _ in 0..20 {
+        assert_eq!(gate.get("/x", &id).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "20 sequential requests, one connection"
+    );
+    // A connection the upstream closes is dropped, not handed the next request.
+    for _ in 0..5 {
+        assert_eq!(gate.get("/close", &id).send().await.unwrap().status(), 200);
+        assert_eq!(gate.get("/x", &id).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(upstream.hits(), 30);
+    assert_eq!(upstream.connections(), 6);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_refused_is_502_and_timeout_is_504() {
     let wechat = WeChatDouble::start().await;

@@ -19,16 +19,17 @@ pub struct BodyEnd {
 
 impl BodyEnd {
     /// Wraps `inner`; the receiver completes when the body has ended.
-    pub fn new(inner: Incoming) -> (Self, oneshot::Receiver<()>) {
+    /// `None` when there is no body to wait for (most GETs): no channel.
+    pub fn new(inner: Incoming) -> (Self, Option<oneshot::Receiver<()>>) {
+        if inner.is_end_stream() {
+            return (Self { inner, ended: None }, None);
+        }
         let (tx, rx) = oneshot::channel();
-        let mut body = Self {
+        let body = Self {
             inner,
             ended: Some(tx),
         };
-        if body.inner.is_end_stream() {
-            body.signal();
-        }
-        (body, rx)
+        (body, Some(rx))
     }
 
     fn signal(&mut self) {

@@ -8,74 +8,76 @@
 //! HTTP upgrades (WebSocket) are spliced into a byte tunnel once the
 //! upstream answers `101 Switching Protocols`.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use crate::body::Body;
 use crate::config::UpstreamConfig;
-use crate::error::{HttpError, describe};
+use crate::error::HttpError;
 use crate::hop_by_hop;
 
 mod body_end;
+mod pool;
 use body_end::BodyEnd;
+use pool::Pool;
+pub use pool::ResponseBody;
 
 static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
 
-type UpstreamClient = Client<HttpConnector, BodyEnd>;
+/// The far end of an accepted connection, its `X-Forwarded-For` entry
+/// formatted once per connection rather than once per request.
+#[derive(Clone)]
+pub struct Peer {
+    ip: HeaderValue,
+}
 
-thread_local! {
-    /// Each thread's own upstream pools, one per `Upstream` (by id). A
-    /// pooled connection's driver task runs on the thread that opened it;
-    /// keeping pools per thread means a request never waits on a task that
-    /// another thread must be woken to run.
-    static CLIENTS: RefCell<Vec<(u64, UpstreamClient)>> = const { RefCell::new(Vec::new()) };
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        // An IP address always makes a valid header value.
+        let ip = HeaderValue::from_maybe_shared(Bytes::from(addr.ip().to_string()))
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Self { ip }
+    }
 }
 
 pub struct Upstream {
-    id: u64,
     config: UpstreamConfig,
+    pool: Pool,
 }
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Self {
+        // Pools are per thread; the id tells apart the upstreams of the
+        // several apps a test process runs.
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let host = config.authority.host();
+        let port = config.authority.port_u16().unwrap_or(80);
+        let address = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             config: config.clone(),
+            // The connect timeout is fixed at start-up (not reloadable).
+            pool: Pool::new(
+                NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                address,
+                config.timeout,
+            ),
         }
-    }
-
-    /// This thread's connection pool to the upstream.
-    fn client(&self) -> UpstreamClient {
-        CLIENTS.with_borrow_mut(|clients| {
-            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
-                return client.clone();
-            }
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(self.config.timeout));
-            let client = Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build(connector);
-            clients.push((self.id, client.clone()));
-            client
-        })
     }
 
     /// Sends `request`, whose hop-by-hop and identity headers the caller has
@@ -83,7 +85,7 @@ impl Upstream {
     pub async fn forward(
         &self,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &Peer,
         upgrade: bool,
         timeout: Duration,
     ) -> Result<Response<Body>, HttpError> {
@@ -91,17 +93,19 @@ impl Upstream {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
         let (body, body_ended) = BodyEnd::new(body);
-        let sent = self.client().request(Request::from_parts(parts, body));
-        tokio::pin!(sent);
-        // The upstream may answer before the body has ended (an early 413, say).
-        let answered = tokio::select! {
-            answered = &mut sent => answered,
-            _ = body_ended => match tokio::time::timeout(timeout, &mut sent).await {
-                Ok(answered) => answered,
-                Err(_) => return Err(HttpError::UpstreamTimeout(timeout)),
+        let mut sent = std::pin::pin!(self.pool.send(Request::from_parts(parts, body)));
+        let (answered, request_sent) = match body_ended {
+            None => (tokio::time::timeout(timeout, sent).await, true),
+            // The upstream may answer before the body has ended (an early 413, say).
+            Some(body_ended) => tokio::select! {
+                biased;
+                _ = body_ended => (tokio::time::timeout(timeout, &mut sent).await, true),
+                answered = &mut sent => (Ok(answered), false),
             },
         };
-        let mut response = answered.map_err(|e| HttpError::UpstreamUnavailable(describe(&e)))?;
+        let answered = answered.map_err(|_| HttpError::UpstreamTimeout(timeout))?;
+        let mut response = answered.map_err(|e| HttpError::UpstreamUnavailable(e.to_string()))?;
+        response.body_mut().head_received(request_sent);
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
             let Some(client) = client_upgrade else {
@@ -116,7 +120,7 @@ impl Upstream {
     }
 
     /// Points the request at the upstream and adds the `X-Forwarded-*` headers.
-    fn retarget(&self, request: &mut Request<Incoming>, peer: SocketAddr) -> Result<(), HttpError> {
+    fn retarget(&self, request: &mut Request<Incoming>, peer: &Peer) -> Result<(), HttpError> {
         let original = request.uri().clone();
         let path_and_query = original.path_and_query().map_or("/", PathAndQuery::as_str);
         let path_and_query = if self.config.path_prefix.is_empty() {
@@ -128,31 +132,33 @@ impl Upstream {
             PathAndQuery::try_from(format!("{}{path_and_query}", self.config.path_prefix))
                 .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?
         };
-        *request.uri_mut() = Uri::builder()
-            .scheme(self.config.scheme.clone())
-            .authority(self.config.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?;
+        // Origin form (`/path?query`): what an HTTP/1.1 server expects.
+        *request.uri_mut() = Uri::from(path_and_query);
         // An HTTP/2 client sends :authority instead of Host; the upstream
         // speaks HTTP/1.1 and should still see the host the client asked for.
         *request.version_mut() = Version::HTTP_11;
         let headers = request.headers_mut();
-        if !headers.contains_key(header::HOST)
-            && let Some(authority) = original.authority()
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
-        {
-            headers.insert(header::HOST, host);
+        if !headers.contains_key(header::HOST) {
+            // Else (an HTTP/1.0 client may send none) the upstream's own.
+            let authority = original.authority().unwrap_or(&self.config.authority);
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                headers.insert(header::HOST, host);
+            }
         }
 
         // X-Forwarded-For is appended to, as nginx's $proxy_add_x_forwarded_for
         // does; Proto and Host set by a proxy in front of wxgate are kept.
-        let ip = peer.ip().to_string();
-        let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip,
+        let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+            Some(prior) => {
+                let mut joined = Vec::with_capacity(prior.len() + 2 + peer.ip.len());
+                joined.extend_from_slice(prior);
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(peer.ip.as_bytes());
+                HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+            }
+            None => Some(peer.ip.clone()),
         };
-        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        if let Some(value) = forwarded_for {
             headers.insert(X_FORWARDED_FOR.clone(), value);
         }
         if !headers.contains_key(&X_FORWARDED_PROTO) {

@@ -8,6 +8,7 @@
 //! | `/ws`               | `101` to an `Upgrade: echo` request, then echoes bytes  |
 //! | `/hop`              | echoes, with hop-by-hop headers in the response         |
 //! | `/status/N`         | status N with `x-custom: kept`                          |
+//! | `/close`            | echoes with `Connection: close`, then closes            |
 //! | anything else       | echoes                                                  |
 //!
 //! The echo is JSON: `{"method", "uri", "headers": [[name, value], ...]}`, with
@@ -35,6 +36,7 @@ type Body = BoxBody<Bytes, Infallible>;
 pub struct Upstream {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl Upstream {
@@ -45,13 +47,15 @@ impl Upstream {
         let upstream = Self {
             addr: listener.local_addr().expect("addr"),
             hits: Arc::default(),
+            connections: Arc::default(),
         };
-        let hits = upstream.hits.clone();
+        let (hits, connections) = (upstream.hits.clone(), upstream.connections.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                connections.fetch_add(1, Ordering::SeqCst);
                 let hits = hits.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -71,6 +75,11 @@ impl Upstream {
     /// Requests received so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
@@ -136,6 +145,13 @@ async fn answer(mut req: Request<Incoming>) -> Response<Body> {
             let headers = response.headers_mut();
             headers.insert("connection", "upgrade".parse().unwrap());
             headers.insert("upgrade", "echo".parse().unwrap());
+            response
+        }
+        "/close" => {
+            let mut response = echo(&req, StatusCode::OK);
+            response
+                .headers_mut()
+                .insert("connection", "close".parse().unwrap());
             response
         }
         "/hop" => {

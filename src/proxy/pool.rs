@@ -1,0 +1,216 @@
+//! Keep-alive connections to the upstream, one idle stack per worker thread.
+//!
+//! Why not hyper-util's pooled `Client`, which the first versions used:
+//! counted with callgrind, its pool (a mutex-guarded map keyed by scheme
+//! and authority, SipHashed at every checkout and return, plus its
+//! bookkeeping) was about a seventh of the instructions wxgate spent on a
+//! proxied request. Each worker thread here runs its own runtime, so its
+//! idle connections are a plain stack: no lock, no hashing, the warmest
+//! connection reused first.
+//!
+//! (Under a work-stealing runtime, as `Server::run` in the tests uses, a
+//! request may end on another thread than it began on; its connection then
+//! joins that thread's stack. `main` always runs one runtime per thread.)
+//!
+//! A connection goes back on the stack only when its exchange is over: the
+//! request body sent in full before the answer came, and the response body
+//! read to the end ([`ResponseBody`]). So a pooled connection is idle, or
+//! about to be once its driver task runs, and waiting for it to be ready
+//! never means waiting behind someone else's upload. One abandoned
+//! mid-body, answered early, or upgraded is dropped, and hyper closes it. A pooled connection that the
+//! upstream closed while it sat idle (the keep-alive race) hands the
+//! request back unsent, and the next connection, or a new one, takes it:
+//! a request is never sent twice.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body_end::BodyEnd;
+use crate::error::describe;
+
+/// An idle connection unused this long is not reused (the upstream may be
+/// about to close it); as hyper-util's default.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle connections kept per thread and upstream; more are closed.
+const MAX_IDLE: usize = 256;
+
+struct Idle {
+    sender: SendRequest<BodyEnd>,
+    since: Instant,
+}
+
+thread_local! {
+    /// This thread's idle connections, per upstream (by `Pool::id`).
+    static IDLE: RefCell<Vec<(u64, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Why a request did not reach the upstream or got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(String),
+    #[error("connecting to the upstream timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("{0}")]
+    Exchange(String),
+}
+
+pub struct Pool {
+    id: u64,
+    /// `host:port`, resolved at each new connection.
+    address: String,
+    connect_timeout: Duration,
+}
+
+impl Pool {
+    pub fn new(id: u64, address: String, connect_timeout: Duration) -> Self {
+        Self {
+            id,
+            address,
+            connect_timeout,
+        }
+    }
+
+    /// Sends `request` on a pooled connection, or a new one.
+    pub async fn send(
+        &self,
+        mut request: Request<BodyEnd>,
+    ) -> Result<Response<ResponseBody>, SendError> {
+        while let Some(mut sender) = self.checkout() {
+            if sender.ready().await.is_err() {
+                continue; // closed meanwhile
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.returning(response, sender)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(SendError::Exchange(describe(e.error()))),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(self.returning(response, sender)),
+            Err(e) => Err(SendError::Exchange(describe(&e))),
+        }
+    }
+
+    /// The newest idle connection still open; closed and stale ones are dropped.
+    fn checkout(&self) -> Option<SendRequest<BodyEnd>> {
+        IDLE.with_borrow_mut(|pools| {
+            let idle = &mut pools.iter_mut().find(|(id, _)| *id == self.id)?.1;
+            while let Some(conn) = idle.pop() {
+                if !conn.sender.is_closed() && conn.since.elapsed() < IDLE_TIMEOUT {
+                    return Some(conn.sender);
+                }
+            }
+            None
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<BodyEnd>, SendError> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+            .await
+            .map_err(|_| SendError::ConnectTimeout(self.connect_timeout))?
+            .map_err(|e| SendError::Connect(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Connect(describe(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn returning(
+        &self,
+        response: Response<Incoming>,
+        sender: SendRequest<BodyEnd>,
+    ) -> Response<ResponseBody> {
+        let upgraded = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        response.map(|body| ResponseBody {
+            inner: body,
+            sender: (!upgraded).then_some((self.id, sender)),
+        })
+    }
+}
+
+/// The upstream's response body; at its end, its connection goes back to
+/// this thread's idle stack.
+pub struct ResponseBody {
+    inner: Incoming,
+    sender: Option<(u64, SendRequest<BodyEnd>)>,
+}
+
+impl ResponseBody {
+    /// Settles the connection once the response head is in: `request_sent`
+    /// says whether the request body had ended by then. If not, the
+    /// connection is not reused; if the body is already over (no body, a
+    /// 204), it goes back now.
+    pub fn head_received(&mut self, request_sent: bool) {
+        if !request_sent {
+            self.sender = None;
+        } else if self.inner.is_end_stream() {
+            self.give_back();
+        }
+    }
+
+    fn give_back(&mut self) {
+        let Some((id, sender)) = self.sender.take() else {
+            return;
+        };
+        IDLE.with_borrow_mut(|pools| {
+            if !pools.iter().any(|(pool, _)| *pool == id) {
+                pools.push((id, Vec::new()));
+            }
+            if let Some((_, idle)) = pools.iter_mut().find(|(pool, _)| *pool == id)
+                && idle.len() < MAX_IDLE
+            {
+                idle.push(Idle {
+                    sender,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        match &poll {
+            Poll::Ready(None) => self.give_back(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
+            // An error: the connection is not reused.
+            Poll::Ready(Some(Err(_))) => self.sender = None,
+            _ => {}
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
