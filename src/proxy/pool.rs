@@ -97,7 +97,8 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect().await?;
+        // Boxed: rare, and its future would otherwise weigh on every request's.
+        let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(self.returning(response, sender)),
             Err(e) => Err(SendError::Exchange(describe(&e))),
