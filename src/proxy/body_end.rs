@@ -1,9 +1,13 @@
-//! A request body that says when it has been sent in full.
+//! Streamed bodies that act once, when they end: [`Watched`].
 //!
-//! The upstream timeout must not count the time a client spends uploading:
-//! a 1 GiB `wx.uploadFile` over a slow link is not a slow backend. As in
-//! Envoy, the timer starts once the request body has ended (or failed), so
-//! the timeout measures only the backend's own think time.
+//! Two uses, one mechanism:
+//! - The request body ([`BodyEnd`]) says when it has been sent in full. The
+//!   upstream timeout must not count the time a client spends uploading: a
+//!   1 GiB `wx.uploadFile` over a slow link is not a slow backend. As in
+//!   Envoy, the timer starts once the request body has ended (or failed),
+//!   so the timeout measures only the backend's own think time.
+//! - The response body hands its upstream connection back to the pool when
+//!   it has been read to the end (see `pool.rs`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,34 +16,45 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
 
-pub struct BodyEnd {
+/// What to do when a body ends: `clean` is false when it failed.
+pub trait AtEnd {
+    fn at_end(self, clean: bool);
+}
+
+/// `inner`, running its action the first time it is seen to end.
+pub struct Watched<A: AtEnd> {
     inner: Incoming,
-    ended: Option<oneshot::Sender<()>>,
+    action: Option<A>,
 }
 
-impl BodyEnd {
-    /// Wraps `inner`; the receiver completes when the body has ended.
-    /// `None` when there is no body to wait for (most GETs): no channel.
-    pub fn new(inner: Incoming) -> (Self, Option<oneshot::Receiver<()>>) {
-        if inner.is_end_stream() {
-            return (Self { inner, ended: None }, None);
-        }
-        let (tx, rx) = oneshot::channel();
-        let body = Self {
+impl<A: AtEnd> Watched<A> {
+    pub fn new(inner: Incoming, action: A) -> Self {
+        Self {
             inner,
-            ended: Some(tx),
-        };
-        (body, Some(rx))
+            action: Some(action),
+        }
     }
 
-    fn signal(&mut self) {
-        if let Some(tx) = self.ended.take() {
-            let _ = tx.send(());
+    /// Runs the action now if the body has no more to send (no body, say).
+    pub fn end_if_done(&mut self) {
+        if self.inner.is_end_stream() {
+            self.end(true);
+        }
+    }
+
+    /// Drops the action unrun.
+    pub fn forget(&mut self) {
+        self.action = None;
+    }
+
+    fn end(&mut self, clean: bool) {
+        if let Some(action) = self.action.take() {
+            action.at_end(clean);
         }
     }
 }
 
-impl Body for BodyEnd {
+impl<A: AtEnd + Unpin> Body for Watched<A> {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -49,8 +64,9 @@ impl Body for BodyEnd {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
         match &poll {
-            Poll::Ready(None | Some(Err(_))) => self.signal(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.signal(),
+            Poll::Ready(None) => self.end(true),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.end(true),
+            Poll::Ready(Some(Err(_))) => self.end(false),
             _ => {}
         }
         poll
@@ -63,4 +79,25 @@ impl Body for BodyEnd {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The request body as sent upstream; its sender fires when it has ended.
+pub type BodyEnd = Watched<Option<oneshot::Sender<()>>>;
+
+impl AtEnd for Option<oneshot::Sender<()>> {
+    fn at_end(self, _clean: bool) {
+        if let Some(ended) = self {
+            let _ = ended.send(());
+        }
+    }
+}
+
+/// Wraps `inner`; the receiver completes when the body has ended.
+/// `None` when there is no body to wait for (most GETs): no channel.
+pub fn body_end(inner: Incoming) -> (BodyEnd, Option<oneshot::Receiver<()>>) {
+    if inner.is_end_stream() {
+        return (Watched::new(inner, None), None);
+    }
+    let (tx, rx) = oneshot::channel();
+    (Watched::new(inner, Some(tx)), Some(rx))
 }

@@ -28,7 +28,6 @@ use crate::hop_by_hop;
 
 mod body_end;
 mod pool;
-use body_end::BodyEnd;
 use pool::Pool;
 pub use pool::ResponseBody;
 
@@ -92,7 +91,7 @@ impl Upstream {
         self.retarget(&mut request, peer)?;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
-        let (body, body_ended) = BodyEnd::new(body);
+        let (body, body_ended) = body_end::body_end(body);
         let mut sent = std::pin::pin!(self.pool.send(Request::from_parts(parts, body)));
         let (answered, request_sent) = match body_ended {
             None => (tokio::time::timeout(timeout, sent).await, true),
@@ -105,7 +104,7 @@ impl Upstream {
         };
         let answered = answered.map_err(|_| HttpError::UpstreamTimeout(timeout))?;
         let mut response = answered.map_err(|e| HttpError::UpstreamUnavailable(e.to_string()))?;
-        response.body_mut().head_received(request_sent);
+        pool::head_received(response.body_mut(), request_sent);
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
             let Some(client) = client_upgrade else {

@@ -23,18 +23,15 @@
 //! a request is never sent twice.
 
 use std::cell::RefCell;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body_end::BodyEnd;
+use super::body_end::{AtEnd, BodyEnd, Watched};
 use crate::error::describe;
 
 /// An idle connection unused this long is not reused (the upstream may be
@@ -141,46 +138,45 @@ impl Pool {
         sender: SendRequest<BodyEnd>,
     ) -> Response<ResponseBody> {
         let upgraded = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        response.map(|body| ResponseBody {
-            inner: body,
-            sender: (!upgraded).then_some((self.id, sender)),
+        response.map(|body| {
+            let mut body = Watched::new(
+                body,
+                GiveBack {
+                    pool: self.id,
+                    sender,
+                },
+            );
+            if upgraded {
+                body.forget(); // the connection now belongs to the tunnel
+            }
+            body
         })
     }
 }
 
-/// The upstream's response body; at its end, its connection goes back to
-/// this thread's idle stack.
-pub struct ResponseBody {
-    inner: Incoming,
-    sender: Option<(u64, SendRequest<BodyEnd>)>,
+/// The upstream's response body; at its clean end, its connection goes
+/// back to this thread's idle stack.
+pub type ResponseBody = Watched<GiveBack>;
+
+pub struct GiveBack {
+    pool: u64,
+    sender: SendRequest<BodyEnd>,
 }
 
-impl ResponseBody {
-    /// Settles the connection once the response head is in: `request_sent`
-    /// says whether the request body had ended by then. If not, the
-    /// connection is not reused; if the body is already over (no body, a
-    /// 204), it goes back now.
-    pub fn head_received(&mut self, request_sent: bool) {
-        if !request_sent {
-            self.sender = None;
-        } else if self.inner.is_end_stream() {
-            self.give_back();
+impl AtEnd for GiveBack {
+    fn at_end(self, clean: bool) {
+        if !clean {
+            return; // a failed body: the connection is not reused
         }
-    }
-
-    fn give_back(&mut self) {
-        let Some((id, sender)) = self.sender.take() else {
-            return;
-        };
         IDLE.with_borrow_mut(|pools| {
-            if !pools.iter().any(|(pool, _)| *pool == id) {
-                pools.push((id, Vec::new()));
+            if !pools.iter().any(|(pool, _)| *pool == self.pool) {
+                pools.push((self.pool, Vec::new()));
             }
-            if let Some((_, idle)) = pools.iter_mut().find(|(pool, _)| *pool == id)
+            if let Some((_, idle)) = pools.iter_mut().find(|(pool, _)| *pool == self.pool)
                 && idle.len() < MAX_IDLE
             {
                 idle.push(Idle {
-                    sender,
+                    sender: self.sender,
                     since: Instant::now(),
                 });
             }
@@ -188,30 +184,13 @@ impl ResponseBody {
     }
 }
 
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let poll = Pin::new(&mut self.inner).poll_frame(cx);
-        match &poll {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
-            // An error: the connection is not reused.
-            Poll::Ready(Some(Err(_))) => self.sender = None,
-            _ => {}
-        }
-        poll
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+/// Settles the connection once the response head is in: `request_sent`
+/// says whether the request body had ended by then. If not, the connection
+/// is not reused; if the response has no body (a 204), it goes back now.
+pub fn head_received(body: &mut ResponseBody, request_sent: bool) {
+    if request_sent {
+        body.end_if_done();
+    } else {
+        body.forget();
     }
 }
