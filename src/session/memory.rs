@@ -17,12 +17,12 @@
 
 use std::collections::hash_map::RandomState;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hashlink::LruCache;
 
 use super::shards::{Clock, Deadline, Now, RandomIdHash, Shards};
-use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate, unix_millis};
+use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate, now_ms};
 use crate::config::SessionConfig;
 use crate::metrics::{Layer, StoreMetrics};
 
@@ -76,7 +76,7 @@ impl MemoryStore {
             shard.retain(|_, s| !s.ends().passed(now));
             live += shard.len() as u64;
         });
-        let wall = unix_millis(SystemTime::now());
+        let wall = now_ms();
         self.users
             .each(|shard| shard.retain(|_, u| !self.user_ended(u, wall)));
         live
@@ -107,7 +107,7 @@ impl MemoryStore {
     }
 
     fn current_user(&self, openid: &Arc<str>) -> Option<Arc<UserRecord>> {
-        let wall = unix_millis(SystemTime::now());
+        let wall = now_ms();
         let mut shard = self.users.lock(openid);
         let user = shard.get(openid)?;
         if self.user_ended(user, wall) {
@@ -141,7 +141,7 @@ impl SessionStore for MemoryStore {
         let openid = user.openid_shared().clone();
         // One lock on the user's shard serialises this with `update_user`,
         // so a phone number stored concurrently is neither lost nor resurrected.
-        let wall = unix_millis(SystemTime::now());
+        let wall = now_ms();
         let stored = {
             let mut users = self.users.lock(&openid);
             let record = Arc::new(match users.get(&openid) {
@@ -195,7 +195,7 @@ impl SessionStore for MemoryStore {
         openid: &str,
         update: UserUpdate,
     ) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        let wall = unix_millis(SystemTime::now());
+        let wall = now_ms();
         let mut users = self.users.lock(openid);
         let Some(stored) = users.peek_mut(openid) else {
             return Ok(None);

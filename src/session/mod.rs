@@ -122,7 +122,7 @@ impl UserRecord {
                 .map(|u| check(u, "unionid").map(Box::from))
                 .transpose()?,
             session_key,
-            last_login: unix_millis(SystemTime::now()),
+            last_login: now_ms(),
             key_stale: false,
             phone: None,
         })
@@ -153,9 +153,10 @@ impl UserRecord {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 for a clock set before it).
-pub fn unix_millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
+/// Now, in milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 

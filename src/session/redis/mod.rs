@@ -24,12 +24,12 @@ use std::time::Duration;
 use redis::Script;
 use tokio::task::JoinHandle;
 
-use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate};
+use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate, now_ms};
 use crate::config::{RedisConfig, SessionConfig};
 use crate::metrics::{Layer, StoreMetrics};
 use connection::Connector;
 use local::LocalCache;
-use record::{Codec, key_id, now_ms, session_hash};
+use record::{Codec, key_id, session_hash};
 
 /// Stores the user's new record, keeping the phone number (and unionid) of
 /// the record it replaces.

@@ -14,8 +14,6 @@
 //! A record that fails to parse or to unseal is treated as missing (the
 //! user logs in again), never as a crash.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
@@ -54,12 +52,6 @@ struct StoredUser {
 pub struct Codec {
     prefix: String,
     cipher: Option<Aes256Gcm>,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Hex of sha256(session id): the session's name in Redis and on the wire.
