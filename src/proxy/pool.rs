@@ -17,10 +17,13 @@
 //! read to the end ([`ResponseBody`]). So a pooled connection is idle, or
 //! about to be once its driver task runs, and waiting for it to be ready
 //! never means waiting behind someone else's upload. One abandoned
-//! mid-body, answered early, or upgraded is dropped, and hyper closes it. A pooled connection that the
-//! upstream closed while it sat idle (the keep-alive race) hands the
-//! request back unsent, and the next connection, or a new one, takes it:
-//! a request is never sent twice.
+//! mid-body, answered early, or upgraded is dropped, and hyper closes it.
+//!
+//! A pooled connection that the upstream closed while it sat idle (the
+//! keep-alive race) hands the request back unsent, and the next connection,
+//! or a new one, takes it: a request is never sent twice. (A race hyper
+//! cannot see, the upstream closing after the request went out, still ends
+//! in a 502, as with any proxy that does not retry non-idempotent requests.)
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
