@@ -4,8 +4,8 @@
 //! request can be followed across hops, as Envoy and ingress-nginx do. A
 //! missing or odd one (too long, or characters that do not belong in a log
 //! line) is replaced by a fresh id: 16 hex digits drawn at start-up, then a
-//! 16-digit counter. Unique per process and practically across a fleet, and it costs
-//! one atomic add rather than a random draw per request.
+//! 16-digit counter. Unique per process and practically across a fleet, and
+//! it costs one atomic add rather than a random draw per request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -41,7 +41,7 @@ impl ServerConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
-    pub scheme: Scheme,
+    /// Always plain HTTP (checked at load).
     pub authority: Authority,
     /// Prepended to every forwarded path; empty or starting with `/`, never ending with one.
     pub path_prefix: String,
@@ -80,7 +80,6 @@ impl UpstreamConfig {
         let path_prefix = uri.path().trim_end_matches('/').to_owned();
         let timeout = duration("upstream.timeout", raw.timeout, "30s")?;
         Ok(Self {
-            scheme: Scheme::HTTP,
             authority,
             path_prefix,
             timeout,
@@ -89,6 +88,13 @@ impl UpstreamConfig {
 
     pub fn is_loopback(&self) -> bool {
         self.socket_addr().is_some_and(|a| a.ip().is_loopback())
+    }
+
+    /// `host:port` to connect to (port 80 when the URL names none); an IPv6
+    /// host keeps its brackets, as `Authority::host` gives it.
+    pub fn address(&self) -> String {
+        let port = self.authority.port_u16().unwrap_or(80);
+        format!("{}:{port}", self.authority.host())
     }
 
     /// The upstream as a socket address, when its host is an IP literal.

@@ -57,6 +57,21 @@ fn defaults() {
 }
 
 #[test]
+fn upstream_dial_address() {
+    for (url, address) in [
+        ("http://127.0.0.1:3000", "127.0.0.1:3000"),
+        ("http://app", "app:80"),
+        ("http://app:8081/base/", "app:8081"),
+        ("http://[::1]:3000", "[::1]:3000"),
+        ("http://[::1]", "[::1]:80"),
+    ] {
+        let text = MINIMAL.replace("http://127.0.0.1:3000", url);
+        let c = Config::parse(&text, &no_env).unwrap();
+        assert_eq!(c.upstream.address(), address, "{url}");
+    }
+}
+
+#[test]
 fn environment_overrides_the_secret() {
     let env = |k: &str| (k == SECRET_ENV).then(|| "env-secret".to_owned());
     let c = Config::parse(MINIMAL, &env).unwrap();

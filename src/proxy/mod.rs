@@ -9,7 +9,6 @@
 //! upstream answers `101 Switching Protocols`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,24 +57,10 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Self {
-        // Pools are per thread; the id tells apart the upstreams of the
-        // several apps a test process runs.
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let host = config.authority.host();
-        let port = config.authority.port_u16().unwrap_or(80);
-        let address = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
         Self {
             config: config.clone(),
             // The connect timeout is fixed at start-up (not reloadable).
-            pool: Pool::new(
-                NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                address,
-                config.timeout,
-            ),
+            pool: Pool::new(config.address(), config.timeout),
         }
     }
 

@@ -26,6 +26,7 @@
 //! in a 502, as with any proxy that does not retry non-idempotent requests.)
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -72,9 +73,12 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(id: u64, address: String, connect_timeout: Duration) -> Self {
+    pub fn new(address: String, connect_timeout: Duration) -> Self {
+        // Idle stacks are per thread and keyed by pool: the id tells apart
+        // the upstreams of the several apps a test process runs.
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
-            id,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             address,
             connect_timeout,
         }
