@@ -9,6 +9,10 @@
 //!   as many well-formed unknown ids to UNKNOWN_FILE.
 //! - `memory COUNT`: holds COUNT live sessions (one user each) in the memory
 //!   store through its public API and prints resident bytes per session.
+//! - `bare-proxy ADDR UPSTREAM`: the cheapest proxy hyper allows — one
+//!   thread, one upstream connection per client connection, the request
+//!   forwarded untouched. Not a product: the floor that shows which share of
+//!   wxgate's cost is the HTTP stack and which is wxgate's own work.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -46,9 +50,18 @@ fn main() {
             runtime.block_on(sessions(gate, count.parse().expect("count"), ids, unknown))
         }
         ["memory", count] => runtime.block_on(memory(count.parse().expect("count"))),
+        ["bare-proxy", addr, upstream] => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(bare_proxy(
+                addr.parse().expect("address"),
+                upstream.parse().expect("upstream"),
+            )),
         _ => {
             eprintln!(
-                "usage: bench-tool upstream ADDR | sessions GATE_URL COUNT IDS UNKNOWN | memory COUNT"
+                "usage: bench-tool upstream ADDR | sessions GATE_URL COUNT IDS UNKNOWN | memory COUNT \
+                 | bare-proxy ADDR UPSTREAM"
             );
             std::process::exit(2);
         }
@@ -87,6 +100,35 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(Response::new(Full::new(Bytes::from_static(
         b"{\"ok\":true}\n",
     ))))
+}
+
+async fn bare_proxy(addr: SocketAddr, upstream: SocketAddr) {
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(backend) = tokio::net::TcpStream::connect(upstream).await else {
+            continue;
+        };
+        let _ = (stream.set_nodelay(true), backend.set_nodelay(true));
+        let Ok((sender, connection)) =
+            hyper::client::conn::http1::handshake::<_, Incoming>(TokioIo::new(backend)).await
+        else {
+            continue;
+        };
+        tokio::spawn(connection);
+        let sender = Arc::new(tokio::sync::Mutex::new(sender));
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let sender = sender.clone();
+                async move { sender.lock().await.send_request(request).await }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 async fn sessions(gate: &str, count: usize, ids_file: &str, unknown_file: &str) {

@@ -28,6 +28,10 @@ fn fold(b: u8) -> u8 {
     }
 }
 
+fn length_bit(name: &str) -> u64 {
+    1 << name.len().min(63)
+}
+
 /// `name` (already lower case, as `HeaderMap` keys are) equals the canonical name.
 fn same(name: &str, canonical: &str) -> bool {
     name.len() == canonical.len()
@@ -46,6 +50,9 @@ pub struct IdentityHeaders {
     phone: Option<HeaderName>,
     /// Canonical names removed from every client request.
     stripped: Vec<String>,
+    /// Bit `n` set when some stripped name is `n` bytes long (63 for longer):
+    /// most header names are ruled out by their length alone.
+    stripped_lengths: u64,
 }
 
 impl IdentityHeaders {
@@ -72,18 +79,22 @@ impl IdentityHeaders {
             phone: headers.phone.clone(),
             appid_value: HeaderValue::from_str(appid)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            stripped_lengths: stripped.iter().fold(0, |m, c| m | length_bit(c)),
             stripped,
         }
     }
 
+    fn is_stripped(&self, name: &HeaderName) -> bool {
+        let name = name.as_str();
+        self.stripped_lengths & length_bit(name) != 0 && self.stripped.iter().any(|c| same(name, c))
+    }
+
     /// Removes every client-sent identity header, in all its spellings.
     pub fn strip(&self, headers: &mut HeaderMap) {
-        let forged: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| self.stripped.iter().any(|c| same(k.as_str(), c)))
-            .cloned()
-            .collect();
-        for name in forged {
+        // One forged name at a time, without a collecting allocation: usually
+        // only the session header matches. Each pass removes a name, so this
+        // ends after at most as many passes as there are distinct names.
+        while let Some(name) = headers.keys().find(|k| self.is_stripped(k)).cloned() {
             headers.remove(name);
         }
     }

@@ -57,6 +57,23 @@ async fn hop_by_hop_request_headers_are_dropped_and_forwarded_headers_added() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_host_gets_the_upstreams_and_forwarded_proto_and_host_are_kept() {
+    let (_w, upstream, gate, id) = setup().await;
+    // HTTP/1.0 allows no Host; a proxy in front of wxgate already set Proto and Host.
+    let request = format!(
+        "GET /x HTTP/1.0\r\nX-Session-Id: {id}\r\nX-Forwarded-Proto: https\r\n\
+         X-Forwarded-Host: shop.example\r\n\r\n"
+    );
+    let (status, _, body) = raw(gate.addr, &request).await;
+    assert_eq!(status, 200, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(header_values(&echo, "host"), [upstream.addr.to_string()]);
+    assert_eq!(header_values(&echo, "x-forwarded-proto"), ["https"]);
+    assert_eq!(header_values(&echo, "x-forwarded-host"), ["shop.example"]);
+    assert_eq!(header_values(&echo, "x-forwarded-for"), ["127.0.0.1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_response_headers_are_dropped() {
     let (_w, _u, gate, id) = setup().await;
     let response = gate.get("/hop", &id).send().await.unwrap();

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, Entry, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::Either;
@@ -105,13 +105,12 @@ impl Upstream {
 
     /// Points the request at the upstream and adds the `X-Forwarded-*` headers.
     fn retarget(&self, request: &mut Request<Incoming>, peer: &Peer) -> Result<(), HttpError> {
-        let original = request.uri().clone();
-        let path_and_query = original.path_and_query().map_or("/", PathAndQuery::as_str);
+        let original = std::mem::take(request.uri_mut()).into_parts();
+        let path_and_query = original
+            .path_and_query
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let path_and_query = if self.config.path_prefix.is_empty() {
-            original
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/"))
+            path_and_query
         } else {
             PathAndQuery::try_from(format!("{}{path_and_query}", self.config.path_prefix))
                 .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?
@@ -121,37 +120,44 @@ impl Upstream {
         // An HTTP/2 client sends :authority instead of Host; the upstream
         // speaks HTTP/1.1 and should still see the host the client asked for.
         *request.version_mut() = Version::HTTP_11;
+        // Entries, not contains-then-insert: each header is hashed once.
         let headers = request.headers_mut();
-        if !headers.contains_key(header::HOST) {
-            // Else (an HTTP/1.0 client may send none) the upstream's own.
-            let authority = original.authority().unwrap_or(&self.config.authority);
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                headers.insert(header::HOST, host);
+        let host = match headers.entry(header::HOST) {
+            Entry::Occupied(host) => Some(host.get().clone()),
+            Entry::Vacant(vacant) => {
+                // Else (an HTTP/1.0 client may send none) the upstream's own.
+                let authority = original
+                    .authority
+                    .as_ref()
+                    .unwrap_or(&self.config.authority);
+                HeaderValue::from_str(authority.as_str())
+                    .ok()
+                    .map(|host| vacant.insert(host).clone())
             }
-        }
+        };
 
         // X-Forwarded-For is appended to, as nginx's $proxy_add_x_forwarded_for
         // does; Proto and Host set by a proxy in front of wxgate are kept.
-        let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-            Some(prior) => {
-                let mut joined = Vec::with_capacity(prior.len() + 2 + peer.ip.len());
-                joined.extend_from_slice(prior);
+        match headers.entry(&X_FORWARDED_FOR) {
+            Entry::Occupied(mut prior) => {
+                let prior_value = prior.get().as_bytes();
+                let mut joined = Vec::with_capacity(prior_value.len() + 2 + peer.ip.len());
+                joined.extend_from_slice(prior_value);
                 joined.extend_from_slice(b", ");
                 joined.extend_from_slice(peer.ip.as_bytes());
-                HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+                if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
+                    prior.insert(value);
+                }
             }
-            None => Some(peer.ip.clone()),
-        };
-        if let Some(value) = forwarded_for {
-            headers.insert(X_FORWARDED_FOR.clone(), value);
+            Entry::Vacant(vacant) => {
+                vacant.insert(peer.ip.clone());
+            }
         }
-        if !headers.contains_key(&X_FORWARDED_PROTO) {
-            headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-        }
-        if !headers.contains_key(&X_FORWARDED_HOST)
-            && let Some(host) = headers.get(header::HOST).cloned()
-        {
-            headers.insert(X_FORWARDED_HOST.clone(), host);
+        headers
+            .entry(&X_FORWARDED_PROTO)
+            .or_insert_with(|| HeaderValue::from_static("http"));
+        if let (Entry::Vacant(vacant), Some(host)) = (headers.entry(&X_FORWARDED_HOST), host) {
+            vacant.insert(host);
         }
         Ok(())
     }
