@@ -1,7 +1,7 @@
 //! Accepting connections and shutting down gracefully.
 //!
-//! Each connection is served by hyper (HTTP/1.1 with upgrades, or h2c) and
-//! watched by a `GracefulShutdown`. When the shutdown future completes
+//! Each connection is served by hyper (HTTP/1.1 with upgrades) and
+//! watched for the drain signal. When the shutdown future completes
 //! (SIGTERM or SIGINT in `main`), the listeners close at once, `/readyz`
 //! turns 503, idle keep-alive connections are closed, and in-flight requests
 //! get up to `drain_timeout` to finish before `run` returns.
@@ -19,10 +19,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
@@ -213,12 +212,16 @@ fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// One listener's accept loop, until `stop` turns true; then drains its
 /// connections for up to `server.drain_timeout` (as last reloaded).
 async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only (with upgrades): what mini-program traffic reaches a
+    // sidecar as. hyper-util's auto builder, which also sniffed for h2c,
+    // cost every request a rewind buffer and a version check.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
-    let graceful = GracefulShutdown::new();
+    // Each connection task holds a receiver: `drain.send` asks them to
+    // finish, and `drain.closed()` resolves once the last one has ended.
+    let (drain, draining) = watch::channel(());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -241,21 +244,33 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             async move { Ok::<_, Infallible>(app.handle_request(request, peer).await) }
         });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut draining = draining.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                biased;
+                ended = connection.as_mut() => ended,
+                // Idle keep-alive connections close now, busy ones after
+                // their current response.
+                _ = draining.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
 
-    drop(listener);
+    drop((listener, draining));
     let drain_timeout = app.drain_timeout();
     tracing::info!(timeout = ?drain_timeout, "shutting down: draining in-flight requests");
+    let _ = drain.send(());
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = drain.closed() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!("drain timeout reached; closing the remaining connections");
         }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
 use common::{GateConfig, SECRET, Upstream, WeChatDouble};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
 
@@ -233,6 +234,14 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let http = reqwest::Client::new();
     let id = login(&http, gate.url("/login"), "zoe").await;
 
+    // A keep-alive connection that has finished its request and sits idle.
+    let mut idle = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 1024];
+    assert!(idle.read(&mut answer).await.unwrap() > 0);
+
     let slow = tokio::spawn(
         http.get(gate.url("/slow?ms=1500"))
             .header("x-session-id", &id)
@@ -243,10 +252,17 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The listener is closed at once: new connections are refused.
     assert!(tokio::net::TcpStream::connect(gate.addr).await.is_err());
+    // The idle connection is closed at once, not kept until the drain timeout.
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut answer)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "idle connection still open"
+    );
     // The in-flight request still completes.
     let response = slow.await.unwrap().expect("in-flight request completes");
     assert_eq!(response.status(), 200);
-    let status = tokio::task::spawn_blocking(move || gate.wait(Duration::from_secs(10)))
+    // ... and then the process exits, well before the 10 s drain timeout.
+    let status = tokio::task::spawn_blocking(move || gate.wait(Duration::from_secs(5)))
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");

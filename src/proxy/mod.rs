@@ -117,15 +117,15 @@ impl Upstream {
         };
         // Origin form (`/path?query`): what an HTTP/1.1 server expects.
         *request.uri_mut() = Uri::from(path_and_query);
-        // An HTTP/2 client sends :authority instead of Host; the upstream
-        // speaks HTTP/1.1 and should still see the host the client asked for.
+        // The pool speaks HTTP/1.1, whatever version the client spoke.
         *request.version_mut() = Version::HTTP_11;
         // Entries, not contains-then-insert: each header is hashed once.
         let headers = request.headers_mut();
         let host = match headers.entry(header::HOST) {
             Entry::Occupied(host) => Some(host.get().clone()),
             Entry::Vacant(vacant) => {
-                // Else (an HTTP/1.0 client may send none) the upstream's own.
+                // No Host (HTTP/1.0 allows that): the authority of an
+                // absolute-form target (`GET http://host/path`), else the upstream's.
                 let authority = original
                     .authority
                     .as_ref()
