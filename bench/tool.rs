@@ -9,9 +9,9 @@
 //!   as many well-formed unknown ids to UNKNOWN_FILE.
 //! - `memory COUNT`: holds COUNT live sessions (one user each) in the memory
 //!   store through its public API and prints resident bytes per session.
-//! - `bare-proxy ADDR UPSTREAM`: the cheapest proxy hyper allows — one
-//!   thread, one upstream connection per client connection, the request
-//!   forwarded untouched. Not a product: the floor that shows which share of
+//! - `bare-proxy ADDR UPSTREAM THREADS`: the cheapest proxy hyper allows —
+//!   threads shaped like wxgate's, one upstream connection per client
+//!   connection, the request forwarded untouched. Not a product: the floor that shows which share of
 //!   wxgate's cost is the HTTP stack and which is wxgate's own work.
 
 use std::convert::Infallible;
@@ -50,18 +50,15 @@ fn main() {
             runtime.block_on(sessions(gate, count.parse().expect("count"), ids, unknown))
         }
         ["memory", count] => runtime.block_on(memory(count.parse().expect("count"))),
-        ["bare-proxy", addr, upstream] => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(bare_proxy(
-                addr.parse().expect("address"),
-                upstream.parse().expect("upstream"),
-            )),
+        ["bare-proxy", addr, upstream, threads] => bare_proxy(
+            addr.parse().expect("address"),
+            upstream.parse().expect("upstream"),
+            threads.parse().expect("threads"),
+        ),
         _ => {
             eprintln!(
                 "usage: bench-tool upstream ADDR | sessions GATE_URL COUNT IDS UNKNOWN | memory COUNT \
-                 | bare-proxy ADDR UPSTREAM"
+                 | bare-proxy ADDR UPSTREAM THREADS"
             );
             std::process::exit(2);
         }
@@ -102,8 +99,30 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     ))))
 }
 
-async fn bare_proxy(addr: SocketAddr, upstream: SocketAddr) {
-    let listener = TcpListener::bind(addr).await.expect("bind");
+/// `threads` threads, each with its own single-threaded runtime and
+/// `SO_REUSEPORT` listener: the shape wxgate runs in.
+fn bare_proxy(addr: SocketAddr, upstream: SocketAddr, threads: usize) {
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(bare_proxy_thread(addr, upstream))
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+}
+
+async fn bare_proxy_thread(addr: SocketAddr, upstream: SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseport(true).expect("SO_REUSEPORT");
+    socket.bind(addr).expect("bind");
+    let listener = socket.listen(1024).expect("listen");
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
