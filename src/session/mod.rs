@@ -7,12 +7,13 @@
 //! valid per user at a time). A session whose user record is gone is invalid.
 //!
 //! [`SessionStore`] is the one interface every backend implements; the
-//! embedded default is [`MemoryStore`] (sharded LRU tables in this process).
+//! embedded default is [`MemoryStore`], the moka session cache of `cache.rs`
+//! (which is also the local cache in front of [`RedisStore`]).
 
+mod cache;
 mod id;
 mod memory;
 mod redis;
-mod shards;
 
 use std::future::Future;
 use std::sync::Arc;

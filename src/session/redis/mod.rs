@@ -149,7 +149,7 @@ impl RedisStore {
     }
 
     async fn load_user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        if let Some(user) = self.local.user(openid).await {
+        if let Some(user) = self.local.user(openid) {
             return Ok(Some(user));
         }
         let key = self.codec.user_key(openid);
@@ -160,9 +160,7 @@ impl RedisStore {
         let Some(user) = text.and_then(|t| self.codec.parse_user(&t)) else {
             return Ok(None);
         };
-        let user = Arc::new(user);
-        self.local.put_user(user.clone()).await;
-        Ok(Some(user))
+        Ok(Some(self.local.put_user(user)))
     }
 }
 
@@ -213,16 +211,14 @@ impl SessionStore for RedisStore {
             })
             .await?;
 
-        let stored = Arc::new(stored);
         self.publish(revocation::user_message(&openid)).await;
-        self.local.evict_user(&openid).await;
-        self.local.put_user(stored.clone()).await;
-        Ok((id, stored))
+        // In place: this replica's cached sessions of the user see the new key.
+        Ok((id, self.local.put_user(stored)))
     }
 
     async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
         let hash = session_hash(id);
-        let hit = self.local.get(&hash).await;
+        let hit = self.local.get(&hash);
         self.metrics.lookup(Layer::Local, hit.is_some());
         if let Some(hit) = hit {
             return Ok(Some(Resolved {
@@ -273,7 +269,7 @@ impl SessionStore for RedisStore {
         let Some(user) = self.load_user(&session.o).await? else {
             return Ok(None);
         };
-        self.local.put_session(hash, &session.o, left).await;
+        self.local.put_session(hash, &session.o, left);
         Ok(Some(Resolved {
             id: *id,
             user,
@@ -289,7 +285,7 @@ impl SessionStore for RedisStore {
                 |mut c| async move { redis::cmd("DEL").arg(&key).query_async::<i64>(&mut c).await },
             )
             .await?;
-        self.local.evict_session(&hash).await;
+        self.local.evict_session(&hash);
         self.publish(revocation::session_message(&hash)).await;
         Ok(())
     }
@@ -315,7 +311,7 @@ impl SessionStore for RedisStore {
                     .await
             })
             .await?;
-        self.local.evict_user(openid).await;
+        self.local.evict_user(openid);
         self.publish(revocation::user_message(openid)).await;
         Ok(stored.and_then(|t| self.codec.parse_user(&t)).map(Arc::new))
     }

@@ -46,7 +46,7 @@ pub fn spawn(
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
                             if let Ok(text) = message.get_payload::<String>() {
-                                apply(&local, &text).await;
+                                apply(&local, &text);
                             }
                         }
                         subscribed.store(false, Ordering::Release);
@@ -64,13 +64,13 @@ pub fn spawn(
     })
 }
 
-async fn apply(local: &LocalCache, message: &str) {
+fn apply(local: &LocalCache, message: &str) {
     if let Some(hex_hash) = message.strip_prefix("s:") {
         if let Some(hash) = unhex(hex_hash) {
-            local.evict_session(&hash).await;
+            local.evict_session(&hash);
         }
     } else if let Some(openid) = message.strip_prefix("u:") {
-        local.evict_user(openid).await;
+        local.evict_user(openid);
     }
 }
 
