@@ -1,11 +1,11 @@
-//! The request flow: `handle_request` → `handle_request_inner`.
+//! The request flow, inside the tower stack (`stack`): `handle` →
+//! `handle_request_inner`.
 //!
 //! `handle_request_inner` routes the request and returns
-//! `Result<Response, HttpError>`; `handle_request` is the one place that
-//! turns an error into its JSON response, tags the request with its
-//! `X-Request-Id`, counts it in the metrics and writes its single log line,
-//! at a level that matches who must act (error for an operator fault, warn
-//! for a 5xx, info otherwise).
+//! `Result<Response, HttpError>`; `handle` turns an error into its JSON
+//! response (`HttpError::into_response`, the one place that does) and
+//! leaves the request's [`Outcome`] on the response, where the stack's
+//! access log reads it for the request's single log line and its metrics.
 //!
 //! What a SIGHUP may change (routes, header names, timeouts) lives in
 //! [`Live`], swapped whole by [`App::reload`]; a request sees one version
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use ipnet::IpNet;
 use serde_json::json;
 
 use crate::body::{self, Body};
@@ -28,9 +28,11 @@ use crate::login::Login;
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::proxy::{Peer, Upstream};
-use crate::request_id::{self, RequestIds};
+use crate::request_id::RequestIds;
 use crate::route::{Route, Routes};
 use crate::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
+use crate::stack::RequestBody;
+use crate::stack::login_rate::LoginLimiter;
 use crate::wechat::WeChat;
 use crate::{decrypt, forward_auth, header, hop_by_hop, phone, session_check};
 
@@ -43,7 +45,12 @@ pub struct App {
     upstream: Upstream,
     draining: AtomicBool,
     metrics: Arc<Metrics>,
-    request_ids: RequestIds,
+    request_ids: Arc<RequestIds>,
+    login_limiter: LoginLimiter,
+    trusted_proxies: Vec<IpNet>,
+    body_idle_timeout: Duration,
+    /// Per worker thread (`stack::Worker`).
+    max_in_flight: usize,
 }
 
 /// The settings a reload can change.
@@ -79,8 +86,46 @@ impl App {
             upstream: Upstream::new(&config.upstream),
             draining: AtomicBool::new(false),
             metrics,
-            request_ids: RequestIds::new(),
+            request_ids: Arc::new(RequestIds::new()),
+            login_limiter: LoginLimiter::new(&config.login),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            body_idle_timeout: config.server.body_idle_timeout,
+            max_in_flight: config.server.max_in_flight,
         })
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn request_ids(&self) -> Arc<RequestIds> {
+        self.request_ids.clone()
+    }
+
+    pub(crate) fn login_limiter(&self) -> &LoginLimiter {
+        &self.login_limiter
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[IpNet] {
+        &self.trusted_proxies
+    }
+
+    pub(crate) fn body_idle_timeout(&self) -> Duration {
+        self.body_idle_timeout
+    }
+
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// The session header's name as last reloaded.
+    pub(crate) fn session_header(&self) -> HeaderName {
+        self.live.load().session_header.clone()
+    }
+
+    /// Whether `path` is the login route (as last reloaded).
+    pub(crate) fn is_login(&self, path: &str) -> bool {
+        self.live.load().routes.is_login(path)
     }
 
     /// Takes the reloadable settings of `config`, which the caller has
@@ -125,66 +170,26 @@ impl App {
         self.metrics.encode(self.sessions.live().await)
     }
 
-    pub async fn handle_request(
+    /// Answers one request; an error becomes its JSON answer here. The
+    /// request's outcome travels on the response to the access log.
+    pub(crate) async fn handle(
         &self,
-        mut request: Request<Incoming>,
-        peer: Peer,
+        request: Request<RequestBody>,
+        peer: &Peer,
     ) -> Response<Body> {
-        let started = Instant::now();
-        let _in_flight = self.metrics.in_flight();
-        let request_id = self.request_ids.of(request.headers());
-        // Replaces whatever the client sent, so the upstream sees the same id.
-        request
-            .headers_mut()
-            .insert(&request_id::HEADER, request_id.clone());
-        let method = request.method().clone();
-        let uri = request.uri().clone();
         let mut outcome = Outcome::Rejected;
-        let result = self.handle_request_inner(request, peer, &mut outcome).await;
-        let elapsed = started.elapsed();
-        let (mut response, error) = match result {
-            Ok(response) => (response, None),
-            Err(e) => (e.into_response(), Some(e)),
+        let mut response = match self.handle_request_inner(request, peer, &mut outcome).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
         };
-        let status = response.status();
-        if outcome == Outcome::Login {
-            self.metrics
-                .login(error.as_ref().map_or("ok", HttpError::code));
-        }
-        if status.is_server_error() {
-            outcome = Outcome::Error;
-        }
-        self.metrics.request(outcome, status.as_u16(), elapsed);
-        macro_rules! log_line {
-            ($level:ident) => {
-                tracing::$level!(
-                    method = %method,
-                    path = uri.path(),
-                    status = status.as_u16(),
-                    latency_ms = elapsed.as_secs_f64() * 1000.0,
-                    outcome = outcome.as_str(),
-                    request_id = request_id.to_str().unwrap_or("-"),
-                    code = error.as_ref().map(HttpError::code),
-                    error = error.as_ref().map(tracing::field::display),
-                    "request"
-                )
-            };
-        }
-        match &error {
-            Some(e) if e.is_operator_fault() => log_line!(error),
-            Some(_) if status.is_server_error() => log_line!(warn),
-            _ => log_line!(info),
-        }
-        response
-            .headers_mut()
-            .insert(&request_id::HEADER, request_id);
+        response.extensions_mut().insert(outcome);
         response
     }
 
     async fn handle_request_inner(
         &self,
-        request: Request<Incoming>,
-        peer: Peer,
+        request: Request<RequestBody>,
+        peer: &Peer,
         outcome: &mut Outcome,
     ) -> Result<Response<Body>, HttpError> {
         let live = self.live.load();
@@ -294,8 +299,8 @@ impl App {
     async fn forward(
         &self,
         live: &Live,
-        mut request: Request<Incoming>,
-        peer: Peer,
+        mut request: Request<RequestBody>,
+        peer: &Peer,
         user: Option<&UserRecord>,
     ) -> Result<Response<Body>, HttpError> {
         let upgrade = hop_by_hop::is_upgrade(request.headers());
@@ -310,7 +315,7 @@ impl App {
         let started = Instant::now();
         let response = self
             .upstream
-            .forward(request, &peer, upgrade, live.upstream_timeout)
+            .forward(request, peer, upgrade, live.upstream_timeout)
             .await;
         self.metrics.upstream(started.elapsed());
         response
@@ -332,7 +337,7 @@ pub enum StartError {
 }
 
 /// The route accepts only `method` (also what a 405's `Allow` header says).
-fn require(request: &Request<Incoming>, method: &'static str) -> Result<(), HttpError> {
+fn require(request: &Request<RequestBody>, method: &'static str) -> Result<(), HttpError> {
     if request.method().as_str() == method {
         Ok(())
     } else {

@@ -7,9 +7,10 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
 
 use crate::error::HttpError;
+use crate::stack::RequestBody;
+use crate::stack::body_idle::BodyError;
 
 pub type Body = Either<crate::proxy::ResponseBody, Full<Bytes>>;
 
@@ -37,7 +38,7 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 /// Reads a JSON request body of at most `limit` bytes into `T`; `shape`
 /// shows the client what was expected.
 pub async fn read_json<T: serde::de::DeserializeOwned>(
-    request: http::Request<Incoming>,
+    request: http::Request<RequestBody>,
     limit: usize,
     shape: &str,
 ) -> Result<T, HttpError> {
@@ -57,7 +58,7 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
 /// a chunked body is cut off as soon as it passes the limit.
 pub async fn read_limited(
     headers: &http::HeaderMap,
-    body: Incoming,
+    body: RequestBody,
     limit: usize,
 ) -> Result<Bytes, HttpError> {
     let declared = headers
@@ -70,6 +71,7 @@ pub async fn read_limited(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(HttpError::PayloadTooLarge { limit }),
+        Err(e) if let Some(timeout) = BodyError::idle_in(&*e) => Err(HttpError::BodyIdle(timeout)),
         Err(_) => Err(HttpError::BadRequest(
             "the request body could not be read".to_owned(),
         )),

@@ -7,8 +7,8 @@
 //! not even tried. A phone number found in the data (legacy
 //! `getPhoneNumber`) is kept on the user record.
 
+use crate::stack::RequestBody;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::Deserialize;
 
 use crate::body::{self, Body};
@@ -30,7 +30,7 @@ pub async fn handle<S: SessionStore>(
     store: &S,
     appid: &str,
     session: &Resolved,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let request: DecryptRequest = body::read_json(
         request,

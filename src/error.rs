@@ -44,6 +44,16 @@ pub enum HttpError {
     UpstreamUnavailable(String),
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(Duration),
+    #[error("the request body sent nothing for {0:?}")]
+    BodyIdle(Duration),
+    /// `server.max_in_flight` requests are in flight on this worker.
+    #[error("overloaded: server.max_in_flight requests in flight")]
+    Overloaded,
+    #[error("too many logins from this client IP")]
+    LoginRateLimited { retry_after: Duration },
+    /// A handler panicked; the text is the panic's, for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl HttpError {
@@ -61,6 +71,10 @@ impl HttpError {
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::LoginRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -84,26 +98,33 @@ impl HttpError {
                 _ => "wechat_error",
             },
             Self::WeChat(WeChatError::Timeout(_)) => "wechat_timeout",
+            Self::WeChat(WeChatError::Saturated(_)) => "wechat_busy",
             Self::WeChat(_) | Self::InvalidIdentity(_) => "wechat_unavailable",
             Self::Store(_) => "store_unavailable",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::BodyIdle(_) => "request_timeout",
+            Self::Overloaded => "overloaded",
+            Self::LoginRateLimited { .. } => "login_rate_limited",
+            Self::Internal(_) => "internal",
         }
     }
 
-    /// Faults only the operator can fix (wrong appid or secret): logged loudly.
+    /// Faults only the operator can fix (wrong appid or secret), and bugs
+    /// (a handler panicked): logged loudly.
     pub fn is_operator_fault(&self) -> bool {
-        matches!(
-            self,
-            Self::WeChat(WeChatError::Api { errcode, .. })
-                if matches!(
-                    *errcode,
-                    errcode::INVALID_APPID
-                        | errcode::INVALID_APPSECRET
-                        | errcode::INVALID_CREDENTIAL
-                        | errcode::IP_NOT_WHITELISTED
-                )
-        )
+        matches!(self, Self::Internal(_))
+            || matches!(
+                self,
+                Self::WeChat(WeChatError::Api { errcode, .. })
+                    if matches!(
+                        *errcode,
+                        errcode::INVALID_APPID
+                            | errcode::INVALID_APPSECRET
+                            | errcode::INVALID_CREDENTIAL
+                            | errcode::IP_NOT_WHITELISTED
+                    )
+            )
     }
 
     fn message(&self) -> String {
@@ -147,12 +168,24 @@ impl HttpError {
             Self::WeChat(WeChatError::Timeout(_)) => {
                 "WeChat did not answer in time: try again".to_owned()
             }
+            Self::WeChat(WeChatError::Saturated(_)) => {
+                "too many calls to WeChat are in flight: try again in a moment".to_owned()
+            }
             Self::WeChat(_) | Self::InvalidIdentity(_) => {
                 "WeChat could not be reached or gave an unusable answer: try again".to_owned()
             }
             Self::Store(_) => "the session store is unavailable: try again shortly".to_owned(),
             Self::UpstreamUnavailable(_) => "the backend could not be reached".to_owned(),
             Self::UpstreamTimeout(_) => "the backend did not answer in time".to_owned(),
+            Self::BodyIdle(timeout) => format!(
+                "the request body sent nothing for {}s: send it without pauses",
+                timeout.as_secs_f64()
+            ),
+            Self::Overloaded => "the gateway is at its limit of requests in flight: try again shortly".to_owned(),
+            Self::LoginRateLimited { .. } => {
+                "too many logins from this address: wait for Retry-After seconds, then log in again".to_owned()
+            }
+            Self::Internal(_) => "internal error: the request failed inside wxgate".to_owned(),
         }
     }
 
@@ -167,9 +200,17 @@ impl HttpError {
         if let Self::MethodNotAllowed { allow } = self {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        if let Self::LoginRateLimited { retry_after } = self {
+            // Whole seconds, rounded up: retrying sooner would be refused again.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE
+            || status == StatusCode::TOO_MANY_REQUESTS
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        // For the request's log line (`access_log`), which names the error.
+        response.extensions_mut().insert(self.clone());
         response
     }
 }
@@ -207,6 +248,7 @@ fn wechat_status(e: &WeChatError) -> StatusCode {
             _ => StatusCode::BAD_GATEWAY,
         },
         WeChatError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        WeChatError::Saturated(_) => StatusCode::SERVICE_UNAVAILABLE,
         WeChatError::Unreachable(_) | WeChatError::Status(_) | WeChatError::BadResponse(_) => {
             StatusCode::BAD_GATEWAY
         }

@@ -17,8 +17,8 @@
 //! Stripping client-sent identity headers is the front proxy's job in this
 //! mode; `deploy/` shows how for each proxy.
 
+use crate::stack::RequestBody;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::app::Live;
 use crate::body::{self, Body};
@@ -39,7 +39,7 @@ pub struct Question {
 }
 
 impl Question {
-    pub fn of(routes: &Routes, request: &Request<Incoming>) -> Self {
+    pub fn of(routes: &Routes, request: &Request<RequestBody>) -> Self {
         Self::from_parts(
             routes,
             request.method(),

@@ -30,6 +30,7 @@ pub mod secret;
 pub mod server;
 pub mod session;
 mod session_check;
+pub mod stack;
 pub mod wechat;
 pub mod wxdata;
 

@@ -16,8 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::stack::RequestBody;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use moka::future::Cache;
 use serde::Deserialize;
 use serde_json::json;
@@ -78,7 +78,7 @@ impl Login {
         &self,
         wechat: &WeChat,
         store: &S,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
     ) -> Result<Response<Body>, HttpError> {
         let (parts, body) = request.into_parts();
         let bytes = body::read_limited(&parts.headers, body, BODY_LIMIT).await?;

@@ -5,8 +5,8 @@
 //! The number is kept on the user record, so that, when `[headers] phone`
 //! is configured, it reaches the upstream like the other identity headers.
 
+use crate::stack::RequestBody;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::Deserialize;
 
 use crate::body::{self, Body};
@@ -26,7 +26,7 @@ pub async fn handle<S: SessionStore>(
     store: &S,
     wechat: &WeChat,
     session: &Resolved,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let request: PhoneRequest = body::read_json(
         request,

@@ -6,10 +6,17 @@
 //! line) is replaced by a fresh id: 16 hex digits drawn at start-up, then a
 //! 16-digit counter. Unique per process and practically across a fleet, and
 //! it costs one atomic add rather than a random draw per request.
+//!
+//! tower-http's `SetRequestId` and `PropagateRequestId` carry the id (see
+//! `stack`); this module supplies what they leave to us: [`keep_acceptable`]
+//! removes an odd client id first (they keep any id present), and
+//! [`MakeId`] makes the fresh ones.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use tower_http::request_id::{MakeRequestId, RequestId};
 
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -34,13 +41,8 @@ impl RequestIds {
         }
     }
 
-    /// The client's id when acceptable, else a new one.
-    pub fn of(&self, headers: &HeaderMap) -> HeaderValue {
-        if let Some(value) = crate::header::single(headers, &HEADER)
-            && acceptable(value.as_bytes())
-        {
-            return value.clone();
-        }
+    /// A fresh id.
+    pub fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         // By hand rather than format!: this runs on every request.
         let mut id = [0u8; 33];
@@ -54,6 +56,28 @@ impl Default for RequestIds {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Makes ids for tower-http's `SetRequestId`, from the app's one counter.
+#[derive(Clone)]
+pub struct MakeId(pub Arc<RequestIds>);
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(self.0.next()))
+    }
+}
+
+/// Removes the client's ids unless there is exactly one and it is acceptable.
+pub fn keep_acceptable<B>(mut request: Request<B>) -> Request<B> {
+    if request.headers().contains_key(&HEADER) && !has_acceptable(request.headers()) {
+        request.headers_mut().remove(&HEADER);
+    }
+    request
+}
+
+fn has_acceptable(headers: &HeaderMap) -> bool {
+    crate::header::single(headers, &HEADER).is_some_and(|v| acceptable(v.as_bytes()))
 }
 
 /// `n` as lower-case hex, zero-padded to fill `out` (16 digits for a u64).
@@ -77,12 +101,19 @@ fn acceptable(id: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// The id a request with these X-Request-Id values ends up with.
     fn id_for(values: &[&str]) -> String {
-        let mut headers = HeaderMap::new();
+        let mut request = Request::new(());
         for v in values {
-            headers.append(&HEADER, HeaderValue::from_str(v).unwrap());
+            request
+                .headers_mut()
+                .append(&HEADER, HeaderValue::from_str(v).unwrap());
         }
-        RequestIds::new().of(&headers).to_str().unwrap().to_owned()
+        let request = keep_acceptable(request);
+        match request.headers().get(&HEADER) {
+            Some(kept) => kept.to_str().unwrap().to_owned(),
+            None => RequestIds::new().next().to_str().unwrap().to_owned(),
+        }
     }
 
     #[test]
@@ -107,8 +138,8 @@ mod tests {
     #[test]
     fn generated_ids_differ() {
         let ids = RequestIds::new();
-        let a = ids.of(&HeaderMap::new());
-        let b = ids.of(&HeaderMap::new());
+        let a = ids.next();
+        let b = ids.next();
         assert_ne!(a, b);
         let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
         assert_eq!(a.len(), 33);

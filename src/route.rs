@@ -100,6 +100,10 @@ impl Routes {
         }
     }
 
+    pub fn is_login(&self, path: &str) -> bool {
+        path == self.login
+    }
+
     pub fn is_public(&self, method: &Method, path: &str) -> bool {
         if self.public.is_empty() {
             return false;

@@ -1,7 +1,8 @@
 //! Accepting connections and shutting down gracefully.
 //!
-//! Each connection is served by hyper (HTTP/1.1 with upgrades) and
-//! watched for the drain signal. When the shutdown future completes
+//! Each connection is served by hyper (HTTP/1.1 with upgrades), through
+//! the tower stack of `stack` (one per connection, sharing its worker's
+//! bound on requests in flight), and watched for the drain signal. When the shutdown future completes
 //! (SIGTERM or SIGINT in `main`), the listeners close at once, `/readyz`
 //! turns 503, idle keep-alive connections are closed, and in-flight requests
 //! get up to `drain_timeout` to finish before `run` returns.
@@ -13,15 +14,14 @@
 //! Every port is bound in [`Server::bind`], so a port in use fails start-up
 //! before anything serves.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
@@ -31,6 +31,7 @@ use crate::config::{Config, WechatMode};
 use crate::demo;
 use crate::proxy::Peer;
 use crate::reload::Reloader;
+use crate::stack::{self, Worker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -219,6 +220,7 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
+    let worker = Worker::new(app.max_in_flight());
     // Each connection task holds a receiver: `drain.send` asks them to
     // finish, and `drain.closed()` resolves once the last one has ended.
     let (drain, draining) = watch::channel(());
@@ -237,12 +239,7 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let peer = Peer::new(peer);
-        let service = service_fn(move |request| {
-            let (app, peer) = (app.clone(), peer.clone());
-            async move { Ok::<_, Infallible>(app.handle_request(request, peer).await) }
-        });
+        let service = TowerToHyperService::new(stack::connection(&app, Peer::new(peer), &worker));
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();

@@ -20,7 +20,8 @@ use std::path::Path;
 pub use observe::{AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{PROBES, PublicRoute, RoutesConfig};
 pub use sections::{
-    HeadersConfig, ServerConfig, SessionConfig, UpstreamConfig, WechatConfig, WechatMode,
+    DEFAULT_MAX_IN_FLIGHT, HeadersConfig, LoginConfig, ServerConfig, SessionConfig, UpstreamConfig,
+    WechatConfig, WechatMode,
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
 
@@ -39,6 +40,7 @@ pub struct Config {
     pub headers: HeadersConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub login: LoginConfig,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
     pub demo_echo_upstream: bool,
 }
@@ -93,6 +95,7 @@ impl Config {
         let demo_echo_upstream = raw.demo.echo_upstream.unwrap_or(false);
         let admin = AdminConfig::from_raw(raw.admin)?;
         let log = LogConfig::from_raw(raw.log, env(LOG_ENV))?;
+        let login = LoginConfig::from_raw(raw.login)?;
 
         if wechat.mode == WechatMode::Mock
             && !server.listen.ip().is_loopback()
@@ -126,6 +129,7 @@ impl Config {
             headers,
             admin,
             log,
+            login,
             demo_echo_upstream,
         })
     }

@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub login: RawLogin,
     pub redis: Option<RawRedis>,
 }
 
@@ -37,6 +39,9 @@ pub struct RawServer {
     pub listen: Option<String>,
     pub drain_timeout: Option<String>,
     pub threads: Option<usize>,
+    pub max_in_flight: Option<usize>,
+    pub body_idle_timeout: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +60,7 @@ pub struct RawWechat {
     pub timeout: Option<String>,
     pub mode: Option<String>,
     pub mock_allow_non_loopback: Option<bool>,
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +116,13 @@ pub struct RawDemo {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    pub rate: Option<f64>,
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

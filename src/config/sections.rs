@@ -1,12 +1,14 @@
 //! One typed struct per config section, each built from its raw twin.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use http::HeaderName;
 use http::uri::{Authority, Scheme, Uri};
+use ipnet::IpNet;
 
-use super::raw::{RawHeaders, RawServer, RawSession, RawUpstream, RawWechat};
+use super::raw::{RawHeaders, RawLogin, RawServer, RawSession, RawUpstream, RawWechat};
 use super::{ConfigError, duration};
 use crate::secret::Secret;
 
@@ -17,6 +19,12 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Worker threads, one listener each; defaults to the cores available.
     pub threads: usize,
+    /// Requests one worker serves at once; past it, 503 `overloaded`.
+    pub max_in_flight: usize,
+    /// A request body that sends nothing for this long is ended (408).
+    pub body_idle_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` says who the client is (ingress, LB).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl ServerConfig {
@@ -31,12 +39,52 @@ impl ServerConfig {
                 "must be between 1 and 1024",
             ));
         }
+        let max_in_flight = raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        if max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        let body_idle_timeout = duration("server.body_idle_timeout", raw.body_idle_timeout, "30s")?;
+        if body_idle_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "server.body_idle_timeout",
+                "must be longer than 0s",
+            ));
+        }
+        let trusted_proxies = raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|text| cidr(text))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             listen,
             drain_timeout,
             threads,
+            max_in_flight,
+            body_idle_timeout,
+            trusted_proxies,
         })
     }
+}
+
+/// Requests in flight per worker thread by default: far above what one
+/// core serves at sidecar latencies, low enough to shed a flood early.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
+
+/// `10.0.0.0/8`, `fd00::/8`, or a bare address (one host).
+fn cidr(text: &str) -> Result<IpNet, ConfigError> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            ConfigError::invalid(
+                "server.trusted_proxies",
+                format!("`{text}` is not an address or CIDR such as \"10.0.0.0/8\""),
+            )
+        })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +174,8 @@ pub struct WechatConfig {
     pub timeout: Duration,
     pub mode: WechatMode,
     pub mock_allow_non_loopback: bool,
+    /// WeChat calls in flight at once; more wait up to a second, then 503.
+    pub max_in_flight: usize,
 }
 
 impl WechatConfig {
@@ -179,6 +229,43 @@ impl WechatConfig {
             timeout: duration("wechat.timeout", raw.timeout, "5s")?,
             mode,
             mock_allow_non_loopback: raw.mock_allow_non_loopback.unwrap_or(false),
+            max_in_flight: match raw.max_in_flight.unwrap_or(64) {
+                0 => {
+                    return Err(ConfigError::invalid(
+                        "wechat.max_in_flight",
+                        "must be at least 1",
+                    ));
+                }
+                n => n,
+            },
+        })
+    }
+}
+
+/// `/login` attempts per client IP: a token bucket (GCRA) refilled at
+/// `rate` per second, holding at most `burst`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginConfig {
+    /// One token every this long.
+    pub period: Duration,
+    pub burst: NonZeroU32,
+}
+
+impl LoginConfig {
+    pub(super) fn from_raw(raw: RawLogin) -> Result<Self, ConfigError> {
+        // Generous on purpose: a carrier-grade NAT puts many phones behind one IP.
+        let rate = raw.rate.unwrap_or(10.0);
+        if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+            return Err(ConfigError::invalid(
+                "login.rate",
+                "must be a number of logins per second above 0, e.g. 10 or 0.5",
+            ));
+        }
+        let burst = NonZeroU32::new(raw.burst.unwrap_or(100))
+            .ok_or_else(|| ConfigError::invalid("login.burst", "must be at least 1"))?;
+        Ok(Self {
+            period: Duration::from_secs_f64(1.0 / rate),
+            burst,
         })
     }
 }

@@ -13,8 +13,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
+
+use crate::stack::RequestBody;
 
 /// What to do when a body ends: `clean` is false when it failed.
 pub trait AtEnd {
@@ -22,13 +24,13 @@ pub trait AtEnd {
 }
 
 /// `inner`, running its action the first time it is seen to end.
-pub struct Watched<A: AtEnd> {
-    inner: Incoming,
+pub struct Watched<B, A: AtEnd> {
+    inner: B,
     action: Option<A>,
 }
 
-impl<A: AtEnd> Watched<A> {
-    pub fn new(inner: Incoming, action: A) -> Self {
+impl<B: Body, A: AtEnd> Watched<B, A> {
+    pub fn new(inner: B, action: A) -> Self {
         Self {
             inner,
             action: Some(action),
@@ -54,14 +56,14 @@ impl<A: AtEnd> Watched<A> {
     }
 }
 
-impl<A: AtEnd + Unpin> Body for Watched<A> {
+impl<B: Body<Data = Bytes> + Unpin, A: AtEnd + Unpin> Body for Watched<B, A> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
         match &poll {
             Poll::Ready(None) => self.end(true),
@@ -82,7 +84,7 @@ impl<A: AtEnd + Unpin> Body for Watched<A> {
 }
 
 /// The request body as sent upstream; its sender fires when it has ended.
-pub type BodyEnd = Watched<Option<oneshot::Sender<()>>>;
+pub type BodyEnd = Watched<RequestBody, Option<oneshot::Sender<()>>>;
 
 impl AtEnd for Option<oneshot::Sender<()>> {
     fn at_end(self, _clean: bool) {
@@ -94,7 +96,7 @@ impl AtEnd for Option<oneshot::Sender<()>> {
 
 /// Wraps `inner`; the receiver completes when the body has ended.
 /// `None` when there is no body to wait for (most GETs): no channel.
-pub fn body_end(inner: Incoming) -> (BodyEnd, Option<oneshot::Receiver<()>>) {
+pub fn body_end(inner: RequestBody) -> (BodyEnd, Option<oneshot::Receiver<()>>) {
     if inner.is_end_stream() {
         return (Watched::new(inner, None), None);
     }

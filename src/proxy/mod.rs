@@ -8,15 +8,15 @@
 //! HTTP upgrades (WebSocket) are spliced into a byte tunnel once the
 //! upstream answers `101 Switching Protocols`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::stack::RequestBody;
 use bytes::Bytes;
 use http::header::{self, Entry, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::Either;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
@@ -38,6 +38,8 @@ static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x
 /// formatted once per connection rather than once per request.
 #[derive(Clone)]
 pub struct Peer {
+    addr: IpAddr,
+    /// `addr` as a header value.
     ip: HeaderValue,
 }
 
@@ -46,7 +48,14 @@ impl Peer {
         // An IP address always makes a valid header value.
         let ip = HeaderValue::from_maybe_shared(Bytes::from(addr.ip().to_string()))
             .unwrap_or(HeaderValue::from_static("unknown"));
-        Self { ip }
+        Self {
+            addr: addr.ip(),
+            ip,
+        }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.addr
     }
 }
 
@@ -68,7 +77,7 @@ impl Upstream {
     /// already settled, and returns the upstream's streaming response.
     pub async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<RequestBody>,
         peer: &Peer,
         upgrade: bool,
         timeout: Duration,
@@ -88,7 +97,10 @@ impl Upstream {
             },
         };
         let answered = answered.map_err(|_| HttpError::UpstreamTimeout(timeout))?;
-        let mut response = answered.map_err(|e| HttpError::UpstreamUnavailable(e.to_string()))?;
+        let mut response = answered.map_err(|e| match e {
+            pool::SendError::BodyIdle(timeout) => HttpError::BodyIdle(timeout),
+            e => HttpError::UpstreamUnavailable(e.to_string()),
+        })?;
         pool::head_received(response.body_mut(), request_sent);
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
@@ -104,7 +116,7 @@ impl Upstream {
     }
 
     /// Points the request at the upstream and adds the `X-Forwarded-*` headers.
-    fn retarget(&self, request: &mut Request<Incoming>, peer: &Peer) -> Result<(), HttpError> {
+    fn retarget(&self, request: &mut Request<RequestBody>, peer: &Peer) -> Result<(), HttpError> {
         let original = std::mem::take(request.uri_mut()).into_parts();
         let path_and_query = original
             .path_and_query

@@ -37,6 +37,7 @@ use tokio::net::TcpStream;
 
 use super::body_end::{AtEnd, BodyEnd, Watched};
 use crate::error::describe;
+use crate::stack::body_idle::BodyError;
 
 /// An idle connection unused this long is not reused (the upstream may be
 /// about to close it); as hyper-util's default.
@@ -63,6 +64,19 @@ pub enum SendError {
     ConnectTimeout(Duration),
     #[error("{0}")]
     Exchange(String),
+    /// The client's request body went silent (`server.body_idle_timeout`):
+    /// the client's doing, not the upstream's.
+    #[error("the request body sent nothing for {0:?}")]
+    BodyIdle(Duration),
+}
+
+impl SendError {
+    fn exchange(e: &hyper::Error) -> Self {
+        match BodyError::idle_in(e) {
+            Some(timeout) => Self::BodyIdle(timeout),
+            None => Self::Exchange(describe(e)),
+        }
+    }
 }
 
 pub struct Pool {
@@ -97,7 +111,7 @@ impl Pool {
                 Ok(response) => return Ok(self.returning(response, sender)),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => request = unsent,
-                    None => return Err(SendError::Exchange(describe(e.error()))),
+                    None => return Err(SendError::exchange(e.error())),
                 },
             }
         }
@@ -105,7 +119,7 @@ impl Pool {
         let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(self.returning(response, sender)),
-            Err(e) => Err(SendError::Exchange(describe(&e))),
+            Err(e) => Err(SendError::exchange(&e)),
         }
     }
 
@@ -163,7 +177,7 @@ impl Pool {
 
 /// The upstream's response body; at its clean end, its connection goes
 /// back to this thread's idle stack.
-pub type ResponseBody = Watched<GiveBack>;
+pub type ResponseBody = Watched<Incoming, GiveBack>;
 
 pub struct GiveBack {
     pool: u64,

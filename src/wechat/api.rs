@@ -5,18 +5,29 @@
 //! means 0. An HTML error page from a relay, a 5xx or a body that is not
 //! JSON is an upstream failure (502), never a crash. Request URLs carry the
 //! app secret or an access token, so error messages are built without them.
+//!
+//! At most `wechat.max_in_flight` calls are out at once. Each one is made
+//! with the app's credentials and counts against its WeChat quota, and a
+//! flood of logins must not become a flood of calls (45011 would then hit
+//! every user of the app): a call beyond the bound waits up to
+//! [`QUEUE_WAIT`] for a slot, then fails as `Saturated` (503 `wechat_busy`).
 
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
 use super::WeChatError;
 use crate::config::WechatConfig;
 use crate::error::describe;
 use crate::metrics::WechatMetrics;
 
+/// Longest a call waits for one of the `max_in_flight` slots.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
+
 pub struct ApiClient {
     http: reqwest::Client,
+    slots: Semaphore,
     base: String,
     timeout: Duration,
     metrics: WechatMetrics,
@@ -30,6 +41,7 @@ impl ApiClient {
             .build()?;
         Ok(Self {
             http,
+            slots: Semaphore::new(config.max_in_flight),
             base: config.api_base.clone(),
             timeout: config.timeout,
             metrics,
@@ -67,7 +79,11 @@ impl ApiClient {
         request: reqwest::RequestBuilder,
     ) -> Result<T, WeChatError> {
         let started = Instant::now();
-        let result = self.exchange(request).await;
+        // The semaphore is never closed: an acquire fails only by waiting too long.
+        let result = match tokio::time::timeout(QUEUE_WAIT, self.slots.acquire()).await {
+            Ok(Ok(_slot)) => self.exchange(request).await,
+            _ => Err(WeChatError::Saturated(QUEUE_WAIT)),
+        };
         let errcode = match &result {
             Ok(_) => "0".to_owned(),
             Err(WeChatError::Api { errcode, .. }) => errcode.to_string(),
@@ -75,6 +91,7 @@ impl ApiClient {
             Err(WeChatError::Unreachable(_)) => "unreachable".to_owned(),
             Err(WeChatError::Status(status)) => format!("http_{status}"),
             Err(WeChatError::BadResponse(_)) => "bad_response".to_owned(),
+            Err(WeChatError::Saturated(_)) => "saturated".to_owned(),
         };
         self.metrics
             .call(api_name(path), errcode, started.elapsed());

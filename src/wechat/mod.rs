@@ -43,6 +43,9 @@ pub enum WeChatError {
     Status(u16),
     #[error("WeChat's answer was not understood: {0}")]
     BadResponse(&'static str),
+    /// `wechat.max_in_flight` calls were out for this long: none was made.
+    #[error("wechat.max_in_flight calls to WeChat are in flight; none freed up within {0:?}")]
+    Saturated(Duration),
 }
 
 /// Documented `errcode`s wxgate acts on.

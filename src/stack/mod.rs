@@ -1,0 +1,146 @@
+//! The request stack: each concern a tower layer, composed with
+//! `ServiceBuilder` once per connection and served through hyper-util's
+//! tower adapter. Outermost first:
+//!
+//! | layer | from | what it does |
+//! |---|---|---|
+//! | `keep_acceptable` (MapRequest) | `request_id` | drops an odd client `X-Request-Id` |
+//! | SetRequestId | tower-http, our `MakeId` | gives the request its id (upstream sees it) |
+//! | PropagateRequestId | tower-http | puts the id on every response |
+//! | SetSensitiveRequestHeaders | tower-http | session header, `Authorization`, `Cookie` |
+//! | [`access_log`] | ours | the one log line and metrics; layer errors → JSON |
+//! | CatchPanic | tower-http | a panic → 500 `internal`; the worker keeps serving |
+//! | [`login_rate`] | ours, on governor | `POST /login` per client IP → 429 |
+//! | LoadShed + GlobalConcurrencyLimit | tower | `server.max_in_flight` per worker → 503 `overloaded` |
+//! | [`body_idle`] | ours | a silent request body ends (408) |
+//! | `App::handle` | app.rs | routes, sessions, login, proxy |
+//!
+//! The overload bound sheds at once instead of queueing: a request past
+//! the bound is answered 503 `overloaded` with `Retry-After` while the ones
+//! in flight complete. It sits inside the rate limit, so 429s cost no slot,
+//! and outside the body timeout, so a slow body holds its slot until it ends.
+
+pub mod access_log;
+pub mod body_idle;
+pub mod client_ip;
+pub mod login_rate;
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, Request, Response, header};
+use hyper::body::Incoming;
+use tokio::sync::Semaphore;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::{BoxError, Service, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+use crate::app::App;
+use crate::body::Body;
+use crate::error::HttpError;
+use crate::proxy::Peer;
+use crate::request_id::{self, MakeId};
+pub use body_idle::RequestBody;
+
+/// The body of every response the stack gives (CatchPanic boxes them).
+pub type BoxBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
+
+/// What one worker's connections share: its bound on requests in flight.
+#[derive(Clone)]
+pub struct Worker {
+    in_flight: Arc<Semaphore>,
+}
+
+impl Worker {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        }
+    }
+}
+
+/// The app's service for one connection, inside the whole stack.
+pub fn connection(
+    app: &Arc<App>,
+    peer: Peer,
+    worker: &Worker,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<BoxBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    let inner = {
+        let (app, peer) = (app.clone(), peer.clone());
+        tower::service_fn(move |request| {
+            let (app, peer) = (app.clone(), peer.clone());
+            async move { Ok::<_, Infallible>(app.handle(request, &peer).await) }
+        })
+    };
+    layered(app, peer, worker, inner)
+}
+
+/// `inner` inside the whole stack (tests wrap services of their own).
+pub fn layered<S>(
+    app: &Arc<App>,
+    peer: Peer,
+    worker: &Worker,
+    inner: S,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<BoxBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static
+where
+    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let sensitive: [HeaderName; 3] = [app.session_header(), header::AUTHORIZATION, header::COOKIE];
+    ServiceBuilder::new()
+        .map_request(request_id::keep_acceptable::<Incoming>)
+        .layer(SetRequestIdLayer::new(
+            request_id::HEADER.clone(),
+            MakeId(app.request_ids()),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id::HEADER.clone()))
+        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+        .layer(access_log::AccessLogLayer { app: app.clone() })
+        .layer(CatchPanicLayer::custom(answer_panic as fn(_) -> _))
+        .layer(login_rate::LoginRateLayer {
+            app: app.clone(),
+            peer: peer.ip(),
+        })
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+            worker.in_flight.clone(),
+        ))
+        .layer(body_idle::BodyIdleLayer {
+            timeout: app.body_idle_timeout(),
+        })
+        .service(inner)
+}
+
+/// A handler panicked: 500 `internal`, the panic's text for the log only.
+fn answer_panic(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let text = match panic.downcast::<String>() {
+        Ok(text) => *text,
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map_or("a panic without a message", |text| *text)
+            .to_owned(),
+    };
+    HttpError::Internal(format!("a handler panicked: {text}")).into_response()
+}
