@@ -144,3 +144,64 @@ fn answer_panic(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     };
     HttpError::Internal(format!("a handler panicked: {text}")).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_connection_keeps_serving() {
+        let config = crate::Config::parse(
+            "[upstream]\nurl = \"http://127.0.0.1:9\"\n\
+             [wechat]\nmode = \"mock\"\nappid = \"wx0\"\n\
+             [server]\nlisten = \"127.0.0.1:0\"\n",
+            &|_| None,
+        )
+        .unwrap();
+        let app = Arc::new(App::new(&config).unwrap());
+        let inner = tower::service_fn(|request: Request<RequestBody>| async move {
+            assert_ne!(request.uri().path(), "/boom", "a bug in a handler");
+            Ok::<_, Infallible>(crate::body::empty(StatusCode::NO_CONTENT))
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let worker = Worker::new(8);
+        tokio::spawn(async move {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let service = TowerToHyperService::new(layered(&app, Peer::new(peer), &worker, inner));
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            served.unwrap();
+        });
+
+        // Both requests on one connection: the panic must not end it.
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let get = |path: &str| {
+            Request::get(path)
+                .header("host", "x")
+                .body(Empty::<Bytes>::new())
+                .unwrap()
+        };
+        let response = sender.send_request(get("/boom")).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], "internal");
+        assert!(!json["message"].as_str().unwrap().contains("bug"), "{json}");
+
+        sender.ready().await.unwrap();
+        let response = sender.send_request(get("/fine")).await.unwrap();
+        assert_eq!(response.status(), 204);
+    }
+}

@@ -53,6 +53,9 @@ struct State {
     /// Reject this many more API calls with 40001, whatever the token.
     reject_tokens: usize,
     token_delay: Duration,
+    /// jscode2session calls being answered now, and the most at once.
+    in_flight: usize,
+    peak_in_flight: usize,
 }
 
 #[derive(Clone)]
@@ -113,6 +116,11 @@ impl WeChatDouble {
         self.state.lock().unwrap().calls.values().sum()
     }
 
+    /// The most jscode2session calls that were in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.lock().unwrap().peak_in_flight
+    }
+
     /// How many times the user's key has rotated (logins, plus `rotate_key`).
     fn rotations(&self, user: &str) -> u32 {
         let state = self.state.lock().unwrap();
@@ -164,7 +172,16 @@ impl WeChatDouble {
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         match req.uri().path() {
-            "/sns/jscode2session" => self.code2session(req).await,
+            "/sns/jscode2session" => {
+                {
+                    let mut state = self.state.lock().unwrap();
+                    state.in_flight += 1;
+                    state.peak_in_flight = state.peak_in_flight.max(state.in_flight);
+                }
+                let answer = self.code2session(req).await;
+                self.state.lock().unwrap().in_flight -= 1;
+                answer
+            }
             "/cgi-bin/stable_token" => self.stable_token(req).await,
             "/wxa/business/getuserphonenumber" => self.phone_number(req).await,
             "/wxa/checksession" => self.check_session(req),
