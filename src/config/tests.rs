@@ -54,6 +54,43 @@ fn defaults() {
         ("/decrypt", "/phone", "/session")
     );
     assert!(!c.demo_echo_upstream);
+    assert_eq!(c.server.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+    assert_eq!(c.server.body_idle_timeout, Duration::from_secs(30));
+    assert!(c.server.trusted_proxies.is_empty());
+    assert_eq!(c.wechat.max_in_flight, 64);
+    assert_eq!(c.login.period, Duration::from_millis(100));
+    assert_eq!(c.login.burst.get(), 100);
+}
+
+#[test]
+fn load_defences() {
+    let text = format!(
+        "{MINIMAL}max_in_flight = 3
+[server]
+max_in_flight = 7
+body_idle_timeout = \"2s\"
+\
+         trusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\", \"fd00::1/8\"]
+\
+         [login]
+rate = 0.5
+burst = 3
+"
+    );
+    let c = Config::parse(&text, &no_env).unwrap();
+    assert_eq!(c.wechat.max_in_flight, 3);
+    assert_eq!(c.server.max_in_flight, 7);
+    assert_eq!(c.server.body_idle_timeout, Duration::from_secs(2));
+    let nets: Vec<String> = c
+        .server
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // A bare address is one host; host bits of a CIDR are dropped.
+    assert_eq!(nets, ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]);
+    assert_eq!(c.login.period, Duration::from_secs(2));
+    assert_eq!(c.login.burst.get(), 3);
 }
 
 #[test]
@@ -104,6 +141,22 @@ fn invalid_values_name_their_key() {
         ("[server]\nlisten = \"localhost\"", "server.listen"),
         ("[server]\ndrain_timeout = \"soon\"", "server.drain_timeout"),
         ("[server]\nthreads = 0", "server.threads"),
+        ("[server]\nmax_in_flight = 0", "server.max_in_flight"),
+        (
+            "[server]\nbody_idle_timeout = \"0s\"",
+            "server.body_idle_timeout",
+        ),
+        (
+            "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+            "server.trusted_proxies",
+        ),
+        (
+            "[server]\ntrusted_proxies = [\"proxy.local\"]",
+            "server.trusted_proxies",
+        ),
+        ("[login]\nrate = 0", "login.rate"),
+        ("[login]\nrate = -1.5", "login.rate"),
+        ("[login]\nburst = 0", "login.burst"),
         ("[session]\nttl = \"0s\"", "session.ttl"),
         ("[session]\nidle = \"3 parsecs\"", "session.idle"),
         ("[session]\ncapacity = 0", "session.capacity"),
@@ -161,6 +214,10 @@ fn invalid_values_name_their_key() {
     assert_eq!(
         error_key(&format!("{MINIMAL}mode = \"sandbox\"\n")),
         "wechat.mode"
+    );
+    assert_eq!(
+        error_key(&format!("{MINIMAL}max_in_flight = 0\n")),
+        "wechat.max_in_flight"
     );
 }
 

@@ -81,7 +81,10 @@ pub fn connection(
         let (app, peer) = (app.clone(), peer.clone());
         tower::service_fn(move |request| {
             let (app, peer) = (app.clone(), peer.clone());
-            async move { Ok::<_, Infallible>(app.handle(request, &peer).await) }
+            // Boxed: every layer above returns this future by value inside
+            // its own, and moving a 4 KB future through each of them cost
+            // more (memcpy) than one allocation does.
+            Box::pin(async move { Ok::<_, Infallible>(app.handle(request, &peer).await) })
         })
     };
     layered(app, peer, worker, inner)
