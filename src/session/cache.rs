@@ -60,13 +60,31 @@ impl UserSlot {
     }
 }
 
+/// Instants as nanoseconds after the cache's start: 8 bytes, not 16.
+#[derive(Clone, Copy)]
+struct Epoch(Instant);
+
+impl Epoch {
+    fn at(self, instant: Instant) -> u64 {
+        u64::try_from(instant.saturating_duration_since(self.0).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn now(self) -> u64 {
+        self.at(Instant::now())
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 #[derive(Clone)]
 struct SessionEntry {
     user: Arc<UserSlot>,
     /// When this copy leaves the cache (memory store: when the session ends).
-    evict_at: Instant,
+    evict_at: u64,
     /// When the session itself ends, as the store said.
-    ends_at: Instant,
+    ends_at: u64,
 }
 
 /// A session found in the cache.
@@ -78,11 +96,12 @@ pub struct Hit {
 /// An entry ends at `evict_at`, or `idle` after its last read if sooner.
 struct SessionExpiry {
     idle: Option<Duration>,
+    epoch: Epoch,
 }
 
 impl SessionExpiry {
     fn left(&self, entry: &SessionEntry, now: Instant) -> Duration {
-        let left = entry.evict_at.saturating_duration_since(now);
+        let left = Duration::from_nanos(entry.evict_at.saturating_sub(self.epoch.at(now)));
         self.idle.map_or(left, |idle| left.min(idle))
     }
 }
@@ -124,33 +143,12 @@ impl Expiry<[u8; 32], SessionEntry> for SessionExpiry {
     }
 }
 
-/// A user entry lives `lifetime` after it was last stored (a login).
-struct UserExpiry {
-    lifetime: Duration,
-}
-
-impl Expiry<Arc<str>, Arc<UserSlot>> for UserExpiry {
-    fn expire_after_create(&self, _: &Arc<str>, _: &Arc<UserSlot>, _: Instant) -> Option<Duration> {
-        Some(self.lifetime)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &Arc<str>,
-        _: &Arc<UserSlot>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.lifetime)
-    }
-}
-
 pub struct SessionCache {
     sessions: Cache<[u8; 32], SessionEntry, RandomIdHash>,
     users: Cache<Arc<str>, Arc<UserSlot>>,
     user_lifetime: Duration,
     idle: Option<Duration>,
-    epoch: Instant,
+    epoch: Epoch,
 }
 
 impl SessionCache {
@@ -158,18 +156,19 @@ impl SessionCache {
     /// `user_lifetime` after the user's newest store; a session entry
     /// unread for `idle` ends early.
     pub fn new(capacity: u64, user_lifetime: Duration, idle: Option<Duration>) -> Self {
+        let epoch = Epoch(Instant::now());
         Self {
             sessions: Cache::builder()
                 .max_capacity(capacity)
                 .eviction_policy(EvictionPolicy::lru())
-                .expire_after(SessionExpiry { idle })
+                .expire_after(SessionExpiry { idle, epoch })
                 .build_with_hasher(RandomIdHash),
             users: Cache::builder()
                 .max_capacity(capacity)
                 .eviction_policy(EvictionPolicy::lru())
-                .expire_after(UserExpiry {
-                    lifetime: user_lifetime,
-                })
+                // From the last store (a login), which `store_user` does as
+                // a put; cheaper than a per-entry expiry.
+                .time_to_live(user_lifetime)
                 // A replaced entry keeps its slot (`store_user` puts the
                 // same one back); any other removal ends the slot's service.
                 .eviction_listener(|_, slot: Arc<UserSlot>, cause| {
@@ -180,26 +179,22 @@ impl SessionCache {
                 .build(),
             user_lifetime,
             idle,
-            epoch: Instant::now(),
+            epoch,
         }
-    }
-
-    fn at(&self, instant: Instant) -> u64 {
-        u64::try_from(instant.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The session's user and time left; `None` when not cached, ended, or
     /// its user is gone.
     pub fn get(&self, key: &[u8; 32]) -> Option<Hit> {
         let entry = self.sessions.get(key)?;
-        let now = Instant::now();
+        let now = self.epoch.now();
         // moka has checked the entry's own expiry; the slot has its own.
-        if entry.evict_at <= now || !entry.user.serves(self.at(now)) {
+        if entry.evict_at <= now || !entry.user.serves(now) {
             self.sessions.invalidate(key);
             return None;
         }
         // This read has just re-armed the idle timeout.
-        let left = entry.ends_at.saturating_duration_since(now);
+        let left = Duration::from_nanos(entry.ends_at.saturating_sub(now));
         Some(Hit {
             user: entry.user.record(),
             expires_in: self.idle.map_or(left, |idle| left.min(idle)),
@@ -214,14 +209,12 @@ impl SessionCache {
         left: Duration,
         keep: Duration,
     ) {
-        let now = Instant::now();
-        let ends_at = now + left;
+        let now = self.epoch.now();
+        let ends_at = now.saturating_add(nanos(left));
         // Never kept past its user's slot, which would then refuse it anyway.
-        let slot_end = user.until.load(Ordering::Acquire);
-        let mut evict_at = now + keep.min(left);
-        if self.at(evict_at) > slot_end {
-            evict_at = self.epoch + Duration::from_nanos(slot_end);
-        }
+        let evict_at = now
+            .saturating_add(nanos(keep.min(left)))
+            .min(user.until.load(Ordering::Acquire));
         let entry = SessionEntry {
             user,
             evict_at,
@@ -237,7 +230,7 @@ impl SessionCache {
     /// The user's slot, while it serves.
     pub fn user(&self, openid: &str) -> Option<Arc<UserSlot>> {
         let slot = self.users.get(openid)?;
-        slot.serves(self.at(Instant::now())).then_some(slot)
+        slot.serves(self.epoch.now()).then_some(slot)
     }
 
     /// Stores `record` as the user's newest; `merge` keeps what the
@@ -245,9 +238,8 @@ impl SessionCache {
     /// Sessions already pointing at the user see the new record at once.
     pub fn store_user(&self, record: UserRecord, merge: bool) -> Arc<UserSlot> {
         let key = record.openid_shared().clone();
-        let now = self.at(Instant::now());
-        let until =
-            now.saturating_add(u64::try_from(self.user_lifetime.as_nanos()).unwrap_or(u64::MAX));
+        let now = self.epoch.now();
+        let until = now.saturating_add(nanos(self.user_lifetime));
         // Serialised per openid by moka with any other compute on it.
         let result = self.users.entry(key).and_compute_with(|current| {
             let slot = match current.map(|entry| entry.into_value()) {
@@ -284,7 +276,7 @@ impl SessionCache {
         openid: &str,
         change: impl FnOnce(&mut UserRecord) -> bool,
     ) -> Option<Arc<UserRecord>> {
-        let now = self.at(Instant::now());
+        let now = self.epoch.now();
         let mut stored = None;
         // A compute, so it serialises with a concurrent login of the user.
         self.users
