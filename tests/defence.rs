@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{GateConfig, Upstream, WeChatDouble, assert_error};
+use common::{GateConfig, Upstream, WeChatDouble, assert_error, raw};
 use futures_util::StreamExt;
 
 async fn gate(
@@ -206,13 +206,13 @@ async fn a_stalled_body_ends_within_body_idle_timeout() {
     .await;
     for path in ["/upload", "/login"] {
         let started = Instant::now();
-        // Ten of the hundred bytes promised, then silence (the socket stays open).
+        // Ten of the hundred bytes promised, then silence: `raw` keeps the
+        // socket open until the server closes it.
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
              Content-Length: 100\r\nConnection: close\r\n\r\n{{\"code\":\"a"
         );
-        let answer =
-            tokio::time::timeout(Duration::from_secs(10), raw_held(gate.addr, &request)).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), raw(gate.addr, &request)).await;
         let (status, _, body) = answer.expect("the request was never ended");
         assert_eq!(status, 408, "{path}: {body}");
         assert!(body.contains("request_timeout"), "{path}: {body}");
@@ -236,21 +236,4 @@ async fn a_stalled_body_ends_within_body_idle_timeout() {
     assert_eq!(response.status(), 200);
     let echo: serde_json::Value = response.json().await.unwrap();
     assert_eq!(echo["bytes"], 50);
-}
-
-/// Like `common::raw`, but never closes the write half: the body stays open.
-async fn raw_held(addr: std::net::SocketAddr, request: &str) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes).await;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
 }

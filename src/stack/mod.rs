@@ -64,19 +64,33 @@ impl Worker {
     }
 }
 
+/// What serves one connection: the whole stack, as hyper-util's adapter needs it.
+pub trait ConnectionService:
+    Service<
+        Request<Incoming>,
+        Response = Response<BoxBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> ConnectionService for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<BoxBody>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The app's service for one connection, inside the whole stack.
-pub fn connection(
-    app: &Arc<App>,
-    peer: Peer,
-    worker: &Worker,
-) -> impl Service<
-    Request<Incoming>,
-    Response = Response<BoxBody>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static {
+pub fn connection(app: &Arc<App>, peer: Peer, worker: &Worker) -> impl ConnectionService {
     let inner = {
         let (app, peer) = (app.clone(), peer.clone());
         tower::service_fn(move |request| {
@@ -91,19 +105,7 @@ pub fn connection(
 }
 
 /// `inner` inside the whole stack (tests wrap services of their own).
-pub fn layered<S>(
-    app: &Arc<App>,
-    peer: Peer,
-    worker: &Worker,
-    inner: S,
-) -> impl Service<
-    Request<Incoming>,
-    Response = Response<BoxBody>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static
+pub fn layered<S>(app: &Arc<App>, peer: Peer, worker: &Worker, inner: S) -> impl ConnectionService
 where
     S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>
         + Clone
