@@ -84,4 +84,9 @@ secret = "bench"
 api_base = "http://127.0.0.1:{upstream_port}"
 [admin]
 listen = "127.0.0.1:0"
+# Every bench client is 127.0.0.1: lift the per-IP login limit, which would
+# otherwise turn the login-path and session-creation loads into 429s.
+[login]
+rate = 1000000
+burst = 1000000
 {extra}"""

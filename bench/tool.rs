@@ -195,6 +195,11 @@ async fn sessions(gate: &str, count: usize, ids_file: &str, unknown_file: &str) 
         results.extend(worker.await.expect("worker"));
     }
     let elapsed = started.elapsed();
+    if results.len() < count {
+        // A bench on fewer sessions than it says would measure something else.
+        eprintln!("sessions: only {} of {count} logins succeeded", results.len());
+        std::process::exit(1);
+    }
     let mut latencies: Vec<Duration> = results.iter().map(|(_, l)| *l).collect();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
