@@ -197,7 +197,10 @@ async fn sessions(gate: &str, count: usize, ids_file: &str, unknown_file: &str) 
     let elapsed = started.elapsed();
     if results.len() < count {
         // A bench on fewer sessions than it says would measure something else.
-        eprintln!("sessions: only {} of {count} logins succeeded", results.len());
+        eprintln!(
+            "sessions: only {} of {count} logins succeeded",
+            results.len()
+        );
         std::process::exit(1);
     }
     let mut latencies: Vec<Duration> = results.iter().map(|(_, l)| *l).collect();

@@ -71,9 +71,9 @@ pub async fn read_limited(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(HttpError::PayloadTooLarge { limit }),
-        Err(e) if let Some(timeout) = BodyError::idle_in(&*e) => Err(HttpError::BodyIdle(timeout)),
-        Err(_) => Err(HttpError::BadRequest(
-            "the request body could not be read".to_owned(),
-        )),
+        Err(e) => Err(match BodyError::idle_in(&*e) {
+            Some(timeout) => HttpError::BodyIdle(timeout),
+            None => HttpError::BadRequest("the request body could not be read".to_owned()),
+        }),
     }
 }

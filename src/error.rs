@@ -298,11 +298,57 @@ mod tests {
                 "wechat_unavailable",
                 false,
             ),
+            (
+                HttpError::WeChat(WeChatError::Saturated(Duration::from_secs(1))),
+                503,
+                "wechat_busy",
+                false,
+            ),
+            (HttpError::Overloaded, 503, "overloaded", false),
+            (
+                HttpError::LoginRateLimited {
+                    retry_after: Duration::from_secs(1),
+                },
+                429,
+                "login_rate_limited",
+                false,
+            ),
+            (
+                HttpError::BodyIdle(Duration::from_secs(1)),
+                408,
+                "request_timeout",
+                false,
+            ),
+            (HttpError::Internal("boom".into()), 500, "internal", true),
         ];
         for (err, status, code, operator) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
             assert_eq!(err.code(), code, "{err:?}");
             assert_eq!(err.is_operator_fault(), operator, "{err:?}");
         }
+    }
+
+    #[test]
+    fn retry_after_rounds_the_wait_up_and_the_error_travels_with_the_response() {
+        for (wait_ms, header) in [(200, "1"), (1_000, "1"), (1_200, "2"), (59_001, "60")] {
+            let error = HttpError::LoginRateLimited {
+                retry_after: Duration::from_millis(wait_ms),
+            };
+            let response = error.into_response();
+            assert_eq!(
+                response.headers()[header::RETRY_AFTER],
+                header,
+                "{wait_ms} ms"
+            );
+            let carried = response.extensions().get::<HttpError>();
+            assert_eq!(carried.map(HttpError::code), Some("login_rate_limited"));
+        }
+        let response = HttpError::Overloaded.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = HttpError::Internal("secret detail".into()).message();
+        assert!(
+            !body.contains("secret detail"),
+            "a panic's text stays in the log"
+        );
     }
 }
