@@ -304,6 +304,10 @@ impl App {
         user: Option<&UserRecord>,
     ) -> Result<Response<Body>, HttpError> {
         let upgrade = hop_by_hop::is_upgrade(request.headers());
+        if upgrade && !self.upstream.allows_upgrade(request.headers()) {
+            // Refused, not downgraded: the client asked for a tunnel.
+            return Err(HttpError::UpgradeNotAllowed);
+        }
         let headers = request.headers_mut();
         // Order matters: hop-by-hop first, so `Connection: X-WX-OpenId`
         // cannot remove what is injected below.

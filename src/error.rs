@@ -51,6 +51,11 @@ pub enum HttpError {
     Overloaded,
     #[error("too many logins from this client IP")]
     LoginRateLimited { retry_after: Duration },
+    #[error("upgrade to a protocol not in upstream.upgrades")]
+    UpgradeNotAllowed,
+    /// The client's request body could not be read (bad chunked framing).
+    #[error("malformed request body: {0}")]
+    BodyMalformed(String),
     /// A handler panicked; the text is the panic's, for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -72,6 +77,7 @@ impl HttpError {
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::UpgradeNotAllowed | Self::BodyMalformed(_) => StatusCode::BAD_REQUEST,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,6 +110,8 @@ impl HttpError {
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::BodyIdle(_) => "request_timeout",
+            Self::UpgradeNotAllowed => "upgrade_not_allowed",
+            Self::BodyMalformed(_) => "bad_request",
             Self::Overloaded => "overloaded",
             Self::LoginRateLimited { .. } => "login_rate_limited",
             Self::Internal(_) => "internal",
@@ -181,6 +189,10 @@ impl HttpError {
                 "the request body sent nothing for {}s: send it without pauses",
                 timeout.as_secs_f64()
             ),
+            Self::UpgradeNotAllowed => {
+                "this upgrade is not allowed here (upstream.upgrades lists the protocols that are)".to_owned()
+            }
+            Self::BodyMalformed(_) => "the request body is malformed (bad chunked framing)".to_owned(),
             Self::Overloaded => "the gateway is at its limit of requests in flight: try again shortly".to_owned(),
             Self::LoginRateLimited { .. } => {
                 "too many logins from this address: wait for Retry-After seconds, then log in again".to_owned()

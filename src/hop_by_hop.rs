@@ -4,9 +4,11 @@
 //! header field it names before forwarding. The fixed list adds the fields
 //! that RFC 2616 §13.5.1 and RFC 9110 name as hop-by-hop (`Keep-Alive`,
 //! `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
-//! `Transfer-Encoding`, `Upgrade`) and the non-standard `Proxy-Connection`
-//! still sent by old clients. `Upgrade` survives only on a real upgrade
-//! (RFC 9110 §7.8), where `Connection: upgrade` is put back.
+//! `Transfer-Encoding`, `Upgrade`), `HTTP2-Settings` (connection-specific
+//! by RFC 7540 §3.2.1: it only ever travels with an h2c upgrade, which
+//! wxgate never forwards) and the non-standard `Proxy-Connection` still sent
+//! by old clients. `Upgrade` survives only on a real upgrade (RFC 9110
+//! §7.8), where `Connection: upgrade` is put back.
 //!
 //! Callers strip hop-by-hop headers *before* injecting identity headers, so a
 //! client's `Connection: X-WX-OpenId` can never remove an injected value.
@@ -16,8 +18,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// As text: `is_hop_by_hop` runs for every header of every message, and
 /// comparing a name's text against these (lengths first) is cheaper than
 /// comparing `HeaderName`s.
-static FIXED: [&str; 9] = [
+static FIXED: [&str; 10] = [
     "connection",
+    "http2-settings",
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",
@@ -66,6 +69,17 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+/// The protocol names an upgrade request offers (`Upgrade: websocket,
+/// foo/2` → `websocket`, `foo`), in order.
+pub fn upgrade_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?"))
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split('/').next().unwrap_or("").trim())
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {

@@ -1,11 +1,20 @@
-//! The trusted identity headers wxgate hands to the upstream.
+//! The trusted identity headers wxgate hands to the upstream, and the
+//! client headers that must never reach it.
 //!
 //! The upstream believes these headers, so a client must never be able to set
-//! them. Before injecting, every client-sent copy is removed — matched
-//! case-insensitively and with `_` and `-` treated alike, because CGI, PHP
-//! and nginx backends map `X_WX_OpenId` and `X-WX-OpenId` to the same
-//! variable (oauth2-proxy CVE-2025-64484 was exactly this gap). Duplicates
-//! go too: `HeaderMap::remove` drops every value of a name.
+//! them. Before injecting, every client-sent copy is removed — matched on
+//! the name's ASCII letters and digits alone, case-folded, because backends
+//! fold the rest away: CGI, PHP and nginx map `X_WX_OpenId` and `X-WX-OpenId`
+//! to the same variable (oauth2-proxy CVE-2025-64484 was exactly this gap),
+//! and lighttpd's CGI/FastCGI/SCGI layer maps every other byte to `_`, so
+//! `X.WX.OpenId` and `X+WX+OpenId` arrive as `HTTP_X_WX_OPENID` too.
+//! Duplicates go too: `HeaderMap::remove` drops every value of a name.
+//!
+//! The same pass removes the routing overrides (`X-Original-URL`,
+//! `X-HTTP-Method-Override`, …) unless `headers.pass_routing_overrides`:
+//! IIS, Symfony and Laravel route or dispatch by them, so a client could
+//! turn the request wxgate authorised (`GET /public/x`) into another one
+//! (`/admin`, or `DELETE`).
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -15,30 +24,36 @@ use crate::session::UserRecord;
 /// Stripped from every client request, whether or not phone injection is on.
 pub const DEFAULT_PHONE_HEADER: &str = "X-WX-Phone";
 
-/// A header name folded the way backends fold it: lower case, `_` as `-`.
+/// Headers by which backends route or dispatch differently from the request
+/// line (stripped unless `headers.pass_routing_overrides`).
+pub const ROUTING_OVERRIDES: [&str; 5] = [
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-HTTP-Method-Override",
+    "X-HTTP-Method",
+    "X-Method-Override",
+];
+
+/// A header name folded the way the most lenient backend folds it: its
+/// ASCII letters and digits, lower case (`X_WX.OpenId` → `xwxopenid`).
 pub fn canonical(name: &str) -> String {
-    name.bytes().map(|b| fold(b) as char).collect()
+    folded(name).map(char::from).collect()
 }
 
-fn fold(b: u8) -> u8 {
-    if b == b'_' {
-        b'-'
-    } else {
-        b.to_ascii_lowercase()
-    }
+fn folded(name: &str) -> impl Iterator<Item = u8> + '_ {
+    name.bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase())
 }
 
-fn length_bit(name: &str) -> u64 {
-    1 << name.len().min(63)
-}
-
-/// `name` (already lower case, as `HeaderMap` keys are) equals the canonical name.
+/// `name` folds to `canonical`.
 fn same(name: &str, canonical: &str) -> bool {
-    name.len() == canonical.len()
-        && name
-            .bytes()
-            .zip(canonical.bytes())
-            .all(|(a, b)| fold(a) == b)
+    folded(name).eq(canonical.bytes())
+}
+
+/// The first letter or digit of `name`, folded: a cheap first filter.
+fn first(name: &str) -> Option<u8> {
+    folded(name).next()
 }
 
 #[derive(Debug, Clone)]
@@ -50,9 +65,9 @@ pub struct IdentityHeaders {
     phone: Option<HeaderName>,
     /// Canonical names removed from every client request.
     stripped: Vec<String>,
-    /// Bit `n` set when some stripped name is `n` bytes long (63 for longer):
-    /// most header names are ruled out by their length alone.
-    stripped_lengths: u64,
+    /// The first folded byte of every stripped name: most header names
+    /// (`host`, `accept`, `content-type`, …) are ruled out by it alone.
+    first_bytes: [bool; 128],
 }
 
 impl IdentityHeaders {
@@ -72,6 +87,15 @@ impl IdentityHeaders {
             // The session id is a bearer credential: the upstream does not need it.
             stripped.push(canonical(session.header.as_str()));
         }
+        if !headers.pass_routing_overrides {
+            stripped.extend(ROUTING_OVERRIDES.iter().map(|name| canonical(name)));
+        }
+        let mut first_bytes = [false; 128];
+        for name in &stripped {
+            if let Some(b) = first(name) {
+                first_bytes[usize::from(b & 0x7f)] = true;
+            }
+        }
         Self {
             openid: headers.openid.clone(),
             unionid: headers.unionid.clone(),
@@ -79,14 +103,16 @@ impl IdentityHeaders {
             phone: headers.phone.clone(),
             appid_value: HeaderValue::from_str(appid)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
-            stripped_lengths: stripped.iter().fold(0, |m, c| m | length_bit(c)),
             stripped,
+            first_bytes,
         }
     }
 
     fn is_stripped(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
-        self.stripped_lengths & length_bit(name) != 0 && self.stripped.iter().any(|c| same(name, c))
+        // A name of no letters or digits folds to "", which no stripped name is.
+        first(name).is_some_and(|b| self.first_bytes[usize::from(b & 0x7f)])
+            && self.stripped.iter().any(|c| same(name, c))
     }
 
     /// Removes every client-sent identity header, in all its spellings.
@@ -154,6 +180,18 @@ mod tests {
                 HeaderValue::from_static("again"),
             );
         }
+        for name in [
+            "x.wx.openid",
+            "x+wx+openid",
+            "x~wx~phone",
+            "x-wx--union.id",
+            "xwxappid",
+        ] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("forged"),
+            );
+        }
         h.insert("x-wx-openid-extra", HeaderValue::from_static("kept"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         ids.strip(&mut h);
@@ -172,9 +210,50 @@ mod tests {
     }
 
     #[test]
-    fn canonical_folds_case_and_underscore() {
-        assert_eq!(canonical("X_WX_OpenId"), "x-wx-openid");
-        assert!(same("x_wx_openid", "x-wx-openid"));
-        assert!(!same("x-wx-openid2", "x-wx-openid"));
+    fn canonical_keeps_letters_and_digits_only() {
+        // (name, folds to the same as X-WX-OpenId)
+        let cases = [
+            ("x_wx_openid", true),
+            ("x.wx.openid", true),
+            ("x+wx+openid", true),
+            ("x~wx~open_id", true),
+            ("xwxopenid", true),
+            ("-x-wx-openid-", true),
+            ("x-wx-openid2", false),
+            ("x-wx-openi", false),
+            ("y-wx-openid", false),
+        ];
+        let openid = canonical("X-WX-OpenId");
+        assert_eq!(openid, "xwxopenid");
+        for (name, matches) in cases {
+            assert_eq!(same(name, &openid), matches, "{name}");
+        }
+    }
+
+    #[test]
+    fn routing_overrides_go_unless_passed() {
+        let names = [
+            "x-original-url",
+            "x_rewrite_url",
+            "x.http.method.override",
+            "x-http-method",
+            "x-method-override",
+        ];
+        let forged = || {
+            let mut h = HeaderMap::new();
+            for name in names {
+                h.insert(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_static("/admin"),
+                );
+            }
+            h
+        };
+        let mut h = forged();
+        identity("").strip(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = forged();
+        identity("[headers]\npass_routing_overrides = true\n").strip(&mut h);
+        assert_eq!(h.len(), names.len());
     }
 }

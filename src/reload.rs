@@ -62,11 +62,15 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fixed.upstream.timeout = old.upstream.timeout;
     fixed.server.drain_timeout = old.server.drain_timeout;
     fixed.log.level = old.log.level.clone();
-    let checks: [(&'static str, bool); 18] = [
+    let checks: [(&'static str, bool); 19] = [
         ("server.listen", fixed.server.listen != old.server.listen),
         ("server.threads", fixed.server.threads != old.server.threads),
         ("server", fixed.server != old.server),
         ("login", fixed.login != old.login),
+        (
+            "upstream.upgrades",
+            fixed.upstream.upgrades != old.upstream.upgrades,
+        ),
         ("upstream.url", fixed.upstream != old.upstream),
         ("wechat.mode", fixed.wechat.mode != old.wechat.mode),
         ("wechat.appid", fixed.wechat.appid != old.wechat.appid),

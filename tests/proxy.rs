@@ -12,7 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn setup() -> (WeChatDouble, Upstream, common::Gate, String) {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
-    let gate = GateConfig::new(&wechat, &upstream).start().await;
+    // The echo backend upgrades to its own `echo` protocol.
+    let gate = GateConfig::new(&wechat, &upstream)
+        .set("upstream", "upgrades", r#"["echo"]"#)
+        .start()
+        .await;
     let id = gate.login("quinn").await;
     (wechat, upstream, gate, id)
 }

@@ -49,6 +49,7 @@ pub struct RawServer {
 pub struct RawUpstream {
     pub url: Option<String>,
     pub timeout: Option<String>,
+    pub upgrades: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +105,7 @@ pub struct RawHeaders {
     pub unionid: Option<String>,
     pub appid: Option<String>,
     pub phone: Option<String>,
+    pub pass_routing_overrides: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -96,6 +96,9 @@ pub struct UpstreamConfig {
     /// Time allowed for the upstream to answer with a status line and headers.
     /// Bodies stream without a deadline, so large downloads are not cut off.
     pub timeout: Duration,
+    /// Protocols a client may upgrade to (lower case); any other upgrade
+    /// request is refused before it reaches the backend.
+    pub upgrades: Vec<String>,
 }
 
 impl UpstreamConfig {
@@ -127,10 +130,30 @@ impl UpstreamConfig {
         }
         let path_prefix = uri.path().trim_end_matches('/').to_owned();
         let timeout = duration("upstream.timeout", raw.timeout, "30s")?;
+        let upgrades = raw
+            .upgrades
+            .unwrap_or_else(|| vec!["websocket".to_owned()])
+            .into_iter()
+            .map(|token| {
+                let valid = !token.is_empty()
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+                if valid {
+                    Ok(token.to_ascii_lowercase())
+                } else {
+                    Err(ConfigError::invalid(
+                        "upstream.upgrades",
+                        format!("`{token}` is not a protocol name such as \"websocket\""),
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             authority,
             path_prefix,
             timeout,
+            upgrades,
         })
     }
 
@@ -329,6 +352,8 @@ pub struct HeadersConfig {
     pub appid: HeaderName,
     /// Injected only when configured; `X-WX-Phone` is stripped from clients always.
     pub phone: Option<HeaderName>,
+    /// Keep `X-Original-URL`, `X-HTTP-Method-Override`, … (stripped by default).
+    pub pass_routing_overrides: bool,
 }
 
 impl HeadersConfig {
@@ -374,6 +399,7 @@ impl HeadersConfig {
             unionid,
             appid,
             phone,
+            pass_routing_overrides: raw.pass_routing_overrides.unwrap_or(false),
         })
     }
 }

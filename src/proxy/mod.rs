@@ -73,6 +73,21 @@ impl Upstream {
         }
     }
 
+    /// Whether every protocol an upgrade request offers is allowed
+    /// (`upstream.upgrades`). `h2c` never is by default: behind a lenient
+    /// backend it would let a client speak HTTP/2 past wxgate and set
+    /// identity headers per stream.
+    pub fn allows_upgrade(&self, headers: &http::HeaderMap) -> bool {
+        let mut offered = hop_by_hop::upgrade_protocols(headers).peekable();
+        offered.peek().is_some()
+            && offered.all(|p| {
+                self.config
+                    .upgrades
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(p))
+            })
+    }
+
     /// Sends `request`, whose hop-by-hop and identity headers the caller has
     /// already settled, and returns the upstream's streaming response.
     pub async fn forward(
@@ -99,6 +114,7 @@ impl Upstream {
         let answered = answered.map_err(|_| HttpError::UpstreamTimeout(timeout))?;
         let mut response = answered.map_err(|e| match e {
             pool::SendError::BodyIdle(timeout) => HttpError::BodyIdle(timeout),
+            pool::SendError::ClientBody(why) => HttpError::BodyMalformed(why),
             e => HttpError::UpstreamUnavailable(e.to_string()),
         })?;
         pool::head_received(response.body_mut(), request_sent);

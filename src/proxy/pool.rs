@@ -68,12 +68,17 @@ pub enum SendError {
     /// the client's doing, not the upstream's.
     #[error("the request body sent nothing for {0:?}")]
     BodyIdle(Duration),
+    /// The client's request body could not be read (bad chunked framing, say):
+    /// the client's doing too.
+    #[error("{0}")]
+    ClientBody(String),
 }
 
 impl SendError {
     fn exchange(e: &hyper::Error) -> Self {
-        match BodyError::idle_in(e) {
-            Some(timeout) => Self::BodyIdle(timeout),
+        match BodyError::in_chain(e) {
+            Some(BodyError::Idle(timeout)) => Self::BodyIdle(*timeout),
+            Some(read @ BodyError::Read(_)) => Self::ClientBody(describe(read)),
             None => Self::Exchange(describe(e)),
         }
     }

@@ -37,16 +37,25 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    /// The idle timeout, if `e` or one of its causes is one.
-    pub fn idle_in(e: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    /// The request-body error behind `e`, if `e` or one of its causes is one:
+    /// then the client, not the upstream, made the exchange fail.
+    pub fn in_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyError> {
         let mut current = Some(e);
         while let Some(e) = current {
-            if let Some(BodyError::Idle(timeout)) = e.downcast_ref::<BodyError>() {
-                return Some(*timeout);
+            if let Some(body) = e.downcast_ref::<BodyError>() {
+                return Some(body);
             }
             current = e.source();
         }
         None
+    }
+
+    /// The idle timeout, if `e` or one of its causes is one.
+    pub fn idle_in(e: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        match Self::in_chain(e) {
+            Some(BodyError::Idle(timeout)) => Some(*timeout),
+            _ => None,
+        }
     }
 }
 
