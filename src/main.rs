@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -39,30 +38,45 @@ fn env(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli.config, &env) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("wxgate: {}: {e}", cli.config.display());
-            return Ok(ExitCode::FAILURE);
+            // No config, so no log settings yet: the defaults say how to write it.
+            if cli.command.is_none() {
+                let _ = init_logging(&LogConfig::default());
+                tracing::error!(config = %cli.config.display(), error = %e, "wxgate cannot start");
+            } else {
+                eprintln!("wxgate: {}: {e}", cli.config.display());
+            }
+            return ExitCode::FAILURE;
         }
     };
     match cli.command {
         Some(Command::CheckConfig) => {
             println!("{}: ok", cli.config.display());
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         None => {
             let log_level = init_logging(&config.log);
             // The main thread's runtime serves the first listener; `run_per_core`
             // gives every other listener a thread and runtime of its own.
-            tokio::runtime::Builder::new_current_thread()
+            let ran = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .context("cannot start the async runtime")?
-                .block_on(run(config, cli.config, log_level))?;
-            Ok(ExitCode::SUCCESS)
+                .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+                .and_then(|runtime| runtime.block_on(run(config, cli.config, log_level)));
+            match ran {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    // One line, in the log's format. The errors' own messages
+                    // already name their cause (`cannot listen on ADDR: …`),
+                    // so anyhow's chain and backtrace would only repeat it.
+                    tracing::error!(error = %e, "wxgate cannot start");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -9,7 +9,10 @@
 //!
 //! `[server] threads` listeners share the port (`SO_REUSEPORT`); `main`
 //! serves each on its own thread (`run_per_core`). The admin listener runs
-//! on the caller's runtime until the drain is over.
+//! on the caller's runtime until the drain is over. `SO_REUSEPORT` would
+//! also let a second process (another wxgate started by mistake) join the
+//! port and take half its connections, so the port is first probed
+//! without it: a port anyone already listens on fails start-up.
 //!
 //! Every port is bound in [`Server::bind`], so a port in use fails start-up
 //! before anything serves.
@@ -77,7 +80,10 @@ impl Server {
                 .map_err(|source| StartError::Demo { addr, source })?;
             tracing::info!(%addr, "demo echo upstream listening");
         }
-        let mut addr = config.server.listen;
+        let mut addr = exclusive_port(config.server.listen).map_err(|source| StartError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
         let mut listeners = Vec::with_capacity(config.server.threads);
         for _ in 0..config.server.threads {
             let listener =
@@ -196,6 +202,21 @@ impl Server {
         .await;
         let _ = stop_admin.send(true);
     }
+}
+
+/// Binds `addr` without `SO_REUSEPORT` and lets it go: that fails when
+/// anyone listens there, with or without `SO_REUSEPORT`. Returns the address
+/// with the port the kernel picked (for port 0), for the real listeners.
+fn exclusive_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let probe = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // TIME_WAIT from a previous run must not count as "in use".
+    probe.set_reuseaddr(true)?;
+    probe.bind(addr)?;
+    probe.local_addr()
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -35,7 +35,8 @@ impl Nginx {
         std::fs::write(dir.join("wxgate-auth.conf"), example).unwrap();
         let d = dir.display();
         let main = format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+            // One process: killing it at the end leaves no orphaned worker.
+            "master_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{}}\nhttp {{\n access_log off;\n client_body_temp_path {d}/body;\n \
              proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n \
              uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n \

@@ -501,3 +501,64 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(json["outcome"], "rejected", "{line}");
     assert_eq!(json["level"], "INFO", "{line}");
 }
+
+/// Runs the binary on `text` until it exits (it must fail to start) and
+/// returns its exit code and stderr lines.
+fn failed_start(text: &str) -> (Option<i32>, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(temp_config(text))
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wxgate kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let lines = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    (status.code(), lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_port_fails_with_one_line_naming_it() {
+    let (wechat, upstream) = (WeChatDouble::start().await, Upstream::start().await);
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config
+        .set("server", "threads", "2")
+        .set("log", "format", "\"json\"");
+    let first = Process::start(&config, &[]);
+    let port = first.addr.to_string();
+    config.set("server", "listen", &format!("\"{port}\""));
+    let (code, lines) = failed_start(&config.text());
+    assert_eq!(code, Some(1), "{lines:?}");
+    assert_eq!(lines.len(), 1, "one line, no chain or backtrace: {lines:?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON log line");
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(line["error"].as_str().unwrap().contains(&port), "{line}");
+    // The first one still serves alone.
+    let response = reqwest::get(format!("http://{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A config that does not load: one line too, naming the key.
+    let (code, lines) = failed_start("[server]\nlisten = \"nowhere\"\n");
+    assert_eq!(code, Some(1), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("server.listen"), "{lines:?}");
+}

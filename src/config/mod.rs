@@ -111,6 +111,13 @@ impl Config {
                 ),
             ));
         }
+        if demo_echo_upstream && wechat.mode == WechatMode::Live {
+            return Err(ConfigError::invalid(
+                "demo.echo_upstream",
+                "the demo echo server would answer in place of your backend: it runs only with \
+                 wechat.mode = \"mock\"; remove the [demo] section in production",
+            ));
+        }
         if demo_echo_upstream && !upstream.is_loopback() {
             return Err(ConfigError::invalid(
                 "demo.echo_upstream",
@@ -148,6 +155,23 @@ pub(crate) fn socket_addr(
             format!("`{text}` is not an address such as \"{default}\""),
         )
     })
+}
+
+/// A timeout: a duration that must not be zero, which would mean "fail at
+/// once" — never what an operator who writes `"0s"` meant.
+pub(crate) fn timeout(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    let d = duration(key, value, default)?;
+    if d.is_zero() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be longer than 0s (it would fail at once); the default is \"{default}\""),
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses a duration written as `"3s"`, `"500ms"`, `"7d"`, `"1h 30m"`.

@@ -24,6 +24,12 @@ impl AdminConfig {
     }
 }
 
+fn is_level(word: &str) -> bool {
+    ["trace", "debug", "info", "warn", "error", "off"]
+        .iter()
+        .any(|level| word.eq_ignore_ascii_case(level))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// JSON when stderr is not a terminal (containers), text when it is.
@@ -37,6 +43,16 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter directive, checked at load time.
     pub level: String,
+}
+
+impl Default for LogConfig {
+    /// What `[log]` means when left out.
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
 }
 
 impl LogConfig {
@@ -56,6 +72,21 @@ impl LogConfig {
             Some(level) => (LOG_ENV, level),
             None => ("log.level", raw.level.unwrap_or_else(|| "info".to_owned())),
         };
+        // tracing reads a bare word as a target ("verbose": log only the
+        // target `verbose`, i.e. nothing): only a level may stand alone.
+        if let Some(bare) = level
+            .split(',')
+            .map(str::trim)
+            .find(|d| !d.is_empty() && !d.contains('=') && !d.contains('[') && !is_level(d))
+        {
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "`{bare}` is not a level: write one of trace, debug, info, warn, error, off, \
+                     or target=level such as \"wxgate=debug,info\""
+                ),
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
             return Err(ConfigError::invalid(
                 key,

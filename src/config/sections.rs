@@ -30,7 +30,7 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub(super) fn from_raw(raw: RawServer) -> Result<Self, ConfigError> {
         let listen = super::socket_addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8080")?;
-        let drain_timeout = duration("server.drain_timeout", raw.drain_timeout, "20s")?;
+        let drain_timeout = super::timeout("server.drain_timeout", raw.drain_timeout, "20s")?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = raw.threads.unwrap_or(cores);
         if threads == 0 || threads > 1024 {
@@ -46,13 +46,8 @@ impl ServerConfig {
                 "must be at least 1",
             ));
         }
-        let body_idle_timeout = duration("server.body_idle_timeout", raw.body_idle_timeout, "30s")?;
-        if body_idle_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "server.body_idle_timeout",
-                "must be longer than 0s",
-            ));
-        }
+        let body_idle_timeout =
+            super::timeout("server.body_idle_timeout", raw.body_idle_timeout, "30s")?;
         let trusted_proxies = raw
             .trusted_proxies
             .unwrap_or_default()
@@ -129,7 +124,7 @@ impl UpstreamConfig {
             ));
         }
         let path_prefix = uri.path().trim_end_matches('/').to_owned();
-        let timeout = duration("upstream.timeout", raw.timeout, "30s")?;
+        let timeout = super::timeout("upstream.timeout", raw.timeout, "30s")?;
         let upgrades = raw
             .upgrades
             .unwrap_or_else(|| vec!["websocket".to_owned()])
@@ -249,7 +244,7 @@ impl WechatConfig {
             appid,
             secret,
             api_base: api_base.trim_end_matches('/').to_owned(),
-            timeout: duration("wechat.timeout", raw.timeout, "5s")?,
+            timeout: super::timeout("wechat.timeout", raw.timeout, "5s")?,
             mode,
             mock_allow_non_loopback: raw.mock_allow_non_loopback.unwrap_or(false),
             max_in_flight: match raw.max_in_flight.unwrap_or(64) {

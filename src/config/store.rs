@@ -132,7 +132,7 @@ impl RedisConfig {
         Ok(Self {
             nodes,
             key_prefix: raw.key_prefix.unwrap_or_else(|| "wxgate:".to_owned()),
-            connect_timeout: duration("redis.connect_timeout", raw.connect_timeout, "1s")?,
+            connect_timeout: super::timeout("redis.connect_timeout", raw.connect_timeout, "1s")?,
             command_timeout,
             local_ttl,
             store_key,

@@ -178,6 +178,13 @@ fn invalid_values_name_their_key() {
         ("[admin]\nlisten = \"9090\"", "admin.listen"),
         ("[log]\nformat = \"yaml\"", "log.format"),
         ("[log]\nlevel = \"wxgate=loud\"", "log.level"),
+        ("[log]\nlevel = \"verbose\"", "log.level"),
+        ("[log]\nlevel = \"info,wxgate\"", "log.level"),
+        ("[server]\ndrain_timeout = \"0s\"", "server.drain_timeout"),
+        (
+            "[session]\nstore = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1\"\nconnect_timeout = \"0s\"",
+            "redis.connect_timeout",
+        ),
     ];
     for (extra, key) in cases {
         assert_eq!(error_key(&format!("{MINIMAL}{extra}\n")), key, "{extra}");
@@ -219,6 +226,14 @@ fn invalid_values_name_their_key() {
         error_key(&format!("{MINIMAL}max_in_flight = 0\n")),
         "wechat.max_in_flight"
     );
+    assert_eq!(
+        error_key(&format!("{MINIMAL}timeout = \"0s\"\n")),
+        "wechat.timeout"
+    );
+    assert_eq!(
+        error_key(&MINIMAL.replace("3000\"", "3000\"\ntimeout = \"0s\"")),
+        "upstream.timeout"
+    );
 }
 
 #[test]
@@ -247,10 +262,18 @@ fn mock_mode_refuses_public_listen_unless_allowed() {
 }
 
 #[test]
-fn demo_echo_needs_a_loopback_upstream() {
-    let demo = format!("{MINIMAL}[demo]\necho_upstream = true\n");
+fn demo_echo_needs_mock_mode_and_a_loopback_upstream() {
+    let live = format!("{MINIMAL}[demo]\necho_upstream = true\n");
+    assert_eq!(
+        error_key(&live),
+        "demo.echo_upstream",
+        "never in production"
+    );
+    let demo = format!(
+        "{MINIMAL}mode = \"mock\"\n[server]\nlisten = \"127.0.0.1:8080\"\n[demo]\necho_upstream = true\n"
+    );
     assert_eq!(error_key(&demo), "ok");
-    let remote = demo.replace("127.0.0.1", "backend.svc");
+    let remote = demo.replace("http://127.0.0.1", "http://backend.svc");
     assert_eq!(error_key(&remote), "demo.echo_upstream");
 }
 
