@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
+use common::redis::{RedisCluster, RedisServer};
 use common::upstream::header_values;
 use common::wechat::openid_of;
 use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error};
@@ -225,4 +225,56 @@ async fn idle_refresh_writes_at_most_once_per_tenth_of_idle() {
         pexpires <= elapsed / 200 + 1,
         "{pexpires} PEXPIREs in {elapsed} ms for 40 requests"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_sessions_travel_and_logouts_reach_every_replica() {
+    let (wechat, upstream) = (WeChatDouble::start().await, Upstream::start().await);
+    let cluster = RedisCluster::start();
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let replica = || async {
+        let mut config = GateConfig::new(&wechat, &upstream);
+        config
+            .set("session", "store", "\"redis\"")
+            .set("session", "local_ttl", "\"30s\"")
+            .set("redis", "cluster", &format!("[{}]", nodes.join(", ")))
+            .set("redis", "command_timeout", "\"2s\"");
+        let gate = config.start().await;
+        gate.until_ready().await;
+        gate
+    };
+    let (a, b) = (replica().await, replica().await);
+    // Sessions of several users, so their keys fall in several slots.
+    let ids = [
+        a.login("cora").await,
+        a.login("dirk").await,
+        a.login("edna").await,
+    ];
+    for id in &ids {
+        assert_eq!(status(&b, id).await, 200, "a login at A works at B");
+    }
+    let logout = a
+        .http
+        .post(a.url("/logout"))
+        .header("x-session-id", &ids[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let started = Instant::now();
+    while status(&b, &ids[0]).await != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still accepts a logged-out session"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status(&b, &ids[1]).await, 200, "the others live on");
+    // The keys really are spread over the cluster's masters.
+    let holding = cluster
+        .nodes
+        .iter()
+        .filter(|node| !node.dump().is_empty())
+        .count();
+    assert!(holding >= 2, "all keys on {holding} node(s)");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::future::Future;
 use std::time::Duration;
 
-use common::redis::RedisServer;
+use common::redis::{RedisCluster, RedisServer};
 use http::HeaderName;
 use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};
 use wxgate::metrics::StoreMetrics;
@@ -68,6 +68,23 @@ where
         .await;
         drop(server);
     }
+    // A real three-master Redis Cluster, every operation going to it.
+    let cluster = RedisCluster::start();
+    let redis = RedisConfig {
+        nodes: RedisNodes::Cluster(cluster.urls()),
+        key_prefix: "conformance:".into(),
+        connect_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2),
+        local_ttl: Duration::ZERO,
+        store_key: None,
+    };
+    case(Box::new(move || {
+        Sessions::Redis(Box::new(
+            RedisStore::new(&redis, &config, StoreMetrics::default()).unwrap(),
+        ))
+    }))
+    .await;
+    drop(cluster);
 }
 
 fn name(store: &Sessions) -> &'static str {

@@ -14,10 +14,16 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// A node of a Redis Cluster (`RedisCluster`).
+    cluster_node: bool,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_as(false)
+    }
+
+    fn start_as(cluster_node: bool) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "wxgate-redis-{}-{}",
@@ -35,6 +41,7 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            cluster_node,
         };
         server.resume();
         server
@@ -54,9 +61,26 @@ impl RedisServer {
 
     /// Starts the server (again) on the same port with the same data.
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]);
+        if self.cluster_node {
+            command.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
+        }
+        let child = command
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -102,6 +126,58 @@ impl RedisServer {
     pub fn pttl(&self, key: &str) -> i64 {
         let mut c = self.connection().expect("redis connection");
         redis::cmd("PTTL").arg(key).query(&mut c).unwrap()
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas) on loopback, made with
+/// `redis-cli --cluster create`, as an operator would.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_as(true)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli (Debian's redis-tools, which redis-server depends on)");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cluster.nodes.iter().all(RedisServer::cluster_ok) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster never reached cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+impl RedisServer {
+    fn cluster_ok(&self) -> bool {
+        self.connection()
+            .and_then(|mut c| {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query::<String>(&mut c)
+                    .ok()
+            })
+            .is_some_and(|info| info.contains("cluster_state:ok"))
     }
 }
 
