@@ -108,11 +108,10 @@ impl Routes {
         if self.public.is_empty() {
             return false;
         }
-        let Some(path) = normalize(path) else {
-            return false;
-        };
+        let readings = readings(path);
         self.public.iter().any(|(allowed, prefix)| {
-            allowed.as_ref().is_none_or(|m| m == method) && under(&path, prefix)
+            allowed.as_ref().is_none_or(|m| m == method)
+                && readings.iter().all(|reading| under(reading, prefix))
         })
     }
 }
@@ -133,8 +132,8 @@ pub fn forwarded_path(uri: &str) -> Option<&str> {
 
 /// A configured prefix in the form [`under`] expects: normalised, no trailing `/`.
 fn prefix(configured: &str) -> String {
-    // Config validation refuses dot segments, so this always normalises.
-    let normalized = normalize(configured).unwrap_or(Cow::Borrowed("/\0"));
+    // Config validation refuses dot segments, so every reading agrees.
+    let normalized = resolve(&percent_decode(configured).replace('\\', "/"), false);
     match normalized.trim_end_matches('/') {
         "" => "/".to_owned(),
         trimmed => trimmed.to_owned(),
@@ -147,29 +146,56 @@ fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-/// The path as a backend would resolve it; `None` when backends disagree.
-fn normalize(path: &str) -> Option<Cow<'_, str>> {
-    let simple = !path.contains(['%', '\\', ';'])
+/// Every way a backend may read `path`, each reading applied once: raw or
+/// percent-decoded; `\` kept or read as `/`; Java's `;params` kept or
+/// dropped; `..` resolved over empty segments or after collapsing them.
+/// A path is public only when every reading is under the prefix: where
+/// backends disagree, wxgate asks for a session.
+fn readings(path: &str) -> Vec<Cow<'_, str>> {
+    let plain = !path.contains(['%', '\\', ';'])
         && !path.contains("//")
         && !path.split('/').any(|s| s == "." || s == "..");
-    if simple {
-        return Some(Cow::Borrowed(path));
+    if plain {
+        return vec![Cow::Borrowed(path)];
     }
-    let decoded = percent_decode(path).replace('\\', "/");
+    let mut out = Vec::with_capacity(16);
+    for base in [path.to_owned(), percent_decode(path)] {
+        for slashed in [base.clone(), base.replace('\\', "/")] {
+            for params in [slashed.clone(), strip_params(&slashed)] {
+                for keep_empty in [false, true] {
+                    out.push(Cow::Owned(resolve(&params, keep_empty)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `/a;x/b;y=1` → `/a/b`, as Java servlet containers read it.
+fn strip_params(path: &str) -> String {
+    path.split('/')
+        .map(|segment| segment.split(';').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `.` and `..` resolved (RFC 3986 §5.2.4). `keep_empty`: `..` climbs
+/// over empty segments too, as a backend that does not collapse `//` does;
+/// the result is collapsed afterwards, as its router may.
+fn resolve(path: &str, keep_empty: bool) -> String {
     let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
+    for segment in path.split('/').skip(1) {
         match segment {
-            "" | "." => {}
+            "" if !keep_empty => {}
+            "." => {}
             ".." => {
                 segments.pop();
             }
-            // Java servlet containers drop `;params`, so `..;x` climbs
-            // there and is a plain name elsewhere: no single reading.
-            s if matches!(s.split(';').next(), Some("." | "..")) => return None,
             s => segments.push(s),
         }
     }
-    Some(Cow::Owned(format!("/{}", segments.join("/"))))
+    let segments: Vec<&str> = segments.into_iter().filter(|s| !s.is_empty()).collect();
+    format!("/{}", segments.join("/"))
 }
 
 fn percent_decode(path: &str) -> String {
@@ -258,7 +284,8 @@ mod tests {
             ("/public/..;/admin", Route::Protected),
             ("/public/..;jsessionid=1/admin", Route::Protected),
             ("/public;x/a", Route::Protected),
-            ("/public/.;/a", Route::Protected),
+            // Every reading of this one stays under /public.
+            ("/public/.;/a", Route::Public),
             ("/admin/..;/public", Route::Protected),
             // Traversal that stays inside is still public.
             ("/public/a/../b", Route::Public),
@@ -266,6 +293,11 @@ mod tests {
             ("/public/./a", Route::Public),
             // Traversal into a public prefix is public, as the backend sees it.
             ("/admin/../public/a", Route::Public),
+            // Where backends disagree, a session is required.
+            ("/%2e/public", Route::Protected),
+            ("/%70ublic/a", Route::Protected),
+            ("/admin//..//public", Route::Protected),
+            ("/public/;/../admin", Route::Protected),
         ];
         for (path, want) in cases {
             assert_eq!(r.classify(&Method::GET, path), want, "{path}");
@@ -324,11 +356,20 @@ mod tests {
     }
 
     #[test]
-    fn normalize_handles_odd_input() {
-        assert_eq!(normalize("/a/%zz/%").unwrap(), "/a/%zz/%");
-        assert_eq!(normalize("/../../").unwrap(), "/");
-        assert_eq!(normalize("/a/%ff").unwrap(), "/a/\u{fffd}");
-        assert_eq!(normalize("/a;v=1/b").unwrap(), "/a;v=1/b");
-        assert_eq!(normalize("/a/..;/b"), None);
+    fn readings_of_odd_input() {
+        let all = |path: &str| -> Vec<String> {
+            let mut v: Vec<String> = readings(path).into_iter().map(Cow::into_owned).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        assert_eq!(all("/a/b"), ["/a/b"]);
+        assert_eq!(all("/a/%zz/%"), ["/a/%zz/%"]);
+        assert_eq!(all("/../../"), ["/"]);
+        assert_eq!(all("/a/%ff"), ["/a/%ff", "/a/\u{fffd}"]);
+        assert_eq!(all("/a;v=1/b"), ["/a/b", "/a;v=1/b"]);
+        assert_eq!(all("/a/..;/b"), ["/a/..;/b", "/b"]);
+        assert_eq!(all("/a//../b"), ["/a/b", "/b"]);
+        assert_eq!(all("/%2e%2e/x"), ["/%2e%2e/x", "/x"]);
     }
 }

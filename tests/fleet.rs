@@ -116,7 +116,9 @@ async fn sessions_survive_a_restart_of_wxgate() {
 async fn a_redis_outage_is_503_not_401_and_heals_without_a_restart() {
     let mut fleet = Fleet::new().await;
     let mut config = fleet.config();
-    config.set("redis", "command_timeout", "\"200ms\"");
+    // Short, so the outage shows at once (a killed server refuses at once
+    // anyway), yet long enough for a loaded 2-core CI machine.
+    config.set("redis", "command_timeout", "\"1s\"");
     let (a, b) = (config.start().await, config.start().await);
     a.until_ready().await;
     b.until_ready().await;
