@@ -184,7 +184,7 @@ fn strip_params(path: &str) -> String {
 /// the result is collapsed afterwards, as its router may.
 fn resolve(path: &str, keep_empty: bool) -> String {
     let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/').skip(1) {
+    for segment in path.split('/') {
         match segment {
             "" if !keep_empty => {}
             "." => {}
@@ -298,6 +298,9 @@ mod tests {
             ("/%70ublic/a", Route::Protected),
             ("/admin//..//public", Route::Protected),
             ("/public/;/../admin", Route::Protected),
+            // Found by fuzz/public_route: a target without its leading `/`.
+            ("```//public", Route::Protected),
+            ("*", Route::Protected),
         ];
         for (path, want) in cases {
             assert_eq!(r.classify(&Method::GET, path), want, "{path}");
