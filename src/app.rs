@@ -180,7 +180,13 @@ impl App {
         let mut outcome = Outcome::Rejected;
         let mut response = match self.handle_request_inner(request, peer, &mut outcome).await {
             Ok(response) => response,
-            Err(e) => e.into_response(),
+            Err(e) => {
+                if matches!(e, HttpError::BodyMalformed(_) | HttpError::BodyIdle(_)) {
+                    // The client's body failed, whatever route it was on.
+                    outcome = Outcome::Rejected;
+                }
+                e.into_response()
+            }
         };
         response.extensions_mut().insert(outcome);
         response

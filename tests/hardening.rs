@@ -108,4 +108,9 @@ async fn a_malformed_request_body_is_the_clients_400_not_an_upstream_502() {
         r#"wxgate_requests_total{outcome="error",status="5xx"}"#,
     );
     assert_eq!(errors, 0.0, "a client's bad body is no upstream failure");
+    let rejected = metric(
+        &metrics,
+        r#"wxgate_requests_total{outcome="rejected",status="4xx"}"#,
+    );
+    assert_eq!(rejected, bodies.len() as f64, "{metrics}");
 }
