@@ -208,27 +208,28 @@ impl Server {
 /// anyone listens there, with or without `SO_REUSEPORT`. Returns the address
 /// with the port the kernel picked (for port 0), for the real listeners.
 fn exclusive_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let probe = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    // TIME_WAIT from a previous run must not count as "in use".
-    probe.set_reuseaddr(true)?;
+    let probe = socket_for(addr)?;
     probe.bind(addr)?;
     probe.local_addr()
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket_for(addr)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// A TCP socket of `addr`'s family with `SO_REUSEADDR`, so that TIME_WAIT
+/// from a previous run does not count as "in use".
+fn socket_for(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
+    Ok(socket)
 }
 
 /// One listener's accept loop, until `stop` turns true; then drains its
