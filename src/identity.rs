@@ -51,9 +51,20 @@ fn same(name: &str, canonical: &str) -> bool {
     folded(name).eq(canonical.bytes())
 }
 
-/// The first letter or digit of `name`, folded: a cheap first filter.
-fn first(name: &str) -> Option<u8> {
-    folded(name).next()
+/// The first letter or digit of `name`, folded, and how many letters and
+/// digits it has: the filters that rule out most names before any compare.
+fn shape(name: &str) -> Option<(u8, usize)> {
+    let mut first = None;
+    let mut len = 0;
+    for b in name.bytes().filter(u8::is_ascii_alphanumeric) {
+        first.get_or_insert(b.to_ascii_lowercase());
+        len += 1;
+    }
+    first.map(|b| (b, len))
+}
+
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +79,9 @@ pub struct IdentityHeaders {
     /// The first folded byte of every stripped name: most header names
     /// (`host`, `accept`, `content-type`, …) are ruled out by it alone.
     first_bytes: [bool; 128],
+    /// Bit `n` set when some stripped name folds to `n` bytes (63: longer):
+    /// the `x-` names left are mostly ruled out by their folded length.
+    lengths: u64,
 }
 
 impl IdentityHeaders {
@@ -91,10 +105,10 @@ impl IdentityHeaders {
             stripped.extend(ROUTING_OVERRIDES.iter().map(|name| canonical(name)));
         }
         let mut first_bytes = [false; 128];
-        for name in &stripped {
-            if let Some(b) = first(name) {
-                first_bytes[usize::from(b & 0x7f)] = true;
-            }
+        let mut lengths = 0;
+        for (b, len) in stripped.iter().filter_map(|name| shape(name)) {
+            first_bytes[usize::from(b & 0x7f)] = true;
+            lengths |= length_bit(len);
         }
         Self {
             openid: headers.openid.clone(),
@@ -105,14 +119,22 @@ impl IdentityHeaders {
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
             stripped,
             first_bytes,
+            lengths,
         }
     }
 
     fn is_stripped(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
         // A name of no letters or digits folds to "", which no stripped name is.
-        first(name).is_some_and(|b| self.first_bytes[usize::from(b & 0x7f)])
-            && self.stripped.iter().any(|c| same(name, c))
+        let Some((first, len)) = shape(name) else {
+            return false;
+        };
+        self.first_bytes[usize::from(first & 0x7f)]
+            && self.lengths & length_bit(len) != 0
+            && self
+                .stripped
+                .iter()
+                .any(|c| c.len() == len && same(name, c))
     }
 
     /// Removes every client-sent identity header, in all its spellings.
