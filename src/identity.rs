@@ -51,16 +51,15 @@ fn same(name: &str, canonical: &str) -> bool {
     folded(name).eq(canonical.bytes())
 }
 
-/// The first letter or digit of `name`, folded, and how many letters and
-/// digits it has: the filters that rule out most names before any compare.
-fn shape(name: &str) -> Option<(u8, usize)> {
-    let mut first = None;
-    let mut len = 0;
-    for b in name.bytes().filter(u8::is_ascii_alphanumeric) {
-        first.get_or_insert(b.to_ascii_lowercase());
-        len += 1;
-    }
-    first.map(|b| (b, len))
+/// The first letter or digit of `name`, folded: the first filter, which
+/// stops at the first byte of most names.
+fn first(name: &str) -> Option<u8> {
+    folded(name).next()
+}
+
+/// How many letters and digits `name` has: the second filter.
+fn folded_len(name: &str) -> usize {
+    name.bytes().filter(u8::is_ascii_alphanumeric).count()
 }
 
 fn length_bit(len: usize) -> u64 {
@@ -106,9 +105,11 @@ impl IdentityHeaders {
         }
         let mut first_bytes = [false; 128];
         let mut lengths = 0;
-        for (b, len) in stripped.iter().filter_map(|name| shape(name)) {
-            first_bytes[usize::from(b & 0x7f)] = true;
-            lengths |= length_bit(len);
+        for name in &stripped {
+            if let Some(b) = first(name) {
+                first_bytes[usize::from(b & 0x7f)] = true;
+                lengths |= length_bit(name.len());
+            }
         }
         Self {
             openid: headers.openid.clone(),
@@ -126,11 +127,11 @@ impl IdentityHeaders {
     fn is_stripped(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
         // A name of no letters or digits folds to "", which no stripped name is.
-        let Some((first, len)) = shape(name) else {
+        if !first(name).is_some_and(|b| self.first_bytes[usize::from(b & 0x7f)]) {
             return false;
-        };
-        self.first_bytes[usize::from(first & 0x7f)]
-            && self.lengths & length_bit(len) != 0
+        }
+        let len = folded_len(name);
+        self.lengths & length_bit(len) != 0
             && self
                 .stripped
                 .iter()
