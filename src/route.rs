@@ -1,10 +1,12 @@
 //! Which route a request path belongs to.
 //!
-//! Built-in routes match the raw path exactly. Public prefixes match the
-//! *normalised* path — percent-decoded, `\` read as `/`, empty and `.`
-//! segments dropped, `..` resolved — because that is how most backends will
-//! read it: `/public/../admin` or `/public/%2e%2e/admin` must not reach
-//! `/admin` without a session (oauth2-proxy's route-bypass advisories).
+//! Built-in routes match the raw path exactly. Public prefixes must hold
+//! under *every* reading a backend may give the path (`readings`: raw or
+//! percent-decoded, `\` or `/`, `;params` kept or dropped, `..` over empty
+//! segments or not): `/public/../admin`, `/public/%2e%2e/admin` or
+//! `/%70ublic/x` must not reach another path without a session
+//! (oauth2-proxy's route-bypass advisories). Where backends disagree, the
+//! path is protected. tests/properties.rs and fuzz/public_route check it.
 //! Prefixes match whole segments: `/static` covers `/static/a.css`, not
 //! `/statics`. A public route may name a method (`"GET /api/products"`).
 //!
