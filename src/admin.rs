@@ -71,6 +71,7 @@ async fn respond(app: &App, request: Request<Incoming>) -> Response<Body> {
         }
         "/healthz" => app.liveness(),
         "/readyz" => app.readiness().await,
-        _ => HttpError::NotFound.into_response(),
+        _ => HttpError::NotFound("the admin port serves /metrics, /healthz and /readyz")
+            .into_response(),
     }
 }

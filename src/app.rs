@@ -203,14 +203,10 @@ impl App {
         // are large, and every proxied request's future would otherwise be
         // as large (6.8 KB before, 4.0 KB after), held for each request in flight.
         match live.routes.classify(request.method(), request.uri().path()) {
-            Route::Healthz => {
-                *outcome = Outcome::Probe;
-                Ok(self.liveness())
-            }
-            Route::Readyz => {
-                *outcome = Outcome::Probe;
-                Ok(Box::pin(self.readiness()).await)
-            }
+            Route::Reserved => Err(HttpError::NotFound(
+                "nothing here: this prefix is reserved for wxgate's own routes \
+                 (decrypt, phone, session, auth)",
+            )),
             Route::Login => {
                 *outcome = Outcome::Login;
                 require(&request, "POST")?;

@@ -25,9 +25,10 @@ pub enum HttpError {
     PayloadTooLarge { limit: usize },
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
-    /// Only the admin port has paths that are not there: the proxy port forwards them.
+    /// A path of wxgate's own with nothing there (the admin port, the
+    /// reserved prefix); the text says what is. Other paths are forwarded.
     #[error("not found")]
-    NotFound,
+    NotFound(&'static str),
     #[error("the encrypted data does not match the user's current session_key")]
     SessionKeyStale,
     #[error("the encrypted data is for another AppID")]
@@ -68,7 +69,7 @@ impl HttpError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::SessionKeyStale => StatusCode::CONFLICT,
             Self::WatermarkMismatch | Self::SignatureMismatch => StatusCode::BAD_REQUEST,
             Self::WeChat(e) => wechat_status(e),
@@ -90,7 +91,7 @@ impl HttpError {
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::NotFound => "not_found",
+            Self::NotFound(_) => "not_found",
             Self::SessionKeyStale => "session_key_stale",
             Self::WatermarkMismatch => "watermark_mismatch",
             Self::SignatureMismatch => "signature_mismatch",
@@ -145,7 +146,7 @@ impl HttpError {
             Self::BadRequest(m) => m.clone(),
             Self::PayloadTooLarge { limit } => format!("the request body is over {limit} bytes"),
             Self::MethodNotAllowed { allow } => format!("use {allow} on this route"),
-            Self::NotFound => "the admin port serves /metrics, /healthz and /readyz".to_owned(),
+            Self::NotFound(what) => (*what).to_owned(),
             Self::SessionKeyStale => "the encrypted data was made with a newer session_key than wxgate \
                 holds for this user: call wx.login(), POST the new code to the login route, \
                 then fetch the encrypted data again and retry"

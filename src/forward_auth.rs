@@ -141,7 +141,7 @@ mod tests {
         ];
         for (uri, want) in cases {
             assert_eq!(
-                public("GET", "/auth", &[(FORWARDED_URI, uri)]),
+                public("GET", "/_wxgate/auth", &[(FORWARDED_URI, uri)]),
                 want,
                 "{uri}"
             );
@@ -151,31 +151,39 @@ mod tests {
     #[test]
     fn method_comes_from_the_forwarded_header() {
         let uri = (FORWARDED_URI, "/api/products/1");
-        assert!(public("POST", "/auth", &[uri, (FORWARDED_METHOD, "GET")]));
+        assert!(public(
+            "POST",
+            "/_wxgate/auth",
+            &[uri, (FORWARDED_METHOD, "GET")]
+        ));
         assert!(!public(
             "GET",
-            "/auth",
+            "/_wxgate/auth",
             &[uri, (FORWARDED_METHOD, "DELETE")]
         ));
-        assert!(!public("GET", "/auth", &[uri, (FORWARDED_METHOD, "G E T")]));
+        assert!(!public(
+            "GET",
+            "/_wxgate/auth",
+            &[uri, (FORWARDED_METHOD, "G E T")]
+        ));
         // Without the header, the request's own method (Envoy forwards it).
-        assert!(public("GET", "/auth", &[uri]));
+        assert!(public("GET", "/_wxgate/auth", &[uri]));
     }
 
     #[test]
     fn envoy_path_prefix_form() {
-        assert!(public("GET", "/auth/public/a", &[]));
-        assert!(!public("GET", "/auth/admin", &[]));
-        assert!(!public("GET", "/auth/public/../admin", &[]));
-        assert!(public("GET", "/auth/api/products", &[]));
-        assert!(!public("POST", "/auth/api/products", &[]));
+        assert!(public("GET", "/_wxgate/auth/public/a", &[]));
+        assert!(!public("GET", "/_wxgate/auth/admin", &[]));
+        assert!(!public("GET", "/_wxgate/auth/public/../admin", &[]));
+        assert!(public("GET", "/_wxgate/auth/api/products", &[]));
+        assert!(!public("POST", "/_wxgate/auth/api/products", &[]));
     }
 
     #[test]
     fn repeated_forwarded_uri_is_not_public() {
         assert!(!public(
             "GET",
-            "/auth/public/a",
+            "/_wxgate/auth/public/a",
             &[(FORWARDED_URI, "/public/a"), (FORWARDED_URI, "/public/b")]
         ));
     }

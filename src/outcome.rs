@@ -10,21 +10,18 @@ pub enum Outcome {
     Rejected,
     Login,
     Logout,
-    /// `/healthz`, `/readyz`.
-    Probe,
     /// wxgate or something behind it failed (any 5xx).
     Error,
 }
 
 impl Outcome {
     /// In `as usize` order, for tables indexed by outcome.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 6] = [
         Self::Authenticated,
         Self::Public,
         Self::Rejected,
         Self::Login,
         Self::Logout,
-        Self::Probe,
         Self::Error,
     ];
 
@@ -35,7 +32,6 @@ impl Outcome {
             Self::Rejected => "rejected",
             Self::Login => "login",
             Self::Logout => "logout",
-            Self::Probe => "probe",
             Self::Error => "error",
         }
     }

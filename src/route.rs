@@ -28,8 +28,8 @@ pub enum Route {
     SessionCheck,
     /// "Who is this?" from a front proxy (nginx, Traefik, Envoy).
     ForwardAuth,
-    Healthz,
-    Readyz,
+    /// Under the reserved prefix but no route: 404, never forwarded.
+    Reserved,
     /// Proxied without a session (identity injected when one is present).
     Public,
     /// Proxied only with a valid session.
@@ -37,6 +37,7 @@ pub enum Route {
 }
 
 pub struct Routes {
+    prefix: String,
     login: String,
     logout: String,
     decrypt: String,
@@ -50,6 +51,7 @@ pub struct Routes {
 impl Routes {
     pub fn new(config: &RoutesConfig) -> Self {
         Self {
+            prefix: config.prefix.clone(),
             login: config.login.clone(),
             logout: config.logout.clone(),
             decrypt: config.decrypt.clone(),
@@ -75,12 +77,10 @@ impl Routes {
             Route::Phone
         } else if path == self.session {
             Route::SessionCheck
-        } else if path == "/healthz" {
-            Route::Healthz
-        } else if path == "/readyz" {
-            Route::Readyz
         } else if self.auth.as_deref().is_some_and(|auth| under(path, auth)) {
             Route::ForwardAuth
+        } else if under(path, &self.prefix) {
+            Route::Reserved
         } else if self.is_public(method, path) {
             Route::Public
         } else {
@@ -227,12 +227,13 @@ fn percent_decode(path: &str) -> String {
 pub(crate) fn test_routes(public: &[&str]) -> Routes {
     use crate::config::PublicRoute;
     Routes::new(&RoutesConfig {
+        prefix: "/_wxgate".into(),
         login: "/login".into(),
         logout: "/logout".into(),
-        decrypt: "/decrypt".into(),
-        phone: "/phone".into(),
-        session: "/session".into(),
-        auth: Some("/auth".into()),
+        decrypt: "/_wxgate/decrypt".into(),
+        phone: "/_wxgate/phone".into(),
+        session: "/_wxgate/session".into(),
+        auth: Some("/_wxgate/auth".into()),
         public: public
             .iter()
             .map(|s| match s.split_once(' ') {
@@ -263,14 +264,23 @@ mod tests {
         let cases = [
             ("/login", Route::Login),
             ("/logout", Route::Logout),
-            ("/decrypt", Route::Decrypt),
-            ("/phone", Route::Phone),
-            ("/session", Route::SessionCheck),
-            ("/auth", Route::ForwardAuth),
-            ("/auth/api/orders", Route::ForwardAuth),
-            ("/authx", Route::Protected),
-            ("/healthz", Route::Healthz),
-            ("/readyz", Route::Readyz),
+            ("/_wxgate/decrypt", Route::Decrypt),
+            ("/_wxgate/phone", Route::Phone),
+            ("/_wxgate/session", Route::SessionCheck),
+            ("/_wxgate/auth", Route::ForwardAuth),
+            ("/_wxgate/auth/api/orders", Route::ForwardAuth),
+            ("/_wxgate/authx", Route::Reserved),
+            ("/_wxgate", Route::Reserved),
+            ("/_wxgate/", Route::Reserved),
+            ("/_wxgatex", Route::Protected),
+            // The backend's own paths, which wxgate once claimed.
+            ("/decrypt", Route::Protected),
+            ("/phone", Route::Protected),
+            ("/session", Route::Protected),
+            ("/auth", Route::Protected),
+            ("/auth/profile", Route::Protected),
+            ("/healthz", Route::Protected),
+            ("/readyz", Route::Protected),
             ("/login/x", Route::Protected),
             ("/public", Route::Public),
             ("/public/a/b", Route::Public),
@@ -356,8 +366,11 @@ mod tests {
     #[test]
     fn forward_auth_suffix_is_the_envoy_original_path() {
         let r = routes(&[]);
-        assert_eq!(r.forward_auth_suffix("/auth"), "/");
-        assert_eq!(r.forward_auth_suffix("/auth/api/orders"), "/api/orders");
+        assert_eq!(r.forward_auth_suffix("/_wxgate/auth"), "/");
+        assert_eq!(
+            r.forward_auth_suffix("/_wxgate/auth/api/orders"),
+            "/api/orders"
+        );
     }
 
     #[test]

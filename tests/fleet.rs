@@ -138,7 +138,7 @@ async fn a_redis_outage_is_503_not_401_and_heals_without_a_restart() {
         "store_unavailable",
     )
     .await;
-    let ready = b.http.get(b.url("/readyz")).send().await.unwrap();
+    let ready = b.http.get(b.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 
     fleet.redis.resume();
@@ -163,7 +163,7 @@ async fn nothing_usable_is_stored_at_rest() {
     let id = gate.login("ivy").await;
     let response = gate
         .http
-        .post(gate.url("/phone"))
+        .post(gate.url("/_wxgate/phone"))
         .header("x-session-id", &id)
         .json(&json!({"code": "phone:13912345678"}))
         .send()

@@ -17,7 +17,7 @@ async fn gate(wechat: &WeChatDouble, upstream: &Upstream) -> Gate {
 async fn ask(gate: &Gate, uri: &str, session: Option<&str>) -> reqwest::Response {
     let mut request = gate
         .http
-        .get(gate.url("/auth"))
+        .get(gate.url("/_wxgate/auth"))
         .header("x-forwarded-method", "GET")
         .header("x-forwarded-uri", uri);
     if let Some(id) = session {
@@ -97,7 +97,7 @@ async fn the_forwarded_method_decides_method_bound_public_routes() {
     let gate = gate(&wechat, &upstream).await;
     let with_method = |method: &'static str| {
         gate.http
-            .post(gate.url("/auth"))
+            .post(gate.url("/_wxgate/auth"))
             .header("x-forwarded-method", method)
             .header("x-forwarded-uri", "/api/products/3")
             .send()
@@ -114,17 +114,17 @@ async fn envoy_asks_with_the_original_path_after_the_auth_route() {
     let id = gate.login("rolf").await;
     let envoy = |method: reqwest::Method, path: &str| gate.http.request(method, gate.url(path));
 
-    let public = envoy(reqwest::Method::GET, "/auth/public/a")
+    let public = envoy(reqwest::Method::GET, "/_wxgate/auth/public/a")
         .send()
         .await
         .unwrap();
     assert_eq!(public.status(), 200);
-    let protected = envoy(reqwest::Method::DELETE, "/auth/orders/1")
+    let protected = envoy(reqwest::Method::DELETE, "/_wxgate/auth/orders/1")
         .send()
         .await
         .unwrap();
     assert_eq!(protected.status(), 401);
-    let known = envoy(reqwest::Method::DELETE, "/auth/orders/1")
+    let known = envoy(reqwest::Method::DELETE, "/_wxgate/auth/orders/1")
         .header("x-session-id", &id)
         .send()
         .await
@@ -141,10 +141,14 @@ async fn an_empty_auth_route_turns_forward_auth_off() {
     config.set("routes", "auth", r#""""#);
     let gate = config.start().await;
     let id = gate.login("sven").await;
-    // /auth is now the backend's own path, proxied like any other.
-    let echo = common::json(gate.get("/auth", &id)).await;
-    assert_eq!(echo["uri"], "/auth");
-    assert_eq!(upstream.hits(), 1);
+    // Off: the reserved prefix still keeps the path from the backend.
+    common::assert_error(
+        gate.get("/_wxgate/auth", &id).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(upstream.hits(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,8 @@ fn temp_config(text: &str) -> PathBuf {
 struct Process {
     child: Child,
     addr: SocketAddr,
+    /// The admin listener: probes, metrics, operator actions.
+    admin: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
     config_path: PathBuf,
 }
@@ -56,19 +58,18 @@ impl Process {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("wxgate listening") {
-                    let _ = tx.send(listening_addr(&line));
+                    let _ = tx.send((logged(&line, "addr"), logged(&line, "admin")));
                 }
                 collected.lock().unwrap().push(line);
             }
         });
-        let addr = rx
+        let (addr, admin) = rx
             .recv_timeout(Duration::from_secs(30))
-            .expect("wxgate logs its address")
-            .parse()
-            .expect("address");
+            .expect("wxgate logs its address");
         Self {
             child,
-            addr,
+            addr: addr.parse().expect("address"),
+            admin: admin.parse().expect("admin address"),
             logs,
             config_path: path,
         }
@@ -106,11 +107,15 @@ impl Process {
         format!("http://{}{path}", self.addr)
     }
 
+    fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
     async fn until_ready(&self) {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !http
-            .get(self.url("/readyz"))
+            .get(self.admin_url("/readyz"))
             .send()
             .await
             .is_ok_and(|r| r.status() == 200)
@@ -164,13 +169,13 @@ impl Drop for Process {
     }
 }
 
-/// The proxy address in the start-up line, text (`addr=…`) or JSON (`"addr":"…"`).
-fn listening_addr(line: &str) -> String {
+/// The value of `field` in a log line, JSON or text.
+fn logged(line: &str, field: &str) -> String {
     if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
-        return json["addr"].as_str().unwrap_or("").to_owned();
+        return json[field].as_str().unwrap_or("").to_owned();
     }
-    let addr = line.split("addr=").nth(1).unwrap_or("");
-    addr.split_whitespace().next().unwrap_or("").to_owned()
+    let value = line.split(&format!("{field}=")).nth(1).unwrap_or("");
+    value.split_whitespace().next().unwrap_or("").to_owned()
 }
 
 async fn login(http: &reqwest::Client, url: String, code: &str) -> String {
@@ -236,7 +241,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
 
     // A keep-alive connection that has finished its request and sits idle.
     let mut idle = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /public HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let mut answer = [0u8; 1024];
@@ -368,7 +373,7 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
     }
     // Calls that use (and, after a revocation, replace) the access token.
     let phone = || {
-        http.post(gate.url("/phone"))
+        http.post(gate.url("/_wxgate/phone"))
             .header("x-session-id", &id)
             .body(r#"{"code":"phone:13800138000"}"#)
             .send()
@@ -377,7 +382,7 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
     wechat.revoke_token();
     assert_eq!(phone().await.unwrap().status(), 200);
     let check = http
-        .get(gate.url("/session"))
+        .get(gate.url("/_wxgate/session"))
         .header("x-session-id", &id)
         .send()
         .await
@@ -551,10 +556,8 @@ async fn a_second_process_on_the_same_port_fails_with_one_line_naming_it() {
     assert_eq!(line["level"], "ERROR", "{line}");
     assert!(line["error"].as_str().unwrap().contains(&port), "{line}");
     // The first one still serves alone.
-    let response = reqwest::get(format!("http://{port}/healthz"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let response = reqwest::get(format!("http://{port}/x")).await.unwrap();
+    assert_eq!(response.status(), 401, "answered by the first wxgate");
 
     // A config that does not load: one line too, naming the key.
     let (code, lines) = failed_start("[server]\nlisten = \"nowhere\"\n");

@@ -47,7 +47,7 @@ async fn start(extra: &[(&str, &str, &str)]) -> (WeChatDouble, Upstream, Gate) {
 
 async fn decrypt(gate: &Gate, session: &str, body: serde_json::Value) -> reqwest::Response {
     gate.http
-        .post(gate.url("/decrypt"))
+        .post(gate.url("/_wxgate/decrypt"))
         .header("x-session-id", session)
         .json(&body)
         .send()
@@ -119,7 +119,7 @@ async fn foreign_watermarks_and_malformed_input_are_refused() {
     // Not JSON at all, and no session.
     let response = gate
         .http
-        .post(gate.url("/decrypt"))
+        .post(gate.url("/_wxgate/decrypt"))
         .header("x-session-id", &id)
         .body("{")
         .send()
@@ -131,7 +131,7 @@ async fn foreign_watermarks_and_malformed_input_are_refused() {
         "session_invalid",
     )
     .await;
-    let get = gate.get("/decrypt", &id).send().await.unwrap();
+    let get = gate.get("/_wxgate/decrypt", &id).send().await.unwrap();
     assert_error(get, 405, "method_not_allowed").await;
     assert_eq!(
         upstream.hits(),
@@ -199,7 +199,7 @@ async fn phone_number_by_code_is_injected_only_when_configured() {
         let id = gate.login("olive").await;
         let response = gate
             .http
-            .post(gate.url("/phone"))
+            .post(gate.url("/_wxgate/phone"))
             .header("x-session-id", &id)
             .json(&json!({"code": "phone:13800138000"}))
             .send()
@@ -244,7 +244,7 @@ async fn concurrent_callers_share_one_token_request() {
     let id = gate.login("quin").await;
     let calls = (0..16).map(|i| {
         gate.http
-            .post(gate.url("/phone"))
+            .post(gate.url("/_wxgate/phone"))
             .header("x-session-id", &id)
             .json(&json!({"code": format!("phone:1380000{i:04}")}))
             .send()
@@ -261,7 +261,7 @@ async fn a_rejected_token_is_replaced_and_the_call_retried_once() {
     let id = gate.login("rex").await;
     let phone = |n: &str| {
         gate.http
-            .post(gate.url("/phone"))
+            .post(gate.url("/_wxgate/phone"))
             .header("x-session-id", &id)
             .json(&json!({"code": format!("phone:{n}")}))
             .send()
@@ -298,7 +298,7 @@ async fn phone_errors_map_like_login_errors() {
     ] {
         let response = gate
             .http
-            .post(gate.url("/phone"))
+            .post(gate.url("/_wxgate/phone"))
             .header("x-session-id", &id)
             .json(&json!({"code": code}))
             .send()
@@ -309,7 +309,7 @@ async fn phone_errors_map_like_login_errors() {
     for body in [json!({}), json!({"code": ""}), json!({"code": 1})] {
         let response = gate
             .http
-            .post(gate.url("/phone"))
+            .post(gate.url("/_wxgate/phone"))
             .header("x-session-id", &id)
             .json(&body)
             .send()
@@ -323,7 +323,7 @@ async fn session_check_reports_validity_and_marks_stale_keys() {
     let (wechat, _u, gate) = start(&[]).await;
     let id = gate.login("tia").await;
     let check = || async {
-        let response = gate.get("/session", &id).send().await.unwrap();
+        let response = gate.get("/_wxgate/session", &id).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json::<serde_json::Value>().await.unwrap()
     };
@@ -361,7 +361,7 @@ async fn session_check_reports_validity_and_marks_stale_keys() {
         200
     );
     assert_error(
-        gate.get("/session", "nope").send().await.unwrap(),
+        gate.get("/_wxgate/session", "nope").send().await.unwrap(),
         401,
         "session_invalid",
     )

@@ -111,10 +111,56 @@ async fn a_users_sessions_all_resolve_to_the_same_identity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_and_readiness_probes_answer() {
-    let (_w, _u, gate) = gate_with(&[]).await;
-    let health = gate.http.get(gate.url("/healthz")).send().await.unwrap();
-    assert_eq!(health.status(), 200);
-    let ready = gate.http.get(gate.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
+async fn probes_answer_on_the_admin_port_and_the_proxy_port_forwards_those_paths() {
+    let (_w, upstream, gate) = gate_with(&[]).await;
+    for path in ["/healthz", "/readyz"] {
+        let probe = gate.http.get(gate.admin_url(path)).send().await.unwrap();
+        assert_eq!(probe.status(), 200, "{path} on the admin port");
+        // The backend's own /healthz: wxgate's rules apply (a session), then it is forwarded.
+        common::assert_error(
+            gate.http.get(gate.url(path)).send().await.unwrap(),
+            401,
+            "session_invalid",
+        )
+        .await;
+    }
+    let id = gate.login("hana").await;
+    let echo = common::json(gate.get("/healthz", &id)).await;
+    assert_eq!(echo["uri"], "/healthz");
+    assert_eq!(upstream.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backends_own_paths_reach_it_and_wxgate_keeps_only_its_prefix() {
+    let (_w, upstream, gate) = gate_with(&[]).await;
+    let id = gate.login("ines").await;
+    // Paths a legacy backend may already serve, which wxgate once claimed.
+    for path in ["/auth/profile", "/auth", "/decrypt", "/phone", "/session"] {
+        let echo = common::json(gate.get(path, &id)).await;
+        assert_eq!(echo["uri"], path);
+    }
+    assert_eq!(upstream.hits(), 5);
+    // wxgate's own routes answer under the prefix...
+    let check = gate.get("/_wxgate/auth", &id).send().await.unwrap();
+    assert_eq!(check.status(), 200);
+    assert_eq!(check.headers()["x-wx-openid"], openid_of("ines").as_str());
+    // ...and nothing else under it is forwarded.
+    for path in ["/_wxgate/", "/_wxgate/users", "/_wxgate/decrypt/x"] {
+        common::assert_error(gate.get(path, &id).send().await.unwrap(), 404, "not_found").await;
+    }
+    assert_eq!(upstream.hits(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_prefix_moves_every_route_under_it() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.set("routes", "prefix", "\"/gw\"");
+    let gate = config.start().await;
+    let id = gate.login("jon").await;
+    let check = gate.get("/gw/auth/orders", &id).send().await.unwrap();
+    assert_eq!(check.status(), 200);
+    let echo = common::json(gate.get("/_wxgate/auth", &id)).await;
+    assert_eq!(echo["uri"], "/_wxgate/auth", "no longer reserved");
 }

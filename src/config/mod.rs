@@ -18,7 +18,7 @@ mod store;
 use std::path::Path;
 
 pub use observe::{AdminConfig, LOG_ENV, LogConfig, LogFormat};
-pub use routes::{PROBES, PublicRoute, RoutesConfig};
+pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
 pub use sections::{
     DEFAULT_MAX_IN_FLIGHT, HeadersConfig, LoginConfig, ServerConfig, SessionConfig, UpstreamConfig,
     WechatConfig, WechatMode,

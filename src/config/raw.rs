@@ -89,6 +89,7 @@ pub struct RawRedis {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoutes {
+    pub prefix: Option<String>,
     pub login: Option<String>,
     pub logout: Option<String>,
     pub decrypt: Option<String>,

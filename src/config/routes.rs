@@ -1,15 +1,24 @@
 //! `[routes]`: the paths wxgate answers itself, and the public ones.
+//!
+//! Only `/login` and `/logout` sit at the top of the path space; every
+//! other route of wxgate's lives under one reserved prefix (`/_wxgate` by
+//! default), so wxgate claims nothing a legacy backend may already serve
+//! (`/auth/profile`, `/session`, `/healthz` are the backend's). The probes
+//! are on the admin port only.
 
 use http::Method;
 
 use super::ConfigError;
 use super::raw::RawRoutes;
 
-/// Paths wxgate answers itself on the proxy port, whatever `[routes]` says.
-pub const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+/// The default reserved prefix.
+pub const DEFAULT_PREFIX: &str = "/_wxgate";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutesConfig {
+    /// Reserved for wxgate: a path under it that is no route is a 404,
+    /// never forwarded. Without a trailing `/`.
+    pub prefix: String,
     pub login: String,
     pub logout: String,
     pub decrypt: String,
@@ -31,14 +40,24 @@ pub struct PublicRoute {
 
 impl RoutesConfig {
     pub(super) fn from_raw(raw: RawRoutes) -> Result<Self, ConfigError> {
+        let prefix = path("routes.prefix", raw.prefix, DEFAULT_PREFIX)?
+            .trim_end_matches('/')
+            .to_owned();
+        if prefix.is_empty() {
+            return Err(ConfigError::invalid(
+                "routes.prefix",
+                "`/` would reserve every path for wxgate; use a prefix such as \"/_wxgate\"",
+            ));
+        }
+        let under = |name: &str| format!("{prefix}/{name}");
         let login = path("routes.login", raw.login, "/login")?;
         let logout = path("routes.logout", raw.logout, "/logout")?;
-        let decrypt = path("routes.decrypt", raw.decrypt, "/decrypt")?;
-        let phone = path("routes.phone", raw.phone, "/phone")?;
-        let session = path("routes.session", raw.session, "/session")?;
+        let decrypt = path("routes.decrypt", raw.decrypt, &under("decrypt"))?;
+        let phone = path("routes.phone", raw.phone, &under("phone"))?;
+        let session = path("routes.session", raw.session, &under("session"))?;
         let auth = match raw.auth.as_deref() {
             Some("") => None,
-            _ => Some(path("routes.auth", raw.auth, "/auth")?),
+            _ => Some(path("routes.auth", raw.auth, &under("auth"))?),
         };
         let mut built_in = vec![
             ("routes.login", &login),
@@ -51,9 +70,7 @@ impl RoutesConfig {
             built_in.push(("routes.auth", auth));
         }
         for (i, (key, route)) in built_in.iter().enumerate() {
-            if built_in[..i].iter().any(|(_, other)| other == route)
-                || PROBES.contains(&route.as_str())
-            {
+            if built_in[..i].iter().any(|(_, other)| other == route) {
                 return Err(ConfigError::invalid(
                     key,
                     format!("`{route}` is already taken by another built-in route"),
@@ -67,6 +84,7 @@ impl RoutesConfig {
             .map(public_route)
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            prefix,
             login,
             logout,
             decrypt,

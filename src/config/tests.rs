@@ -51,8 +51,9 @@ fn defaults() {
             c.routes.phone.as_str(),
             c.routes.session.as_str()
         ),
-        ("/decrypt", "/phone", "/session")
+        ("/_wxgate/decrypt", "/_wxgate/phone", "/_wxgate/session")
     );
+    assert_eq!(c.routes.prefix, "/_wxgate");
     assert!(!c.demo_echo_upstream);
     assert_eq!(c.server.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
     assert_eq!(c.server.body_idle_timeout, Duration::from_secs(30));
@@ -164,8 +165,10 @@ fn invalid_values_name_their_key() {
         ("[session]\nheader = \"Connection\"", "session.header"),
         ("[routes]\nlogin = \"login\"", "routes.login"),
         ("[routes]\nlogout = \"/login\"", "routes.logout"),
-        ("[routes]\nphone = \"/decrypt\"", "routes.phone"),
-        ("[routes]\nsession = \"/healthz\"", "routes.session"),
+        ("[routes]\nphone = \"/_wxgate/decrypt\"", "routes.phone"),
+        ("[routes]\nsession = \"/_wxgate/phone\"", "routes.session"),
+        ("[routes]\nprefix = \"/\"", "routes.prefix"),
+        ("[routes]\nprefix = \"_wxgate\"", "routes.prefix"),
         ("[headers]\nphone = \"X-WX-OpenId\"", "headers.phone"),
         ("[routes]\npublic = [\"/a/../b\"]", "routes.public"),
         ("[headers]\nopenid = \"X_Session_Id\"", "headers.openid"),
@@ -368,7 +371,17 @@ fn admin_log_and_forward_auth_settings() {
         (c.log.format, c.log.level.as_str()),
         (LogFormat::Auto, "info")
     );
-    assert_eq!(c.routes.auth.as_deref(), Some("/auth"));
+    assert_eq!(c.routes.auth.as_deref(), Some("/_wxgate/auth"));
+    // Another prefix moves every default route under it, and a trailing `/` is the same.
+    let c = Config::parse(&format!("{MINIMAL}[routes]\nprefix = \"/gw/\"\n"), &no_env).unwrap();
+    assert_eq!(
+        (
+            c.routes.prefix.as_str(),
+            c.routes.decrypt.as_str(),
+            c.routes.auth.as_deref()
+        ),
+        ("/gw", "/gw/decrypt", Some("/gw/auth"))
+    );
 
     let text = format!(
         "{MINIMAL}[routes]\nauth = \"\"\npublic = [\"GET /api/products\", \"/static\"]\n\

@@ -160,7 +160,7 @@ impl Gate {
     pub async fn until_ready(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let ready = self.http.get(self.url("/readyz")).send().await;
+            let ready = self.http.get(self.admin_url("/readyz")).send().await;
             if ready.is_ok_and(|r| r.status() == 200) {
                 return;
             }
