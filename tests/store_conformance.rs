@@ -13,7 +13,8 @@ use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};
 use wxgate::metrics::StoreMetrics;
 use wxgate::secret::Secret;
 use wxgate::session::{
-    MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord, UserUpdate,
+    BoundId, MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord,
+    UserUpdate,
 };
 
 fn session_config(ttl: Duration, idle: Option<Duration>, capacity: u64) -> SessionConfig {
@@ -331,6 +332,78 @@ async fn capacity_overflow_never_refuses_the_newest_sessions() {
                     name(&store)
                 );
             }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_user_ends_all_its_sessions_and_the_next_login_works() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            let a = store.login(user("o_rev", "a2V5YQ==")).await.unwrap().0;
+            let b = store.login(user("o_rev", "a2V5Yg==")).await.unwrap().0;
+            let other = store.login(user("o_keep", "a2V5Yw==")).await.unwrap().0;
+            assert!(store.resolve(&a).await.unwrap().is_some());
+            assert!(
+                store.revoke_user("o_rev").await.unwrap(),
+                "{}",
+                name(&store)
+            );
+            for id in [&a, &b] {
+                assert!(
+                    store.resolve(id).await.unwrap().is_none(),
+                    "{}: revoked session resolves",
+                    name(&store)
+                );
+            }
+            assert!(store.resolve(&other).await.unwrap().is_some());
+            // The next login opens a working session; the revoked ones stay dead.
+            let c = store.login(user("o_rev", "a2V5ZA==")).await.unwrap().0;
+            assert!(
+                store.resolve(&c).await.unwrap().is_some(),
+                "{}",
+                name(&store)
+            );
+            for id in [&a, &b] {
+                assert!(
+                    store.resolve(id).await.unwrap().is_none(),
+                    "{}",
+                    name(&store)
+                );
+            }
+            assert!(!store.revoke_user("o_nobody").await.unwrap());
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_user_id_is_shared_by_all_sessions_and_survives_relogin() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            assert!(store.user("o_bind").await.unwrap().is_none());
+            let first = store.login(user("o_bind", "a2V5YQ==")).await.unwrap().0;
+            let id = BoundId::new("member-7").unwrap();
+            let updated = store
+                .update_user("o_bind", UserUpdate::SetUserId(id.clone()))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(updated.user_id(), Some(&id), "{}", name(&store));
+            // A later login carries no bound id of its own: the stored one stays.
+            let second = store.login(user("o_bind", "a2V5Yg==")).await.unwrap().0;
+            for session in [&first, &second] {
+                let resolved = store.resolve(session).await.unwrap().unwrap();
+                assert_eq!(resolved.user.user_id(), Some(&id), "{}", name(&store));
+            }
+            let record = store.user("o_bind").await.unwrap().unwrap();
+            assert_eq!(record.user_id(), Some(&id));
+            assert_eq!(record.session_key.expose(), "a2V5Yg==");
         },
     )
     .await;

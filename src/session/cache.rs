@@ -297,9 +297,14 @@ impl SessionCache {
     }
 
     /// Forgets the user: every cached session of the user stops resolving.
-    pub fn evict_user(&self, openid: &str) {
-        if let Some(slot) = self.users.remove(openid) {
-            slot.retire();
+    /// `false` when the user was not here.
+    pub fn evict_user(&self, openid: &str) -> bool {
+        match self.users.remove(openid) {
+            Some(slot) => {
+                slot.retire();
+                true
+            }
+            None => false,
         }
     }
 

@@ -69,4 +69,13 @@ impl SessionStore for MemoryStore {
     ) -> Result<Option<Arc<UserRecord>>, StoreError> {
         Ok(self.cache.update_user(openid, |user| update.apply(user)))
     }
+
+    async fn user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        Ok(self.cache.user(openid).map(|slot| slot.record()))
+    }
+
+    async fn revoke_user(&self, openid: &str) -> Result<bool, StoreError> {
+        // The user's slot retires: every session pointing at it stops resolving.
+        Ok(self.cache.evict_user(openid))
+    }
 }

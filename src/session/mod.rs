@@ -39,12 +39,36 @@ use crate::secret::Secret;
 pub struct UserRecord {
     openid: Arc<str>,
     unionid: Option<Box<str>>,
+    /// The business system's own id for the user (`[binding]`), once bound.
+    user_id: Option<BoundId>,
     pub session_key: Secret,
     /// Milliseconds since the Unix epoch (8 bytes rather than `SystemTime`'s 16).
     pub last_login: u64,
     /// WeChat said (checksession 87009) that `session_key` is no longer valid.
     pub key_stale: bool,
+    /// Raised by an operator's "log this user out everywhere": a session
+    /// opened under an older generation no longer resolves. (The memory
+    /// store retires the user's slot instead; Redis compares generations.)
+    pub generation: u32,
     pub phone: Option<Box<Phone>>,
+}
+
+/// A bound user id as the binding endpoint gave it: 1 to 128 visible ASCII
+/// bytes, so it always makes a valid header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundId(Box<str>);
+
+impl BoundId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn new(id: &str) -> Option<Self> {
+        let fits = (1..=Self::MAX_LEN).contains(&id.len());
+        (fits && id.bytes().all(|b| b.is_ascii_graphic())).then(|| Self(Box::from(id)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A user's phone number, as WeChat reports it.
@@ -68,6 +92,8 @@ impl Phone {
 #[derive(Debug, Clone)]
 pub enum UserUpdate {
     SetPhone(Phone),
+    /// The user's bound id, from the binding endpoint.
+    SetUserId(BoundId),
     /// Marks the key stale, but only if it is still `key`: a login that
     /// raced ahead with a fresh key must not be undone.
     KeyStale {
@@ -82,6 +108,11 @@ impl UserUpdate {
             Self::SetPhone(phone) => {
                 let changed = user.phone.as_deref() != Some(phone);
                 user.phone = Some(Box::new(phone.clone()));
+                changed
+            }
+            Self::SetUserId(id) => {
+                let changed = user.user_id.as_ref() != Some(id);
+                user.user_id = Some(id.clone());
                 changed
             }
             Self::KeyStale { key } => {
@@ -122,14 +153,17 @@ impl UserRecord {
             unionid: unionid
                 .map(|u| check(u, "unionid").map(Box::from))
                 .transpose()?,
+            user_id: None,
             session_key,
             last_login: now_ms(),
             key_stale: false,
+            generation: 0,
             phone: None,
         })
     }
 
-    /// This record after a new login: the new key and unionid, the old phone.
+    /// This record after a new login: the new key and unionid; the old
+    /// phone, bound id and generation.
     pub fn merged_into(&self, mut newer: UserRecord) -> UserRecord {
         if newer.phone.is_none() {
             newer.phone = self.phone.clone();
@@ -137,7 +171,22 @@ impl UserRecord {
         if newer.unionid.is_none() {
             newer.unionid = self.unionid.clone();
         }
+        if newer.user_id.is_none() {
+            newer.user_id = self.user_id.clone();
+        }
+        newer.generation = self.generation;
         newer
+    }
+
+    /// The business system's id for the user, once bound.
+    pub fn user_id(&self) -> Option<&BoundId> {
+        self.user_id.as_ref()
+    }
+
+    /// This record, bound to `id` (a login that has just been bound).
+    pub fn bound_to(mut self, id: BoundId) -> Self {
+        self.user_id = Some(id);
+        self
     }
 
     pub fn openid(&self) -> &str {
@@ -196,6 +245,17 @@ pub trait SessionStore: Send + Sync {
         openid: &str,
         update: UserUpdate,
     ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
+
+    /// The user's record, `None` when there is none.
+    fn user(
+        &self,
+        openid: &str,
+    ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
+
+    /// Ends every session of the user, on every replica, in O(1); the
+    /// user's next login opens sessions that work. `false` when there was
+    /// no record (and so no session) for `openid`.
+    fn revoke_user(&self, openid: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The store the config asks for. An enum rather than a trait object: the
@@ -265,6 +325,20 @@ impl SessionStore for Sessions {
         match self {
             Self::Memory(s) => s.update_user(openid, update).await,
             Self::Redis(s) => s.update_user(openid, update).await,
+        }
+    }
+
+    async fn user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        match self {
+            Self::Memory(s) => s.user(openid).await,
+            Self::Redis(s) => s.user(openid).await,
+        }
+    }
+
+    async fn revoke_user(&self, openid: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(s) => s.revoke_user(openid).await,
+            Self::Redis(s) => s.revoke_user(openid).await,
         }
     }
 }

@@ -31,8 +31,8 @@ use connection::Connector;
 use local::LocalCache;
 use record::{Codec, key_id, session_hash};
 
-/// Stores the user's new record, keeping the phone number (and unionid) of
-/// the record it replaces.
+/// Stores the user's new record, keeping the phone number, unionid and
+/// bound id of the record it replaces, and always its generation.
 static LOGIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -43,6 +43,8 @@ static LOGIN: LazyLock<Script> = LazyLock::new(|| {
           if ok then
             if new.phone == nil then new.phone = o.phone end
             if new.unionid == nil then new.unionid = o.unionid end
+            if new.uid == nil then new.uid = o.uid end
+            new.gen = o.gen
           end
         end
         local text = cjson.encode(new)
@@ -52,7 +54,8 @@ static LOGIN: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Sets the phone, or marks the key stale if it is still the one checked.
+/// Sets the phone or the bound id, or marks the key stale if it is still
+/// the one checked.
 static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -61,6 +64,8 @@ static UPDATE: LazyLock<Script> = LazyLock::new(|| {
         local u = cjson.decode(old)
         if ARGV[1] == 'phone' then
           u.phone = ARGV[2]
+        elseif ARGV[1] == 'uid' then
+          u.uid = ARGV[2]
         elseif u.kid == ARGV[2] and not u.stale then
           u.stale = true
         else
@@ -69,6 +74,21 @@ static UPDATE: LazyLock<Script> = LazyLock::new(|| {
         local text = cjson.encode(u)
         redis.call('SET', KEYS[1], text, 'KEEPTTL')
         return text
+        ",
+    )
+});
+
+/// Raises the user's generation: every session opened before no longer
+/// resolves. 0 when there is no record.
+static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local old = redis.call('GET', KEYS[1])
+        if not old then return 0 end
+        local u = cjson.decode(old)
+        u.gen = (tonumber(u.gen) or 0) + 1
+        redis.call('SET', KEYS[1], cjson.encode(u), 'KEEPTTL')
+        return 1
         ",
     )
 });
@@ -197,7 +217,8 @@ impl SessionStore for RedisStore {
         })?;
 
         let session_key = self.codec.session_key(&hash);
-        let session = self.codec.session(&openid, now_ms() + ttl_ms);
+        // The generation as stored: a revocation racing this login wins.
+        let session = self.codec.session(&stored, now_ms() + ttl_ms);
         let px = millis(self.idle.map_or(self.ttl, |idle| idle.min(self.ttl)));
         self.connector
             .run(|mut c| async move {
@@ -266,7 +287,11 @@ impl SessionStore for RedisStore {
                 left = wanted;
             }
         }
-        let Some(user) = self.load_user(&session.o).await? else {
+        let Some(user) = self
+            .load_user(&session.o)
+            .await?
+            .filter(|user| user.generation == session.g)
+        else {
             return Ok(None);
         };
         self.local.put_session(hash, &session.o, left);
@@ -297,6 +322,7 @@ impl SessionStore for RedisStore {
     ) -> Result<Option<Arc<UserRecord>>, StoreError> {
         let (op, value) = match &update {
             UserUpdate::SetPhone(phone) => ("phone", self.codec.phone(openid, phone)?),
+            UserUpdate::SetUserId(id) => ("uid", self.codec.user_id(openid, id)?),
             UserUpdate::KeyStale { key } => ("stale", key_id(key)),
         };
         let key = self.codec.user_key(openid);
@@ -314,5 +340,21 @@ impl SessionStore for RedisStore {
         self.local.evict_user(openid);
         self.publish(revocation::user_message(openid)).await;
         Ok(stored.and_then(|t| self.codec.parse_user(&t)).map(Arc::new))
+    }
+
+    async fn user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.load_user(openid).await
+    }
+
+    async fn revoke_user(&self, openid: &str) -> Result<bool, StoreError> {
+        let key = self.codec.user_key(openid);
+        let existed: i64 = self
+            .connector
+            .run(|mut c| async move { REVOKE.key(&key).invoke_async(&mut c).await })
+            .await?;
+        // Every replica drops its copy; their next lookup meets the new generation.
+        self.local.evict_user(openid);
+        self.publish(revocation::user_message(openid)).await;
+        Ok(existed == 1)
     }
 }

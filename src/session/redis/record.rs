@@ -1,10 +1,13 @@
 //! How sessions and users are written in Redis.
 //!
 //! - A session lives at `prefix + "s:" + hex(sha256(session id))`: a dump
-//!   or `MONITOR` shows no usable session id. Its value is the openid and
-//!   the absolute expiry; Redis's own expiry enforces the idle timeout.
-//! - A user lives at `prefix + "u:" + openid`, as JSON. With a store key
-//!   (`WXGATE_STORE_KEY`), the session_key and phone number are sealed with
+//!   or `MONITOR` shows no usable session id. Its value is the openid, the
+//!   absolute expiry and the user's generation when it was opened; Redis's
+//!   own expiry enforces the idle timeout.
+//! - A user lives at `prefix + "u:" + openid`, as JSON; `gen` is raised by
+//!   an operator's revocation, which ends every session of an older one.
+//!   With a store key (`WXGATE_STORE_KEY`), the session_key, phone number
+//!   and bound user id are sealed with
 //!   AES-256-GCM, a fresh random nonce per write, the openid and field name
 //!   as associated data (a sealed value cannot be moved to another user).
 //!   `kid`, a fingerprint of the session_key, lets a Lua script compare
@@ -23,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::StoreKey;
 use crate::secret::Secret;
-use crate::session::{Phone, SessionId, StoreError, UserRecord};
+use crate::session::{BoundId, Phone, SessionId, StoreError, UserRecord};
 
 const SEALED: &str = "v1:";
 
@@ -33,6 +36,9 @@ pub struct StoredSession {
     pub o: String,
     /// Absolute expiry, unix milliseconds.
     pub e: u64,
+    /// The user's generation when the session was opened.
+    #[serde(default)]
+    pub g: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,8 +51,13 @@ struct StoredUser {
     login: String,
     #[serde(default)]
     stale: bool,
+    #[serde(default, rename = "gen")]
+    generation: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     phone: Option<String>,
+    /// The bound user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
 }
 
 pub struct Codec {
@@ -88,10 +99,11 @@ impl Codec {
         format!("{}revoke", self.prefix)
     }
 
-    pub fn session(&self, openid: &str, expires_ms: u64) -> String {
+    pub fn session(&self, user: &UserRecord, expires_ms: u64) -> String {
         serde_json::to_string(&StoredSession {
-            o: openid.to_owned(),
+            o: user.openid().to_owned(),
             e: expires_ms,
+            g: user.generation,
         })
         .unwrap_or_default()
     }
@@ -110,10 +122,15 @@ impl Codec {
             kid: key_id(&user.session_key),
             login: login.to_string(),
             stale: user.key_stale,
+            generation: user.generation,
             phone: user
                 .phone
                 .as_ref()
                 .map(|p| self.phone(openid, p))
+                .transpose()?,
+            uid: user
+                .user_id()
+                .map(|id| self.user_id(openid, id))
                 .transpose()?,
         };
         serde_json::to_string(&stored).map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -126,6 +143,11 @@ impl Codec {
         self.seal(openid, "phone", &json)
     }
 
+    /// The bound-id field as stored (sealed when a store key is set).
+    pub fn user_id(&self, openid: &str, id: &BoundId) -> Result<String, StoreError> {
+        self.seal(openid, "uid", id.as_str())
+    }
+
     /// `None` when the record is unreadable: treated as missing.
     pub fn parse_user(&self, text: &str) -> Option<UserRecord> {
         let stored: StoredUser = serde_json::from_str(text).ok()?;
@@ -134,6 +156,15 @@ impl Codec {
             UserRecord::new(&stored.openid, stored.unionid.as_deref(), Secret::new(key)).ok()?;
         user.last_login = stored.login.parse().unwrap_or(0);
         user.key_stale = stored.stale;
+        user.generation = stored.generation;
+        // Unreadable: the user is bound again at the next login.
+        if let Some(id) = stored
+            .uid
+            .and_then(|id| self.open(&stored.openid, "uid", &id))
+            .and_then(|id| BoundId::new(&id))
+        {
+            user = user.bound_to(id);
+        }
         // An unreadable phone (say, sealed under a retired store key) is dropped, not fatal.
         user.phone = stored
             .phone
@@ -203,7 +234,8 @@ mod tests {
             pure_phone_number: "13800138000".into(),
             country_code: "86".into(),
         }));
-        u
+        u.generation = 3;
+        u.bound_to(BoundId::new("member-1042").unwrap())
     }
 
     #[test]
@@ -217,7 +249,10 @@ mod tests {
                 "{text}"
             );
             assert_eq!(text.contains("13800138000"), key.is_none(), "{text}");
+            assert_eq!(text.contains("member-1042"), key.is_none(), "{text}");
             let back = codec.parse_user(&text).unwrap();
+            assert_eq!(back.user_id(), user().user_id());
+            assert_eq!(back.generation, 3);
             assert_eq!(back.session_key, user().session_key);
             assert_eq!(back.phone, user().phone);
             assert_eq!(back.unionid(), Some("u1"));
