@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use serde_json::json;
 
 use crate::body::{self, Body};
-use crate::config::Config;
+use crate::config::{AdminConfig, Config};
 use crate::error::HttpError;
 use crate::identity::IdentityHeaders;
 use crate::login::Login;
@@ -47,6 +47,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
     login_limiter: LoginLimiter,
+    admin: AdminConfig,
     trusted_proxies: Vec<IpNet>,
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
@@ -88,6 +89,7 @@ impl App {
             metrics,
             request_ids: Arc::new(RequestIds::new()),
             login_limiter: LoginLimiter::new(&config.login),
+            admin: config.admin.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
@@ -104,6 +106,14 @@ impl App {
 
     pub(crate) fn login_limiter(&self) -> &LoginLimiter {
         &self.login_limiter
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub(crate) fn admin(&self) -> &AdminConfig {
+        &self.admin
     }
 
     pub(crate) fn trusted_proxies(&self) -> &[IpNet] {

@@ -57,6 +57,12 @@ pub enum HttpError {
     /// The client's request body could not be read (bad chunked framing).
     #[error("malformed request body: {0}")]
     BodyMalformed(String),
+    /// An operator action without the admin token.
+    #[error("admin token missing or wrong")]
+    AdminUnauthorized,
+    /// An operator action on a non-loopback admin port without `admin.token`.
+    #[error("operator actions need admin.token on a non-loopback admin address")]
+    AdminTokenRequired,
     /// A handler panicked; the text is the panic's, for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -81,6 +87,8 @@ impl HttpError {
             Self::UpgradeNotAllowed | Self::BodyMalformed(_) => StatusCode::BAD_REQUEST,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::AdminTokenRequired => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,6 +123,8 @@ impl HttpError {
             Self::BodyMalformed(_) => "bad_request",
             Self::Overloaded => "overloaded",
             Self::LoginRateLimited { .. } => "login_rate_limited",
+            Self::AdminUnauthorized => "admin_unauthorized",
+            Self::AdminTokenRequired => "admin_token_required",
             Self::Internal(_) => "internal",
         }
     }
@@ -198,6 +208,12 @@ impl HttpError {
             Self::LoginRateLimited { .. } => {
                 "too many logins from this address: wait for Retry-After seconds, then log in again".to_owned()
             }
+            Self::AdminUnauthorized => {
+                "send the admin token as `Authorization: Bearer <admin.token>`".to_owned()
+            }
+            Self::AdminTokenRequired => "operator actions answer on a non-loopback admin address \
+                only with admin.token (or WXGATE_ADMIN_TOKEN) set"
+                .to_owned(),
             Self::Internal(_) => "internal error: the request failed inside wxgate".to_owned(),
         }
     }

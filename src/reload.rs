@@ -62,7 +62,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fixed.upstream.timeout = old.upstream.timeout;
     fixed.server.drain_timeout = old.server.drain_timeout;
     fixed.log.level = old.log.level.clone();
-    let checks: [(&'static str, bool); 19] = [
+    let checks: [(&'static str, bool); 20] = [
         ("server.listen", fixed.server.listen != old.server.listen),
         ("server.threads", fixed.server.threads != old.server.threads),
         ("server", fixed.server != old.server),
@@ -85,7 +85,8 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("session.idle", fixed.session.idle != old.session.idle),
         ("session", fixed.session != old.session),
         ("session.store", fixed.store != old.store),
-        ("admin.listen", fixed.admin != old.admin),
+        ("admin.listen", fixed.admin.listen != old.admin.listen),
+        ("admin.token", fixed.admin != old.admin),
         ("log.format", fixed.log != old.log),
         ("demo", fixed.demo_echo_upstream != old.demo_echo_upstream),
     ];

@@ -280,3 +280,32 @@ async fn on_a_redis_cluster_sessions_travel_and_logouts_reach_every_replica() {
         .count();
     assert!(holding >= 2, "all keys on {holding} node(s)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_logout_ends_the_user_s_sessions_on_every_replica_within_a_second() {
+    let fleet = Fleet::new().await;
+    let (a, b) = (fleet.replica().await, fleet.replica().await);
+    let (at_a, at_b) = (a.login("rita").await, b.login("slow:1:rita").await);
+    // Each replica now holds both sessions in its local cache (for up to 30 s).
+    for (gate, id) in [(&a, &at_a), (&a, &at_b), (&b, &at_a), (&b, &at_b)] {
+        assert_eq!(status(gate, id).await, 200);
+    }
+    let url = a.admin_url(&format!("/users/{}/logout", openid_of("rita")));
+    let revoked = common::json(a.http.post(url)).await;
+    assert_eq!(revoked["revoked"], true);
+    let started = Instant::now();
+    for (gate, id) in [(&a, &at_a), (&a, &at_b), (&b, &at_a), (&b, &at_b)] {
+        while status(gate, id).await != 401 {
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "a revoked session still works"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // The user's next login works at both.
+    let again = b.login("slow:2:rita").await;
+    assert_eq!(status(&a, &again).await, 200);
+    assert_eq!(status(&b, &again).await, 200);
+    assert_eq!(status(&a, &at_a).await, 401);
+}

@@ -17,7 +17,7 @@ mod store;
 
 use std::path::Path;
 
-pub use observe::{AdminConfig, LOG_ENV, LogConfig, LogFormat};
+pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
 pub use sections::{
     DEFAULT_MAX_IN_FLIGHT, HeadersConfig, LoginConfig, ServerConfig, SessionConfig, UpstreamConfig,
@@ -93,7 +93,7 @@ impl Config {
         let routes = RoutesConfig::from_raw(raw.routes)?;
         let headers = HeadersConfig::from_raw(raw.headers, &session.header)?;
         let demo_echo_upstream = raw.demo.echo_upstream.unwrap_or(false);
-        let admin = AdminConfig::from_raw(raw.admin)?;
+        let admin = AdminConfig::from_raw(raw.admin, env(ADMIN_TOKEN_ENV))?;
         let log = LogConfig::from_raw(raw.log, env(LOG_ENV))?;
         let login = LoginConfig::from_raw(raw.login)?;
 

@@ -4,6 +4,10 @@ use std::net::SocketAddr;
 
 use super::ConfigError;
 use super::raw::{RawAdmin, RawLog};
+use crate::secret::Secret;
+
+/// Environment variable that overrides `admin.token`.
+pub const ADMIN_TOKEN_ENV: &str = "WXGATE_ADMIN_TOKEN";
 
 /// Environment variable that overrides `log.level` (a tracing filter such
 /// as `info` or `wxgate=debug,info`).
@@ -15,12 +19,43 @@ pub struct AdminConfig {
     /// it is never exposed by accident; in Kubernetes set `0.0.0.0:9090` so
     /// kubelet probes and Prometheus reach it (the Service leaves it out).
     pub listen: SocketAddr,
+    /// Bearer token for the operator actions (`/users/…`). Without one they
+    /// answer only when `listen` is a loopback address.
+    pub token: Option<Secret>,
 }
 
 impl AdminConfig {
-    pub(super) fn from_raw(raw: RawAdmin) -> Result<Self, ConfigError> {
+    /// Shortest token accepted: a guessable one would hand out every user's logout.
+    pub const MIN_TOKEN_LEN: usize = 16;
+
+    pub(super) fn from_raw(raw: RawAdmin, env_token: Option<String>) -> Result<Self, ConfigError> {
         let listen = super::socket_addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9090")?;
-        Ok(Self { listen })
+        // An empty variable (a Secret key left blank) means no token, as unset does.
+        let (key, token) = match env_token.filter(|t| !t.is_empty()) {
+            Some(token) => (ADMIN_TOKEN_ENV, Some(token)),
+            None => ("admin.token", raw.token),
+        };
+        if let Some(token) = &token
+            && (token.len() < Self::MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "must be at least {} visible ASCII characters (no spaces); \
+                     e.g. `openssl rand -hex 32`",
+                    Self::MIN_TOKEN_LEN
+                ),
+            ));
+        }
+        Ok(Self {
+            listen,
+            token: token.map(Secret::new),
+        })
+    }
+
+    /// Whether the operator actions may answer: with a token, or on loopback only.
+    pub fn actions_open(&self) -> bool {
+        self.token.is_some() || self.listen.ip().is_loopback()
     }
 }
 

@@ -124,6 +124,30 @@ fn environment_overrides_the_secret() {
 }
 
 #[test]
+fn the_admin_token_comes_from_the_file_or_the_environment_and_must_be_long() {
+    let file = format!("{MINIMAL}[admin]\ntoken = \"0123456789abcdef\"\n");
+    let c = Config::parse(&file, &no_env).unwrap();
+    assert_eq!(c.admin.token.unwrap().expose(), "0123456789abcdef");
+    let env = |k: &str| (k == crate::config::ADMIN_TOKEN_ENV).then(|| "f".repeat(32));
+    let c = Config::parse(&file, &env).unwrap();
+    assert_eq!(c.admin.token.unwrap().expose(), "f".repeat(32));
+    // An empty variable is no token.
+    let empty = |k: &str| (k == crate::config::ADMIN_TOKEN_ENV).then(String::new);
+    assert_eq!(Config::parse(MINIMAL, &empty).unwrap().admin.token, None);
+    assert_eq!(
+        error_key(&format!("{MINIMAL}[admin]\ntoken = \"short\"\n")),
+        "admin.token"
+    );
+    let spaced = format!("{MINIMAL}[admin]\ntoken = \"0123456789 abcdef\"\n");
+    assert_eq!(error_key(&spaced), "admin.token");
+    let short = |k: &str| (k == crate::config::ADMIN_TOKEN_ENV).then(|| "abc".to_owned());
+    match Config::parse(MINIMAL, &short) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "WXGATE_ADMIN_TOKEN"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn durations_and_prefix() {
     let text = format!(
         "{MINIMAL}[session]\nttl = \"1h 30m\"\nidle = \"500ms\"\n[server]\ndrain_timeout = \"3s\"\n"

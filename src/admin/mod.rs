@@ -1,9 +1,13 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz` on a port of their own.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the operator
+//! actions on users (`users`), on a port of their own.
 //!
 //! Kept off the proxy port so the Kubernetes Service (which targets the
-//! proxy port only) never exposes metrics to clients, and so probes and
-//! scrapes never queue behind client traffic. It keeps answering while the
-//! proxy drains (`/readyz` then says 503 "draining") and stops after.
+//! proxy port only) never exposes metrics or user actions to clients, and
+//! so probes and scrapes never queue behind client traffic. It keeps
+//! answering while the proxy drains (`/readyz` then says 503 "draining")
+//! and stops after.
+
+mod users;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -57,6 +61,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiv
 }
 
 async fn respond(app: &App, request: Request<Incoming>) -> Response<Body> {
+    if let Some(rest) = request.uri().path().strip_prefix("/users/") {
+        return match users::handle(app, &request, rest).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        };
+    }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return HttpError::MethodNotAllowed { allow: "GET" }.into_response();
     }
@@ -71,7 +81,9 @@ async fn respond(app: &App, request: Request<Incoming>) -> Response<Body> {
         }
         "/healthz" => app.liveness(),
         "/readyz" => app.readiness().await,
-        _ => HttpError::NotFound("the admin port serves /metrics, /healthz and /readyz")
-            .into_response(),
+        _ => HttpError::NotFound(
+            "the admin port serves /metrics, /healthz, /readyz and /users/{openid}",
+        )
+        .into_response(),
     }
 }

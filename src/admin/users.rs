@@ -1,0 +1,124 @@
+//! Operator actions on one user, on the admin port only:
+//!
+//! - `GET /users/{openid}`: the user's record without its secrets (no
+//!   session_key, no phone number: only whether there is one);
+//! - `POST /users/{openid}/logout`: ends every session of the user on every
+//!   replica (an account ban, a stolen phone) in O(1) — the store retires
+//!   the user (memory) or raises its generation (Redis). The user's next
+//!   login works as usual.
+//!
+//! With `admin.token` set, both need `Authorization: Bearer <token>`;
+//! without one, they answer only when the admin port listens on loopback
+//! (a sidecar's own pod), never on an address the network reaches.
+
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::app::App;
+use crate::body::{self, Body};
+use crate::error::HttpError;
+use crate::session::{SessionStore, UserRecord};
+
+/// Longest openid accepted in a path; WeChat's are 28 characters.
+const OPENID_LIMIT: usize = 128;
+
+pub async fn handle<B>(
+    app: &App,
+    request: &Request<B>,
+    rest: &str,
+) -> Result<Response<Body>, HttpError> {
+    authorize(app, request.headers())?;
+    let (openid, action) = match rest.split_once('/') {
+        Some((openid, "logout")) => (openid, Action::Logout),
+        Some(_) => {
+            return Err(HttpError::NotFound(
+                "use GET /users/{openid} or POST /users/{openid}/logout",
+            ));
+        }
+        None => (rest, Action::Show),
+    };
+    if openid.is_empty()
+        || openid.len() > OPENID_LIMIT
+        || !openid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(HttpError::BadRequest(
+            "the path must name an openid: letters, digits, `-` and `_`".to_owned(),
+        ));
+    }
+    let sessions = app.sessions();
+    match action {
+        Action::Show => {
+            require(request.method(), Method::GET, "GET")?;
+            let user = sessions
+                .user(openid)
+                .await?
+                .ok_or(HttpError::NotFound("no user with this openid"))?;
+            Ok(body::json(StatusCode::OK, &shown(&user)))
+        }
+        Action::Logout => {
+            require(request.method(), Method::POST, "POST")?;
+            let known = sessions.revoke_user(openid).await?;
+            tracing::info!(openid, known, "operator logged the user out everywhere");
+            Ok(body::json(
+                StatusCode::OK,
+                &json!({ "revoked": true, "known": known }),
+            ))
+        }
+    }
+}
+
+enum Action {
+    Show,
+    Logout,
+}
+
+fn require(method: &Method, want: Method, allow: &'static str) -> Result<(), HttpError> {
+    if *method == want {
+        Ok(())
+    } else {
+        Err(HttpError::MethodNotAllowed { allow })
+    }
+}
+
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+    let admin = app.admin();
+    let Some(token) = &admin.token else {
+        return if admin.actions_open() {
+            Ok(())
+        } else {
+            Err(HttpError::AdminTokenRequired)
+        };
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests of equal length, compared in constant time: neither the
+    // token's bytes nor its length leak through timing.
+    let matches: bool = Sha256::digest(offered.as_bytes())
+        .ct_eq(&Sha256::digest(token.expose().as_bytes()))
+        .into();
+    if matches {
+        Ok(())
+    } else {
+        Err(HttpError::AdminUnauthorized)
+    }
+}
+
+/// What an operator may see of a user.
+fn shown(user: &UserRecord) -> serde_json::Value {
+    let last_login = std::time::UNIX_EPOCH + std::time::Duration::from_millis(user.last_login);
+    json!({
+        "openid": user.openid(),
+        "unionid": user.unionid(),
+        "user_id": user.user_id().map(|id| id.as_str()),
+        "phone": user.phone.is_some(),
+        "key_stale": user.key_stale,
+        "last_login": humantime::format_rfc3339_seconds(last_login).to_string(),
+    })
+}
