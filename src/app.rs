@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use ipnet::IpNet;
 use serde_json::json;
 
+use crate::binding::Binding;
 use crate::body::{self, Body};
 use crate::config::{AdminConfig, Config};
 use crate::error::HttpError;
@@ -41,6 +42,8 @@ pub struct App {
     sessions: Sessions,
     wechat: WeChat,
     login: Login,
+    /// `[binding]`, when configured.
+    binding: Option<Binding>,
     appid: String,
     upstream: Upstream,
     draining: AtomicBool,
@@ -83,6 +86,11 @@ impl App {
             sessions: Sessions::new(config, metrics.store.clone())?,
             wechat: WeChat::new(&config.wechat, metrics.wechat.clone())?,
             login: Login::new(config),
+            binding: config
+                .binding
+                .as_ref()
+                .map(|b| Binding::new(b, &config.wechat.appid, metrics.binding.clone()))
+                .transpose()?,
             appid: config.wechat.appid.clone(),
             upstream: Upstream::new(&config.upstream),
             draining: AtomicBool::new(false),
@@ -220,7 +228,13 @@ impl App {
             Route::Login => {
                 *outcome = Outcome::Login;
                 require(&request, "POST")?;
-                Box::pin(self.login.handle(&self.wechat, &self.sessions, request)).await
+                Box::pin(self.login.handle(
+                    &self.wechat,
+                    &self.sessions,
+                    self.binding.as_ref(),
+                    request,
+                ))
+                .await
             }
             Route::Logout => {
                 *outcome = Outcome::Logout;
@@ -248,6 +262,7 @@ impl App {
                 Box::pin(phone::handle(
                     &self.sessions,
                     &self.wechat,
+                    self.binding.as_ref(),
                     &session,
                     request,
                 ))

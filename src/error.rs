@@ -57,6 +57,12 @@ pub enum HttpError {
     /// The client's request body could not be read (bad chunked framing).
     #[error("malformed request body: {0}")]
     BodyMalformed(String),
+    /// `[binding]` is required and its endpoint failed.
+    #[error("binding unavailable: {0}")]
+    BindingUnavailable(String),
+    /// `[binding]` is required and the business system has no account for the user.
+    #[error("the user is not bound to an account")]
+    UserNotBound,
     /// An operator action without the admin token.
     #[error("admin token missing or wrong")]
     AdminUnauthorized,
@@ -87,6 +93,8 @@ impl HttpError {
             Self::UpgradeNotAllowed | Self::BodyMalformed(_) => StatusCode::BAD_REQUEST,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BindingUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UserNotBound => StatusCode::FORBIDDEN,
             Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminTokenRequired => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +131,8 @@ impl HttpError {
             Self::BodyMalformed(_) => "bad_request",
             Self::Overloaded => "overloaded",
             Self::LoginRateLimited { .. } => "login_rate_limited",
+            Self::BindingUnavailable(_) => "binding_unavailable",
+            Self::UserNotBound => "user_not_bound",
             Self::AdminUnauthorized => "admin_unauthorized",
             Self::AdminTokenRequired => "admin_token_required",
             Self::Internal(_) => "internal",
@@ -207,6 +217,12 @@ impl HttpError {
             Self::Overloaded => "the gateway is at its limit of requests in flight: try again shortly".to_owned(),
             Self::LoginRateLimited { .. } => {
                 "too many logins from this address: wait for Retry-After seconds, then log in again".to_owned()
+            }
+            Self::BindingUnavailable(_) => {
+                "the account service could not be asked who this user is: try again shortly".to_owned()
+            }
+            Self::UserNotBound => {
+                "this WeChat user has no account here yet: register first".to_owned()
             }
             Self::AdminUnauthorized => {
                 "send the admin token as `Authorization: Bearer <admin.token>`".to_owned()

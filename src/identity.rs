@@ -69,6 +69,7 @@ fn length_bit(len: usize) -> u64 {
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
     openid: HeaderName,
+    user_id: HeaderName,
     unionid: HeaderName,
     appid: HeaderName,
     appid_value: HeaderValue,
@@ -88,6 +89,8 @@ impl IdentityHeaders {
     pub fn new(headers: &HeadersConfig, session: &SessionConfig, appid: &str) -> Self {
         let mut stripped = vec![
             canonical(headers.openid.as_str()),
+            // Stripped whether or not binding is on: a backend reads it as its own user id.
+            canonical(headers.user_id.as_str()),
             canonical(headers.unionid.as_str()),
             canonical(headers.appid.as_str()),
             // The phone header is stripped even when wxgate does not inject it.
@@ -113,6 +116,7 @@ impl IdentityHeaders {
         }
         Self {
             openid: headers.openid.clone(),
+            user_id: headers.user_id.clone(),
             unionid: headers.unionid.clone(),
             appid: headers.appid.clone(),
             phone: headers.phone.clone(),
@@ -158,6 +162,13 @@ impl IdentityHeaders {
             headers.insert(self.unionid.clone(), unionid);
         }
         headers.insert(self.appid.clone(), self.appid_value.clone());
+        // Visible ASCII by construction (`BoundId`).
+        if let Some(id) = user
+            .user_id()
+            .and_then(|id| HeaderValue::from_str(id.as_str()).ok())
+        {
+            headers.insert(self.user_id.clone(), id);
+        }
         if let Some(name) = &self.phone
             && let Some(value) = user.phone.as_ref().and_then(|p| p.header_value())
         {
@@ -209,6 +220,10 @@ mod tests {
             "x~wx~phone",
             "x-wx--union.id",
             "xwxappid",
+            "x-user-id",
+            "X_User_Id",
+            "x.user.id",
+            "XUSERID",
         ] {
             h.append(
                 HeaderName::from_bytes(name.as_bytes()).unwrap(),

@@ -9,6 +9,7 @@
 
 pub mod admin;
 mod app;
+mod binding;
 pub mod body;
 pub mod config;
 mod decrypt;

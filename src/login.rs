@@ -22,6 +22,7 @@ use moka::future::Cache;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::binding::{Binding, Bound};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::decrypt;
@@ -78,6 +79,7 @@ impl Login {
         &self,
         wechat: &WeChat,
         store: &S,
+        binding: Option<&Binding>,
         request: Request<RequestBody>,
     ) -> Result<Response<Body>, HttpError> {
         let (parts, body) = request.into_parts();
@@ -87,7 +89,7 @@ impl Login {
             .inflight
             .try_get_with_by_ref(
                 login.code.as_str(),
-                open_session(wechat, store, &login.code),
+                open_session(wechat, store, binding, &login.code),
             )
             .await;
         self.inflight.invalidate(login.code.as_str()).await;
@@ -130,11 +132,33 @@ impl Login {
 async fn open_session<S: SessionStore>(
     wechat: &WeChat,
     store: &S,
+    binding: Option<&Binding>,
     code: &str,
 ) -> Result<(SessionId, Arc<UserRecord>), HttpError> {
     let wx = wechat.code2session(code).await?;
     let user = UserRecord::new(&wx.openid, wx.unionid.as_deref(), wx.session_key)?;
-    Ok(store.login(user).await?)
+    let (id, user) = store.login(user).await?;
+    let Some(binding) = binding else {
+        return Ok((id, user));
+    };
+    let refusal = match binding.bind_at_login(store, user.clone()).await {
+        Ok((Bound::Id(_), bound)) => return Ok((id, bound)),
+        Ok((Bound::NotFound, _)) => HttpError::UserNotBound,
+        Err(e) => HttpError::BindingUnavailable(e.to_string()),
+    };
+    if !binding.required() {
+        // Unbound for now; the next login asks again.
+        if let HttpError::BindingUnavailable(why) = &refusal {
+            tracing::warn!(
+                error = why.as_str(),
+                "binding failed; the login goes on unbound"
+            );
+        }
+        return Ok((id, user));
+    }
+    // No session is handed out.
+    store.logout(&id).await?;
+    Err(refusal)
 }
 
 fn parse(bytes: &[u8]) -> Result<LoginBody, HttpError> {

@@ -35,6 +35,7 @@ pub mod names {
     pub const SESSIONS_LIVE: &str = "wxgate_sessions_live";
     pub const SESSION_LOOKUPS: &str = "wxgate_session_lookups";
     pub const STORE_ERRORS: &str = "wxgate_store_errors";
+    pub const BINDING_REQUESTS: &str = "wxgate_binding_requests";
 }
 
 /// The media type `encode` writes.
@@ -63,6 +64,7 @@ pub struct Metrics {
     sessions_live: Gauge,
     pub wechat: WechatMetrics,
     pub store: StoreMetrics,
+    pub binding: crate::binding::BindingMetrics,
 }
 
 impl Metrics {
@@ -150,6 +152,13 @@ impl Metrics {
             store.0.errors.clone(),
         );
 
+        let binding = crate::binding::BindingMetrics::default();
+        registry.register(
+            names::BINDING_REQUESTS,
+            "Binding endpoint calls, by result (bound, not_found, error, timeout, unreachable, bad_response)",
+            binding.clone(),
+        );
+
         Self {
             registry,
             requests,
@@ -160,6 +169,7 @@ impl Metrics {
             sessions_live,
             wechat,
             store,
+            binding,
         }
     }
 

@@ -4,11 +4,14 @@
 //! wxgate trades with `getuserphonenumber` using the app's access token.
 //! The number is kept on the user record, so that, when `[headers] phone`
 //! is configured, it reaches the upstream like the other identity headers.
+//! A number new to the record is also sent to the binding endpoint (when
+//! `[binding]` is on), which may bind the account by it.
 
 use crate::stack::RequestBody;
 use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 
+use crate::binding::Binding;
 use crate::body::{self, Body};
 use crate::error::HttpError;
 use crate::login::CODE_LIMIT;
@@ -25,6 +28,7 @@ struct PhoneRequest {
 pub async fn handle<S: SessionStore>(
     store: &S,
     wechat: &WeChat,
+    binding: Option<&Binding>,
     session: &Resolved,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
@@ -41,9 +45,15 @@ pub async fn handle<S: SessionStore>(
     }
     let openid = session.user.openid();
     let phone = wechat.phone_number(&request.code, openid).await?;
-    store
+    let updated = store
         .update_user(openid, UserUpdate::SetPhone(phone.clone()))
         .await?;
+    if let Some(binding) = binding
+        && let Some(user) = updated
+        && session.user.phone.as_deref() != Some(&phone)
+    {
+        binding.rebind_with_phone(store, &user).await;
+    }
     let answer = serde_json::to_value(&phone).unwrap_or_default();
     Ok(body::json(StatusCode::OK, &answer))
 }

@@ -62,7 +62,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fixed.upstream.timeout = old.upstream.timeout;
     fixed.server.drain_timeout = old.server.drain_timeout;
     fixed.log.level = old.log.level.clone();
-    let checks: [(&'static str, bool); 20] = [
+    let checks: [(&'static str, bool); 21] = [
         ("server.listen", fixed.server.listen != old.server.listen),
         ("server.threads", fixed.server.threads != old.server.threads),
         ("server", fixed.server != old.server),
@@ -88,6 +88,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("admin.listen", fixed.admin.listen != old.admin.listen),
         ("admin.token", fixed.admin != old.admin),
         ("log.format", fixed.log != old.log),
+        ("binding", fixed.binding != old.binding),
         ("demo", fixed.demo_echo_upstream != old.demo_echo_upstream),
     ];
     let key = checks

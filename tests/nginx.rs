@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::binding::{BindingDouble, account_of};
 use common::upstream::{header_names, header_values};
 use common::wechat::openid_of;
 use common::{GateConfig, Upstream, WeChatDouble, assert_error};
@@ -82,8 +83,13 @@ impl Drop for Nginx {
 async fn the_nginx_example_lets_only_real_identities_through() {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
+    let binding = BindingDouble::start().await;
     let mut config = GateConfig::new(&wechat, &upstream);
-    config.set("routes", "public", r#"["/public"]"#);
+    config.set("routes", "public", r#"["/public"]"#).set(
+        "binding",
+        "url",
+        &format!("\"{}\"", binding.url()),
+    );
     let gate = config.start().await;
     let nginx = Nginx::start(upstream.addr, gate.addr).await;
     let http = reqwest::Client::new();
@@ -98,10 +104,15 @@ async fn the_nginx_example_lets_only_real_identities_through() {
             .header("x-wx-openid", "forged")
             .header("X_WX_OpenId", "forged")
             .header("X-WX-Phone", "forged")
+            .header("X-User-Id", "forged")
     };
     let echo =
         common::json(forged(http.get(nginx.url("/orders?x=1"))).header("x-session-id", &id)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("uma")]);
+    assert_eq!(
+        header_values(&echo, "x-user-id"),
+        [account_of(&openid_of("uma"))]
+    );
     assert!(!echo.to_string().contains("forged"), "{echo}");
     assert!(
         header_names(&echo).iter().all(|n| !n.contains('_')),
@@ -109,6 +120,17 @@ async fn the_nginx_example_lets_only_real_identities_through() {
     );
     assert!(header_values(&echo, "x-session-id").is_empty(), "{echo}");
     assert_eq!(header_values(&echo, "x-request-id").len(), 1, "{echo}");
+
+    // wxgate's own routes under its prefix go to wxgate.
+    let check = http
+        .get(nginx.url("/_wxgate/session"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 200);
+    let check: serde_json::Value = check.json().await.unwrap();
+    assert_eq!(check["valid"], true, "{check}");
 
     // Public route, no session: passes, with no identity at all.
     let echo = common::json(forged(http.get(nginx.url("/public/list")))).await;

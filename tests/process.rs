@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::binding::{BindingDouble, Mode};
 use common::redis::RedisServer;
 use common::{GateConfig, SECRET, Upstream, WeChatDouble};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -348,15 +349,30 @@ async fn streaming_a_large_body_runs_in_constant_memory() {
 async fn secrets_and_session_ids_never_reach_a_log_line() {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
+    let binding = BindingDouble::start().await;
     let mut config = GateConfig::new(&wechat, &upstream);
     // The secret comes from the environment, as in production.
-    config.set("wechat", "secret", "\"overridden-by-env\"");
+    config.set("wechat", "secret", "\"overridden-by-env\"").set(
+        "binding",
+        "url",
+        &format!("\"{}\"", binding.url()),
+    );
+    const BINDING_TOKEN: &str = "binding-token-never-logged";
+    const ADMIN_TOKEN: &str = "admin-token-never-logged";
     let gate = Process::start(
         &config,
-        &[("WXGATE_WECHAT_SECRET", SECRET), ("WXGATE_LOG", "trace")],
+        &[
+            ("WXGATE_WECHAT_SECRET", SECRET),
+            ("WXGATE_LOG", "trace"),
+            ("WXGATE_BINDING_TOKEN", BINDING_TOKEN),
+            ("WXGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
     );
     let http = reqwest::Client::new();
+    // The binding endpoint fails first: a warning, and the login goes on unbound.
+    binding.set_mode(Mode::Error);
     let id = login(&http, gate.url("/login"), "union:cleo").await;
+    binding.set_mode(Mode::Bind);
     let ok = http
         .get(gate.url("/x?token=1"))
         .header("x-session-id", &id)
@@ -388,6 +404,20 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
         .await
         .unwrap();
     assert_eq!(check.status(), 200);
+    let shown = http
+        .get(gate.admin_url(&format!("/users/{}", common::wechat::openid_of("cleo"))))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), 200);
+    let refused = http
+        .get(gate.admin_url("/users/o_cleo"))
+        .bearer_auth("a-wrong-token-of-some-size")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     http.post(gate.url("/logout"))
         .header("x-session-id", &id)
         .send()
@@ -401,6 +431,14 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
         "one line per request:\n{logs}"
     );
     assert!(logs.contains("outcome=\"login\""));
+    assert!(logs.contains("binding failed"), "{logs}");
+    let calls = binding.calls();
+    assert_eq!(calls.len(), 2, "at login, then with the phone number");
+    assert!(
+        calls
+            .iter()
+            .all(|(auth, _)| auth.as_deref() == Some("Bearer binding-token-never-logged"))
+    );
     assert_eq!(
         wechat.token_calls().0,
         2,
@@ -412,6 +450,8 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
         &wechat.current_key("cleo"),
         "token-1",
         "token-2",
+        BINDING_TOKEN,
+        ADMIN_TOKEN,
     ] {
         assert!(
             !logs.contains(secret),

@@ -9,6 +9,7 @@
 //! The environment is read only through the `env` lookup function passed in,
 //! so tests never touch the process environment.
 
+mod binding;
 mod observe;
 mod raw;
 mod routes;
@@ -17,6 +18,7 @@ mod store;
 
 use std::path::Path;
 
+pub use binding::{BINDING_TOKEN_ENV, BindingConfig};
 pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
 pub use sections::{
@@ -41,6 +43,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub login: LoginConfig,
+    /// Off (`None`) unless `[binding]` is present.
+    pub binding: Option<BindingConfig>,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
     pub demo_echo_upstream: bool,
 }
@@ -96,6 +100,7 @@ impl Config {
         let admin = AdminConfig::from_raw(raw.admin, env(ADMIN_TOKEN_ENV))?;
         let log = LogConfig::from_raw(raw.log, env(LOG_ENV))?;
         let login = LoginConfig::from_raw(raw.login)?;
+        let binding = BindingConfig::from_raw(raw.binding, env(BINDING_TOKEN_ENV))?;
 
         if wechat.mode == WechatMode::Mock
             && !server.listen.ip().is_loopback()
@@ -137,6 +142,7 @@ impl Config {
             admin,
             log,
             login,
+            binding,
             demo_echo_upstream,
         })
     }

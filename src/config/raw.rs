@@ -31,6 +31,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub login: RawLogin,
     pub redis: Option<RawRedis>,
+    pub binding: Option<RawBinding>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +104,7 @@ pub struct RawRoutes {
 #[serde(deny_unknown_fields)]
 pub struct RawHeaders {
     pub openid: Option<String>,
+    pub user_id: Option<String>,
     pub unionid: Option<String>,
     pub appid: Option<String>,
     pub phone: Option<String>,
@@ -134,4 +136,12 @@ pub struct RawLogin {
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinding {
+    pub url: Option<String>,
+    pub timeout: Option<String>,
+    pub required: Option<bool>,
 }

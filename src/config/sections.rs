@@ -343,6 +343,8 @@ impl SessionConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadersConfig {
     pub openid: HeaderName,
+    /// The bound user id (`[binding]`); stripped from clients always.
+    pub user_id: HeaderName,
     pub unionid: HeaderName,
     pub appid: HeaderName,
     /// Injected only when configured; `X-WX-Phone` is stripped from clients always.
@@ -354,6 +356,7 @@ pub struct HeadersConfig {
 impl HeadersConfig {
     pub(super) fn from_raw(raw: RawHeaders, session: &HeaderName) -> Result<Self, ConfigError> {
         let openid = header_name("headers.openid", raw.openid, "X-WX-OpenId")?;
+        let user_id = header_name("headers.user_id", raw.user_id, "X-User-Id")?;
         let unionid = header_name("headers.unionid", raw.unionid, "X-WX-UnionId")?;
         let appid = header_name("headers.appid", raw.appid, "X-WX-AppId")?;
         let phone = raw
@@ -364,6 +367,7 @@ impl HeadersConfig {
             ("headers.openid", &openid),
             ("headers.unionid", &unionid),
             ("headers.appid", &appid),
+            ("headers.user_id", &user_id),
         ];
         if let Some(phone) = &phone {
             all.push(("headers.phone", phone));
@@ -391,6 +395,7 @@ impl HeadersConfig {
         }
         Ok(Self {
             openid,
+            user_id,
             unionid,
             appid,
             phone,

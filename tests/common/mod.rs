@@ -7,6 +7,7 @@
 //!   ephemeral port.
 #![allow(dead_code)]
 
+pub mod binding;
 pub mod redis;
 pub mod upstream;
 pub mod wechat;
@@ -146,6 +147,11 @@ impl Gate {
             .send()
             .await
             .expect("login request")
+    }
+
+    /// [`Self::login`] with an owned code, for futures run side by side.
+    pub async fn login_code(&self, code: String) -> String {
+        self.login(&code).await
     }
 
     /// Logs in with `code` and returns the session id.
