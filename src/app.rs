@@ -27,7 +27,7 @@ use crate::error::HttpError;
 use crate::identity::IdentityHeaders;
 use crate::login::Login;
 use crate::metrics::Metrics;
-use crate::outcome::Outcome;
+use crate::outcome::{Handled, Outcome};
 use crate::proxy::{Peer, Upstream};
 use crate::request_id::RequestIds;
 use crate::route::{Route, Routes};
@@ -195,18 +195,18 @@ impl App {
         request: Request<RequestBody>,
         peer: &Peer,
     ) -> Response<Body> {
-        let mut outcome = Outcome::Rejected;
-        let mut response = match self.handle_request_inner(request, peer, &mut outcome).await {
+        let mut handled = Handled::from(Outcome::Rejected);
+        let mut response = match self.handle_request_inner(request, peer, &mut handled).await {
             Ok(response) => response,
             Err(e) => {
                 if matches!(e, HttpError::BodyMalformed(_) | HttpError::BodyIdle(_)) {
                     // The client's body failed, whatever route it was on.
-                    outcome = Outcome::Rejected;
+                    handled.outcome = Outcome::Rejected;
                 }
                 e.into_response()
             }
         };
-        response.extensions_mut().insert(outcome);
+        response.extensions_mut().insert(handled);
         response
     }
 
@@ -214,7 +214,7 @@ impl App {
         &self,
         request: Request<RequestBody>,
         peer: &Peer,
-        outcome: &mut Outcome,
+        handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
         let live = self.live.load();
         // The rarer routes' futures are boxed: the WeChat calls inside them
@@ -226,7 +226,7 @@ impl App {
                  (decrypt, phone, session, auth)",
             )),
             Route::Login => {
-                *outcome = Outcome::Login;
+                handled.outcome = Outcome::Login;
                 require(&request, "POST")?;
                 Box::pin(self.login.handle(
                     &self.wechat,
@@ -237,7 +237,7 @@ impl App {
                 .await
             }
             Route::Logout => {
-                *outcome = Outcome::Logout;
+                handled.outcome = Outcome::Logout;
                 require(&request, "POST")?;
                 // Idempotent: ending an unknown or absent session succeeds too.
                 if let Some(id) = session_id(&live, request.headers()) {
@@ -247,7 +247,7 @@ impl App {
             }
             Route::Decrypt => {
                 require(&request, "POST")?;
-                let session = self.authenticate(&live, request.headers(), outcome).await?;
+                let session = self.authenticate(&live, request.headers(), handled).await?;
                 Box::pin(decrypt::handle(
                     &self.sessions,
                     &self.appid,
@@ -258,7 +258,7 @@ impl App {
             }
             Route::Phone => {
                 require(&request, "POST")?;
-                let session = self.authenticate(&live, request.headers(), outcome).await?;
+                let session = self.authenticate(&live, request.headers(), handled).await?;
                 Box::pin(phone::handle(
                     &self.sessions,
                     &self.wechat,
@@ -270,7 +270,7 @@ impl App {
             }
             Route::SessionCheck => {
                 require(&request, "GET")?;
-                let session = self.authenticate(&live, request.headers(), outcome).await?;
+                let session = self.authenticate(&live, request.headers(), handled).await?;
                 Box::pin(session_check::handle(
                     &self.sessions,
                     &self.wechat,
@@ -281,16 +281,17 @@ impl App {
             Route::ForwardAuth => {
                 let question = forward_auth::Question::of(&live.routes, &request);
                 let session = self.resolve(&live, request.headers()).await?;
-                forward_auth::answer(&live, question, session.as_ref(), outcome)
+                forward_auth::answer(&live, question, session.as_ref(), handled)
             }
             Route::Public => {
                 let session = self.resolve(&live, request.headers()).await?;
-                *outcome = Outcome::Public;
+                handled.outcome = Outcome::Public;
+                handled.user = session.as_ref().map(|s| s.user.clone());
                 let user = session.as_ref().map(|s| &*s.user);
                 self.forward(&live, request, peer, user).await
             }
             Route::Protected => {
-                let session = self.authenticate(&live, request.headers(), outcome).await?;
+                let session = self.authenticate(&live, request.headers(), handled).await?;
                 self.forward(&live, request, peer, Some(&session.user))
                     .await
             }
@@ -313,13 +314,14 @@ impl App {
         &self,
         live: &Live,
         headers: &HeaderMap,
-        outcome: &mut Outcome,
+        handled: &mut Handled,
     ) -> Result<Resolved, HttpError> {
         let session = self
             .resolve(live, headers)
             .await?
             .ok_or(HttpError::SessionInvalid)?;
-        *outcome = Outcome::Authenticated;
+        handled.outcome = Outcome::Authenticated;
+        handled.user = Some(session.user.clone());
         Ok(session)
     }
 

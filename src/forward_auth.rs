@@ -24,7 +24,7 @@ use crate::app::Live;
 use crate::body::{self, Body};
 use crate::error::HttpError;
 use crate::header;
-use crate::outcome::Outcome;
+use crate::outcome::{Handled, Outcome};
 use crate::route::{Routes, forwarded_path};
 use crate::session::Resolved;
 
@@ -36,6 +36,8 @@ pub const FORWARDED_URI: &str = "x-forwarded-uri";
 pub struct Question {
     /// Whether that request is on a public route.
     pub public: bool,
+    /// Its method and path, for the log line; `None` when unreadable.
+    pub asked: Option<(Method, String)>,
 }
 
 impl Question {
@@ -59,11 +61,16 @@ impl Question {
             None if headers.contains_key(FORWARDED_URI) => None,
             None => Some(routes.forward_auth_suffix(path)),
         };
-        let public = match (method, path) {
-            (Some(method), Some(path)) => routes.is_public(&method, path),
-            _ => false,
-        };
-        Self { public }
+        match (method, path) {
+            (Some(method), Some(path)) => Self {
+                public: routes.is_public(&method, path),
+                asked: Some((method, path.to_owned())),
+            },
+            _ => Self {
+                public: false,
+                asked: None,
+            },
+        }
     }
 }
 
@@ -76,10 +83,13 @@ pub fn answer(
     live: &Live,
     question: Question,
     session: Option<&Resolved>,
-    outcome: &mut Outcome,
+    handled: &mut Handled,
 ) -> Result<Response<Body>, HttpError> {
+    handled.asked = question.asked.map(Box::new);
+    let outcome = &mut handled.outcome;
     let mut response = match (session, question.public) {
         (Some(session), public) => {
+            handled.user = Some(session.user.clone());
             *outcome = if public {
                 Outcome::Public
             } else {

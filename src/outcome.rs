@@ -1,4 +1,33 @@
-//! What happened to a request: one word for its log line and its metrics.
+//! What happened to a request: one word for its log line and its metrics,
+//! and who it was for ([`Handled`], which the app leaves on its response
+//! for the access log).
+
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::session::UserRecord;
+
+/// What the access log learns from the app about one request.
+#[derive(Debug, Clone)]
+pub struct Handled {
+    pub outcome: Outcome,
+    /// The session's user, when the request carried a valid session.
+    pub user: Option<Arc<UserRecord>>,
+    /// Forward-auth: the method and path the front proxy asked about
+    /// (boxed: most requests have none).
+    pub asked: Option<Box<(Method, String)>>,
+}
+
+impl From<Outcome> for Handled {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            user: None,
+            asked: None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

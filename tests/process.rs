@@ -545,6 +545,79 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(json["status"], 401, "{line}");
     assert_eq!(json["outcome"], "rejected", "{line}");
     assert_eq!(json["level"], "INFO", "{line}");
+    assert!(json.get("openid").is_none(), "no user, no openid: {line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_line_says_who_did_what() {
+    let (wechat, upstream) = (WeChatDouble::start().await, Upstream::start().await);
+    let binding = BindingDouble::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.set("log", "format", r#""json""#).set(
+        "binding",
+        "url",
+        &format!("\"{}\"", binding.url()),
+    );
+    let gate = Process::start(&config, &[]);
+    gate.until_ready().await;
+    let http = reqwest::Client::new();
+    let id = login(&http, gate.url("/login"), "vera").await;
+    let line_of = |request_id: &str| -> serde_json::Value {
+        let logs = gate.logs();
+        let line = logs.lines().find(|l| l.contains(request_id)).unwrap();
+        serde_json::from_str(line).expect("a JSON log line")
+    };
+    let send = |path: &str, request_id: &str| {
+        http.delete(gate.url(path))
+            .header("x-session-id", &id)
+            .header("x-request-id", request_id)
+            .send()
+    };
+    assert_eq!(
+        send("/orders/7", "req-proxied").await.unwrap().status(),
+        200
+    );
+    // nginx's form of forward-auth: the request asked about is in headers.
+    let asked = http
+        .get(gate.url("/_wxgate/auth"))
+        .header("x-session-id", &id)
+        .header("x-request-id", "req-asked")
+        .header("x-forwarded-method", "PUT")
+        .header("x-forwarded-uri", "/carts/3?x=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 200);
+    gate.until_logged(&["req-asked"]).await;
+    gate.until_logged(&["req-proxied"]).await;
+
+    let proxied = line_of("req-proxied");
+    assert_eq!(
+        proxied["openid"],
+        common::wechat::openid_of("vera"),
+        "{proxied}"
+    );
+    assert_eq!(
+        proxied["user_id"],
+        common::binding::account_of(&common::wechat::openid_of("vera")),
+        "{proxied}"
+    );
+    assert_eq!(
+        (&proxied["method"], &proxied["path"]),
+        (&"DELETE".into(), &"/orders/7".into())
+    );
+    let asked = line_of("req-asked");
+    assert_eq!(
+        (&asked["method"], &asked["path"]),
+        (&"PUT".into(), &"/carts/3".into()),
+        "{asked}"
+    );
+    assert_eq!(asked["forward_auth"], true, "{asked}");
+    assert_eq!(
+        asked["openid"],
+        common::wechat::openid_of("vera"),
+        "{asked}"
+    );
 }
 
 /// Runs the binary on `text` until it exits (it must fail to start) and

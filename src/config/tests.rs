@@ -196,7 +196,10 @@ fn invalid_values_name_their_key() {
         ("[binding]\nurl = \"ftp://h/bind\"", "binding.url"),
         ("[binding]\nurl = \"/bind\"", "binding.url"),
         ("[binding]\nurl = \"http://u:p@h/bind\"", "binding.url"),
-        ("[binding]\nurl = \"http://h/bind\"\ntimeout = \"0s\"", "binding.timeout"),
+        (
+            "[binding]\nurl = \"http://h/bind\"\ntimeout = \"0s\"",
+            "binding.timeout",
+        ),
         ("[headers]\nuser_id = \"X-WX-OpenId\"", "headers.user_id"),
         ("[routes]\nprefix = \"_wxgate\"", "routes.prefix"),
         ("[headers]\nphone = \"X-WX-OpenId\"", "headers.phone"),

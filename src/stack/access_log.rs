@@ -26,7 +26,8 @@ use super::BoxBody;
 use crate::app::App;
 use crate::error::{HttpError, describe};
 use crate::metrics::InFlight;
-use crate::outcome::Outcome;
+use crate::outcome::{Handled, Outcome};
+use crate::session::{BoundId, UserRecord};
 
 #[derive(Clone)]
 pub struct AccessLogLayer {
@@ -124,10 +125,17 @@ impl Line {
     fn write(self, mut response: Response<BoxBody>) -> Response<BoxBody> {
         let elapsed = self.started.elapsed();
         let error = response.extensions_mut().remove::<HttpError>();
-        let mut outcome = response
+        let handled = response
             .extensions_mut()
-            .remove::<Outcome>()
-            .unwrap_or(Outcome::Rejected);
+            .remove::<Handled>()
+            .unwrap_or(Handled::from(Outcome::Rejected));
+        let mut outcome = handled.outcome;
+        // Forward-auth: the request asked about, not the auth route itself.
+        let (method, path) = match handled.asked.as_deref() {
+            Some((method, path)) => (method, path.as_str()),
+            None => (&self.method, self.uri.path()),
+        };
+        let user = handled.user.as_deref();
         let status = response.status();
         let metrics = self.app.metrics();
         if outcome == Outcome::Login {
@@ -141,12 +149,15 @@ impl Line {
         macro_rules! log_line {
             ($level:ident) => {
                 tracing::$level!(
-                    method = %self.method,
-                    path = self.uri.path(),
+                    method = %method,
+                    path,
                     status = status.as_u16(),
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
                     outcome = outcome.as_str(),
                     request_id = request_id.unwrap_or("-"),
+                    openid = user.map(UserRecord::openid),
+                    user_id = user.and_then(UserRecord::user_id).map(BoundId::as_str),
+                    forward_auth = handled.asked.is_some().then_some(true),
                     code = error.as_ref().map(HttpError::code),
                     error = error.as_ref().map(tracing::field::display),
                     "request"

@@ -36,7 +36,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::config::LoginConfig;
 use crate::error::HttpError;
-use crate::outcome::Outcome;
+use crate::outcome::{Handled, Outcome};
 
 /// Clients whose buckets are remembered at once (~200 bytes each).
 pub const MAX_CLIENTS: u64 = 65_536;
@@ -147,7 +147,9 @@ where
             let ip = client_ip(self.peer, request.headers(), self.app.trusted_proxies());
             if let Err(retry_after) = self.app.login_limiter().check(ip) {
                 let mut response = HttpError::LoginRateLimited { retry_after }.into_response();
-                response.extensions_mut().insert(Outcome::Login);
+                response
+                    .extensions_mut()
+                    .insert(Handled::from(Outcome::Login));
                 return Either::Left(ready(Ok(response)));
             }
         }
