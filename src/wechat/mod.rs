@@ -96,7 +96,9 @@ impl WeChat {
                 appid: config.appid.clone(),
                 secret: config.secret.clone(),
             })),
-            WechatMode::Mock => Self::Mock(MockWeChat),
+            WechatMode::Mock => Self::Mock(MockWeChat {
+                timeout: config.timeout,
+            }),
         })
     }
 
@@ -104,7 +106,7 @@ impl WeChat {
     pub async fn code2session(&self, code: &str) -> Result<WeChatSession, WeChatError> {
         match self {
             Self::Live(live) => live.code2session(code).await,
-            Self::Mock(mock) => Ok(mock.code2session(code)),
+            Self::Mock(mock) => mock.code2session(code).await,
         }
     }
 
@@ -112,7 +114,7 @@ impl WeChat {
     pub async fn phone_number(&self, code: &str, openid: &str) -> Result<Phone, WeChatError> {
         match self {
             Self::Live(live) => live.phone_number(code, openid).await,
-            Self::Mock(mock) => Ok(mock.phone_number(code)),
+            Self::Mock(mock) => mock.phone_number(code).await,
         }
     }
 
