@@ -1,0 +1,87 @@
+// Starts the REAL wxgate binary in mock mode on free ports, with a small
+// echo backend in front of which it runs (the backend answers with the
+// headers it received, `/status/N` with status N).
+'use strict';
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BIN = process.env.WXGATE_BIN || path.join(ROOT, 'target/debug/wxgate');
+const APPID = 'wxclienttest0001';
+
+function echoBackend() {
+  const server = http.createServer((req, res) => {
+    const status = /^\/status\/(\d{3})$/.exec(req.url);
+    res.writeHead(status ? Number(status[1]) : 200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/**
+ * @param {Record<string, Record<string, string>>} [extra] more config: table → key → TOML value
+ */
+async function startGateway(extra = {}) {
+  if (!fs.existsSync(BIN)) {
+    throw new Error(`no wxgate binary at ${BIN}: run \`cargo build\` first (or set WXGATE_BIN)`);
+  }
+  const backend = await echoBackend();
+  const tables = {
+    server: { listen: '"127.0.0.1:0"', threads: '1' },
+    admin: { listen: '"127.0.0.1:0"' },
+    upstream: { url: `"http://127.0.0.1:${backend.address().port}"` },
+    wechat: { mode: '"mock"', appid: `"${APPID}"`, timeout: '"300ms"' },
+    log: { format: '"json"' },
+  };
+  for (const [table, keys] of Object.entries(extra)) tables[table] = Object.assign(tables[table] || {}, keys);
+  const text = Object.entries(tables)
+    .map(([table, keys]) => `[${table}]\n` + Object.entries(keys).map(([k, v]) => `${k} = ${v}`).join('\n'))
+    .join('\n');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxgate-client-'));
+  const config = path.join(dir, 'config.toml');
+  fs.writeFileSync(config, text);
+  const child = spawn(BIN, ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const logs = [];
+  const addrs = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wxgate did not start:\n${logs.join('\n')}`)), 20000);
+    let rest = '';
+    child.stderr.on('data', (chunk) => {
+      rest += chunk;
+      const lines = rest.split('\n');
+      rest = lines.pop();
+      for (const line of lines) {
+        logs.push(line);
+        if (line.includes('wxgate listening')) {
+          const json = JSON.parse(line);
+          clearTimeout(timer);
+          resolve({ addr: json.addr, admin: json.admin });
+        }
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`wxgate exited with ${code}:\n${logs.join('\n')}`)));
+  });
+  return {
+    baseUrl: `http://${addrs.addr}`,
+    adminUrl: `http://${addrs.admin}`,
+    appid: APPID,
+    logs,
+    /** One sample of the admin port's /metrics, 0 when absent. */
+    async metric(series) {
+      const text = await (await fetch(`http://${addrs.admin}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+      return line ? Number(line.slice(series.length + 1)) : 0;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.on('exit', resolve)));
+      backend.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports = { startGateway };
