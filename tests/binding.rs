@@ -204,28 +204,14 @@ async fn a_phone_number_learned_later_asks_again_and_may_rebind() {
     let gate = setup.config(false).start().await;
     let id = gate.login("tia").await;
     assert_eq!(user_ids(&gate, &id).await, [account_of(&openid_of("tia"))]);
-    let phone = gate
-        .http
-        .post(gate.url("/_wxgate/phone"))
-        .header("x-session-id", &id)
-        .json(&json!({"code": "phone:13912345678"}))
-        .send()
-        .await
-        .unwrap();
+    let phone = gate.post_phone(&id, "phone:13912345678").await;
     assert_eq!(phone.status(), 200);
     let calls = setup.binding.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[1].1["phone"], "13912345678");
     assert_eq!(user_ids(&gate, &id).await, ["acct-phone-13912345678"]);
     // The same number again is nothing new: no call.
-    let again = gate
-        .http
-        .post(gate.url("/_wxgate/phone"))
-        .header("x-session-id", &id)
-        .json(&json!({"code": "phone:13912345678"}))
-        .send()
-        .await
-        .unwrap();
+    let again = gate.post_phone(&id, "phone:13912345678").await;
     assert_eq!(again.status(), 200);
     assert_eq!(setup.binding.calls().len(), 2);
 }

@@ -10,7 +10,6 @@ use common::redis::{RedisCluster, RedisServer};
 use common::upstream::header_values;
 use common::wechat::openid_of;
 use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error};
-use serde_json::json;
 
 struct Fleet {
     wechat: WeChatDouble,
@@ -161,14 +160,7 @@ async fn nothing_usable_is_stored_at_rest() {
     let gate = config.start().await;
     gate.until_ready().await;
     let id = gate.login("ivy").await;
-    let response = gate
-        .http
-        .post(gate.url("/_wxgate/phone"))
-        .header("x-session-id", &id)
-        .json(&json!({"code": "phone:13912345678"}))
-        .send()
-        .await
-        .unwrap();
+    let response = gate.post_phone(&id, "phone:13912345678").await;
     assert_eq!(response.status(), 200);
     let dump = fleet.redis.dump();
     assert!(

@@ -197,14 +197,7 @@ async fn phone_number_by_code_is_injected_only_when_configured() {
         };
         let (_w, _u, gate) = start(extra).await;
         let id = gate.login("olive").await;
-        let response = gate
-            .http
-            .post(gate.url("/_wxgate/phone"))
-            .header("x-session-id", &id)
-            .json(&json!({"code": "phone:13800138000"}))
-            .send()
-            .await
-            .unwrap();
+        let response = gate.post_phone(&id, "phone:13800138000").await;
         assert_eq!(response.status(), 200);
         let phone: serde_json::Value = response.json().await.unwrap();
         assert_eq!(phone["phoneNumber"], "13800138000");

@@ -10,7 +10,6 @@
 //! | `Garbage`   | 200, an HTML page                        |
 //! | `Slow`      | 200 after 5 s (past any test's timeout)  |
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,8 +18,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,22 +58,9 @@ impl BindingDouble {
             })),
         };
         let served = double.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let double = served.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let double = double.clone();
-                        async move { Ok::<_, Infallible>(double.answer(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        super::serve(listener, move |req| {
+            let double = served.clone();
+            async move { double.answer(req).await }
         });
         double
     }

@@ -179,6 +179,17 @@ impl Gate {
         }
     }
 
+    /// `POST /_wxgate/phone` with a getPhoneNumber `code`, in `session`.
+    pub async fn post_phone(&self, session: &str, code: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/_wxgate/phone"))
+            .header("x-session-id", session)
+            .json(&serde_json::json!({ "code": code }))
+            .send()
+            .await
+            .expect("phone request")
+    }
+
     pub fn get(&self, path: &str, session: &str) -> reqwest::RequestBuilder {
         self.http
             .get(self.url(path))
@@ -245,6 +256,34 @@ pub async fn raw(addr: SocketAddr, request: &str) -> (u16, String, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
+}
+
+/// Serves HTTP/1.1 on `listener` for the rest of the test, each request
+/// answered by `answer` (the doubles' shared accept loop).
+pub fn serve<F, Fut>(listener: tokio::net::TcpListener, answer: F)
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = answer.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
 }
 
 /// A loopback address nothing listens on.

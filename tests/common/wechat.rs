@@ -26,7 +26,6 @@
 //! with the user's current key.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,8 +34,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::{APPID, SECRET};
@@ -81,22 +78,9 @@ impl WeChatDouble {
             state: Arc::default(),
         };
         let served = double.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let double = served.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let double = double.clone();
-                        async move { Ok::<_, Infallible>(double.answer(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        super::serve(listener, move |req| {
+            let double = served.clone();
+            async move { double.answer(req).await }
         });
         double
     }
