@@ -71,6 +71,61 @@ http {{
 """
 
 
+def nginx_auth_config(workdir, port, upstream_port, wxgate_port, workers):
+    """nginx auth_request asking wxgate's forward-auth route on every request,
+    copying the identity, then proxying: deploy/nginx/wxgate-auth.conf's shape."""
+    plain = nginx_config(workdir, port, upstream_port, workers)
+    location = """        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }"""
+    auth = f"""        location = /_wxgate_ask {{
+            internal;
+            proxy_pass http://wxgate/_wxgate/auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-Method $request_method;
+            proxy_set_header X-Forwarded-Uri $request_uri;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+        location / {{
+            auth_request /_wxgate_ask;
+            auth_request_set $wx_openid $upstream_http_x_wx_openid;
+            auth_request_set $wx_unionid $upstream_http_x_wx_unionid;
+            auth_request_set $wx_appid $upstream_http_x_wx_appid;
+            proxy_set_header X-WX-OpenId $wx_openid;
+            proxy_set_header X-WX-UnionId $wx_unionid;
+            proxy_set_header X-WX-AppId $wx_appid;
+            proxy_set_header X-Session-Id "";
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}"""
+    plain = plain.replace(location, auth)
+    plain = plain.replace(f"pid {workdir}/nginx.pid;", f"pid {workdir}/nginx-auth.pid;")
+    plain = plain.replace(f"error_log {workdir}/nginx-error.log", f"error_log {workdir}/nginx-auth-error.log")
+    return plain.replace("    server {", f"    upstream wxgate {{ server 127.0.0.1:{wxgate_port}; keepalive 64; }}\n    server {{", 1)
+
+
+def caddy_config(port, upstream_port, wxgate_port):
+    """Caddy forward_auth asking wxgate's forward-auth route, then reverse_proxy."""
+    return f"""{{
+    admin off
+    auto_https off
+}}
+http://127.0.0.1:{port} {{
+    forward_auth 127.0.0.1:{wxgate_port} {{
+        uri /_wxgate/auth
+        copy_headers X-WX-OpenId X-WX-UnionId X-WX-AppId
+    }}
+    request_header -X-Session-Id
+    reverse_proxy 127.0.0.1:{upstream_port}
+}}
+"""
+
+
 def wxgate_config(port, upstream_port, threads=None, extra=""):
     """wxgate in front of the bench upstream, which also answers as WeChat."""
     threads = f"threads = {threads}\n" if threads else ""
