@@ -1,10 +1,10 @@
 //! Config reload without a restart (SIGHUP in `main`).
 //!
-//! What can change safely takes effect for the next request: `[routes]`,
-//! `[headers]`, `session.header`, `session.forward_session_header`,
+//! What can change safely takes effect for the next request: `[routes]`
+//! (the reserved prefix too), `[headers]`, `session.header`, `session.forward_session_header`,
 //! `upstream.timeout`, `server.drain_timeout` and `log.level`. Anything else
 //! (addresses, threads, the upstream URL, WeChat credentials, the session
-//! store, lifetimes) would need new sockets, clients or stored data, so a
+//! store, lifetimes, `[binding]`, the admin token) would need new sockets, clients or stored data, so a
 //! file that changes it is refused as a whole: the old config stays, and
 //! the error names the first key that needs a restart. A file that does
 //! not load is refused the same way; nothing half-applies.
@@ -156,6 +156,8 @@ public = ["/public"]
             "[upstream]\ntimeout = \"3s\"",
             "[server]\ndrain_timeout = \"5s\"",
             "[log]\nlevel = \"debug\"",
+            "[routes]\nprefix = \"/gw\"",
+            "[headers]\nuser_id = \"X-Member\"",
         ] {
             assert_eq!(needs_restart(&old, &with(change)), None, "{change}");
         }
@@ -177,6 +179,8 @@ public = ["/public"]
             ("[session]\ncapacity = 5", "session"),
             ("[admin]\nlisten = \"127.0.0.1:1\"", "admin.listen"),
             ("[log]\nformat = \"json\"", "log.format"),
+            ("[admin]\ntoken = \"0123456789abcdef0\"", "admin.token"),
+            ("[binding]\nurl = \"http://127.0.0.1:1/bind\"", "binding"),
         ] {
             assert_eq!(needs_restart(&old, &with(change)), Some(key), "{change}");
         }
