@@ -3,8 +3,8 @@
 //! Every metric name is a constant in [`names`], so dashboards and alerts
 //! have one list to read. Labelled series that the request path touches are
 //! created once at start-up and kept as handles: counting a request is an
-//! atomic add, with no label-map lookup (histograms take a short,
-//! uncontended mutex inside prometheus-client).
+//! atomic add, with no label-map lookup; histograms too (`histogram.rs`:
+//! atomics, where prometheus-client's own takes a mutex all workers share).
 //!
 //! Each `App` owns its own [`Metrics`] (no global registry), so tests that
 //! run several gateways in one process see only their own figures.
@@ -16,11 +16,13 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::outcome::Outcome;
+pub use histogram::SecondsHistogram;
+
+mod histogram;
 
 /// Metric names. Counters gain `_total` when exposed.
 pub mod names {
@@ -42,24 +44,17 @@ pub mod names {
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// 0.5 ms … 10 s: a proxy hop is sub-millisecond, a WeChat call tens of ms.
-const SECONDS_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 type Labels1 = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
 
-fn seconds_histogram() -> Histogram {
-    Histogram::new(SECONDS_BUCKETS)
-}
-
 pub struct Metrics {
     registry: Registry,
     requests: Vec<[Counter; 5]>,
-    request_duration: Vec<Histogram>,
+    request_duration: Vec<SecondsHistogram>,
     in_flight: Gauge,
-    upstream_duration: Histogram,
+    upstream_duration: SecondsHistogram,
     logins: Family<Labels1, Counter>,
     sessions_live: Gauge,
     pub wechat: WechatMetrics,
@@ -92,8 +87,7 @@ impl Metrics {
             requests_family,
         );
 
-        let duration_family =
-            Family::<Labels1, Histogram>::new_with_constructor(seconds_histogram as fn() -> _);
+        let duration_family = Family::<Labels1, SecondsHistogram>::default();
         let request_duration = Outcome::ALL
             .iter()
             .map(|o| duration_family.get_or_create_owned(&[("outcome", o.as_str())]))
@@ -110,7 +104,7 @@ impl Metrics {
             "Requests being handled now",
             in_flight.clone(),
         );
-        let upstream_duration = seconds_histogram();
+        let upstream_duration = SecondsHistogram::default();
         registry.register(
             names::UPSTREAM_DURATION,
             "Time from forwarding a request to the upstream's response head",
@@ -177,7 +171,7 @@ impl Metrics {
     pub fn request(&self, outcome: Outcome, status: u16, elapsed: Duration) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.requests[outcome as usize][class].inc();
-        self.request_duration[outcome as usize].observe(elapsed.as_secs_f64());
+        self.request_duration[outcome as usize].observe(elapsed);
     }
 
     /// Counts a request for as long as the returned guard lives.
@@ -187,7 +181,7 @@ impl Metrics {
     }
 
     pub fn upstream(&self, elapsed: Duration) {
-        self.upstream_duration.observe(elapsed.as_secs_f64());
+        self.upstream_duration.observe(elapsed);
     }
 
     pub fn login(&self, result: &'static str) {
@@ -220,19 +214,10 @@ impl Drop for InFlight {
 }
 
 /// WeChat API calls; cloned into the WeChat client.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct WechatMetrics {
     calls: Family<[(&'static str, String); 2], Counter>,
-    duration: Family<Labels1, Histogram>,
-}
-
-impl Default for WechatMetrics {
-    fn default() -> Self {
-        Self {
-            calls: Family::default(),
-            duration: Family::new_with_constructor(seconds_histogram as fn() -> _),
-        }
-    }
+    duration: Family<Labels1, SecondsHistogram>,
 }
 
 impl WechatMetrics {
@@ -242,7 +227,7 @@ impl WechatMetrics {
             .inc();
         self.duration
             .get_or_create(&[("api", api)])
-            .observe(elapsed.as_secs_f64());
+            .observe(elapsed);
     }
 }
 
