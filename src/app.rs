@@ -370,7 +370,7 @@ pub enum StartError {
 }
 
 /// The route accepts only `method` (also what a 405's `Allow` header says).
-fn require(request: &Request<RequestBody>, method: &'static str) -> Result<(), HttpError> {
+pub(crate) fn require<B>(request: &Request<B>, method: &'static str) -> Result<(), HttpError> {
     if request.method().as_str() == method {
         Ok(())
     } else {

@@ -11,12 +11,12 @@
 //! without one, they answer only when the admin port listens on loopback
 //! (a sidecar's own pod), never on an address the network reaches.
 
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Request, Response, StatusCode, header};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::App;
+use crate::app::{App, require};
 use crate::body::{self, Body};
 use crate::error::HttpError;
 use crate::session::{SessionStore, UserRecord};
@@ -52,7 +52,7 @@ pub async fn handle<B>(
     let sessions = app.sessions();
     match action {
         Action::Show => {
-            require(request.method(), Method::GET, "GET")?;
+            require(request, "GET")?;
             let user = sessions
                 .user(openid)
                 .await?
@@ -60,7 +60,7 @@ pub async fn handle<B>(
             Ok(body::json(StatusCode::OK, &shown(&user)))
         }
         Action::Logout => {
-            require(request.method(), Method::POST, "POST")?;
+            require(request, "POST")?;
             let known = sessions.revoke_user(openid).await?;
             tracing::info!(openid, known, "operator logged the user out everywhere");
             Ok(body::json(
@@ -74,14 +74,6 @@ pub async fn handle<B>(
 enum Action {
     Show,
     Logout,
-}
-
-fn require(method: &Method, want: Method, allow: &'static str) -> Result<(), HttpError> {
-    if *method == want {
-        Ok(())
-    } else {
-        Err(HttpError::MethodNotAllowed { allow })
-    }
 }
 
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
