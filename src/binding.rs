@@ -16,9 +16,8 @@
 //! user finds it and `X-User-Id` carries it to the backend. It is asked
 //! again only while the user is unbound, and when a phone number becomes
 //! known (many systems match accounts by phone). Concurrent logins of one
-//! user share one call: moka's `try_get_with` runs the first caller's
-//! future for everyone waiting on the openid, and inside it the stored
-//! record is read again, so a user bound meanwhile is not asked twice.
+//! user share one call ([`SingleFlight`] per openid), and inside it the
+//! stored record is read again, so a user bound meanwhile is not asked twice.
 //!
 //! An endpoint that is down, slow, answers 5xx or garbage is
 //! `Unavailable`: with `required = true` the login fails (503
@@ -26,9 +25,7 @@
 //! asks again.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::json;
@@ -36,6 +33,7 @@ use serde_json::json;
 use crate::config::BindingConfig;
 use crate::error::describe;
 use crate::session::{BoundId, SessionStore, UserRecord, UserUpdate};
+use crate::single_flight::SingleFlight;
 
 /// What the endpoint said about a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +54,7 @@ pub struct Binding {
     http: reqwest::Client,
     config: BindingConfig,
     appid: String,
-    inflight: Cache<Arc<str>, Bound>,
+    inflight: SingleFlight<Bound>,
     metrics: BindingMetrics,
 }
 
@@ -73,11 +71,7 @@ impl Binding {
                 .build()?,
             config: config.clone(),
             appid: appid.to_owned(),
-            // Entries live only while a call is in flight; the TTL is a backstop.
-            inflight: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+            inflight: SingleFlight::new(),
             metrics,
         })
     }
@@ -97,13 +91,13 @@ impl Binding {
         if let Some(id) = user.user_id() {
             return Ok((Bound::Id(id.clone()), user));
         }
-        let openid: Arc<str> = Arc::from(user.openid());
-        let asked = self
+        let openid = user.openid();
+        let bound = self
             .inflight
-            .try_get_with_by_ref(&openid, async {
+            .run(openid, async {
                 // Bound by a login that finished while this one waited?
                 let current = store
-                    .user(&openid)
+                    .user(openid)
                     .await
                     .map_err(|e| BindError(e.to_string()))?;
                 match current.as_deref().and_then(UserRecord::user_id) {
@@ -114,9 +108,8 @@ impl Binding {
                     }
                 }
             })
-            .await;
-        self.inflight.invalidate(&openid).await;
-        let bound = asked.map_err(|e: Arc<BindError>| (*e).clone())?;
+            .await
+            .map_err(|e: Arc<BindError>| (*e).clone())?;
         let user = match &bound {
             Bound::Id(id) if user.user_id() != Some(id) => {
                 Arc::new(UserRecord::clone(&user).bound_to(id.clone()))

@@ -31,6 +31,7 @@ pub mod secret;
 pub mod server;
 pub mod session;
 mod session_check;
+mod single_flight;
 pub mod stack;
 pub mod wechat;
 pub mod wxdata;

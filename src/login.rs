@@ -2,11 +2,9 @@
 //!
 //! WeChat codes are single-use, and mini-programs often send one code twice
 //! (a double tap, a retried request). Concurrent logins with the same code
-//! therefore share ONE `jscode2session` call and one session: moka's
-//! `try_get_with` runs the first caller's future and hands its result to
-//! every caller waiting on that key, and never caches an error. The entry is
-//! dropped as soon as the call completes, so a later replay of the code goes
-//! to WeChat and gets WeChat's own "code used" answer.
+//! therefore share ONE `jscode2session` call and one session
+//! ([`SingleFlight`]); a later replay of the code goes to WeChat and gets
+//! WeChat's own "code used" answer.
 //!
 //! A login may carry the user's encrypted data (`encryptedData` + `iv`) and
 //! signed profile (`rawData` + `signature`): they are checked with the key
@@ -14,11 +12,9 @@
 //! same). If they fail, the new session is ended and the error returned.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::stack::RequestBody;
 use http::{Request, Response, StatusCode};
-use moka::future::Cache;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,6 +24,7 @@ use crate::config::Config;
 use crate::decrypt;
 use crate::error::HttpError;
 use crate::session::{SessionId, SessionStore, UserRecord};
+use crate::single_flight::SingleFlight;
 use crate::wechat::WeChat;
 use crate::wxdata;
 
@@ -37,7 +34,7 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 pub const CODE_LIMIT: usize = 1024;
 
 pub struct Login {
-    inflight: Cache<String, (SessionId, Arc<UserRecord>)>,
+    inflight: SingleFlight<(SessionId, Arc<UserRecord>)>,
     expires_in: u64,
     appid: String,
 }
@@ -65,11 +62,7 @@ struct RawLoginBody {
 impl Login {
     pub fn new(config: &Config) -> Self {
         Self {
-            // Entries live only while a call is in flight; the TTL is a backstop.
-            inflight: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+            inflight: SingleFlight::new(),
             expires_in: config.session.ttl.as_secs(),
             appid: config.wechat.appid.clone(),
         }
@@ -85,15 +78,14 @@ impl Login {
         let (parts, body) = request.into_parts();
         let bytes = body::read_limited(&parts.headers, body, BODY_LIMIT).await?;
         let login = parse(&bytes)?;
-        let result = self
+        let (id, user) = self
             .inflight
-            .try_get_with_by_ref(
-                login.code.as_str(),
+            .run(
+                &login.code,
                 open_session(wechat, store, binding, &login.code),
             )
-            .await;
-        self.inflight.invalidate(login.code.as_str()).await;
-        let (id, user) = result.map_err(|e: Arc<HttpError>| (*e).clone())?;
+            .await
+            .map_err(|e: Arc<HttpError>| (*e).clone())?;
         tracing::debug!(session = %id.redacted(), "login");
 
         let mut answer = json!({ "session_id": id.encode(), "expires_in": self.expires_in });
