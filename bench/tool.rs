@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use wxgate::config::SessionConfig;
 use wxgate::metrics::StoreMetrics;
 use wxgate::secret::Secret;
-use wxgate::session::{MemoryStore, SessionId, SessionStore, UserRecord};
+use wxgate::session::{AppTag, MemoryStore, SessionId, SessionStore, UserRecord};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -247,6 +247,7 @@ async fn memory(count: usize) {
     for i in 0..count {
         // Shaped like real data: 28-character openid and unionid, 24-character key.
         let user = UserRecord::new(
+            &AppTag::new("wxbench", true),
             &format!("o{i:0>27}"),
             Some(&format!("u{i:0>27}")),
             Secret::new(format!("{i:0>22}==")),

@@ -10,7 +10,7 @@ use wxgate::config::Config;
 use wxgate::identity::IdentityHeaders;
 use wxgate::metrics::StoreMetrics;
 use wxgate::secret::Secret;
-use wxgate::session::{MemoryStore, SessionId, SessionStore, UserRecord};
+use wxgate::session::{AppTag, MemoryStore, SessionId, SessionStore, UserRecord};
 
 const CONFIG: &str = r#"
 [upstream]
@@ -58,6 +58,7 @@ fn session_lookup(c: &mut Criterion) {
         let mut ids = Vec::new();
         for i in 0..100_000 {
             let user = UserRecord::new(
+                &AppTag::new("wxbench", true),
                 &format!("o{i:0>27}"),
                 None,
                 Secret::new("a2V5a2V5a2V5a2V5a2V5aw=="),
@@ -88,8 +89,13 @@ fn session_lookup(c: &mut Criterion) {
 
 fn headers(c: &mut Criterion) {
     let config = Config::parse(CONFIG, &|_| None).expect("config");
-    let identity = IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid);
+    let identity = IdentityHeaders::new(
+        &config.headers,
+        &config.session,
+        [config.apps[0].appid.as_str()],
+    );
     let user = UserRecord::new(
+        &AppTag::new("wxbench", true),
         "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
         Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA"),
         Secret::new("k"),

@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use ipnet::IpNet;
 use serde_json::json;
 
+use crate::apps::{Apps, MiniProgram};
 use crate::binding::Binding;
 use crate::body::{self, Body};
 use crate::config::{AdminConfig, Config};
@@ -28,24 +29,23 @@ use crate::identity::IdentityHeaders;
 use crate::login::Login;
 use crate::metrics::Metrics;
 use crate::outcome::{Handled, Outcome};
-use crate::proxy::{Peer, Upstream};
+use crate::proxy::{Peer, Upstream, UpstreamRoute, UpstreamRoutes};
 use crate::request_id::RequestIds;
 use crate::route::{Route, Routes};
 use crate::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
 use crate::stack::RequestBody;
 use crate::stack::login_rate::LoginLimiter;
-use crate::wechat::WeChat;
 use crate::{decrypt, forward_auth, header, hop_by_hop, phone, session_check};
 
 pub struct App {
     live: ArcSwap<Live>,
     sessions: Sessions,
-    wechat: WeChat,
+    apps: Apps,
     login: Login,
     /// `[binding]`, when configured.
     binding: Option<Binding>,
-    appid: String,
-    upstream: Upstream,
+    /// In config order (`UpstreamRoute::index`).
+    upstreams: Vec<Upstream>,
     draining: AtomicBool,
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
@@ -62,7 +62,7 @@ pub(crate) struct Live {
     pub routes: Routes,
     pub identity: IdentityHeaders,
     pub session_header: HeaderName,
-    pub upstream_timeout: Duration,
+    pub upstreams: UpstreamRoutes,
     pub drain_timeout: Duration,
 }
 
@@ -70,9 +70,13 @@ impl Live {
     fn new(config: &Config) -> Self {
         Self {
             routes: Routes::new(&config.routes),
-            identity: IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid),
+            identity: IdentityHeaders::new(
+                &config.headers,
+                &config.session,
+                config.apps.iter().map(|app| app.appid.as_str()),
+            ),
             session_header: config.session.header.clone(),
-            upstream_timeout: config.upstream.timeout,
+            upstreams: UpstreamRoutes::new(&config.upstreams),
             drain_timeout: config.server.drain_timeout,
         }
     }
@@ -84,15 +88,14 @@ impl App {
         Ok(Self {
             live: ArcSwap::from_pointee(Live::new(config)),
             sessions: Sessions::new(config, metrics.store.clone())?,
-            wechat: WeChat::new(&config.wechat, metrics.wechat.clone())?,
+            apps: Apps::new(&config.apps, &metrics.wechat)?,
             login: Login::new(config),
             binding: config
                 .binding
                 .as_ref()
-                .map(|b| Binding::new(b, &config.wechat.appid, metrics.binding.clone()))
+                .map(|b| Binding::new(b, metrics.binding.clone()))
                 .transpose()?,
-            appid: config.wechat.appid.clone(),
-            upstream: Upstream::new(&config.upstream),
+            upstreams: config.upstreams.iter().map(Upstream::new).collect(),
             draining: AtomicBool::new(false),
             metrics,
             request_ids: Arc::new(RequestIds::new()),
@@ -114,6 +117,10 @@ impl App {
 
     pub(crate) fn login_limiter(&self) -> &LoginLimiter {
         &self.login_limiter
+    }
+
+    pub(crate) fn apps(&self) -> &Apps {
+        &self.apps
     }
 
     pub(crate) fn sessions(&self) -> &Sessions {
@@ -229,10 +236,11 @@ impl App {
                 handled.outcome = Outcome::Login;
                 require(&request, "POST")?;
                 Box::pin(self.login.handle(
-                    &self.wechat,
+                    &self.apps,
                     &self.sessions,
                     self.binding.as_ref(),
                     request,
+                    handled,
                 ))
                 .await
             }
@@ -248,20 +256,14 @@ impl App {
             Route::Decrypt => {
                 require(&request, "POST")?;
                 let session = self.authenticate(&live, request.headers(), handled).await?;
-                Box::pin(decrypt::handle(
-                    &self.sessions,
-                    &self.appid,
-                    &session,
-                    request,
-                ))
-                .await
+                Box::pin(decrypt::handle(&self.sessions, &session, request)).await
             }
             Route::Phone => {
                 require(&request, "POST")?;
                 let session = self.authenticate(&live, request.headers(), handled).await?;
                 Box::pin(phone::handle(
                     &self.sessions,
-                    &self.wechat,
+                    &self.app_of(&session)?.wechat,
                     self.binding.as_ref(),
                     &session,
                     request,
@@ -273,27 +275,34 @@ impl App {
                 let session = self.authenticate(&live, request.headers(), handled).await?;
                 Box::pin(session_check::handle(
                     &self.sessions,
-                    &self.wechat,
+                    &self.app_of(&session)?.wechat,
                     &session,
                 ))
                 .await
             }
             Route::ForwardAuth => {
-                let question = forward_auth::Question::of(&live.routes, &request);
+                let question = forward_auth::Question::of(&live, &request);
                 let session = self.resolve(&live, request.headers()).await?;
                 forward_auth::answer(&live, question, session.as_ref(), handled)
             }
-            Route::Public => {
-                let session = self.resolve(&live, request.headers()).await?;
-                handled.outcome = Outcome::Public;
-                handled.user = session.as_ref().map(|s| s.user.clone());
-                let user = session.as_ref().map(|s| &*s.user);
-                self.forward(&live, request, peer, user).await
-            }
-            Route::Protected => {
-                let session = self.authenticate(&live, request.headers(), handled).await?;
-                self.forward(&live, request, peer, Some(&session.user))
-                    .await
+            route @ (Route::Public | Route::Protected) => {
+                let upstream = live
+                    .upstreams
+                    .find(request.uri().path())
+                    .ok_or(HttpError::NoUpstream)?;
+                let public = route == Route::Public
+                    || upstream.is_public(request.method(), request.uri().path());
+                if public {
+                    let session = self.resolve(&live, request.headers()).await?;
+                    handled.outcome = Outcome::Public;
+                    handled.user = session.as_ref().map(|s| s.user.clone());
+                    let user = session.as_ref().map(|s| &*s.user);
+                    self.forward(&live, upstream, request, peer, user).await
+                } else {
+                    let session = self.authenticate(&live, request.headers(), handled).await?;
+                    self.forward(&live, upstream, request, peer, Some(&session.user))
+                        .await
+                }
             }
         }
     }
@@ -325,15 +334,29 @@ impl App {
         Ok(session)
     }
 
+    /// The app of the session's user (`unknown_app` if it is no longer configured).
+    fn app_of(&self, session: &Resolved) -> Result<&MiniProgram, HttpError> {
+        let appid = session.user.appid();
+        self.apps.get(appid).ok_or_else(|| {
+            HttpError::UnknownApp(format!(
+                "this session belongs to `{appid}`, which this gateway no longer serves: log in again"
+            ))
+        })
+    }
+
     async fn forward(
         &self,
         live: &Live,
+        route: &UpstreamRoute,
         mut request: Request<RequestBody>,
         peer: &Peer,
         user: Option<&UserRecord>,
     ) -> Result<Response<Body>, HttpError> {
+        let Some(upstream) = self.upstreams.get(route.index) else {
+            return Err(HttpError::NoUpstream);
+        };
         let upgrade = hop_by_hop::is_upgrade(request.headers());
-        if upgrade && !self.upstream.allows_upgrade(request.headers()) {
+        if upgrade && !upstream.allows_upgrade(request.headers()) {
             // Refused, not downgraded: the client asked for a tunnel.
             return Err(HttpError::UpgradeNotAllowed);
         }
@@ -346,9 +369,8 @@ impl App {
             live.identity.inject(headers, user);
         }
         let started = Instant::now();
-        let response = self
-            .upstream
-            .forward(request, peer, upgrade, live.upstream_timeout)
+        let response = upstream
+            .forward(request, peer, upgrade, route.timeout)
             .await;
         self.metrics.upstream(started.elapsed());
         response

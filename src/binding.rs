@@ -12,11 +12,15 @@
 //! → 404                                          no account for this user yet
 //! ```
 //!
-//! and keeps the answer on the user record, where every session of the
+//! The appid is the app the user logged in to; with several apps the
+//! unionid (the same person in every app of one WeChat Open Platform
+//! account) lets the business system map one person to one account.
+//!
+//! wxgate keeps the answer on the user record, where every session of the
 //! user finds it and `X-User-Id` carries it to the backend. It is asked
 //! again only while the user is unbound, and when a phone number becomes
 //! known (many systems match accounts by phone). Concurrent logins of one
-//! user share one call ([`SingleFlight`] per openid), and inside it the
+//! user share one call ([`SingleFlight`] per user record), and inside it the
 //! stored record is read again, so a user bound meanwhile is not asked twice.
 //!
 //! An endpoint that is down, slow, answers 5xx or garbage is
@@ -53,24 +57,18 @@ pub type BindingMetrics = Family<[(&'static str, &'static str); 1], Counter>;
 pub struct Binding {
     http: reqwest::Client,
     config: BindingConfig,
-    appid: String,
     inflight: SingleFlight<Bound>,
     metrics: BindingMetrics,
 }
 
 impl Binding {
-    pub fn new(
-        config: &BindingConfig,
-        appid: &str,
-        metrics: BindingMetrics,
-    ) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &BindingConfig, metrics: BindingMetrics) -> Result<Self, reqwest::Error> {
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(config.timeout)
                 .connect_timeout(config.timeout)
                 .build()?,
             config: config.clone(),
-            appid: appid.to_owned(),
             inflight: SingleFlight::new(),
             metrics,
         })
@@ -91,13 +89,13 @@ impl Binding {
         if let Some(id) = user.user_id() {
             return Ok((Bound::Id(id.clone()), user));
         }
-        let openid = user.openid();
+        let key = user.key();
         let bound = self
             .inflight
-            .run(openid, async {
+            .run(key, async {
                 // Bound by a login that finished while this one waited?
                 let current = store
-                    .user(openid)
+                    .user(key)
                     .await
                     .map_err(|e| BindError(e.to_string()))?;
                 match current.as_deref().and_then(UserRecord::user_id) {
@@ -138,7 +136,7 @@ impl Binding {
             && user.user_id() != Some(id)
         {
             store
-                .update_user(user.openid(), UserUpdate::SetUserId(id.clone()))
+                .update_user(user.key(), UserUpdate::SetUserId(id.clone()))
                 .await
                 .map_err(|e| BindError(e.to_string()))?;
         }
@@ -148,7 +146,7 @@ impl Binding {
     /// One call to the endpoint, counted by result.
     async fn ask(&self, user: &UserRecord) -> Result<Bound, BindError> {
         let body = json!({
-            "appid": self.appid,
+            "appid": user.appid(),
             "openid": user.openid(),
             "unionid": user.unionid(),
             "phone": user.phone.as_ref().map(|p| p.phone_number.as_str()),

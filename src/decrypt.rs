@@ -28,7 +28,6 @@ struct DecryptRequest {
 
 pub async fn handle<S: SessionStore>(
     store: &S,
-    appid: &str,
     session: &Resolved,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
@@ -38,32 +37,26 @@ pub async fn handle<S: SessionStore>(
         r#"{"encryptedData": "<base64>", "iv": "<base64>"}"#,
     )
     .await?;
-    let data = decrypt_for(
-        store,
-        &session.user,
-        appid,
-        &request.encrypted_data,
-        &request.iv,
-    )
-    .await?;
+    let data = decrypt_for(store, &session.user, &request.encrypted_data, &request.iv).await?;
     Ok(body::json(StatusCode::OK, &serde_json::Value::Object(data)))
 }
 
-/// Decrypts with `user`'s key and keeps any phone number found.
+/// Decrypts with `user`'s key, checks the watermark against the user's
+/// app (a session of one app never opens another app's data), and keeps
+/// any phone number found.
 pub async fn decrypt_for<S: SessionStore>(
     store: &S,
     user: &UserRecord,
-    appid: &str,
     encrypted_data: &str,
     iv: &str,
 ) -> Result<serde_json::Map<String, serde_json::Value>, HttpError> {
     if user.key_stale {
         return Err(HttpError::SessionKeyStale);
     }
-    let data = wxdata::decrypt(&user.session_key, encrypted_data, iv, appid)?;
+    let data = wxdata::decrypt(&user.session_key, encrypted_data, iv, user.appid())?;
     if let Some(phone) = wxdata::phone_of(&data) {
         store
-            .update_user(user.openid(), UserUpdate::SetPhone(phone))
+            .update_user(user.key(), UserUpdate::SetPhone(phone))
             .await?;
     }
     Ok(data)

@@ -69,6 +69,12 @@ pub enum HttpError {
     /// An operator action on a non-loopback admin port without `admin.token`.
     #[error("operator actions need admin.token on a non-loopback admin address")]
     AdminTokenRequired,
+    /// A login for no configured app (or, with several, for none named).
+    #[error("unknown app")]
+    UnknownApp(String),
+    /// No upstream's prefix covers the path.
+    #[error("no upstream for this path")]
+    NoUpstream,
     /// A handler panicked; the text is the panic's, for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -97,6 +103,8 @@ impl HttpError {
             Self::UserNotBound => StatusCode::FORBIDDEN,
             Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminTokenRequired => StatusCode::FORBIDDEN,
+            Self::UnknownApp(_) => StatusCode::BAD_REQUEST,
+            Self::NoUpstream => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,6 +143,8 @@ impl HttpError {
             Self::UserNotBound => "user_not_bound",
             Self::AdminUnauthorized => "admin_unauthorized",
             Self::AdminTokenRequired => "admin_token_required",
+            Self::UnknownApp(_) => "unknown_app",
+            Self::NoUpstream => "no_upstream",
             Self::Internal(_) => "internal",
         }
     }
@@ -189,7 +199,7 @@ impl HttpError {
                 }
                 _ if self.is_operator_fault() => {
                     "WeChat rejected this server's credentials or address; the operator must fix \
-                     wechat.appid, wechat.secret or the app's IP whitelist"
+                     the app's appid, secret or IP whitelist"
                         .to_owned()
                 }
                 _ => "WeChat refused the request".to_owned(),
@@ -230,6 +240,8 @@ impl HttpError {
             Self::AdminTokenRequired => "operator actions answer on a non-loopback admin address \
                 only with admin.token (or WXGATE_ADMIN_TOKEN) set"
                 .to_owned(),
+            Self::UnknownApp(why) => why.clone(),
+            Self::NoUpstream => "no backend serves this path".to_owned(),
             Self::Internal(_) => "internal error: the request failed inside wxgate".to_owned(),
         }
     }

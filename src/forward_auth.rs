@@ -25,6 +25,7 @@ use crate::body::{self, Body};
 use crate::error::HttpError;
 use crate::header;
 use crate::outcome::{Handled, Outcome};
+use crate::proxy::UpstreamRoutes;
 use crate::route::{Routes, forwarded_path};
 use crate::session::Resolved;
 
@@ -41,16 +42,23 @@ pub struct Question {
 }
 
 impl Question {
-    pub fn of(routes: &Routes, request: &Request<RequestBody>) -> Self {
+    pub fn of(live: &Live, request: &Request<RequestBody>) -> Self {
         Self::from_parts(
-            routes,
+            &live.routes,
+            &live.upstreams,
             request.method(),
             request.uri().path(),
             request.headers(),
         )
     }
 
-    fn from_parts(routes: &Routes, method: &Method, path: &str, headers: &HeaderMap) -> Self {
+    fn from_parts(
+        routes: &Routes,
+        upstreams: &UpstreamRoutes,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Self {
         let method = match single(headers, FORWARDED_METHOD) {
             Some(text) => Method::from_bytes(text.as_bytes()).ok(),
             None => Some(method.clone()),
@@ -63,7 +71,12 @@ impl Question {
         };
         match (method, path) {
             (Some(method), Some(path)) => Self {
-                public: routes.is_public(&method, path),
+                // Public by `routes.public`, or by the public routes of the
+                // upstream wxgate would route the path to.
+                public: routes.is_public(&method, path)
+                    || upstreams
+                        .find(path)
+                        .is_some_and(|upstream| upstream.is_public(&method, path)),
                 asked: Some((method, path.to_owned())),
             },
             _ => Self {
@@ -129,7 +142,8 @@ mod tests {
             headers.append(*name, HeaderValue::from_str(value).unwrap());
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        Question::from_parts(&routes(), &method, path, &headers).public
+        let upstreams = UpstreamRoutes::new(&[]);
+        Question::from_parts(&routes(), &upstreams, &method, path, &headers).public
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub struct IdentityHeaders {
     user_id: HeaderName,
     unionid: HeaderName,
     appid: HeaderName,
-    appid_value: HeaderValue,
+    /// Every configured AppID as a header value, made once.
+    appid_values: Vec<(Box<str>, HeaderValue)>,
     phone: Option<HeaderName>,
     /// Canonical names removed from every client request.
     stripped: Vec<String>,
@@ -85,8 +86,12 @@ pub struct IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    /// `appid` was validated as alphanumeric, so it is a valid header value.
-    pub fn new(headers: &HeadersConfig, session: &SessionConfig, appid: &str) -> Self {
+    /// `appids` were validated as alphanumeric, so they are valid header values.
+    pub fn new<'a>(
+        headers: &HeadersConfig,
+        session: &SessionConfig,
+        appids: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
         let mut stripped = vec![
             canonical(headers.openid.as_str()),
             // Stripped whether or not binding is on: a backend reads it as its own user id.
@@ -120,8 +125,10 @@ impl IdentityHeaders {
             unionid: headers.unionid.clone(),
             appid: headers.appid.clone(),
             phone: headers.phone.clone(),
-            appid_value: HeaderValue::from_str(appid)
-                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            appid_values: appids
+                .into_iter()
+                .filter_map(|appid| Some((Box::from(appid), HeaderValue::from_str(appid).ok()?)))
+                .collect(),
             stripped,
             first_bytes,
             lengths,
@@ -161,7 +168,16 @@ impl IdentityHeaders {
         if let Some(unionid) = user.unionid().and_then(|u| HeaderValue::from_str(u).ok()) {
             headers.insert(self.unionid.clone(), unionid);
         }
-        headers.insert(self.appid.clone(), self.appid_value.clone());
+        // The session's own app: a session of one app never speaks for another.
+        let appid = user.appid();
+        let value = match self.appid_values.iter().find(|(id, _)| **id == *appid) {
+            Some((_, value)) => Some(value.clone()),
+            // A record of an app no longer configured (Redis, after a config change).
+            None => HeaderValue::from_str(appid).ok(),
+        };
+        if let Some(value) = value {
+            headers.insert(self.appid.clone(), value);
+        }
         // Visible ASCII by construction (`BoundId`).
         if let Some(id) = user
             .user_id()
@@ -187,7 +203,11 @@ mod tests {
             "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n{extra}"
         );
         let config = Config::parse(&text, &|_| None).unwrap();
-        IdentityHeaders::new(&config.headers, &config.session, &config.wechat.appid)
+        IdentityHeaders::new(
+            &config.headers,
+            &config.session,
+            config.apps.iter().map(|a| a.appid.as_str()),
+        )
     }
 
     #[test]

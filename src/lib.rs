@@ -9,6 +9,7 @@
 
 pub mod admin;
 mod app;
+mod apps;
 mod binding;
 pub mod body;
 pub mod config;

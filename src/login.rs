@@ -10,6 +10,9 @@
 //! signed profile (`rawData` + `signature`): they are checked with the key
 //! this very login obtained, the race-free way (Tencent's wafer did the
 //! same). If they fail, the new session is ended and the error returned.
+//!
+//! With several apps (`[[apps]]`) the body's `appid`, or WeChat's Referer,
+//! says which app the code is for (`apps.rs`).
 
 use std::sync::Arc;
 
@@ -18,14 +21,15 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::apps::{Apps, MiniProgram};
 use crate::binding::{Binding, Bound};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::decrypt;
 use crate::error::HttpError;
+use crate::outcome::Handled;
 use crate::session::{SessionId, SessionStore, UserRecord};
 use crate::single_flight::SingleFlight;
-use crate::wechat::WeChat;
 use crate::wxdata;
 
 /// Largest accepted login body (encrypted data included).
@@ -36,13 +40,14 @@ pub const CODE_LIMIT: usize = 1024;
 pub struct Login {
     inflight: SingleFlight<(SessionId, Arc<UserRecord>)>,
     expires_in: u64,
-    appid: String,
 }
 
 /// A parsed login body.
 #[derive(Debug, PartialEq)]
 struct LoginBody {
     code: String,
+    /// The app the code is for, when the client says.
+    appid: Option<String>,
     /// `encryptedData` and `iv`.
     encrypted: Option<(String, String)>,
     /// `rawData` and `signature`.
@@ -53,6 +58,7 @@ struct LoginBody {
 #[serde(rename_all = "camelCase")]
 struct RawLoginBody {
     code: Option<serde_json::Value>,
+    appid: Option<serde_json::Value>,
     encrypted_data: Option<serde_json::Value>,
     iv: Option<serde_json::Value>,
     raw_data: Option<serde_json::Value>,
@@ -64,26 +70,27 @@ impl Login {
         Self {
             inflight: SingleFlight::new(),
             expires_in: config.session.ttl.as_secs(),
-            appid: config.wechat.appid.clone(),
         }
     }
 
     pub async fn handle<S: SessionStore>(
         &self,
-        wechat: &WeChat,
+        apps: &Apps,
         store: &S,
         binding: Option<&Binding>,
         request: Request<RequestBody>,
+        handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
         let (parts, body) = request.into_parts();
         let bytes = body::read_limited(&parts.headers, body, BODY_LIMIT).await?;
         let login = parse(&bytes)?;
+        let app = apps.for_login(login.appid.as_deref(), &parts.headers)?;
+        handled.app = Some(app.tag.appid_shared().clone());
+        // Codes are per app: the same text for two apps is two logins.
+        let flight = format!("{}\n{}", app.tag.appid(), login.code);
         let (id, user) = self
             .inflight
-            .run(
-                &login.code,
-                open_session(wechat, store, binding, &login.code),
-            )
+            .run(&flight, open_session(app, store, binding, &login.code))
             .await
             .map_err(|e: Arc<HttpError>| (*e).clone())?;
         tracing::debug!(session = %id.redacted(), "login");
@@ -113,22 +120,20 @@ impl Login {
             return Err(HttpError::SignatureMismatch);
         }
         match &login.encrypted {
-            Some((data, iv)) => Ok(Some(
-                decrypt::decrypt_for(store, user, &self.appid, data, iv).await?,
-            )),
+            Some((data, iv)) => Ok(Some(decrypt::decrypt_for(store, user, data, iv).await?)),
             None => Ok(None),
         }
     }
 }
 
 async fn open_session<S: SessionStore>(
-    wechat: &WeChat,
+    app: &MiniProgram,
     store: &S,
     binding: Option<&Binding>,
     code: &str,
 ) -> Result<(SessionId, Arc<UserRecord>), HttpError> {
-    let wx = wechat.code2session(code).await?;
-    let user = UserRecord::new(&wx.openid, wx.unionid.as_deref(), wx.session_key)?;
+    let wx = app.wechat.code2session(code).await?;
+    let user = UserRecord::new(&app.tag, &wx.openid, wx.unionid.as_deref(), wx.session_key)?;
     let (id, user) = store.login(user).await?;
     let Some(binding) = binding else {
         return Ok((id, user));
@@ -172,8 +177,20 @@ fn parse(bytes: &[u8]) -> Result<LoginBody, HttpError> {
         Some(serde_json::Value::String(code)) => code,
         Some(_) => return Err(bad("`code` is not a string")),
     };
+    let appid = match raw.appid {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(appid)) if !appid.is_empty() && appid.len() <= 64 => {
+            Some(appid)
+        }
+        Some(_) => {
+            return Err(bad(
+                "`appid` must be the mini-program's AppID, a short string",
+            ));
+        }
+    };
     Ok(LoginBody {
         code,
+        appid,
         encrypted: pair(raw.encrypted_data, raw.iv, "encryptedData", "iv")?,
         signed: pair(raw.raw_data, raw.signature, "rawData", "signature")?,
     })
@@ -237,6 +254,7 @@ mod tests {
             parse(br#"{"code":"081abc","extra":1}"#).unwrap(),
             LoginBody {
                 code: "081abc".into(),
+                appid: None,
                 encrypted: None,
                 signed: None
             }

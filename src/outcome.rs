@@ -17,6 +17,8 @@ pub struct Handled {
     /// Forward-auth: the method and path the front proxy asked about
     /// (boxed: most requests have none).
     pub asked: Option<Box<(Method, String)>>,
+    /// The AppID of the session's user, or of the app a login chose.
+    pub app: Option<Arc<str>>,
 }
 
 impl From<Outcome> for Handled {
@@ -25,6 +27,7 @@ impl From<Outcome> for Handled {
             outcome,
             user: None,
             asked: None,
+            app: None,
         }
     }
 }

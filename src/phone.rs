@@ -1,7 +1,8 @@
 //! `POST /phone`: the phone number behind a `getPhoneNumber` button's code.
 //!
 //! The current way (since 2021): the button yields a one-time code, which
-//! wxgate trades with `getuserphonenumber` using the app's access token.
+//! wxgate trades with `getuserphonenumber` using the access token of the
+//! session's app.
 //! The number is kept on the user record, so that, when `[headers] phone`
 //! is configured, it reaches the upstream like the other identity headers.
 //! A number new to the record is also sent to the binding endpoint (when
@@ -43,10 +44,11 @@ pub async fn handle<S: SessionStore>(
             "`code` must be the non-empty code from the getPhoneNumber button".to_owned(),
         ));
     }
-    let openid = session.user.openid();
-    let phone = wechat.phone_number(&request.code, openid).await?;
+    let phone = wechat
+        .phone_number(&request.code, session.user.openid())
+        .await?;
     let updated = store
-        .update_user(openid, UserUpdate::SetPhone(phone.clone()))
+        .update_user(session.user.key(), UserUpdate::SetPhone(phone.clone()))
         .await?;
     if let Some(binding) = binding
         && let Some(user) = updated

@@ -1,10 +1,12 @@
 //! Config reload without a restart (SIGHUP in `main`).
 //!
 //! What can change safely takes effect for the next request: `[routes]`
-//! (the reserved prefix too), `[headers]`, `session.header`, `session.forward_session_header`,
-//! `upstream.timeout`, `server.drain_timeout` and `log.level`. Anything else
-//! (addresses, threads, the upstream URL, WeChat credentials, the session
-//! store, lifetimes, `[binding]`, the admin token) would need new sockets, clients or stored data, so a
+//! (the reserved prefix too), `[headers]`, `session.header`,
+//! `session.forward_session_header`, each upstream's `timeout` and `public`
+//! routes, `server.drain_timeout` and `log.level`. Anything else
+//! (addresses, threads, the upstreams' URLs and prefixes, the apps and
+//! their credentials, the session store, lifetimes, `[binding]`, the admin
+//! token) would need new sockets, clients or stored data, so a
 //! file that changes it is refused as a whole: the old config stays, and
 //! the error names the first key that needs a restart. A file that does
 //! not load is refused the same way; nothing half-applies.
@@ -12,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, UpstreamConfig, WechatConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -59,28 +61,34 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fixed.headers = old.headers.clone();
     fixed.session.header = old.session.header.clone();
     fixed.session.forward_session_header = old.session.forward_session_header;
-    fixed.upstream.timeout = old.upstream.timeout;
     fixed.server.drain_timeout = old.server.drain_timeout;
     fixed.log.level = old.log.level.clone();
-    let checks: [(&'static str, bool); 21] = [
+    // The same upstreams (one pool each) may change their timeouts and public routes.
+    if fixed.upstreams.len() == old.upstreams.len() {
+        for (new, old) in fixed.upstreams.iter_mut().zip(&old.upstreams) {
+            new.timeout = old.timeout;
+            new.public = old.public.clone();
+        }
+    }
+    let upstreams_differ = |differs: fn(&UpstreamConfig, &UpstreamConfig) -> bool| {
+        fixed.upstreams.len() != old.upstreams.len()
+            || fixed
+                .upstreams
+                .iter()
+                .zip(&old.upstreams)
+                .any(|(a, b)| differs(a, b))
+    };
+    let checks: [(&'static str, bool); 14] = [
         ("server.listen", fixed.server.listen != old.server.listen),
         ("server.threads", fixed.server.threads != old.server.threads),
         ("server", fixed.server != old.server),
         ("login", fixed.login != old.login),
+        ("upstreams", fixed.upstreams.len() != old.upstreams.len()),
         (
             "upstream.upgrades",
-            fixed.upstream.upgrades != old.upstream.upgrades,
+            upstreams_differ(|a, b| a.upgrades != b.upgrades),
         ),
-        ("upstream.url", fixed.upstream != old.upstream),
-        ("wechat.mode", fixed.wechat.mode != old.wechat.mode),
-        ("wechat.appid", fixed.wechat.appid != old.wechat.appid),
-        ("wechat.secret", fixed.wechat.secret != old.wechat.secret),
-        (
-            "wechat.api_base",
-            fixed.wechat.api_base != old.wechat.api_base,
-        ),
-        ("wechat.timeout", fixed.wechat.timeout != old.wechat.timeout),
-        ("wechat", fixed.wechat != old.wechat),
+        ("upstream.url", fixed.upstreams != old.upstreams),
         ("session.ttl", fixed.session.ttl != old.session.ttl),
         ("session.idle", fixed.session.idle != old.session.idle),
         ("session", fixed.session != old.session),
@@ -88,18 +96,58 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("admin.listen", fixed.admin.listen != old.admin.listen),
         ("admin.token", fixed.admin != old.admin),
         ("log.format", fixed.log != old.log),
-        ("binding", fixed.binding != old.binding),
-        ("demo", fixed.demo_echo_upstream != old.demo_echo_upstream),
     ];
     let key = checks
         .iter()
         .find(|(_, differs)| *differs)
-        .map(|(key, _)| *key);
+        .map(|(key, _)| *key)
+        .or_else(|| app_change(&fixed.apps, &old.apps))
+        .or_else(|| (fixed.binding != old.binding).then_some("binding"))
+        .or_else(|| (fixed.demo_echo_upstream != old.demo_echo_upstream).then_some("demo"));
     debug_assert!(
         key.is_some() || fixed == *old,
         "a section is missing from the checks"
     );
     key
+}
+
+/// The first app setting that differs (each app has its own WeChat client).
+fn app_change(new: &[WechatConfig], old: &[WechatConfig]) -> Option<&'static str> {
+    if new.len() != old.len() {
+        return Some("apps");
+    }
+    let (new, old) = new.iter().zip(old).find(|(a, b)| a != b)?;
+    let (wechat, apps) = if new.single_app_keys {
+        ("wechat", true)
+    } else {
+        ("apps", false)
+    };
+    let name = |field: &'static str| match (apps, field) {
+        (true, "appid") => "wechat.appid",
+        (true, "secret") => "wechat.secret",
+        (true, "mode") => "wechat.mode",
+        (true, "api_base") => "wechat.api_base",
+        (true, "timeout") => "wechat.timeout",
+        (false, "appid") => "apps.appid",
+        (false, "secret") => "apps.secret_env",
+        (false, "mode") => "apps.mode",
+        (false, "api_base") => "apps.api_base",
+        (false, "timeout") => "apps.timeout",
+        _ => wechat,
+    };
+    Some(if new.appid != old.appid {
+        name("appid")
+    } else if new.secret != old.secret {
+        name("secret")
+    } else if new.mode != old.mode {
+        name("mode")
+    } else if new.api_base != old.api_base {
+        name("api_base")
+    } else if new.timeout != old.timeout {
+        name("timeout")
+    } else {
+        wechat
+    })
 }
 
 #[cfg(test)]

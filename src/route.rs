@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 use http::Method;
 
-use crate::config::RoutesConfig;
+use crate::config::{PublicRoute, RoutesConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -44,8 +44,34 @@ pub struct Routes {
     phone: String,
     session: String,
     auth: Option<String>,
-    /// Normalised prefixes, each with the one method it allows, if any.
-    public: Vec<(Option<Method>, String)>,
+    public: PublicRoutes,
+}
+
+/// Public routes: normalised prefixes, each with the one method it allows, if any.
+#[derive(Debug, Clone, Default)]
+pub struct PublicRoutes(Vec<(Option<Method>, String)>);
+
+impl PublicRoutes {
+    pub fn new(routes: &[PublicRoute]) -> Self {
+        Self(
+            routes
+                .iter()
+                .map(|p| (p.method.clone(), prefix(&p.path)))
+                .collect(),
+        )
+    }
+
+    /// Whether every reading of `path` is under one prefix that allows `method`.
+    pub fn matches(&self, method: &Method, path: &str) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let readings = readings(path);
+        self.0.iter().any(|(allowed, prefix)| {
+            allowed.as_ref().is_none_or(|m| m == method)
+                && readings.iter().all(|reading| under(reading, prefix))
+        })
+    }
 }
 
 impl Routes {
@@ -58,11 +84,7 @@ impl Routes {
             phone: config.phone.clone(),
             session: config.session.clone(),
             auth: config.auth.clone(),
-            public: config
-                .public
-                .iter()
-                .map(|p| (p.method.clone(), prefix(&p.path)))
-                .collect(),
+            public: PublicRoutes::new(&config.public),
         }
     }
 
@@ -106,15 +128,9 @@ impl Routes {
         path == self.login
     }
 
+    /// Public by `routes.public` (an upstream may add its own, `proxy::UpstreamRoutes`).
     pub fn is_public(&self, method: &Method, path: &str) -> bool {
-        if self.public.is_empty() {
-            return false;
-        }
-        let readings = readings(path);
-        self.public.iter().any(|(allowed, prefix)| {
-            allowed.as_ref().is_none_or(|m| m == method)
-                && readings.iter().all(|reading| under(reading, prefix))
-        })
+        self.public.matches(method, path)
     }
 }
 
@@ -142,7 +158,8 @@ fn prefix(configured: &str) -> String {
     }
 }
 
-fn under(path: &str, prefix: &str) -> bool {
+/// `path` is `prefix` or below it, on whole segments (`/` is above everything).
+pub(crate) fn under(path: &str, prefix: &str) -> bool {
     prefix == "/"
         || path == prefix
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
@@ -225,7 +242,6 @@ fn percent_decode(path: &str) -> String {
 /// The default routes with `public` entries (`"/p"` or `"GET /p"`), for tests.
 #[cfg(test)]
 pub(crate) fn test_routes(public: &[&str]) -> Routes {
-    use crate::config::PublicRoute;
     Routes::new(&RoutesConfig {
         prefix: "/_wxgate".into(),
         login: "/login".into(),

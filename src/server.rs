@@ -64,7 +64,7 @@ impl Server {
     /// worker thread, so the kernel spreads connections across threads.
     /// `config` is already validated.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
-        if config.wechat.mode == WechatMode::Mock {
+        if config.apps.iter().any(|app| app.mode == WechatMode::Mock) {
             tracing::warn!(
                 "wechat.mode = \"mock\": ANY code logs in, as a user derived from the code. \
                  This is for trying wxgate out; set mode = \"live\" with your AppID and secret \
@@ -72,13 +72,13 @@ impl Server {
             );
         }
         let app = Arc::new(App::new(config)?);
-        if config.demo_echo_upstream
-            && let Some(addr) = config.upstream.socket_addr()
-        {
-            demo::spawn(addr)
-                .await
-                .map_err(|source| StartError::Demo { addr, source })?;
-            tracing::info!(%addr, "demo echo upstream listening");
+        if config.demo_echo_upstream {
+            for addr in config.upstreams.iter().filter_map(|u| u.socket_addr()) {
+                demo::spawn(addr)
+                    .await
+                    .map_err(|source| StartError::Demo { addr, source })?;
+                tracing::info!(%addr, "demo echo upstream listening");
+            }
         }
         let mut addr = exclusive_port(config.server.listen).map_err(|source| StartError::Bind {
             addr: config.server.listen,

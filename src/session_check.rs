@@ -27,7 +27,7 @@ pub async fn handle<S: SessionStore>(
         let update = UserUpdate::KeyStale {
             key: user.session_key.clone(),
         };
-        store.update_user(user.openid(), update).await?;
+        store.update_user(user.key(), update).await?;
     }
     Ok(body::json(
         StatusCode::OK,

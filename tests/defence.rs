@@ -81,7 +81,7 @@ async fn a_login_flood_from_one_ip_gets_429s_and_spends_at_most_the_quota() {
     assert_eq!(
         common::metric(
             &metrics,
-            r#"wxgate_logins_total{result="login_rate_limited"}"#
+            r#"wxgate_logins_total{result="login_rate_limited",app="none"}"#
         ),
         limited as f64
     );

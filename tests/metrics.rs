@@ -59,22 +59,33 @@ async fn metrics_are_prometheus_text_and_move_with_traffic() {
     let after = gate.metrics().await;
     assert_eq!(metric(&after, AUTHENTICATED_2XX), 3.0, "{after}");
     assert_eq!(metric(&after, REJECTED_4XX), 1.0, "{after}");
-    assert_eq!(metric(&after, r#"wxgate_logins_total{result="ok"}"#), 1.0);
     assert_eq!(
-        metric(&after, r#"wxgate_logins_total{result="code_invalid"}"#),
+        metric(
+            &after,
+            r#"wxgate_logins_total{result="ok",app="wxtestappid0001"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            r#"wxgate_logins_total{result="code_invalid",app="wxtestappid0001"}"#
+        ),
         1.0
     );
     let calls = |errcode: &str| {
         metric(
             &after,
-            &format!(r#"wxgate_wechat_requests_total{{api="jscode2session",errcode="{errcode}"}}"#),
+            &format!(
+                r#"wxgate_wechat_requests_total{{api="jscode2session",errcode="{errcode}",app="wxtestappid0001"}}"#
+            ),
         )
     };
     assert_eq!((calls("0"), calls("40029")), (1.0, 1.0), "{after}");
     assert_eq!(
         metric(
             &after,
-            r#"wxgate_wechat_request_duration_seconds_count{api="jscode2session"}"#
+            r#"wxgate_wechat_request_duration_seconds_count{api="jscode2session",app="wxtestappid0001"}"#
         ),
         2.0
     );

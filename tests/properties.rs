@@ -165,7 +165,7 @@ proptest! {
         let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else { return Ok(()) };
         let fold = |n: &str| n.bytes().filter(u8::is_ascii_alphanumeric).map(|b| b.to_ascii_lowercase()).collect::<Vec<u8>>();
         let config = config("");
-        let identity = IdentityHeaders::new(&config.headers, &config.session, "wxapp");
+        let identity = IdentityHeaders::new(&config.headers, &config.session, ["wxapp"]);
         let mut headers = HeaderMap::new();
         headers.append(header.clone(), HeaderValue::from_static("forged"));
         identity.strip(&mut headers);

@@ -13,7 +13,7 @@ use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};
 use wxgate::metrics::StoreMetrics;
 use wxgate::secret::Secret;
 use wxgate::session::{
-    BoundId, MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord,
+    AppTag, BoundId, MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord,
     UserUpdate,
 };
 
@@ -27,8 +27,13 @@ fn session_config(ttl: Duration, idle: Option<Duration>, capacity: u64) -> Sessi
     }
 }
 
+/// The `[wechat]` app: records keyed by openid alone.
+fn app() -> AppTag {
+    AppTag::new("wxconformance", true)
+}
+
 fn user(openid: &str, key: &str) -> UserRecord {
-    UserRecord::new(openid, None, Secret::new(key)).unwrap()
+    UserRecord::new(&app(), openid, None, Secret::new(key)).unwrap()
 }
 
 fn phone(number: &str) -> Phone {
@@ -63,7 +68,7 @@ where
         let session = config.clone();
         case(Box::new(move || {
             Sessions::Redis(Box::new(
-                RedisStore::new(&redis, &session, StoreMetrics::default()).unwrap(),
+                RedisStore::new(&redis, &session, Some(app()), StoreMetrics::default()).unwrap(),
             ))
         }))
         .await;
@@ -81,7 +86,7 @@ where
     };
     case(Box::new(move || {
         Sessions::Redis(Box::new(
-            RedisStore::new(&redis, &config, StoreMetrics::default()).unwrap(),
+            RedisStore::new(&redis, &config, Some(app()), StoreMetrics::default()).unwrap(),
         ))
     }))
     .await;
@@ -223,8 +228,13 @@ async fn relogin_updates_the_user_for_every_session() {
                     .unwrap()
                     .is_some()
             );
-            let newer =
-                UserRecord::new("o_re", Some("u_re"), Secret::new("bmV3bmV3bmV3bmV3bmV3")).unwrap();
+            let newer = UserRecord::new(
+                &app(),
+                "o_re",
+                Some("u_re"),
+                Secret::new("bmV3bmV3bmV3bmV3bmV3"),
+            )
+            .unwrap();
             let second = store.login(newer).await.unwrap().0;
             for id in [&first, &second] {
                 let user = store

@@ -7,6 +7,9 @@
 //!   the user (memory) or raises its generation (Redis). The user's next
 //!   login works as usual.
 //!
+//! With several apps (`[[apps]]`) the user is named by app too:
+//! `/users/{openid}?appid=wx…` (with one app the appid may be left out).
+//!
 //! With `admin.token` set, both need `Authorization: Bearer <token>`;
 //! without one, they answer only when the admin port listens on loopback
 //! (a sidecar's own pod), never on an address the network reaches.
@@ -49,20 +52,41 @@ pub async fn handle<B>(
             "the path must name an openid: letters, digits, `-` and `_`".to_owned(),
         ));
     }
+    let named = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("appid="))
+    });
+    let program = match named {
+        Some(appid) => app.apps().get(appid),
+        None => app.apps().only(),
+    }
+    .ok_or_else(|| {
+        HttpError::UnknownApp(
+            "name the user's app with ?appid= (one of the configured AppIDs)".to_owned(),
+        )
+    })?;
+    let key = program.tag.user_key(openid);
     let sessions = app.sessions();
     match action {
         Action::Show => {
             require(request, "GET")?;
             let user = sessions
-                .user(openid)
+                .user(&key)
                 .await?
                 .ok_or(HttpError::NotFound("no user with this openid"))?;
             Ok(body::json(StatusCode::OK, &shown(&user)))
         }
         Action::Logout => {
             require(request, "POST")?;
-            let known = sessions.revoke_user(openid).await?;
-            tracing::info!(openid, known, "operator logged the user out everywhere");
+            let known = sessions.revoke_user(&key).await?;
+            let appid = program.tag.appid();
+            tracing::info!(
+                appid,
+                openid,
+                known,
+                "operator logged the user out everywhere"
+            );
             Ok(body::json(
                 StatusCode::OK,
                 &json!({ "revoked": true, "known": known }),
@@ -106,6 +130,7 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
 fn shown(user: &UserRecord) -> serde_json::Value {
     let last_login = std::time::UNIX_EPOCH + std::time::Duration::from_millis(user.last_login);
     json!({
+        "appid": user.appid(),
         "openid": user.openid(),
         "unionid": user.unionid(),
         "user_id": user.user_id().map(|id| id.as_str()),

@@ -9,33 +9,34 @@
 //! The environment is read only through the `env` lookup function passed in,
 //! so tests never touch the process environment.
 
+mod apps;
 mod binding;
 mod observe;
 mod raw;
 mod routes;
 mod sections;
 mod store;
+mod upstreams;
 
 use std::path::Path;
 
+pub use apps::{APPID_MAX, SECRET_ENV, WechatConfig, WechatMode};
 pub use binding::{BINDING_TOKEN_ENV, BindingConfig};
 pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
 pub use sections::{
-    DEFAULT_MAX_IN_FLIGHT, HeadersConfig, LoginConfig, ServerConfig, SessionConfig, UpstreamConfig,
-    WechatConfig, WechatMode,
+    DEFAULT_MAX_IN_FLIGHT, HeadersConfig, LoginConfig, ServerConfig, SessionConfig,
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
-
-/// Environment variable that overrides `wechat.secret`, so the secret can
-/// live in a Kubernetes Secret instead of a file.
-pub const SECRET_ENV: &str = "WXGATE_WECHAT_SECRET";
+pub use upstreams::UpstreamConfig;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
-    pub upstream: UpstreamConfig,
-    pub wechat: WechatConfig,
+    /// `[upstream]` first, then `[[upstreams]]`; never empty.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// `[wechat]` first, then `[[apps]]`; never empty. The first is the default app.
+    pub apps: Vec<WechatConfig>,
     pub session: SessionConfig,
     pub store: StoreConfig,
     pub routes: RoutesConfig,
@@ -69,6 +70,14 @@ impl ConfigError {
             message: message.into(),
         }
     }
+
+    /// What is wrong, without the key.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Self::Invalid { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl Config {
@@ -85,8 +94,8 @@ impl Config {
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text)?;
         let server = ServerConfig::from_raw(raw.server)?;
-        let upstream = UpstreamConfig::from_raw(raw.upstream)?;
-        let wechat = WechatConfig::from_raw(raw.wechat, env(SECRET_ENV))?;
+        let upstreams = upstreams::from_raw(raw.upstream, raw.upstreams.unwrap_or_default())?;
+        let apps = apps::from_raw(raw.wechat, raw.apps.unwrap_or_default(), env)?;
         let store = StoreConfig::from_raw(
             raw.session.store.clone(),
             raw.session.local_ttl.clone(),
@@ -102,28 +111,33 @@ impl Config {
         let login = LoginConfig::from_raw(raw.login)?;
         let binding = BindingConfig::from_raw(raw.binding, env(BINDING_TOKEN_ENV))?;
 
-        if wechat.mode == WechatMode::Mock
-            && !server.listen.ip().is_loopback()
-            && !wechat.mock_allow_non_loopback
-        {
+        if let Some(app) = apps.iter().find(|app| {
+            app.mode == WechatMode::Mock
+                && !server.listen.ip().is_loopback()
+                && !app.mock_allow_non_loopback
+        }) {
             return Err(ConfigError::invalid(
-                "wechat.mode",
+                if app.single_app_keys {
+                    "wechat.mode"
+                } else {
+                    "apps.mode"
+                },
                 format!(
-                    "mode = \"mock\" logs anyone in without WeChat, so it refuses to listen on \
-                     the non-loopback address {}; listen on 127.0.0.1, switch to mode = \"live\", \
-                     or set wechat.mock_allow_non_loopback = true if you really mean it",
-                    server.listen
+                    "app {}: mode = \"mock\" logs anyone in without WeChat, so it refuses to \
+                     listen on the non-loopback address {}; listen on 127.0.0.1, switch to \
+                     mode = \"live\", or set mock_allow_non_loopback = true if you really mean it",
+                    app.appid, server.listen
                 ),
             ));
         }
-        if demo_echo_upstream && wechat.mode == WechatMode::Live {
+        if demo_echo_upstream && apps.iter().any(|app| app.mode == WechatMode::Live) {
             return Err(ConfigError::invalid(
                 "demo.echo_upstream",
                 "the demo echo server would answer in place of your backend: it runs only with \
                  wechat.mode = \"mock\"; remove the [demo] section in production",
             ));
         }
-        if demo_echo_upstream && !upstream.is_loopback() {
+        if demo_echo_upstream && !upstreams.iter().all(UpstreamConfig::is_loopback) {
             return Err(ConfigError::invalid(
                 "demo.echo_upstream",
                 "the demo echo server binds upstream.url, which must then be a loopback IP \
@@ -133,8 +147,8 @@ impl Config {
 
         Ok(Self {
             server,
-            upstream,
-            wechat,
+            upstreams,
+            apps,
             session,
             store,
             routes,

@@ -12,10 +12,10 @@ use serde::Deserialize;
 pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
-    #[serde(default)]
-    pub upstream: RawUpstream,
-    #[serde(default)]
-    pub wechat: RawWechat,
+    pub upstream: Option<RawUpstream>,
+    pub upstreams: Option<Vec<RawUpstream>>,
+    pub wechat: Option<RawWechat>,
+    pub apps: Option<Vec<RawWechat>>,
     #[serde(default)]
     pub session: RawSession,
     #[serde(default)]
@@ -49,6 +49,9 @@ pub struct RawServer {
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Option<String>,
+    pub prefix: Option<String>,
+    pub strip_prefix: Option<bool>,
+    pub public: Option<Vec<String>>,
     pub timeout: Option<String>,
     pub upgrades: Option<Vec<String>>,
 }
@@ -58,6 +61,7 @@ pub struct RawUpstream {
 pub struct RawWechat {
     pub appid: Option<String>,
     pub secret: Option<String>,
+    pub secret_env: Option<String>,
     pub api_base: Option<String>,
     pub timeout: Option<String>,
     pub mode: Option<String>,

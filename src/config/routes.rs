@@ -81,7 +81,7 @@ impl RoutesConfig {
             .public
             .unwrap_or_default()
             .into_iter()
-            .map(public_route)
+            .map(|text| public_route("routes.public", text))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             prefix,
@@ -96,12 +96,11 @@ impl RoutesConfig {
     }
 }
 
-fn public_route(text: String) -> Result<PublicRoute, ConfigError> {
-    const KEY: &str = "routes.public";
+pub(super) fn public_route(key: &'static str, text: String) -> Result<PublicRoute, ConfigError> {
     let Some((method, rest)) = text.split_once(' ') else {
         return Ok(PublicRoute {
             method: None,
-            path: path(KEY, Some(text), "")?,
+            path: path(key, Some(text), "")?,
         });
     };
     let method = Method::from_bytes(method.as_bytes())
@@ -109,7 +108,7 @@ fn public_route(text: String) -> Result<PublicRoute, ConfigError> {
         .filter(|m| m.as_str().bytes().all(|b| b.is_ascii_uppercase()))
         .ok_or_else(|| {
             ConfigError::invalid(
-                KEY,
+                key,
                 format!(
                     "`{text}`: write \"/path\" or \"METHOD /path\", e.g. \"GET /api/products\""
                 ),
@@ -117,11 +116,15 @@ fn public_route(text: String) -> Result<PublicRoute, ConfigError> {
         })?;
     Ok(PublicRoute {
         method: Some(method),
-        path: path(KEY, Some(rest.trim().to_owned()), "")?,
+        path: path(key, Some(rest.trim().to_owned()), "")?,
     })
 }
 
-fn path(key: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+pub(super) fn path(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
     let text = value.unwrap_or_else(|| default.to_owned());
     let dot_segment = text
         .split('/')

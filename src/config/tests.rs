@@ -29,10 +29,10 @@ fn defaults() {
     assert_eq!(c.server.drain_timeout, Duration::from_secs(20));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(c.server.threads, cores);
-    assert_eq!(c.upstream.timeout, Duration::from_secs(30));
-    assert_eq!(c.upstream.path_prefix, "");
-    assert_eq!(c.wechat.api_base, "https://api.weixin.qq.com");
-    assert_eq!(c.wechat.mode, WechatMode::Live);
+    assert_eq!(c.upstreams[0].timeout, Duration::from_secs(30));
+    assert_eq!(c.upstreams[0].path_prefix, "");
+    assert_eq!(c.apps[0].api_base, "https://api.weixin.qq.com");
+    assert_eq!(c.apps[0].mode, WechatMode::Live);
     assert_eq!(c.session.ttl, Duration::from_secs(7 * 86400));
     assert_eq!(c.session.idle, None);
     assert_eq!(c.session.header, "x-session-id");
@@ -58,7 +58,7 @@ fn defaults() {
     assert_eq!(c.server.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
     assert_eq!(c.server.body_idle_timeout, Duration::from_secs(30));
     assert!(c.server.trusted_proxies.is_empty());
-    assert_eq!(c.wechat.max_in_flight, 64);
+    assert_eq!(c.apps[0].max_in_flight, 64);
     assert_eq!(c.login.period, Duration::from_millis(100));
     assert_eq!(c.login.burst.get(), 100);
 }
@@ -79,7 +79,7 @@ burst = 3
 "
     );
     let c = Config::parse(&text, &no_env).unwrap();
-    assert_eq!(c.wechat.max_in_flight, 3);
+    assert_eq!(c.apps[0].max_in_flight, 3);
     assert_eq!(c.server.max_in_flight, 7);
     assert_eq!(c.server.body_idle_timeout, Duration::from_secs(2));
     let nets: Vec<String> = c
@@ -105,7 +105,7 @@ fn upstream_dial_address() {
     ] {
         let text = MINIMAL.replace("http://127.0.0.1:3000", url);
         let c = Config::parse(&text, &no_env).unwrap();
-        assert_eq!(c.upstream.address(), address, "{url}");
+        assert_eq!(c.upstreams[0].address(), address, "{url}");
     }
 }
 
@@ -113,11 +113,11 @@ fn upstream_dial_address() {
 fn environment_overrides_the_secret() {
     let env = |k: &str| (k == SECRET_ENV).then(|| "env-secret".to_owned());
     let c = Config::parse(MINIMAL, &env).unwrap();
-    assert_eq!(c.wechat.secret.expose(), "env-secret");
+    assert_eq!(c.apps[0].secret.expose(), "env-secret");
     // And supplies it when the file has none.
     let text = MINIMAL.replace("secret = \"file-secret\"", "");
     assert_eq!(
-        Config::parse(&text, &env).unwrap().wechat.secret.expose(),
+        Config::parse(&text, &env).unwrap().apps[0].secret.expose(),
         "env-secret"
     );
     assert_eq!(error_key(&text), "wechat.secret");
@@ -157,7 +157,7 @@ fn durations_and_prefix() {
     assert_eq!(c.session.ttl, Duration::from_secs(5400));
     assert_eq!(c.session.idle, Some(Duration::from_millis(500)));
     assert_eq!(c.server.drain_timeout, Duration::from_secs(3));
-    assert_eq!(c.upstream.path_prefix, "/api");
+    assert_eq!(c.upstreams[0].path_prefix, "/api");
 }
 
 #[test]

@@ -55,7 +55,7 @@ pub struct Metrics {
     request_duration: Vec<SecondsHistogram>,
     in_flight: Gauge,
     upstream_duration: SecondsHistogram,
-    logins: Family<Labels1, Counter>,
+    logins: Family<[(&'static str, String); 2], Counter>,
     sessions_live: Gauge,
     pub wechat: WechatMetrics,
     pub store: StoreMetrics,
@@ -110,10 +110,10 @@ impl Metrics {
             "Time from forwarding a request to the upstream's response head",
             upstream_duration.clone(),
         );
-        let logins = Family::<Labels1, Counter>::default();
+        let logins = Family::<[(&'static str, String); 2], Counter>::default();
         registry.register(
             names::LOGINS,
-            "Logins, by result (ok or the error code)",
+            "Logins, by result (ok or the error code) and app (the AppID; \"none\" before one was chosen)",
             logins.clone(),
         );
         let sessions_live = Gauge::default();
@@ -126,12 +126,12 @@ impl Metrics {
         let wechat = WechatMetrics::default();
         registry.register(
             names::WECHAT_REQUESTS,
-            "WeChat API calls, by api and errcode (0 = success; timeout, unreachable, http_NNN, bad_response)",
+            "WeChat API calls, by api, errcode (0 = success; timeout, unreachable, http_NNN, bad_response) and app",
             wechat.calls.clone(),
         );
         registry.register(
             names::WECHAT_DURATION,
-            "WeChat API call duration, by api",
+            "WeChat API call duration, by api and app",
             wechat.duration.clone(),
         );
         let store = StoreMetrics::default();
@@ -184,8 +184,13 @@ impl Metrics {
         self.upstream_duration.observe(elapsed);
     }
 
-    pub fn login(&self, result: &'static str) {
-        self.logins.get_or_create(&[("result", result)]).inc();
+    /// Counts a login for `app` (`None`: refused before an app was chosen).
+    pub fn login(&self, result: &'static str, app: Option<&str>) {
+        let labels = [
+            ("result", result.to_owned()),
+            ("app", app.unwrap_or("none").to_owned()),
+        ];
+        self.logins.get_or_create(&labels).inc();
     }
 
     /// The exposition text; `live_sessions` is read at scrape time.
@@ -213,20 +218,30 @@ impl Drop for InFlight {
     }
 }
 
-/// WeChat API calls; cloned into the WeChat client.
+/// WeChat API calls of one app ([`Self::for_app`]); cloned into its WeChat client.
 #[derive(Clone, Default)]
 pub struct WechatMetrics {
-    calls: Family<[(&'static str, String); 2], Counter>,
-    duration: Family<Labels1, SecondsHistogram>,
+    calls: Family<[(&'static str, String); 3], Counter>,
+    duration: Family<[(&'static str, String); 2], SecondsHistogram>,
+    app: String,
 }
 
 impl WechatMetrics {
+    /// The same series, labelled with `appid`.
+    pub fn for_app(&self, appid: &str) -> Self {
+        Self {
+            app: appid.to_owned(),
+            ..self.clone()
+        }
+    }
+
     pub fn call(&self, api: &'static str, errcode: String, elapsed: Duration) {
+        let app = ("app", self.app.clone());
         self.calls
-            .get_or_create(&[("api", api.to_owned()), ("errcode", errcode)])
+            .get_or_create(&[("api", api.to_owned()), ("errcode", errcode), app.clone()])
             .inc();
         self.duration
-            .get_or_create(&[("api", api)])
+            .get_or_create(&[("api", api.to_owned()), app])
             .observe(elapsed);
     }
 }

@@ -27,8 +27,10 @@ use crate::hop_by_hop;
 
 mod body_end;
 mod pool;
+mod routing;
 use pool::Pool;
 pub use pool::ResponseBody;
+pub use routing::{UpstreamRoute, UpstreamRoutes};
 
 static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
@@ -137,11 +139,21 @@ impl Upstream {
         let path_and_query = original
             .path_and_query
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let path_and_query = if self.config.path_prefix.is_empty() {
-            path_and_query
-        } else {
-            PathAndQuery::try_from(format!("{}{path_and_query}", self.config.path_prefix))
-                .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?
+        // `[[upstreams]] strip_prefix`, then the upstream URL's own path.
+        let rewritten = match (self.config.strip_prefix, self.config.path_prefix.is_empty()) {
+            (false, true) => None,
+            (strip, _) => {
+                let rest = match strip {
+                    true => routing::strip_prefix(path_and_query.as_str(), &self.config.prefix),
+                    false => std::borrow::Cow::Borrowed(path_and_query.as_str()),
+                };
+                Some(format!("{}{rest}", self.config.path_prefix))
+            }
+        };
+        let path_and_query = match rewritten {
+            None => path_and_query,
+            Some(text) => PathAndQuery::try_from(text)
+                .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?,
         };
         // Origin form (`/path?query`): what an HTTP/1.1 server expects.
         *request.uri_mut() = Uri::from(path_and_query);

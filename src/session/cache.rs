@@ -9,7 +9,8 @@
 //!   A hit is this one lookup. moka's per-entry [`Expiry`] ends an entry at
 //!   its absolute deadline or after `idle` without a read, whichever comes
 //!   first, and moka never returns an expired entry.
-//! - `users`: openid → the same `UserSlot`, so a login finds the user's
+//! - `users`: user key (openid, or appid:openid) → the same `UserSlot`,
+//!   so a login finds the user's
 //!   record and replaces its session_key in place. Every session of the
 //!   user shares the slot, so every one of them decrypts with the newest key.
 //!
@@ -228,8 +229,8 @@ impl SessionCache {
     }
 
     /// The user's slot, while it serves.
-    pub fn user(&self, openid: &str) -> Option<Arc<UserSlot>> {
-        let slot = self.users.get(openid)?;
+    pub fn user(&self, key: &str) -> Option<Arc<UserSlot>> {
+        let slot = self.users.get(key)?;
         slot.serves(self.epoch.now()).then_some(slot)
     }
 
@@ -237,10 +238,10 @@ impl SessionCache {
     /// previous record knew and this one does not (the phone number).
     /// Sessions already pointing at the user see the new record at once.
     pub fn store_user(&self, record: UserRecord, merge: bool) -> Arc<UserSlot> {
-        let key = record.openid_shared().clone();
+        let key = record.key_shared().clone();
         let now = self.epoch.now();
         let until = now.saturating_add(nanos(self.user_lifetime));
-        // Serialised per openid by moka with any other compute on it.
+        // Serialised per user by moka with any other compute on it.
         let result = self.users.entry(key).and_compute_with(|current| {
             let slot = match current.map(|entry| entry.into_value()) {
                 Some(slot) if slot.serves(now) => {
@@ -273,14 +274,14 @@ impl SessionCache {
     /// user is not here.
     pub fn update_user(
         &self,
-        openid: &str,
+        key: &str,
         change: impl FnOnce(&mut UserRecord) -> bool,
     ) -> Option<Arc<UserRecord>> {
         let now = self.epoch.now();
         let mut stored = None;
         // A compute, so it serialises with a concurrent login of the user.
         self.users
-            .entry(Arc::from(openid))
+            .entry(Arc::from(key))
             .and_compute_with(|current| {
                 if let Some(slot) = current.map(|entry| entry.into_value())
                     && slot.serves(now)
@@ -298,8 +299,8 @@ impl SessionCache {
 
     /// Forgets the user: every cached session of the user stops resolving.
     /// `false` when the user was not here.
-    pub fn evict_user(&self, openid: &str) -> bool {
-        match self.users.remove(openid) {
+    pub fn evict_user(&self, key: &str) -> bool {
+        match self.users.remove(key) {
             Some(slot) => {
                 slot.retire();
                 true
@@ -366,7 +367,13 @@ mod tests {
     const LONG: Duration = Duration::from_secs(3600);
 
     fn user(openid: &str, key: &str) -> UserRecord {
-        UserRecord::new(openid, None, Secret::new(key)).unwrap()
+        UserRecord::new(
+            &super::super::AppTag::new("wxapp", true),
+            openid,
+            None,
+            Secret::new(key),
+        )
+        .unwrap()
     }
 
     fn login(cache: &SessionCache, n: u32) -> [u8; 32] {

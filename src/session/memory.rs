@@ -64,18 +64,18 @@ impl SessionStore for MemoryStore {
 
     async fn update_user(
         &self,
-        openid: &str,
+        key: &str,
         update: UserUpdate,
     ) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        Ok(self.cache.update_user(openid, |user| update.apply(user)))
+        Ok(self.cache.update_user(key, |user| update.apply(user)))
     }
 
-    async fn user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        Ok(self.cache.user(openid).map(|slot| slot.record()))
+    async fn user(&self, key: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        Ok(self.cache.user(key).map(|slot| slot.record()))
     }
 
-    async fn revoke_user(&self, openid: &str) -> Result<bool, StoreError> {
+    async fn revoke_user(&self, key: &str) -> Result<bool, StoreError> {
         // The user's slot retires: every session pointing at it stops resolving.
-        Ok(self.cache.evict_user(openid))
+        Ok(self.cache.evict_user(key))
     }
 }

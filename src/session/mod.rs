@@ -1,6 +1,7 @@
 //! Sessions and the users they belong to.
 //!
-//! A login stores the user's record, keyed by openid, and opens a session
+//! A login stores the user's record, keyed by app and openid (see
+//! [`AppTag::user_key`]), and opens a session
 //! that points to it. Resolving a session returns the user record, so every
 //! session of a user sees the user's newest data — above all the newest
 //! session_key, which WeChat rotates on any `wx.login` (exactly one key is
@@ -32,12 +33,17 @@ use crate::secret::Secret;
 ///
 /// Compact on purpose: the memory store holds one per user, a million of
 /// them in a large deployment. The ids are checked visible ASCII at
-/// construction, so they always make valid header values; the openid is an
-/// `Arc` that the store's user index and every session share; the phone
-/// number, which few records carry, is boxed.
+/// construction, so they always make valid header values; the store key
+/// (which ends with the openid) is an `Arc` that the store's user index
+/// and every session share, as is the AppID; the phone number, which few
+/// records carry, is boxed.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
-    openid: Arc<str>,
+    /// [`AppTag::user_key`]: `openid`, or `appid:openid`.
+    key: Arc<str>,
+    /// Where the openid starts in `key` (0 in the single-app layout).
+    openid_at: u8,
+    app: Arc<str>,
     unionid: Option<Box<str>>,
     /// The business system's own id for the user (`[binding]`), once bound.
     user_id: Option<BoundId>,
@@ -51,6 +57,48 @@ pub struct UserRecord {
     /// store retires the user's slot instead; Redis compares generations.)
     pub generation: u32,
     pub phone: Option<Box<Phone>>,
+}
+
+/// The app a user record belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppTag {
+    appid: Arc<str>,
+    /// The `[wechat]` app: records keyed by openid alone, as when wxgate
+    /// served one app, so stored sessions survive adding `[[apps]]`.
+    single_app_keys: bool,
+}
+
+impl AppTag {
+    /// `appid` is alphanumeric and at most [`crate::config::APPID_MAX`] long (checked at load).
+    pub fn new(appid: &str, single_app_keys: bool) -> Self {
+        Self {
+            appid: Arc::from(appid),
+            single_app_keys,
+        }
+    }
+
+    pub fn appid(&self) -> &str {
+        &self.appid
+    }
+
+    pub fn appid_shared(&self) -> &Arc<str> {
+        &self.appid
+    }
+
+    pub fn single_app_keys(&self) -> bool {
+        self.single_app_keys
+    }
+
+    /// The store key of the record of `openid` in this app: the openid
+    /// itself in the single-app layout, else `appid:openid` (an openid has
+    /// no `:`, so keys of different apps never meet).
+    pub fn user_key(&self, openid: &str) -> String {
+        if self.single_app_keys {
+            openid.to_owned()
+        } else {
+            format!("{}:{openid}", self.appid)
+        }
+    }
 }
 
 /// A bound user id as the binding endpoint gave it: 1 to 128 visible ASCII
@@ -138,6 +186,7 @@ pub struct InvalidIdentity(&'static str);
 
 impl UserRecord {
     pub fn new(
+        app: &AppTag,
         openid: &str,
         unionid: Option<&str>,
         session_key: Secret,
@@ -148,8 +197,17 @@ impl UserRecord {
             }
             Ok(value)
         }
+        let openid = check(openid, "openid")?;
+        let openid_at = if app.single_app_keys {
+            0
+        } else {
+            // An AppID is at most APPID_MAX (64) bytes, checked at load.
+            u8::try_from(app.appid.len() + 1).map_err(|_| InvalidIdentity("appid"))?
+        };
         Ok(Self {
-            openid: Arc::from(check(openid, "openid")?),
+            key: Arc::from(app.user_key(openid)),
+            openid_at,
+            app: app.appid.clone(),
             unionid: unionid
                 .map(|u| check(u, "unionid").map(Box::from))
                 .transpose()?,
@@ -190,12 +248,29 @@ impl UserRecord {
     }
 
     pub fn openid(&self) -> &str {
-        &self.openid
+        &self.key[usize::from(self.openid_at)..]
     }
 
-    /// The openid as the memory store shares it between its indexes.
-    pub(crate) fn openid_shared(&self) -> &Arc<str> {
-        &self.openid
+    /// The key the stores file this record under ([`AppTag::user_key`]).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key as the memory store shares it between its indexes.
+    pub(crate) fn key_shared(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// The AppID of the app the user logged in to.
+    pub fn appid(&self) -> &str {
+        &self.app
+    }
+
+    pub fn app(&self) -> AppTag {
+        AppTag {
+            appid: self.app.clone(),
+            single_app_keys: self.openid_at == 0,
+        }
     }
 
     pub fn unionid(&self) -> Option<&str> {
@@ -221,7 +296,7 @@ pub enum StoreError {
 /// A session store. Implementations bound sessions by the configured
 /// absolute `ttl`, optional sliding `idle` timeout and `capacity`.
 pub trait SessionStore: Send + Sync {
-    /// Stores `user` as the newest record of its openid (keeping the phone
+    /// Stores `user` as the newest record of its key (keeping the phone
     /// number of the previous record) and opens a session for it.
     fn login(
         &self,
@@ -238,24 +313,25 @@ pub trait SessionStore: Send + Sync {
     /// Ends the session; ending an unknown session is not an error.
     fn logout(&self, id: &SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Atomically changes the user's record; returns the record as it now
-    /// stands, or `None` when there is no record for `openid`.
+    /// Atomically changes the record filed under `key`
+    /// ([`UserRecord::key`]); returns the record as it now stands, or
+    /// `None` when there is none.
     fn update_user(
         &self,
-        openid: &str,
+        key: &str,
         update: UserUpdate,
     ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
 
-    /// The user's record, `None` when there is none.
+    /// The record filed under `key`, `None` when there is none.
     fn user(
         &self,
-        openid: &str,
+        key: &str,
     ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
 
     /// Ends every session of the user, on every replica, in O(1); the
     /// user's next login opens sessions that work. `false` when there was
-    /// no record (and so no session) for `openid`.
-    fn revoke_user(&self, openid: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// no record (and so no session) under `key`.
+    fn revoke_user(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The store the config asks for. An enum rather than a trait object: the
@@ -272,7 +348,17 @@ impl Sessions {
                 Self::Memory(MemoryStore::new(&config.session, metrics))
             }
             crate::config::StoreConfig::Redis(redis) => {
-                Self::Redis(Box::new(RedisStore::new(redis, &config.session, metrics)?))
+                let single_app = config
+                    .apps
+                    .iter()
+                    .find(|app| app.single_app_keys)
+                    .map(|app| AppTag::new(&app.appid, true));
+                Self::Redis(Box::new(RedisStore::new(
+                    redis,
+                    &config.session,
+                    single_app,
+                    metrics,
+                )?))
             }
         })
     }
@@ -319,26 +405,26 @@ impl SessionStore for Sessions {
 
     async fn update_user(
         &self,
-        openid: &str,
+        key: &str,
         update: UserUpdate,
     ) -> Result<Option<Arc<UserRecord>>, StoreError> {
         match self {
-            Self::Memory(s) => s.update_user(openid, update).await,
-            Self::Redis(s) => s.update_user(openid, update).await,
+            Self::Memory(s) => s.update_user(key, update).await,
+            Self::Redis(s) => s.update_user(key, update).await,
         }
     }
 
-    async fn user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+    async fn user(&self, key: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
         match self {
-            Self::Memory(s) => s.user(openid).await,
-            Self::Redis(s) => s.user(openid).await,
+            Self::Memory(s) => s.user(key).await,
+            Self::Redis(s) => s.user(key).await,
         }
     }
 
-    async fn revoke_user(&self, openid: &str) -> Result<bool, StoreError> {
+    async fn revoke_user(&self, key: &str) -> Result<bool, StoreError> {
         match self {
-            Self::Memory(s) => s.revoke_user(openid).await,
-            Self::Redis(s) => s.revoke_user(openid).await,
+            Self::Memory(s) => s.revoke_user(key).await,
+            Self::Redis(s) => s.revoke_user(key).await,
         }
     }
 }

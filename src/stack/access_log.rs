@@ -136,10 +136,11 @@ impl Line {
             None => (&self.method, self.uri.path()),
         };
         let user = handled.user.as_deref();
+        let app = handled.app.as_deref().or(user.map(UserRecord::appid));
         let status = response.status();
         let metrics = self.app.metrics();
         if outcome == Outcome::Login {
-            metrics.login(error.as_ref().map_or("ok", HttpError::code));
+            metrics.login(error.as_ref().map_or("ok", HttpError::code), app);
         }
         if status.is_server_error() {
             outcome = Outcome::Error;
@@ -155,6 +156,7 @@ impl Line {
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
                     outcome = outcome.as_str(),
                     request_id = request_id.unwrap_or("-"),
+                    app,
                     openid = user.map(UserRecord::openid),
                     user_id = user.and_then(UserRecord::user_id).map(BoundId::as_str),
                     forward_auth = handled.asked.is_some().then_some(true),

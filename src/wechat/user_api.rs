@@ -29,6 +29,16 @@ impl LiveApi {
                     .await
             })
             .await?;
+        // The watermark names the app whose token asked; another's number is not this user's.
+        let watermark = reply
+            .phone_info
+            .get("watermark")
+            .and_then(|w| w.get("appid"));
+        if watermark.is_some_and(|appid| appid.as_str() != Some(self.appid.as_str())) {
+            return Err(WeChatError::BadResponse(
+                "phone_info's watermark names another AppID",
+            ));
+        }
         wxdata::phone_of(&reply.phone_info).ok_or(WeChatError::BadResponse(
             "phone_info without a phone number",
         ))

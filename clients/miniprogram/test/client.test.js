@@ -26,7 +26,7 @@ function setup(options = {}, gw = () => gateway) {
   return { wx, api };
 }
 
-const logins = () => gateway.metric('wxgate_logins_total{result="ok"}');
+const logins = () => gateway.metric(`wxgate_logins_total{result="ok",app="${gateway.appid}"}`);
 
 describe('sessions', () => {
   test('concurrent requests that all get a 401 cause exactly one login', async () => {

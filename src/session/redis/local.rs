@@ -34,15 +34,15 @@ impl LocalCache {
         self.cache.as_ref()?.get(hash)
     }
 
-    pub fn user(&self, openid: &str) -> Option<Arc<UserRecord>> {
-        Some(self.cache.as_ref()?.user(openid)?.record())
+    pub fn user(&self, key: &str) -> Option<Arc<UserRecord>> {
+        Some(self.cache.as_ref()?.user(key)?.record())
     }
 
     /// Caches a session Redis has just confirmed, with `left` to live,
     /// when its user is cached too.
-    pub fn put_session(&self, hash: [u8; 32], openid: &str, left: Duration) {
+    pub fn put_session(&self, hash: [u8; 32], user_key: &str, left: Duration) {
         if let Some(cache) = &self.cache
-            && let Some(slot) = cache.user(openid)
+            && let Some(slot) = cache.user(user_key)
         {
             cache.insert_session(hash, slot, left, self.ttl);
         }
@@ -62,9 +62,9 @@ impl LocalCache {
         }
     }
 
-    pub fn evict_user(&self, openid: &str) {
+    pub fn evict_user(&self, key: &str) {
         if let Some(cache) = &self.cache {
-            cache.evict_user(openid);
+            cache.evict_user(key);
         }
     }
 

@@ -24,7 +24,9 @@ use std::time::Duration;
 use redis::Script;
 use tokio::task::JoinHandle;
 
-use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate, now_ms};
+use super::{
+    AppTag, Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate, now_ms,
+};
 use crate::config::{RedisConfig, SessionConfig};
 use crate::metrics::{Layer, StoreMetrics};
 use connection::Connector;
@@ -106,13 +108,15 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects lazily: Redis may still be down.
+    /// `single_app`: the `[wechat]` app, whose records name no app.
     pub fn new(
         redis: &RedisConfig,
         session: &SessionConfig,
+        single_app: Option<AppTag>,
         metrics: StoreMetrics,
     ) -> Result<Self, StoreError> {
         let connector = Connector::new(redis, metrics.clone())?;
-        let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref());
+        let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref(), single_app);
         // An active session must reach Redis at least once per idle/10, or
         // its idle timer there would run out while the local cache serves it.
         let local_ttl = match session.idle {
@@ -168,11 +172,11 @@ impl RedisStore {
         }
     }
 
-    async fn load_user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        if let Some(user) = self.local.user(openid) {
+    async fn load_user(&self, user_key: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        if let Some(user) = self.local.user(user_key) {
             return Ok(Some(user));
         }
-        let key = self.codec.user_key(openid);
+        let key = self.codec.user_key(user_key);
         let text: Option<String> = self
             .connector
             .run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
@@ -198,7 +202,7 @@ impl SessionStore for RedisStore {
     async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
         let id = SessionId::generate().map_err(StoreError::Random)?;
         let hash = session_hash(&id);
-        let openid = user.openid().to_owned();
+        let openid = user.key().to_owned();
         let (user_key, user_text) = (self.codec.user_key(&openid), self.codec.user(&user)?);
         let ttl_ms = millis(self.ttl);
         let stored: String = self
@@ -317,15 +321,15 @@ impl SessionStore for RedisStore {
 
     async fn update_user(
         &self,
-        openid: &str,
+        user_key: &str,
         update: UserUpdate,
     ) -> Result<Option<Arc<UserRecord>>, StoreError> {
         let (op, value) = match &update {
-            UserUpdate::SetPhone(phone) => ("phone", self.codec.phone(openid, phone)?),
-            UserUpdate::SetUserId(id) => ("uid", self.codec.user_id(openid, id)?),
+            UserUpdate::SetPhone(phone) => ("phone", self.codec.phone(user_key, phone)?),
+            UserUpdate::SetUserId(id) => ("uid", self.codec.user_id(user_key, id)?),
             UserUpdate::KeyStale { key } => ("stale", key_id(key)),
         };
-        let key = self.codec.user_key(openid);
+        let key = self.codec.user_key(user_key);
         let stored: Option<String> = self
             .connector
             .run(|mut c| async move {
@@ -337,24 +341,24 @@ impl SessionStore for RedisStore {
                     .await
             })
             .await?;
-        self.local.evict_user(openid);
-        self.publish(revocation::user_message(openid)).await;
+        self.local.evict_user(user_key);
+        self.publish(revocation::user_message(user_key)).await;
         Ok(stored.and_then(|t| self.codec.parse_user(&t)).map(Arc::new))
     }
 
-    async fn user(&self, openid: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        self.load_user(openid).await
+    async fn user(&self, user_key: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.load_user(user_key).await
     }
 
-    async fn revoke_user(&self, openid: &str) -> Result<bool, StoreError> {
-        let key = self.codec.user_key(openid);
+    async fn revoke_user(&self, user_key: &str) -> Result<bool, StoreError> {
+        let key = self.codec.user_key(user_key);
         let existed: i64 = self
             .connector
             .run(|mut c| async move { REVOKE.key(&key).invoke_async(&mut c).await })
             .await?;
         // Every replica drops its copy; their next lookup meets the new generation.
-        self.local.evict_user(openid);
-        self.publish(revocation::user_message(openid)).await;
+        self.local.evict_user(user_key);
+        self.publish(revocation::user_message(user_key)).await;
         Ok(existed == 1)
     }
 }

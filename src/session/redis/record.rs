@@ -4,12 +4,16 @@
 //!   or `MONITOR` shows no usable session id. Its value is the openid, the
 //!   absolute expiry and the user's generation when it was opened; Redis's
 //!   own expiry enforces the idle timeout.
-//! - A user lives at `prefix + "u:" + openid`, as JSON; `gen` is raised by
+//! - A user lives at `prefix + "u:" + key`, as JSON, where the key is the
+//!   openid for the `[wechat]` app (the single-app layout, unchanged) and
+//!   `appid:openid` for `[[apps]]` entries, whose records also name their
+//!   `app`; `gen` is raised by
 //!   an operator's revocation, which ends every session of an older one.
 //!   With a store key (`WXGATE_STORE_KEY`), the session_key, phone number
 //!   and bound user id are sealed with
-//!   AES-256-GCM, a fresh random nonce per write, the openid and field name
-//!   as associated data (a sealed value cannot be moved to another user).
+//!   AES-256-GCM, a fresh random nonce per write, the user key and field
+//!   name as associated data (a sealed value cannot be moved to another
+//!   user, or to the same openid in another app).
 //!   `kid`, a fingerprint of the session_key, lets a Lua script compare
 //!   keys without seeing them. Timestamps are strings: Lua's cjson would
 //!   print large numbers in exponent form.
@@ -24,15 +28,15 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::StoreKey;
+use crate::config::{APPID_MAX, StoreKey};
 use crate::secret::Secret;
-use crate::session::{BoundId, Phone, SessionId, StoreError, UserRecord};
+use crate::session::{AppTag, BoundId, Phone, SessionId, StoreError, UserRecord};
 
 const SEALED: &str = "v1:";
 
 #[derive(Serialize, Deserialize)]
 pub struct StoredSession {
-    /// openid
+    /// The user's key (the openid in the single-app layout).
     pub o: String,
     /// Absolute expiry, unix milliseconds.
     pub e: u64,
@@ -43,6 +47,9 @@ pub struct StoredSession {
 
 #[derive(Serialize, Deserialize)]
 struct StoredUser {
+    /// The AppID, for records not in the single-app layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<String>,
     openid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unionid: Option<String>,
@@ -63,6 +70,8 @@ struct StoredUser {
 pub struct Codec {
     prefix: String,
     cipher: Option<Aes256Gcm>,
+    /// The app whose records carry no `app` (the `[wechat]` one), if configured.
+    single_app: Option<AppTag>,
 }
 
 /// Hex of sha256(session id): the session's name in Redis and on the wire.
@@ -80,10 +89,11 @@ pub fn key_id(key: &Secret) -> String {
 }
 
 impl Codec {
-    pub fn new(prefix: &str, key: Option<&StoreKey>) -> Self {
+    pub fn new(prefix: &str, key: Option<&StoreKey>, single_app: Option<AppTag>) -> Self {
         Self {
             prefix: prefix.to_owned(),
             cipher: key.and_then(|k| Aes256Gcm::new_from_slice(&k.0).ok()),
+            single_app,
         }
     }
 
@@ -91,8 +101,8 @@ impl Codec {
         format!("{}s:{}", self.prefix, hex(hash))
     }
 
-    pub fn user_key(&self, openid: &str) -> String {
-        format!("{}u:{openid}", self.prefix)
+    pub fn user_key(&self, key: &str) -> String {
+        format!("{}u:{key}", self.prefix)
     }
 
     pub fn channel(&self) -> String {
@@ -101,7 +111,7 @@ impl Codec {
 
     pub fn session(&self, user: &UserRecord, expires_ms: u64) -> String {
         serde_json::to_string(&StoredSession {
-            o: user.openid().to_owned(),
+            o: user.key().to_owned(),
             e: expires_ms,
             g: user.generation,
         })
@@ -113,10 +123,12 @@ impl Codec {
     }
 
     pub fn user(&self, user: &UserRecord) -> Result<String, StoreError> {
-        let openid = user.openid();
+        let openid = user.key();
         let login = user.last_login;
+        let app = user.app();
         let stored = StoredUser {
-            openid: openid.to_owned(),
+            app: (!app.single_app_keys()).then(|| app.appid().to_owned()),
+            openid: user.openid().to_owned(),
             unionid: user.unionid().map(str::to_owned),
             key: self.seal(openid, "key", user.session_key.expose())?,
             kid: key_id(&user.session_key),
@@ -136,31 +148,43 @@ impl Codec {
         serde_json::to_string(&stored).map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    /// The phone field as stored (sealed when a store key is set).
-    pub fn phone(&self, openid: &str, phone: &Phone) -> Result<String, StoreError> {
+    /// The phone field of the record under `key`, as stored (sealed when a store key is set).
+    pub fn phone(&self, key: &str, phone: &Phone) -> Result<String, StoreError> {
         let json =
             serde_json::to_string(phone).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        self.seal(openid, "phone", &json)
+        self.seal(key, "phone", &json)
     }
 
     /// The bound-id field as stored (sealed when a store key is set).
-    pub fn user_id(&self, openid: &str, id: &BoundId) -> Result<String, StoreError> {
-        self.seal(openid, "uid", id.as_str())
+    pub fn user_id(&self, key: &str, id: &BoundId) -> Result<String, StoreError> {
+        self.seal(key, "uid", id.as_str())
     }
 
     /// `None` when the record is unreadable: treated as missing.
     pub fn parse_user(&self, text: &str) -> Option<UserRecord> {
         let stored: StoredUser = serde_json::from_str(text).ok()?;
-        let key = self.open(&stored.openid, "key", &stored.key)?;
-        let mut user =
-            UserRecord::new(&stored.openid, stored.unionid.as_deref(), Secret::new(key)).ok()?;
+        let app = match &stored.app {
+            Some(appid) if appid.len() <= APPID_MAX => AppTag::new(appid, false),
+            Some(_) => return None,
+            // The `[wechat]` app's, or one no longer configured.
+            None => self.single_app.clone()?,
+        };
+        let user_key = app.user_key(&stored.openid);
+        let key = self.open(&user_key, "key", &stored.key)?;
+        let mut user = UserRecord::new(
+            &app,
+            &stored.openid,
+            stored.unionid.as_deref(),
+            Secret::new(key),
+        )
+        .ok()?;
         user.last_login = stored.login.parse().unwrap_or(0);
         user.key_stale = stored.stale;
         user.generation = stored.generation;
         // Unreadable: the user is bound again at the next login.
         if let Some(id) = stored
             .uid
-            .and_then(|id| self.open(&stored.openid, "uid", &id))
+            .and_then(|id| self.open(&user_key, "uid", &id))
             .and_then(|id| BoundId::new(&id))
         {
             user = user.bound_to(id);
@@ -168,19 +192,20 @@ impl Codec {
         // An unreadable phone (say, sealed under a retired store key) is dropped, not fatal.
         user.phone = stored
             .phone
-            .and_then(|p| self.open(&stored.openid, "phone", &p))
+            .and_then(|p| self.open(&user_key, "phone", &p))
             .and_then(|json| serde_json::from_str(&json).ok())
             .map(Box::new);
         Some(user)
     }
 
-    fn seal(&self, openid: &str, field: &str, plaintext: &str) -> Result<String, StoreError> {
+    /// `key` (the user key) and `field` are the associated data.
+    fn seal(&self, key: &str, field: &str, plaintext: &str) -> Result<String, StoreError> {
         let Some(cipher) = &self.cipher else {
             return Ok(plaintext.to_owned());
         };
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(StoreError::Random)?;
-        let aad = format!("{openid}/{field}");
+        let aad = format!("{key}/{field}");
         let sealed = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
@@ -195,7 +220,7 @@ impl Codec {
         Ok(format!("{SEALED}{}", STANDARD.encode(bytes)))
     }
 
-    fn open(&self, openid: &str, field: &str, stored: &str) -> Option<String> {
+    fn open(&self, key: &str, field: &str, stored: &str) -> Option<String> {
         match (&self.cipher, stored.strip_prefix(SEALED)) {
             (None, None) => Some(stored.to_owned()),
             (Some(cipher), Some(encoded)) => {
@@ -204,7 +229,7 @@ impl Codec {
                     return None;
                 }
                 let (nonce, sealed) = bytes.split_at(12);
-                let aad = format!("{openid}/{field}");
+                let aad = format!("{key}/{field}");
                 let plain = cipher
                     .decrypt(
                         Nonce::from_slice(nonce),
@@ -226,9 +251,22 @@ impl Codec {
 mod tests {
     use super::*;
 
+    fn single() -> Option<AppTag> {
+        Some(AppTag::new("wxone", true))
+    }
+
     fn user() -> UserRecord {
-        let mut u =
-            UserRecord::new("o1", Some("u1"), Secret::new("c2Vzc2lvbmtleTEyMzQ1Ng==")).unwrap();
+        user_of(&AppTag::new("wxone", true))
+    }
+
+    fn user_of(app: &AppTag) -> UserRecord {
+        let mut u = UserRecord::new(
+            app,
+            "o1",
+            Some("u1"),
+            Secret::new("c2Vzc2lvbmtleTEyMzQ1Ng=="),
+        )
+        .unwrap();
         u.phone = Some(Box::new(Phone {
             phone_number: "13800138000".into(),
             pure_phone_number: "13800138000".into(),
@@ -241,7 +279,7 @@ mod tests {
     #[test]
     fn round_trip_plain_and_sealed() {
         for key in [None, Some(StoreKey([7; 32]))] {
-            let codec = Codec::new("p:", key.as_ref());
+            let codec = Codec::new("p:", key.as_ref(), single());
             let text = codec.user(&user()).unwrap();
             assert_eq!(
                 text.contains("c2Vzc2lvbmtleTEyMzQ1Ng=="),
@@ -261,15 +299,15 @@ mod tests {
 
     #[test]
     fn unreadable_records_are_missing_not_errors() {
-        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])));
+        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])), single());
         let text = sealed.user(&user()).unwrap();
         assert!(
-            Codec::new("p:", Some(&StoreKey([8; 32])))
+            Codec::new("p:", Some(&StoreKey([8; 32])), single())
                 .parse_user(&text)
                 .is_none()
         );
-        assert!(Codec::new("p:", None).parse_user(&text).is_none());
-        let plain = Codec::new("p:", None).user(&user()).unwrap();
+        assert!(Codec::new("p:", None, single()).parse_user(&text).is_none());
+        let plain = Codec::new("p:", None, single()).user(&user()).unwrap();
         assert!(sealed.parse_user(&plain).is_none());
         assert!(sealed.parse_user("{not json").is_none());
         // A sealed key moved to another user's record does not open.
@@ -278,8 +316,37 @@ mod tests {
     }
 
     #[test]
+    fn records_of_other_apps_carry_their_app() {
+        let shop = AppTag::new("wxshop", false);
+        for store_key in [None, Some(StoreKey([7; 32]))] {
+            let codec = Codec::new("p:", store_key.as_ref(), single());
+            let text = codec.user(&user_of(&shop)).unwrap();
+            assert!(text.contains("\"app\":\"wxshop\""), "{text}");
+            let back = codec.parse_user(&text).unwrap();
+            assert_eq!(
+                (back.appid(), back.openid(), back.key()),
+                ("wxshop", "o1", "wxshop:o1")
+            );
+            assert_eq!(back.user_id(), user().user_id());
+            // The single-app layout writes no app, and reads back as the [wechat] app.
+            let text = codec.user(&user()).unwrap();
+            assert!(!text.contains("\"app\""), "{text}");
+            let back = codec.parse_user(&text).unwrap();
+            assert_eq!((back.appid(), back.key()), ("wxone", "o1"));
+            // Without a [wechat] app, such a record belongs to no configured app.
+            let none = Codec::new("p:", store_key.as_ref(), None);
+            assert!(none.parse_user(&text).is_none());
+        }
+        // Sealed under one app, a record moved to another does not open.
+        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])), single());
+        let text = sealed.user(&user_of(&shop)).unwrap();
+        let moved = text.replace("\"app\":\"wxshop\"", "\"app\":\"wxclub\"");
+        assert!(sealed.parse_user(&moved).is_none());
+    }
+
+    #[test]
     fn nonces_differ_per_write() {
-        let codec = Codec::new("p:", Some(&StoreKey([7; 32])));
+        let codec = Codec::new("p:", Some(&StoreKey([7; 32])), single());
         assert_ne!(codec.user(&user()).unwrap(), codec.user(&user()).unwrap());
     }
 }

@@ -3,7 +3,7 @@
 //! `prefix + "revoke"` channel, and every replica evicts its local copy.
 //!
 //! Messages name a session by the hash of its id (`s:<hex>`), never the id
-//! itself, or a user by openid (`u:<openid>`). While the subscription is
+//! itself, or a user by key (`u:<openid>` or `u:<appid>:<openid>`). While the subscription is
 //! down, replicas keep answering from their local cache (a Redis outage
 //! must not log everyone out); once it is back, the local cache is cleared,
 //! since revocations may have been missed meanwhile.
@@ -22,8 +22,8 @@ pub fn session_message(hash: &[u8; 32]) -> String {
     format!("s:{}", hex(hash))
 }
 
-pub fn user_message(openid: &str) -> String {
-    format!("u:{openid}")
+pub fn user_message(key: &str) -> String {
+    format!("u:{key}")
 }
 
 /// Listens for revocations; `subscribed` tells whether it currently hears them.
@@ -69,8 +69,8 @@ fn apply(local: &LocalCache, message: &str) {
         if let Some(hash) = unhex(hex_hash) {
             local.evict_session(&hash);
         }
-    } else if let Some(openid) = message.strip_prefix("u:") {
-        local.evict_user(openid);
+    } else if let Some(key) = message.strip_prefix("u:") {
+        local.evict_user(key);
     }
 }
 

@@ -1,0 +1,199 @@
+//! `[wechat]` and `[[apps]]`: the mini-programs wxgate logs users in to.
+//!
+//! The single `[wechat]` table is one app, as before `[[apps]]` existed;
+//! `[[apps]]` entries add more (or replace it). Each app has its own
+//! AppID, secret (from the environment variable it names, never the file),
+//! mode, API base and limits. The first app is the default: with exactly
+//! one, a login need not say which app it is for.
+//!
+//! The `[wechat]` app keeps the single-app layout of stored user records
+//! (keyed by openid alone), so Redis sessions opened before `[[apps]]` was
+//! added still resolve after the rollout; records of `[[apps]]` entries
+//! are keyed by AppID and openid.
+
+use std::time::Duration;
+
+use http::uri::Uri;
+
+use super::ConfigError;
+use super::raw::RawWechat;
+use crate::secret::Secret;
+
+/// Environment variable that overrides `wechat.secret`, so the secret can
+/// live in a Kubernetes Secret instead of a file.
+pub const SECRET_ENV: &str = "WXGATE_WECHAT_SECRET";
+
+/// The longest AppID accepted (WeChat's are 18 characters).
+pub const APPID_MAX: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WechatMode {
+    /// Exchange codes with WeChat's real `jscode2session` API.
+    Live,
+    /// Dev mode: any code logs in as an openid derived from it. Never for production.
+    Mock,
+}
+
+/// One mini-program.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WechatConfig {
+    pub appid: String,
+    pub secret: Secret,
+    /// Base URL of WeChat's API, without a trailing slash.
+    pub api_base: String,
+    pub timeout: Duration,
+    pub mode: WechatMode,
+    pub mock_allow_non_loopback: bool,
+    /// WeChat calls in flight at once; more wait up to a second, then 503.
+    pub max_in_flight: usize,
+    /// Declared in `[wechat]`: user records keyed by openid alone (the
+    /// single-app layout), so existing Redis sessions survive.
+    pub single_app_keys: bool,
+}
+
+/// The config keys of one table, for errors that name them.
+struct Keys {
+    appid: &'static str,
+    secret: &'static str,
+    api_base: &'static str,
+    timeout: &'static str,
+    mode: &'static str,
+    max_in_flight: &'static str,
+}
+
+const WECHAT: Keys = Keys {
+    appid: "wechat.appid",
+    secret: "wechat.secret",
+    api_base: "wechat.api_base",
+    timeout: "wechat.timeout",
+    mode: "wechat.mode",
+    max_in_flight: "wechat.max_in_flight",
+};
+
+const APPS: Keys = Keys {
+    appid: "apps.appid",
+    secret: "apps.secret_env",
+    api_base: "apps.api_base",
+    timeout: "apps.timeout",
+    mode: "apps.mode",
+    max_in_flight: "apps.max_in_flight",
+};
+
+/// Every app of the config, the `[wechat]` one first; at least one.
+pub(super) fn from_raw(
+    wechat: Option<RawWechat>,
+    apps: Vec<RawWechat>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<WechatConfig>, ConfigError> {
+    let mut all = Vec::with_capacity(1 + apps.len());
+    if wechat.is_some() || apps.is_empty() {
+        all.push(WechatConfig::from_raw(
+            wechat.unwrap_or_default(),
+            &WECHAT,
+            "",
+            env,
+        )?);
+    }
+    for (i, raw) in apps.into_iter().enumerate() {
+        if raw.secret.is_some() {
+            return Err(ConfigError::invalid(
+                "apps.secret",
+                format!(
+                    "[[apps]] entry {}: the secret never goes in the file; name the environment \
+                     variable that holds it with secret_env = \"WXGATE_SECRET_…\"",
+                    i + 1
+                ),
+            ));
+        }
+        let app = WechatConfig::from_raw(raw, &APPS, &format!("[[apps]] entry {}: ", i + 1), env)?;
+        if all.iter().any(|a: &WechatConfig| a.appid == app.appid) {
+            return Err(ConfigError::invalid(
+                "apps.appid",
+                format!("`{}` is configured twice", app.appid),
+            ));
+        }
+        all.push(app);
+    }
+    Ok(all)
+}
+
+impl WechatConfig {
+    fn from_raw(
+        raw: RawWechat,
+        keys: &Keys,
+        entry: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |key, message: String| ConfigError::invalid(key, format!("{entry}{message}"));
+        let single_app_keys = std::ptr::eq(keys, &WECHAT);
+        let mode = match raw.mode.as_deref().unwrap_or("live") {
+            "live" => WechatMode::Live,
+            "mock" => WechatMode::Mock,
+            other => {
+                return Err(invalid(
+                    keys.mode,
+                    format!("`{other}` is not one of \"live\", \"mock\""),
+                ));
+            }
+        };
+        let appid = raw.appid.unwrap_or_default();
+        if appid.is_empty()
+            || appid.len() > APPID_MAX
+            || !appid.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(invalid(
+                keys.appid,
+                "missing or not alphanumeric; it is the mini-program's AppID, e.g. \
+                 \"wx1234567890abcdef\""
+                    .to_owned(),
+            ));
+        }
+        let secret_env = match (&raw.secret_env, single_app_keys) {
+            (Some(name), _) => Some(name.as_str()),
+            (None, true) => Some(SECRET_ENV),
+            (None, false) => None,
+        };
+        let from_env = secret_env.and_then(env).filter(|s| !s.is_empty());
+        let secret = Secret::new(from_env.or(raw.secret).unwrap_or_default());
+        if mode == WechatMode::Live && secret.is_empty() {
+            let message = match secret_env {
+                Some(name) if single_app_keys => format!(
+                    "missing; set it in the file or, better, in the {name} environment variable"
+                ),
+                Some(name) => format!("the environment variable {name} is unset or empty"),
+                None => "missing; name the environment variable that holds this app's \
+                         AppSecret, e.g. secret_env = \"WXGATE_SECRET_SHOP\""
+                    .to_owned(),
+            };
+            return Err(invalid(keys.secret, message));
+        }
+        let api_base = raw
+            .api_base
+            .unwrap_or_else(|| "https://api.weixin.qq.com".to_owned());
+        let parsed: Uri = api_base
+            .parse()
+            .map_err(|e| invalid(keys.api_base, format!("`{api_base}` is not a URL: {e}")))?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+            return Err(invalid(
+                keys.api_base,
+                format!("`{api_base}` must be an http:// or https:// URL"),
+            ));
+        }
+        let max_in_flight = raw.max_in_flight.unwrap_or(64);
+        if max_in_flight == 0 {
+            return Err(invalid(keys.max_in_flight, "must be at least 1".to_owned()));
+        }
+        let timeout = super::timeout(keys.timeout, raw.timeout, "5s")
+            .map_err(|e| invalid(keys.timeout, e.message()))?;
+        Ok(Self {
+            appid,
+            secret,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            timeout,
+            mode,
+            mock_allow_non_loopback: raw.mock_allow_non_loopback.unwrap_or(false),
+            max_in_flight,
+            single_app_keys,
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! `[upstream]` and `[[upstreams]]`: the backends wxgate forwards to.
+//!
+//! The single `[upstream]` table is one backend for every path (prefix
+//! `/`), as before `[[upstreams]]` existed. `[[upstreams]]` entries route
+//! by path prefix, whole segments, the longest prefix winning (as
+//! oauth2-proxy's upstreams do); with `strip_prefix` the backend sees the
+//! path without it. A path no upstream claims is `404 no_upstream`.
+//! An entry's `public` routes hold only for requests routed to it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme, Uri};
+
+use super::ConfigError;
+use super::raw::RawUpstream;
+use super::routes::{PublicRoute, path, public_route};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamConfig {
+    /// The paths routed here: `/` (all) or a prefix without trailing `/`.
+    pub prefix: String,
+    /// Forward `/shop/a` as `/a` (prefix `/shop`).
+    pub strip_prefix: bool,
+    /// Public routes of this upstream only (client paths, under `prefix`).
+    pub public: Vec<PublicRoute>,
+    /// Always plain HTTP (checked at load).
+    pub authority: Authority,
+    /// Prepended to every forwarded path; empty or starting with `/`, never ending with one.
+    pub path_prefix: String,
+    /// Time allowed for the upstream to answer with a status line and headers.
+    /// Bodies stream without a deadline, so large downloads are not cut off.
+    pub timeout: Duration,
+    /// Protocols a client may upgrade to (lower case); any other upgrade
+    /// request is refused before it reaches the backend.
+    pub upgrades: Vec<String>,
+}
+
+/// The config keys of one table, for errors that name them.
+struct Keys {
+    url: &'static str,
+    prefix: &'static str,
+    timeout: &'static str,
+    upgrades: &'static str,
+    public: &'static str,
+}
+
+const UPSTREAM: Keys = Keys {
+    url: "upstream.url",
+    prefix: "upstream.prefix",
+    timeout: "upstream.timeout",
+    upgrades: "upstream.upgrades",
+    public: "upstream.public",
+};
+
+const UPSTREAMS: Keys = Keys {
+    url: "upstreams.url",
+    prefix: "upstreams.prefix",
+    timeout: "upstreams.timeout",
+    upgrades: "upstreams.upgrades",
+    public: "upstreams.public",
+};
+
+/// Every upstream of the config, `[upstream]` first; at least one.
+pub(super) fn from_raw(
+    upstream: Option<RawUpstream>,
+    upstreams: Vec<RawUpstream>,
+) -> Result<Vec<UpstreamConfig>, ConfigError> {
+    let mut all: Vec<UpstreamConfig> = Vec::with_capacity(1 + upstreams.len());
+    if upstream.is_some() || upstreams.is_empty() {
+        all.push(UpstreamConfig::from_raw(
+            upstream.unwrap_or_default(),
+            &UPSTREAM,
+            "",
+        )?);
+    }
+    for (i, raw) in upstreams.into_iter().enumerate() {
+        let entry = format!("[[upstreams]] entry {}: ", i + 1);
+        if raw.prefix.is_none() {
+            return Err(ConfigError::invalid(
+                UPSTREAMS.prefix,
+                format!("{entry}missing; the paths routed to this upstream, e.g. \"/shop\""),
+            ));
+        }
+        let upstream = UpstreamConfig::from_raw(raw, &UPSTREAMS, &entry)?;
+        if all.iter().any(|u| u.prefix == upstream.prefix) {
+            return Err(ConfigError::invalid(
+                UPSTREAMS.prefix,
+                format!(
+                    "{entry}`{}` is routed to another upstream already",
+                    upstream.prefix
+                ),
+            ));
+        }
+        all.push(upstream);
+    }
+    Ok(all)
+}
+
+impl UpstreamConfig {
+    fn from_raw(raw: RawUpstream, keys: &Keys, entry: &str) -> Result<Self, ConfigError> {
+        let invalid = |key, message: String| ConfigError::invalid(key, format!("{entry}{message}"));
+        let text = raw
+            .url
+            .ok_or_else(|| invalid(keys.url, "missing; e.g. \"http://127.0.0.1:3000\"".into()))?;
+        let uri: Uri = text
+            .parse()
+            .map_err(|e| invalid(keys.url, format!("`{text}` is not a URL: {e}")))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(invalid(
+                keys.url,
+                format!(
+                    "`{text}` must start with http:// (wxgate talks plain HTTP to its backend)"
+                ),
+            ));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| invalid(keys.url, format!("`{text}` has no host")))?;
+        if uri.query().is_some() {
+            return Err(invalid(keys.url, format!("`{text}` must not have a query")));
+        }
+        let path_prefix = uri.path().trim_end_matches('/').to_owned();
+        let prefix = match path(keys.prefix, raw.prefix, "/")
+            .map_err(|e| invalid(keys.prefix, e.message()))?
+            .trim_end_matches('/')
+        {
+            "" => "/".to_owned(),
+            trimmed => trimmed.to_owned(),
+        };
+        let strip_prefix = raw.strip_prefix.unwrap_or(false);
+        let public = raw
+            .public
+            .unwrap_or_default()
+            .into_iter()
+            .map(|text| public_route(keys.public, text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(keys.public, e.message()))?;
+        if let Some(outside) = public
+            .iter()
+            .find(|p| !crate::route::under(&p.path, &prefix))
+        {
+            return Err(invalid(
+                keys.public,
+                format!(
+                    "`{}` is not under this upstream's prefix `{prefix}`, so no request \
+                     routed here could match it",
+                    outside.path
+                ),
+            ));
+        }
+        let timeout = super::timeout(keys.timeout, raw.timeout, "30s")
+            .map_err(|e| invalid(keys.timeout, e.message()))?;
+        let upgrades = raw
+            .upgrades
+            .unwrap_or_else(|| vec!["websocket".to_owned()])
+            .into_iter()
+            .map(|token| {
+                let valid = !token.is_empty()
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+                if valid {
+                    Ok(token.to_ascii_lowercase())
+                } else {
+                    Err(invalid(
+                        keys.upgrades,
+                        format!("`{token}` is not a protocol name such as \"websocket\""),
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            prefix,
+            strip_prefix,
+            public,
+            authority,
+            path_prefix,
+            timeout,
+            upgrades,
+        })
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        self.socket_addr().is_some_and(|a| a.ip().is_loopback())
+    }
+
+    /// `host:port` to connect to (port 80 when the URL names none); an IPv6
+    /// host keeps its brackets, as `Authority::host` gives it.
+    pub fn address(&self) -> String {
+        let port = self.authority.port_u16().unwrap_or(80);
+        format!("{}:{port}", self.authority.host())
+    }
+
+    /// The upstream as a socket address, when its host is an IP literal.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let ip: IpAddr = host.parse().ok()?;
+        Some(SocketAddr::new(ip, self.authority.port_u16().unwrap_or(80)))
+    }
+}
