@@ -1,6 +1,8 @@
 //! A test double of a business system's binding endpoint (`[binding] url`):
-//! it answers `{"user_id": "acct-<openid>"}`, or `"acct-phone-<digits>"`
-//! when the request carries a phone number, and records every call.
+//! it answers `{"user_id": "acct-<openid>"}`, `"acct-union-<unionid>"`
+//! when the request carries a unionid (one person across apps), or
+//! `"acct-phone-<digits>"` when it carries a phone number, and records
+//! every call.
 //!
 //! | mode        | answer                                   |
 //! |-------------|------------------------------------------|
@@ -108,9 +110,10 @@ impl BindingDouble {
         let response = match mode {
             Mode::Bind => {
                 tokio::time::sleep(delay).await;
-                let id = match body["phone"].as_str() {
-                    Some(phone) => format!("acct-phone-{phone}"),
-                    None => format!("acct-{}", body["openid"].as_str().unwrap_or("?")),
+                let id = match (body["phone"].as_str(), body["unionid"].as_str()) {
+                    (Some(phone), _) => format!("acct-phone-{phone}"),
+                    (None, Some(unionid)) => format!("acct-union-{unionid}"),
+                    (None, None) => format!("acct-{}", body["openid"].as_str().unwrap_or("?")),
                 };
                 json(
                     StatusCode::OK,

@@ -28,6 +28,8 @@ pub const SECRET: &str = "test-app-secret";
 pub struct GateConfig {
     tables: BTreeMap<String, BTreeMap<String, String>>,
     env: BTreeMap<String, String>,
+    /// TOML appended after the tables: `[[apps]]`, `[[upstreams]]`.
+    appended: String,
 }
 
 impl GateConfig {
@@ -39,6 +41,7 @@ impl GateConfig {
         let mut config = Self {
             tables: BTreeMap::new(),
             env: BTreeMap::new(),
+            appended: String::new(),
         };
         config
             .set("server", "listen", "\"127.0.0.1:0\"")
@@ -59,6 +62,19 @@ impl GateConfig {
             .entry(table.to_owned())
             .or_default()
             .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// TOML written after the tables, as is (arrays of tables).
+    pub fn append(&mut self, toml: &str) -> &mut Self {
+        self.appended.push_str(toml);
+        self.appended.push('\n');
+        self
+    }
+
+    /// Drops a table (`[upstream]`, say) from the config.
+    pub fn remove(&mut self, table: &str) -> &mut Self {
+        self.tables.remove(table);
         self
     }
 
@@ -85,6 +101,7 @@ impl GateConfig {
                 out.push_str(&format!("{k} = {v}\n"));
             }
         }
+        out.push_str(&self.appended);
         out
     }
 

@@ -24,6 +24,12 @@
 //! answer 40001. `getuserphonenumber`: code `phone:DIGITS` → that number,
 //! `err:N` → errcode N. `checksession`: 87009 unless the signature is made
 //! with the user's current key.
+//!
+//! Several apps (`add_app`): each has its own secret, access token and
+//! session_keys (a user's key rotates per app, as at WeChat), and a phone
+//! number's watermark names the app whose token asked. Unlike WeChat, a
+//! user's openid is the SAME in every app here, so a gateway that filed
+//! users by openid alone would mix the apps up and the tests would see it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,10 +46,15 @@ use super::{APPID, SECRET};
 
 #[derive(Default)]
 struct State {
+    /// appid → secret, beyond the default app.
+    apps: HashMap<String, String>,
     calls: HashMap<String, usize>,
-    /// Logins (key rotations) per user.
+    /// Logins (key rotations) per user (`app_user`).
     rotations: HashMap<String, u32>,
-    token: Option<String>,
+    /// The current token per appid.
+    tokens: HashMap<String, String>,
+    /// The app of every getuserphonenumber call, by the token it came with.
+    phone_apps: Vec<String>,
     tokens_issued: u32,
     normal_token_calls: usize,
     forced_token_calls: usize,
@@ -105,6 +116,24 @@ impl WeChatDouble {
         self.state.lock().unwrap().peak_in_flight
     }
 
+    /// Another mini-program, with its own secret.
+    pub fn add_app(&self, appid: &str, secret: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.apps.insert(appid.to_owned(), secret.to_owned());
+    }
+
+    fn secret_of(&self, appid: &str) -> Option<String> {
+        if appid == APPID {
+            return Some(SECRET.to_owned());
+        }
+        self.state.lock().unwrap().apps.get(appid).cloned()
+    }
+
+    /// The apps of the getuserphonenumber calls so far, by their tokens.
+    pub fn phone_apps(&self) -> Vec<String> {
+        self.state.lock().unwrap().phone_apps.clone()
+    }
+
     /// How many times the user's key has rotated (logins, plus `rotate_key`).
     fn rotations(&self, user: &str) -> u32 {
         let state = self.state.lock().unwrap();
@@ -114,6 +143,12 @@ impl WeChatDouble {
     /// The user's current session_key (base64 text).
     pub fn current_key(&self, user: &str) -> String {
         key_of(user, self.rotations(user))
+    }
+
+    /// The user's current session_key in `appid`.
+    pub fn current_key_in(&self, appid: &str, user: &str) -> String {
+        let name = app_user(appid, user);
+        key_of(&name, self.rotations(&name))
     }
 
     /// The key the user's next login will get.
@@ -138,11 +173,12 @@ impl WeChatDouble {
         (state.normal_token_calls, state.forced_token_calls)
     }
 
-    /// Replaces the access token behind wxgate's back (another holder forced a refresh).
+    /// Replaces the default app's access token behind wxgate's back (another holder forced a refresh).
     pub fn revoke_token(&self) {
         let mut state = self.state.lock().unwrap();
         state.tokens_issued += 1;
-        state.token = Some(format!("token-{}", state.tokens_issued));
+        let token = format!("token-{}", state.tokens_issued);
+        state.tokens.insert(APPID.to_owned(), token);
     }
 
     /// The next `n` API calls answer 40001 even with the current token.
@@ -180,10 +216,11 @@ impl WeChatDouble {
         if body["grant_type"] != "client_credential" {
             return api_error(40002, "invalid grant_type");
         }
-        if body["appid"] != APPID {
+        let appid = body["appid"].as_str().unwrap_or_default().to_owned();
+        let Some(secret) = self.secret_of(&appid) else {
             return api_error(40013, "invalid appid");
-        }
-        if body["secret"] != SECRET {
+        };
+        if body["secret"] != secret.as_str() {
             return api_error(40125, "invalid appsecret");
         }
         let delay = self.state.lock().unwrap().token_delay;
@@ -195,11 +232,12 @@ impl WeChatDouble {
         } else {
             state.normal_token_calls += 1;
         }
-        if force || state.token.is_none() {
+        if force || !state.tokens.contains_key(&appid) {
             state.tokens_issued += 1;
-            state.token = Some(format!("token-{}", state.tokens_issued));
+            let token = format!("token-{}", state.tokens_issued);
+            state.tokens.insert(appid.clone(), token);
         }
-        let token = state.token.clone().unwrap_or_default();
+        let token = state.tokens[&appid].clone();
         reply(
             StatusCode::OK,
             "text/plain",
@@ -207,29 +245,35 @@ impl WeChatDouble {
         )
     }
 
-    /// `Some(error)` when the access token in `query` is not accepted.
-    fn token_rejected(&self, query: &HashMap<String, String>) -> Option<Response<Full<Bytes>>> {
-        let mut state = self.state.lock().unwrap();
-        if state.reject_tokens > 0 {
-            state.reject_tokens -= 1;
-            return Some(api_error(
-                40001,
-                "invalid credential, access_token is invalid or not latest",
-            ));
-        }
-        (query.get("access_token") != state.token.as_ref()).then(|| {
+    /// The app whose current access token `query` carries, or the 40001 answer.
+    fn token_app(&self, query: &HashMap<String, String>) -> Result<String, Response<Full<Bytes>>> {
+        let rejected = || {
             api_error(
                 40001,
                 "invalid credential, access_token is invalid or not latest",
             )
-        })
+        };
+        let mut state = self.state.lock().unwrap();
+        if state.reject_tokens > 0 {
+            state.reject_tokens -= 1;
+            return Err(rejected());
+        }
+        let token = query.get("access_token").ok_or_else(rejected)?;
+        state
+            .tokens
+            .iter()
+            .find(|(_, current)| *current == token)
+            .map(|(appid, _)| appid.clone())
+            .ok_or_else(rejected)
     }
 
     async fn phone_number(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query = url_pairs(req.uri().query().unwrap_or(""));
-        if let Some(rejected) = self.token_rejected(&query) {
-            return rejected;
-        }
+        let appid = match self.token_app(&query) {
+            Ok(appid) => appid,
+            Err(rejected) => return rejected,
+        };
+        self.state.lock().unwrap().phone_apps.push(appid.clone());
         let body: serde_json::Value =
             serde_json::from_slice(&req.into_body().collect().await.unwrap().to_bytes())
                 .unwrap_or_default();
@@ -239,7 +283,7 @@ impl WeChatDouble {
                 StatusCode::OK,
                 "text/plain",
                 format!(
-                    r#"{{"errcode":0,"errmsg":"ok","phone_info":{{"phoneNumber":"{digits}","purePhoneNumber":"{digits}","countryCode":"86","watermark":{{"timestamp":1637744274,"appid":"{APPID}"}}}}}}"#
+                    r#"{{"errcode":0,"errmsg":"ok","phone_info":{{"phoneNumber":"{digits}","purePhoneNumber":"{digits}","countryCode":"86","watermark":{{"timestamp":1637744274,"appid":"{appid}"}}}}}}"#
                 ),
             ),
             Some(("err", n)) => api_error(n.parse().unwrap_or(-1), "test error"),
@@ -249,12 +293,13 @@ impl WeChatDouble {
 
     fn check_session(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query = url_pairs(req.uri().query().unwrap_or(""));
-        if let Some(rejected) = self.token_rejected(&query) {
-            return rejected;
-        }
+        let appid = match self.token_app(&query) {
+            Ok(appid) => appid,
+            Err(rejected) => return rejected,
+        };
         let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
         let user = get("openid").strip_prefix("o_").unwrap_or_default();
-        let expected = hmac_hex(self.current_key(user).as_bytes());
+        let expected = hmac_hex(self.current_key_in(&appid, user).as_bytes());
         if get("sig_method") == "hmac_sha256" && get("signature") == expected {
             reply(
                 StatusCode::OK,
@@ -272,16 +317,22 @@ impl WeChatDouble {
         if get("grant_type") != "authorization_code" {
             return api_error(40002, "invalid grant_type");
         }
-        if get("appid") != APPID {
+        let appid = get("appid").to_owned();
+        let Some(secret) = self.secret_of(&appid) else {
             return api_error(40013, "invalid appid");
-        }
-        if get("secret") != SECRET {
+        };
+        if get("secret") != secret {
             return api_error(40125, "invalid appsecret");
         }
         let code = get("js_code").to_owned();
         let uses = {
             let mut state = self.state.lock().unwrap();
-            let n = state.calls.entry(code.clone()).or_default();
+            // Codes are per app: the default app's counted by code alone.
+            let counted = match appid.as_str() {
+                APPID => code.clone(),
+                other => format!("{other}/{code}"),
+            };
+            let n = state.calls.entry(counted).or_default();
             *n += 1;
             *n
         };
@@ -323,10 +374,11 @@ impl WeChatDouble {
             (_, user) => user,
         };
         let key = {
+            let name = app_user(&appid, user);
             let mut state = self.state.lock().unwrap();
-            let n = state.rotations.entry(user.to_owned()).or_default();
+            let n = state.rotations.entry(name.clone()).or_default();
             *n += 1;
-            key_of(user, *n)
+            key_of(&name, *n)
         };
         let body = if kind == "union" {
             format!(
@@ -341,6 +393,15 @@ impl WeChatDouble {
             )
         };
         reply(StatusCode::OK, "text/plain", body)
+    }
+}
+
+/// The user as keys are counted: per app (the default app's users by name alone).
+fn app_user(appid: &str, user: &str) -> String {
+    match appid {
+        APPID => user.to_owned(),
+        // The app's last characters first: key_of keeps a name's first 12.
+        other => format!("{}x{user}", &other[other.len().saturating_sub(3)..]),
     }
 }
 
