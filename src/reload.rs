@@ -211,6 +211,54 @@ public = ["/public"]
         }
     }
 
+    const SHOP: &str = "[[upstreams]]\nprefix = \"/shop\"\nurl = \"http://127.0.0.1:4000\"\n";
+    const CLUB: &str = "[[apps]]\nappid = \"wxclub\"\nsecret_env = \"CLUB\"\n";
+
+    fn several(upstream: &str, app: &str) -> Config {
+        let text = format!("{}{upstream}{app}", merge(BASE));
+        let env = |k: &str| match k {
+            "CLUB" => Some("club-secret".to_owned()),
+            "OTHER" => Some("other-secret".to_owned()),
+            _ => None,
+        };
+        Config::parse(&text, &env).unwrap()
+    }
+
+    #[test]
+    fn upstreams_and_apps_reload_what_they_safely_can() {
+        let old = several(SHOP, CLUB);
+        let timeout = SHOP.replace(
+            "4000\"\n",
+            "4000\"\ntimeout = \"2s\"\npublic = [\"/shop/s\"]\n",
+        );
+        assert_eq!(needs_restart(&old, &several(&timeout, CLUB)), None);
+        for (upstream, app, key) in [
+            ("", CLUB, "upstreams"),
+            (&SHOP.replace("4000", "4001") as &str, CLUB, "upstream.url"),
+            (&SHOP.replace("/shop", "/store"), CLUB, "upstream.url"),
+            (
+                &format!("{SHOP}strip_prefix = true\n"),
+                CLUB,
+                "upstream.url",
+            ),
+            (&format!("{SHOP}upgrades = []\n"), CLUB, "upstream.upgrades"),
+            (SHOP, "", "apps"),
+            (
+                SHOP,
+                &CLUB.replace("\"CLUB\"", "\"OTHER\""),
+                "apps.secret_env",
+            ),
+            (SHOP, &CLUB.replace("wxclub", "wxclub2"), "apps.appid"),
+            (SHOP, &format!("{CLUB}timeout = \"9s\"\n"), "apps.timeout"),
+        ] {
+            assert_eq!(
+                needs_restart(&old, &several(upstream, app)),
+                Some(key),
+                "{upstream}{app}"
+            );
+        }
+    }
+
     #[test]
     fn other_changes_name_their_key() {
         let old = with("");

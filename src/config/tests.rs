@@ -450,3 +450,130 @@ fn admin_log_and_forward_auth_settings() {
         Err(ConfigError::Invalid { key: LOG_ENV, .. })
     ));
 }
+
+#[test]
+fn several_apps_each_with_its_secret_from_the_environment() {
+    let text = format!(
+        "{MINIMAL}[[apps]]\nappid = \"wxshop\"\nsecret_env = \"WXGATE_SECRET_SHOP\"\n\
+         [[apps]]\nappid = \"wxclub\"\nmode = \"mock\"\nmock_allow_non_loopback = true\n"
+    );
+    let env = |k: &str| (k == "WXGATE_SECRET_SHOP").then(|| "shop-secret".to_owned());
+    let c = Config::parse(&text, &env).unwrap();
+    let apps: Vec<(&str, bool, WechatMode)> = c
+        .apps
+        .iter()
+        .map(|a| (a.appid.as_str(), a.single_app_keys, a.mode))
+        .collect();
+    assert_eq!(
+        apps,
+        [
+            ("wx1234567890abcdef", true, WechatMode::Live),
+            ("wxshop", false, WechatMode::Live),
+            ("wxclub", false, WechatMode::Mock),
+        ]
+    );
+    assert_eq!(c.apps[1].secret.expose(), "shop-secret");
+    // [[apps]] alone is valid too; its first entry is the default app.
+    let only = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[apps]]\nappid = \"wxshop\"\nsecret_env = \"S\"\n";
+    let env = |k: &str| (k == "S").then(|| "s".to_owned());
+    let c = Config::parse(only, &env).unwrap();
+    assert_eq!(c.apps.len(), 1);
+    assert!(!c.apps[0].single_app_keys);
+}
+
+#[test]
+fn bad_apps_name_their_key() {
+    let app = |extra: &str| format!("{MINIMAL}[[apps]]\nappid = \"wxshop\"\n{extra}\n");
+    let env = |k: &str| (k == "SHOP").then(|| "s".to_owned());
+    let key = |text: &str| match Config::parse(text, &env) {
+        Err(ConfigError::Invalid { key, .. }) => key.to_owned(),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(
+        key(&app("")),
+        "apps.secret_env",
+        "a live app needs its secret"
+    );
+    assert_eq!(key(&app("secret_env = \"UNSET\"")), "apps.secret_env");
+    assert_eq!(key(&app("secret = \"in-the-file\"")), "apps.secret");
+    assert_eq!(
+        key(&app("secret_env = \"SHOP\"\nmode = \"x\"")),
+        "apps.mode"
+    );
+    assert_eq!(
+        key(&app("secret_env = \"SHOP\"\ntimeout = \"0s\"")),
+        "apps.timeout"
+    );
+    assert_eq!(
+        key(&app("secret_env = \"SHOP\"\napi_base = \"ftp://x\"")),
+        "apps.api_base"
+    );
+    let twice =
+        format!("{MINIMAL}[[apps]]\nappid = \"wx1234567890abcdef\"\nsecret_env = \"SHOP\"\n");
+    assert_eq!(key(&twice), "apps.appid");
+    assert_eq!(
+        key(&format!("{MINIMAL}[[apps]]\nsecret_env = \"SHOP\"\n")),
+        "apps.appid"
+    );
+    // Mock mode's loopback rule holds for every app.
+    let mock = app("mode = \"mock\"");
+    assert_eq!(key(&mock), "apps.mode");
+}
+
+#[test]
+fn several_upstreams_by_prefix() {
+    let text = format!(
+        "{MINIMAL}[[upstreams]]\nprefix = \"/shop/\"\nurl = \"http://shop:8080/v1\"\n\
+         strip_prefix = true\ntimeout = \"3s\"\npublic = [\"GET /shop/static\"]\n"
+    );
+    let c = Config::parse(&text, &no_env).unwrap();
+    assert_eq!(c.upstreams.len(), 2);
+    assert_eq!(
+        (c.upstreams[0].prefix.as_str(), c.upstreams[0].strip_prefix),
+        ("/", false)
+    );
+    let shop = &c.upstreams[1];
+    assert_eq!(shop.prefix, "/shop");
+    assert!(shop.strip_prefix);
+    assert_eq!(shop.path_prefix, "/v1");
+    assert_eq!(shop.timeout, Duration::from_secs(3));
+    assert_eq!(shop.public[0].path, "/shop/static");
+    // Without [upstream], only [[upstreams]].
+    let only = "[wechat]\nappid = \"wx1\"\nsecret = \"s\"\n[[upstreams]]\nprefix = \"/a\"\nurl = \"http://a\"\n";
+    assert_eq!(Config::parse(only, &no_env).unwrap().upstreams.len(), 1);
+}
+
+#[test]
+fn bad_upstreams_name_their_key() {
+    let entry = |body: &str| format!("{MINIMAL}[[upstreams]]\n{body}\n");
+    let cases = [
+        ("url = \"http://a\"", "upstreams.prefix"),
+        ("prefix = \"/a\"", "upstreams.url"),
+        ("prefix = \"a\"\nurl = \"http://a\"", "upstreams.prefix"),
+        (
+            "prefix = \"/a/../b\"\nurl = \"http://a\"",
+            "upstreams.prefix",
+        ),
+        ("prefix = \"/\"\nurl = \"http://a\"", "upstreams.prefix"),
+        ("prefix = \"/a\"\nurl = \"https://a\"", "upstreams.url"),
+        (
+            "prefix = \"/a\"\nurl = \"http://a\"\ntimeout = \"0s\"",
+            "upstreams.timeout",
+        ),
+        (
+            "prefix = \"/a\"\nurl = \"http://a\"\npublic = [\"/b\"]",
+            "upstreams.public",
+        ),
+        (
+            "prefix = \"/a\"\nurl = \"http://a\"\npublic = [\"get /a\"]",
+            "upstreams.public",
+        ),
+        (
+            "prefix = \"/a\"\nurl = \"http://a\"\nupgrades = [\"web socket\"]",
+            "upstreams.upgrades",
+        ),
+    ];
+    for (body, key) in cases {
+        assert_eq!(error_key(&entry(body)), key, "{body}");
+    }
+}
