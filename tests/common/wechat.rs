@@ -245,33 +245,25 @@ impl WeChatDouble {
         )
     }
 
-    /// The app whose current access token `query` carries, or the 40001 answer.
-    fn token_app(&self, query: &HashMap<String, String>) -> Result<String, Response<Full<Bytes>>> {
-        let rejected = || {
-            api_error(
-                40001,
-                "invalid credential, access_token is invalid or not latest",
-            )
-        };
+    /// The app whose current access token `query` carries; `None`: answer 40001.
+    fn token_app(&self, query: &HashMap<String, String>) -> Option<String> {
         let mut state = self.state.lock().unwrap();
         if state.reject_tokens > 0 {
             state.reject_tokens -= 1;
-            return Err(rejected());
+            return None;
         }
-        let token = query.get("access_token").ok_or_else(rejected)?;
+        let token = query.get("access_token")?;
         state
             .tokens
             .iter()
             .find(|(_, current)| *current == token)
             .map(|(appid, _)| appid.clone())
-            .ok_or_else(rejected)
     }
 
     async fn phone_number(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query = url_pairs(req.uri().query().unwrap_or(""));
-        let appid = match self.token_app(&query) {
-            Ok(appid) => appid,
-            Err(rejected) => return rejected,
+        let Some(appid) = self.token_app(&query) else {
+            return token_rejected();
         };
         self.state.lock().unwrap().phone_apps.push(appid.clone());
         let body: serde_json::Value =
@@ -293,9 +285,8 @@ impl WeChatDouble {
 
     fn check_session(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query = url_pairs(req.uri().query().unwrap_or(""));
-        let appid = match self.token_app(&query) {
-            Ok(appid) => appid,
-            Err(rejected) => return rejected,
+        let Some(appid) = self.token_app(&query) else {
+            return token_rejected();
         };
         let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
         let user = get("openid").strip_prefix("o_").unwrap_or_default();
@@ -425,6 +416,13 @@ fn hmac_hex(key: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+fn token_rejected() -> Response<Full<Bytes>> {
+    api_error(
+        40001,
+        "invalid credential, access_token is invalid or not latest",
+    )
 }
 
 fn api_error(errcode: i64, errmsg: &str) -> Response<Full<Bytes>> {
