@@ -15,6 +15,11 @@ export interface ClientOptions {
   storageKey?: string;
   /** The `wx` API; the global `wx` by default. */
   wx?: unknown;
+  /**
+   * Sent with every login, for a gateway serving several mini-programs
+   * (`[[apps]]`); by default `wx.getAccountInfoSync().miniProgram.appId`.
+   */
+  appid?: string;
 }
 
 export interface RequestOptions {

@@ -82,7 +82,20 @@ function toError(res) {
  * @param {string} [options.sessionHeader] `session.header` (`X-Session-Id`)
  * @param {string} [options.storageKey] where the session id is stored (`wxgate_session_id`)
  * @param {object} [options.wx] the `wx` API (the global one by default)
+ * @param {string} [options.appid] sent with every login, for a gateway serving several
+ *   mini-programs (`[[apps]]`); by default this mini-program's own, from
+ *   `wx.getAccountInfoSync()` when the base library has it
  */
+/** This mini-program's AppID, when the base library can tell (2.2.2+). */
+function ownAppid(wx) {
+  try {
+    const info = typeof wx.getAccountInfoSync === 'function' ? wx.getAccountInfoSync() : null;
+    return (info && info.miniProgram && info.miniProgram.appId) || undefined;
+  } catch (e) {
+    return undefined;
+  }
+}
+
 function createClient(options) {
   const o = Object.assign(
     {
@@ -99,6 +112,7 @@ function createClient(options) {
   const wx = o.wx || (typeof globalThis !== 'undefined' ? globalThis.wx : undefined);
   if (!wx) throw new TypeError('createClient: no wx API (pass options.wx)');
   let loggingIn = null;
+  const appid = o.appid || ownAppid(wx);
 
   const sessionId = () => wx.getStorageSync(o.storageKey) || '';
 
@@ -129,7 +143,8 @@ function createClient(options) {
     if (!loggingIn) {
       loggingIn = (async () => {
         const code = await wxLogin();
-        const res = await call('POST', o.loginPath, { code }, { 'content-type': 'application/json' });
+        const body = appid ? { code, appid } : { code };
+        const res = await call('POST', o.loginPath, body, { 'content-type': 'application/json' });
         if (res.statusCode !== 200 || !res.data || !res.data.session_id) throw toError(res);
         wx.setStorageSync(o.storageKey, res.data.session_id);
         return res.data.session_id;

@@ -13,7 +13,7 @@ static IDENTITY: LazyLock<IdentityHeaders> = LazyLock::new(|| {
     let text =
         "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n";
     let config = Config::parse(text, &|_| None).expect("config");
-    IdentityHeaders::new(&config.headers, &config.session, "wxapp")
+    IdentityHeaders::new(&config.headers, &config.session, ["wxapp"])
 });
 
 const PROTECTED: [&str; 5] = [

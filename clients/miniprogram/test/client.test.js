@@ -152,6 +152,36 @@ describe("mock mode's magic codes surface as documented", () => {
   });
 });
 
+describe('a gateway serving two mini-programs', () => {
+  const SECOND = 'wxclienttest0002';
+  let two;
+  before(async () => {
+    two = await startGateway({}, `[[apps]]\nappid = "${SECOND}"\nmode = "mock"\n`);
+  });
+  after(async () => {
+    await two.stop();
+  });
+
+  test('the client names its app at login, and the session is that app\'s', async () => {
+    const { api } = setup({ appid: SECOND }, () => two);
+    const res = await api.request({ url: '/me' });
+    assert.equal(res.data.headers['x-wx-appid'], SECOND);
+  });
+
+  test('by default the app comes from wx.getAccountInfoSync()', async () => {
+    const wx = createWx({ user: `acct-info-${process.pid}`, appid: SECOND });
+    wx.getAccountInfoSync = () => ({ miniProgram: { appId: SECOND, envVersion: 'develop' } });
+    const api = createClient({ baseUrl: two.baseUrl, wx });
+    const res = await api.request({ url: '/me' });
+    assert.equal(res.data.headers['x-wx-appid'], SECOND);
+  });
+
+  test('a login that names no app is refused with unknown_app', async () => {
+    const { api } = setup({}, () => two);
+    await assert.rejects(api.login(), (e) => e.status === 400 && e.code === 'unknown_app');
+  });
+});
+
 describe('a gateway configured otherwise', () => {
   let other;
   before(async () => {

@@ -24,8 +24,9 @@ function echoBackend() {
 
 /**
  * @param {Record<string, Record<string, string>>} [extra] more config: table → key → TOML value
+ * @param {string} [appended] TOML written after the tables (`[[apps]]`)
  */
-async function startGateway(extra = {}) {
+async function startGateway(extra = {}, appended = '') {
   if (!fs.existsSync(BIN)) {
     throw new Error(`no wxgate binary at ${BIN}: run \`cargo build\` first (or set WXGATE_BIN)`);
   }
@@ -40,7 +41,7 @@ async function startGateway(extra = {}) {
   for (const [table, keys] of Object.entries(extra)) tables[table] = Object.assign(tables[table] || {}, keys);
   const text = Object.entries(tables)
     .map(([table, keys]) => `[${table}]\n` + Object.entries(keys).map(([k, v]) => `${k} = ${v}`).join('\n'))
-    .join('\n');
+    .join('\n') + '\n' + appended;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxgate-client-'));
   const config = path.join(dir, 'config.toml');
   fs.writeFileSync(config, text);
