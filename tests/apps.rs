@@ -5,9 +5,6 @@
 
 mod common;
 
-use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::binding::BindingDouble;
 use common::redis::RedisServer;
 use common::upstream::header_values;
@@ -17,7 +14,6 @@ use serde_json::json;
 
 const SHOP: &str = "wxshopapp000002";
 const SHOP_SECRET: &str = "shop-app-secret";
-const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
 
 struct Setup {
     wechat: WeChatDouble,
@@ -74,22 +70,17 @@ async fn appid_seen(gate: &Gate, session: &str) -> Vec<String> {
     header_values(&echo, "x-wx-appid")
 }
 
+/// A profile watermarked for `appid`, encrypted with `key`.
 fn encrypt(key: &str, appid: &str) -> String {
-    let payload = json!({"nickName": "Cy", "watermark": {"timestamp": 1477314187, "appid": appid}});
-    let key = STANDARD.decode(key).unwrap();
-    let iv = STANDARD.decode(IV).unwrap();
-    let cipher = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv).unwrap();
-    STANDARD.encode(cipher.encrypt_padded_vec_mut::<Pkcs7>(payload.to_string().as_bytes()))
+    common::encrypt(
+        key,
+        &json!({"nickName": "Cy", "watermark": {"timestamp": 1477314187, "appid": appid}}),
+    )
 }
 
 async fn decrypt(gate: &Gate, session: &str, data: &str) -> reqwest::Response {
-    gate.http
-        .post(gate.url("/_wxgate/decrypt"))
-        .header("x-session-id", session)
-        .json(&json!({ "encryptedData": data, "iv": IV }))
-        .send()
+    gate.post_decrypt(session, json!({ "encryptedData": data, "iv": common::IV }))
         .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,24 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::upstream::header_values;
 use common::wechat::openid_of;
-use common::{APPID, Gate, GateConfig, Upstream, WeChatDouble, assert_error};
+use common::{APPID, Gate, GateConfig, IV, Upstream, WeChatDouble, assert_error, encrypt};
 use serde_json::json;
 use sha1::{Digest, Sha1};
-
-const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
-
-/// Encrypts `payload` as WeChat does, with the base64 `key`.
-fn encrypt(key: &str, payload: &serde_json::Value) -> String {
-    let key = STANDARD.decode(key).unwrap();
-    let iv = STANDARD.decode(IV).unwrap();
-    let cipher = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv).unwrap();
-    STANDARD.encode(cipher.encrypt_padded_vec_mut::<Pkcs7>(payload.to_string().as_bytes()))
-}
 
 fn profile(appid: &str) -> serde_json::Value {
     json!({"nickName": "Band", "gender": 1, "watermark": {"timestamp": 1477314187, "appid": appid}})
@@ -46,13 +33,7 @@ async fn start(extra: &[(&str, &str, &str)]) -> (WeChatDouble, Upstream, Gate) {
 }
 
 async fn decrypt(gate: &Gate, session: &str, body: serde_json::Value) -> reqwest::Response {
-    gate.http
-        .post(gate.url("/_wxgate/decrypt"))
-        .header("x-session-id", session)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    gate.post_decrypt(session, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,8 @@ pub use upstream::Upstream;
 pub use wechat::WeChatDouble;
 
 pub const APPID: &str = "wxtestappid0001";
+/// The IV of the tests' encrypted data.
+pub const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
 pub const SECRET: &str = "test-app-secret";
 
 /// A config under construction: `table → key → value` (values are TOML).
@@ -207,6 +209,17 @@ impl Gate {
             .expect("phone request")
     }
 
+    /// `POST /_wxgate/decrypt` with `body`, in `session`.
+    pub async fn post_decrypt(&self, session: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/_wxgate/decrypt"))
+            .header("x-session-id", session)
+            .json(&body)
+            .send()
+            .await
+            .expect("decrypt request")
+    }
+
     pub fn get(&self, path: &str, session: &str) -> reqwest::RequestBuilder {
         self.http
             .get(self.url(path))
@@ -226,6 +239,17 @@ impl Drop for Gate {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Encrypts `payload` as WeChat does (AES-128-CBC, PKCS#7) with the base64 `key` and [`IV`].
+pub fn encrypt(key: &str, payload: &serde_json::Value) -> String {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let key = STANDARD.decode(key).unwrap();
+    let iv = STANDARD.decode(IV).unwrap();
+    let cipher = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv).unwrap();
+    STANDARD.encode(cipher.encrypt_padded_vec_mut::<Pkcs7>(payload.to_string().as_bytes()))
 }
 
 /// Sends `request` and reads its JSON answer (the echo, usually).
