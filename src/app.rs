@@ -334,13 +334,12 @@ impl App {
         Ok(session)
     }
 
-    /// The app of the session's user (`unknown_app` if it is no longer configured).
+    /// The app of the session's user. Always configured (the stores read
+    /// records of other apps as missing); `unknown_app` would say otherwise.
     fn app_of(&self, session: &Resolved) -> Result<&MiniProgram, HttpError> {
         let appid = session.user.appid();
         self.apps.get(appid).ok_or_else(|| {
-            HttpError::UnknownApp(format!(
-                "this session belongs to `{appid}`, which this gateway no longer serves: log in again"
-            ))
+            HttpError::UnknownApp(format!("`{appid}` is not an app of this gateway"))
         })
     }
 

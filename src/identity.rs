@@ -168,15 +168,12 @@ impl IdentityHeaders {
         if let Some(unionid) = user.unionid().and_then(|u| HeaderValue::from_str(u).ok()) {
             headers.insert(self.unionid.clone(), unionid);
         }
-        // The session's own app: a session of one app never speaks for another.
+        // The session's own app: a session of one app never speaks for
+        // another. (Every record is of a configured app: the stores read
+        // those of others as missing.)
         let appid = user.appid();
-        let value = match self.appid_values.iter().find(|(id, _)| **id == *appid) {
-            Some((_, value)) => Some(value.clone()),
-            // A record of an app no longer configured (Redis, after a config change).
-            None => HeaderValue::from_str(appid).ok(),
-        };
-        if let Some(value) = value {
-            headers.insert(self.appid.clone(), value);
+        if let Some((_, value)) = self.appid_values.iter().find(|(id, _)| **id == *appid) {
+            headers.insert(self.appid.clone(), value.clone());
         }
         // Visible ASCII by construction (`BoundId`).
         if let Some(id) = user

@@ -349,7 +349,7 @@ async fn access_tokens_and_phone_numbers_are_per_app() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_sessions_of_the_single_app_survive_adding_apps() {
+async fn redis_sessions_survive_adding_an_app_and_end_with_a_removed_one() {
     let setup = Setup::new().await;
     let server = RedisServer::start();
     let mut before = GateConfig::new(&setup.wechat, &setup.upstream);
@@ -374,4 +374,12 @@ async fn redis_sessions_of_the_single_app_survive_adding_apps() {
             .status(),
         200
     );
+
+    // Removing an app ends its sessions; the others' stay.
+    let in_shop = login(&new, json!({"code": "fay", "appid": SHOP})).await;
+    new.stop().await;
+    let back = before.start().await;
+    back.until_ready().await;
+    assert_eq!(back.get("/x", &in_shop).send().await.unwrap().status(), 401);
+    assert_eq!(back.get("/x", &session).send().await.unwrap().status(), 200);
 }

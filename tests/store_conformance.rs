@@ -68,7 +68,7 @@ where
         let session = config.clone();
         case(Box::new(move || {
             Sessions::Redis(Box::new(
-                RedisStore::new(&redis, &session, Some(app()), StoreMetrics::default()).unwrap(),
+                RedisStore::new(&redis, &session, vec![app()], StoreMetrics::default()).unwrap(),
             ))
         }))
         .await;
@@ -86,7 +86,7 @@ where
     };
     case(Box::new(move || {
         Sessions::Redis(Box::new(
-            RedisStore::new(&redis, &config, Some(app()), StoreMetrics::default()).unwrap(),
+            RedisStore::new(&redis, &config, vec![app()], StoreMetrics::default()).unwrap(),
         ))
     }))
     .await;

@@ -348,15 +348,15 @@ impl Sessions {
                 Self::Memory(MemoryStore::new(&config.session, metrics))
             }
             crate::config::StoreConfig::Redis(redis) => {
-                let single_app = config
+                let apps = config
                     .apps
                     .iter()
-                    .find(|app| app.single_app_keys)
-                    .map(|app| AppTag::new(&app.appid, true));
+                    .map(|app| AppTag::new(&app.appid, app.single_app_keys))
+                    .collect();
                 Self::Redis(Box::new(RedisStore::new(
                     redis,
                     &config.session,
-                    single_app,
+                    apps,
                     metrics,
                 )?))
             }

@@ -108,15 +108,15 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects lazily: Redis may still be down.
-    /// `single_app`: the `[wechat]` app, whose records name no app.
+    /// `apps`: the configured apps; records of others read as missing.
     pub fn new(
         redis: &RedisConfig,
         session: &SessionConfig,
-        single_app: Option<AppTag>,
+        apps: Vec<AppTag>,
         metrics: StoreMetrics,
     ) -> Result<Self, StoreError> {
         let connector = Connector::new(redis, metrics.clone())?;
-        let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref(), single_app);
+        let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref(), apps);
         // An active session must reach Redis at least once per idle/10, or
         // its idle timer there would run out while the local cache serves it.
         let local_ttl = match session.idle {

@@ -28,7 +28,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{APPID_MAX, StoreKey};
+use crate::config::StoreKey;
 use crate::secret::Secret;
 use crate::session::{AppTag, BoundId, Phone, SessionId, StoreError, UserRecord};
 
@@ -70,8 +70,10 @@ struct StoredUser {
 pub struct Codec {
     prefix: String,
     cipher: Option<Aes256Gcm>,
-    /// The app whose records carry no `app` (the `[wechat]` one), if configured.
-    single_app: Option<AppTag>,
+    /// The configured apps: a record of any other is treated as missing
+    /// (its app was removed from the config). The one whose records carry
+    /// no `app` is the `[wechat]` app.
+    apps: Vec<AppTag>,
 }
 
 /// Hex of sha256(session id): the session's name in Redis and on the wire.
@@ -89,11 +91,11 @@ pub fn key_id(key: &Secret) -> String {
 }
 
 impl Codec {
-    pub fn new(prefix: &str, key: Option<&StoreKey>, single_app: Option<AppTag>) -> Self {
+    pub fn new(prefix: &str, key: Option<&StoreKey>, apps: Vec<AppTag>) -> Self {
         Self {
             prefix: prefix.to_owned(),
             cipher: key.and_then(|k| Aes256Gcm::new_from_slice(&k.0).ok()),
-            single_app,
+            apps,
         }
     }
 
@@ -163,16 +165,16 @@ impl Codec {
     /// `None` when the record is unreadable: treated as missing.
     pub fn parse_user(&self, text: &str) -> Option<UserRecord> {
         let stored: StoredUser = serde_json::from_str(text).ok()?;
-        let app = match &stored.app {
-            Some(appid) if appid.len() <= APPID_MAX => AppTag::new(appid, false),
-            Some(_) => return None,
-            // The `[wechat]` app's, or one no longer configured.
-            None => self.single_app.clone()?,
-        };
+        // No `app`: the single-app layout, the `[wechat]` app's.
+        let single = stored.app.is_none();
+        let appid = stored.app.as_deref();
+        let app = self.apps.iter().find(|app| {
+            app.single_app_keys() == single && (single || Some(app.appid()) == appid)
+        })?;
         let user_key = app.user_key(&stored.openid);
         let key = self.open(&user_key, "key", &stored.key)?;
         let mut user = UserRecord::new(
-            &app,
+            app,
             &stored.openid,
             stored.unionid.as_deref(),
             Secret::new(key),
@@ -251,8 +253,8 @@ impl Codec {
 mod tests {
     use super::*;
 
-    fn single() -> Option<AppTag> {
-        Some(AppTag::new("wxone", true))
+    fn apps() -> Vec<AppTag> {
+        vec![AppTag::new("wxone", true), AppTag::new("wxshop", false)]
     }
 
     fn user() -> UserRecord {
@@ -279,7 +281,7 @@ mod tests {
     #[test]
     fn round_trip_plain_and_sealed() {
         for key in [None, Some(StoreKey([7; 32]))] {
-            let codec = Codec::new("p:", key.as_ref(), single());
+            let codec = Codec::new("p:", key.as_ref(), apps());
             let text = codec.user(&user()).unwrap();
             assert_eq!(
                 text.contains("c2Vzc2lvbmtleTEyMzQ1Ng=="),
@@ -299,15 +301,15 @@ mod tests {
 
     #[test]
     fn unreadable_records_are_missing_not_errors() {
-        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])), single());
+        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])), apps());
         let text = sealed.user(&user()).unwrap();
         assert!(
-            Codec::new("p:", Some(&StoreKey([8; 32])), single())
+            Codec::new("p:", Some(&StoreKey([8; 32])), apps())
                 .parse_user(&text)
                 .is_none()
         );
-        assert!(Codec::new("p:", None, single()).parse_user(&text).is_none());
-        let plain = Codec::new("p:", None, single()).user(&user()).unwrap();
+        assert!(Codec::new("p:", None, apps()).parse_user(&text).is_none());
+        let plain = Codec::new("p:", None, apps()).user(&user()).unwrap();
         assert!(sealed.parse_user(&plain).is_none());
         assert!(sealed.parse_user("{not json").is_none());
         // A sealed key moved to another user's record does not open.
@@ -319,7 +321,7 @@ mod tests {
     fn records_of_other_apps_carry_their_app() {
         let shop = AppTag::new("wxshop", false);
         for store_key in [None, Some(StoreKey([7; 32]))] {
-            let codec = Codec::new("p:", store_key.as_ref(), single());
+            let codec = Codec::new("p:", store_key.as_ref(), apps());
             let text = codec.user(&user_of(&shop)).unwrap();
             assert!(text.contains("\"app\":\"wxshop\""), "{text}");
             let back = codec.parse_user(&text).unwrap();
@@ -333,12 +335,19 @@ mod tests {
             assert!(!text.contains("\"app\""), "{text}");
             let back = codec.parse_user(&text).unwrap();
             assert_eq!((back.appid(), back.key()), ("wxone", "o1"));
-            // Without a [wechat] app, such a record belongs to no configured app.
-            let none = Codec::new("p:", store_key.as_ref(), None);
-            assert!(none.parse_user(&text).is_none());
+            // Without a [wechat] app, such a record belongs to no configured app;
+            // nor does one of an app removed from the config.
+            let shop_only = Codec::new("p:", store_key.as_ref(), vec![shop.clone()]);
+            assert!(shop_only.parse_user(&text).is_none());
+            let one_only = Codec::new("p:", store_key.as_ref(), vec![AppTag::new("wxone", true)]);
+            assert!(
+                one_only
+                    .parse_user(&codec.user(&user_of(&shop)).unwrap())
+                    .is_none()
+            );
         }
         // Sealed under one app, a record moved to another does not open.
-        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])), single());
+        let sealed = Codec::new("p:", Some(&StoreKey([7; 32])), apps());
         let text = sealed.user(&user_of(&shop)).unwrap();
         let moved = text.replace("\"app\":\"wxshop\"", "\"app\":\"wxclub\"");
         assert!(sealed.parse_user(&moved).is_none());
@@ -346,7 +355,7 @@ mod tests {
 
     #[test]
     fn nonces_differ_per_write() {
-        let codec = Codec::new("p:", Some(&StoreKey([7; 32])), single());
+        let codec = Codec::new("p:", Some(&StoreKey([7; 32])), apps());
         assert_ne!(codec.user(&user()).unwrap(), codec.user(&user()).unwrap());
     }
 }
