@@ -51,8 +51,10 @@ pub struct WechatConfig {
     pub single_app_keys: bool,
 }
 
-/// The config keys of one table, for errors that name them.
+/// The config keys of one table, for errors that name them, and its layout.
 struct Keys {
+    /// `[wechat]`: see [`WechatConfig::single_app_keys`].
+    single_app_keys: bool,
     appid: &'static str,
     secret: &'static str,
     api_base: &'static str,
@@ -62,6 +64,7 @@ struct Keys {
 }
 
 const WECHAT: Keys = Keys {
+    single_app_keys: true,
     appid: "wechat.appid",
     secret: "wechat.secret",
     api_base: "wechat.api_base",
@@ -71,6 +74,7 @@ const WECHAT: Keys = Keys {
 };
 
 const APPS: Keys = Keys {
+    single_app_keys: false,
     appid: "apps.appid",
     secret: "apps.secret_env",
     api_base: "apps.api_base",
@@ -125,7 +129,7 @@ impl WechatConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let invalid = |key, message: String| ConfigError::invalid(key, format!("{entry}{message}"));
-        let single_app_keys = std::ptr::eq(keys, &WECHAT);
+        let single_app_keys = keys.single_app_keys;
         let mode = match raw.mode.as_deref().unwrap_or("live") {
             "live" => WechatMode::Live,
             "mock" => WechatMode::Mock,
