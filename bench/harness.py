@@ -126,7 +126,7 @@ http://127.0.0.1:{port} {{
 """
 
 
-def wxgate_config(port, upstream_port, threads=None, extra=""):
+def wxgate_config(port, upstream_port, threads=None, extra="", admin_port=0):
     """wxgate in front of the bench upstream, which also answers as WeChat."""
     threads = f"threads = {threads}\n" if threads else ""
     return f"""[server]
@@ -138,7 +138,7 @@ appid = "wxbench00000000"
 secret = "bench"
 api_base = "http://127.0.0.1:{upstream_port}"
 [admin]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{admin_port}"
 # Every bench client is 127.0.0.1: lift the per-IP login limit, which would
 # otherwise turn the login-path and session-creation loads into 429s.
 [login]
