@@ -244,10 +244,12 @@ async fn memory(count: usize) {
     let store = MemoryStore::new(&config, StoreMetrics::default());
     let before = resident_bytes();
     let mut last = None;
+    // One app, its AppID shared by every record (as the gateway's app table does).
+    let app = AppTag::new("wxbench", true);
     for i in 0..count {
         // Shaped like real data: 28-character openid and unionid, 24-character key.
         let user = UserRecord::new(
-            &AppTag::new("wxbench", true),
+            &app,
             &format!("o{i:0>27}"),
             Some(&format!("u{i:0>27}")),
             Secret::new(format!("{i:0>22}==")),
