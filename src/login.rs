@@ -179,7 +179,9 @@ fn parse(bytes: &[u8]) -> Result<LoginBody, HttpError> {
     };
     let appid = match raw.appid {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(appid)) if !appid.is_empty() && appid.len() <= 64 => {
+        Some(serde_json::Value::String(appid))
+            if !appid.is_empty() && appid.len() <= crate::config::APPID_MAX =>
+        {
             Some(appid)
         }
         Some(_) => {

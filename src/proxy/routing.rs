@@ -12,6 +12,7 @@
 //! routes may change on SIGHUP); the connection pools, one per upstream,
 //! do not.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::Method;
@@ -62,8 +63,7 @@ impl UpstreamRoutes {
 }
 
 /// `path_and_query` without `prefix` (which it is under): `/shop/a?x` → `/a?x`, `/shop` → `/`.
-pub fn strip_prefix<'a>(path_and_query: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
-    use std::borrow::Cow;
+pub fn strip_prefix<'a>(path_and_query: &'a str, prefix: &str) -> Cow<'a, str> {
     if prefix == "/" {
         return Cow::Borrowed(path_and_query);
     }
