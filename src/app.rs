@@ -84,7 +84,8 @@ impl Live {
 
 impl App {
     pub fn new(config: &Config) -> Result<Self, StartError> {
-        let metrics = Arc::new(Metrics::new());
+        let prefixes: Vec<&str> = config.upstreams.iter().map(|u| u.prefix.as_str()).collect();
+        let metrics = Arc::new(Metrics::new(&prefixes));
         Ok(Self {
             live: ArcSwap::from_pointee(Live::new(config)),
             sessions: Sessions::new(config, metrics.store.clone())?,
@@ -371,7 +372,7 @@ impl App {
         let response = upstream
             .forward(request, peer, upgrade, route.timeout)
             .await;
-        self.metrics.upstream(started.elapsed());
+        self.metrics.upstream(route.index, started.elapsed());
         response
     }
 }

@@ -90,7 +90,10 @@ async fn metrics_are_prometheus_text_and_move_with_traffic() {
         2.0
     );
     assert_eq!(
-        metric(&after, "wxgate_upstream_duration_seconds_count"),
+        metric(
+            &after,
+            r#"wxgate_upstream_duration_seconds_count{upstream="/"}"#
+        ),
         3.0
     );
     assert_eq!(

@@ -106,6 +106,24 @@ async fn each_prefix_reaches_its_own_backend_the_longest_winning() {
         (2, 2),
         "nothing unmatched was forwarded"
     );
+    // Each upstream's answers are timed under its own prefix.
+    let metrics = s.gate.metrics().await;
+    let timed = |prefix: &str| {
+        common::metric(
+            &metrics,
+            &format!(r#"wxgate_upstream_duration_seconds_count{{upstream="{prefix}"}}"#),
+        )
+    };
+    assert_eq!(
+        (
+            timed("/shop"),
+            timed("/shop/admin"),
+            timed("/orders"),
+            timed("/down")
+        ),
+        (2.0, 1.0, 1.0, 0.0),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

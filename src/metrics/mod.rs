@@ -54,7 +54,8 @@ pub struct Metrics {
     requests: Vec<[Counter; 5]>,
     request_duration: Vec<SecondsHistogram>,
     in_flight: Gauge,
-    upstream_duration: SecondsHistogram,
+    /// One per upstream, in config order (`UpstreamRoute::index`).
+    upstream_duration: Vec<SecondsHistogram>,
     logins: Family<[(&'static str, String); 2], Counter>,
     sessions_live: Gauge,
     pub wechat: WechatMetrics,
@@ -63,7 +64,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// `upstreams`: the upstreams' prefixes, in config order, for their duration series.
+    pub fn new(upstreams: &[&str]) -> Self {
         let mut registry = Registry::default();
         registry.register(
             names::BUILD,
@@ -104,11 +106,17 @@ impl Metrics {
             "Requests being handled now",
             in_flight.clone(),
         );
-        let upstream_duration = SecondsHistogram::default();
+        let upstream_family = Family::<[(&'static str, String); 1], SecondsHistogram>::default();
+        let upstream_duration = upstreams
+            .iter()
+            .map(|prefix| {
+                upstream_family.get_or_create_owned(&[("upstream", (*prefix).to_owned())])
+            })
+            .collect();
         registry.register(
             names::UPSTREAM_DURATION,
-            "Time from forwarding a request to the upstream's response head",
-            upstream_duration.clone(),
+            "Time from forwarding a request to the upstream's response head, by upstream (its prefix)",
+            upstream_family,
         );
         let logins = Family::<[(&'static str, String); 2], Counter>::default();
         registry.register(
@@ -180,8 +188,11 @@ impl Metrics {
         InFlight(self.in_flight.clone())
     }
 
-    pub fn upstream(&self, elapsed: Duration) {
-        self.upstream_duration.observe(elapsed);
+    /// A response head from upstream `index` (config order) after `elapsed`.
+    pub fn upstream(&self, index: usize, elapsed: Duration) {
+        if let Some(histogram) = self.upstream_duration.get(index) {
+            histogram.observe(elapsed);
+        }
     }
 
     /// Counts a login for `app` (`None`: refused before an app was chosen).
@@ -205,8 +216,9 @@ impl Metrics {
 }
 
 impl Default for Metrics {
+    /// With one upstream, `/`.
     fn default() -> Self {
-        Self::new()
+        Self::new(&["/"])
     }
 }
 
