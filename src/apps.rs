@@ -42,7 +42,7 @@ impl Apps {
             .iter()
             .map(|config| {
                 Ok(MiniProgram {
-                    tag: AppTag::new(&config.appid, config.single_app_keys),
+                    tag: AppTag::of(config),
                     wechat: WeChat::new(config, metrics.for_app(&config.appid))?,
                 })
             })

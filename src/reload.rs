@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::app::App;
-use crate::config::{Config, UpstreamConfig, WechatConfig};
+use crate::config::{Config, WechatConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -70,14 +70,6 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
             new.public = old.public.clone();
         }
     }
-    let upstreams_differ = |differs: fn(&UpstreamConfig, &UpstreamConfig) -> bool| {
-        fixed.upstreams.len() != old.upstreams.len()
-            || fixed
-                .upstreams
-                .iter()
-                .zip(&old.upstreams)
-                .any(|(a, b)| differs(a, b))
-    };
     let checks: [(&'static str, bool); 14] = [
         ("server.listen", fixed.server.listen != old.server.listen),
         ("server.threads", fixed.server.threads != old.server.threads),
@@ -86,7 +78,12 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("upstreams", fixed.upstreams.len() != old.upstreams.len()),
         (
             "upstream.upgrades",
-            upstreams_differ(|a, b| a.upgrades != b.upgrades),
+            // Same count here: a different one is `upstreams`, checked first.
+            fixed
+                .upstreams
+                .iter()
+                .zip(&old.upstreams)
+                .any(|(a, b)| a.upgrades != b.upgrades),
         ),
         ("upstream.url", fixed.upstreams != old.upstreams),
         ("session.ttl", fixed.session.ttl != old.session.ttl),
@@ -117,37 +114,34 @@ fn app_change(new: &[WechatConfig], old: &[WechatConfig]) -> Option<&'static str
         return Some("apps");
     }
     let (new, old) = new.iter().zip(old).find(|(a, b)| a != b)?;
-    let (wechat, apps) = if new.single_app_keys {
-        ("wechat", true)
+    // The keys as each table spells them; the last one is the table.
+    let keys = if new.single_app_keys {
+        [
+            "wechat.appid",
+            "wechat.secret",
+            "wechat.mode",
+            "wechat.api_base",
+            "wechat.timeout",
+            "wechat",
+        ]
     } else {
-        ("apps", false)
+        [
+            "apps.appid",
+            "apps.secret_env",
+            "apps.mode",
+            "apps.api_base",
+            "apps.timeout",
+            "apps",
+        ]
     };
-    let name = |field: &'static str| match (apps, field) {
-        (true, "appid") => "wechat.appid",
-        (true, "secret") => "wechat.secret",
-        (true, "mode") => "wechat.mode",
-        (true, "api_base") => "wechat.api_base",
-        (true, "timeout") => "wechat.timeout",
-        (false, "appid") => "apps.appid",
-        (false, "secret") => "apps.secret_env",
-        (false, "mode") => "apps.mode",
-        (false, "api_base") => "apps.api_base",
-        (false, "timeout") => "apps.timeout",
-        _ => wechat,
-    };
-    Some(if new.appid != old.appid {
-        name("appid")
-    } else if new.secret != old.secret {
-        name("secret")
-    } else if new.mode != old.mode {
-        name("mode")
-    } else if new.api_base != old.api_base {
-        name("api_base")
-    } else if new.timeout != old.timeout {
-        name("timeout")
-    } else {
-        wechat
-    })
+    let differs = [
+        new.appid != old.appid,
+        new.secret != old.secret,
+        new.mode != old.mode,
+        new.api_base != old.api_base,
+        new.timeout != old.timeout,
+    ];
+    Some(keys[differs.iter().position(|d| *d).unwrap_or(differs.len())])
 }
 
 #[cfg(test)]

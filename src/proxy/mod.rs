@@ -140,16 +140,14 @@ impl Upstream {
             .path_and_query
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         // `[[upstreams]] strip_prefix`, then the upstream URL's own path.
-        let rewritten = match (self.config.strip_prefix, self.config.path_prefix.is_empty()) {
-            (false, true) => None,
-            (strip, _) => {
-                let rest = match strip {
+        let rewritten =
+            (self.config.strip_prefix || !self.config.path_prefix.is_empty()).then(|| {
+                let rest = match self.config.strip_prefix {
                     true => routing::strip_prefix(path_and_query.as_str(), &self.config.prefix),
                     false => std::borrow::Cow::Borrowed(path_and_query.as_str()),
                 };
-                Some(format!("{}{rest}", self.config.path_prefix))
-            }
-        };
+                format!("{}{rest}", self.config.path_prefix)
+            });
         let path_and_query = match rewritten {
             None => path_and_query,
             Some(text) => PathAndQuery::try_from(text)

@@ -77,6 +77,11 @@ impl AppTag {
         }
     }
 
+    /// The tag of a configured app.
+    pub fn of(config: &crate::config::WechatConfig) -> Self {
+        Self::new(&config.appid, config.single_app_keys)
+    }
+
     pub fn appid(&self) -> &str {
         &self.appid
     }
@@ -348,11 +353,7 @@ impl Sessions {
                 Self::Memory(MemoryStore::new(&config.session, metrics))
             }
             crate::config::StoreConfig::Redis(redis) => {
-                let apps = config
-                    .apps
-                    .iter()
-                    .map(|app| AppTag::new(&app.appid, app.single_app_keys))
-                    .collect();
+                let apps = config.apps.iter().map(AppTag::of).collect();
                 Self::Redis(Box::new(RedisStore::new(
                     redis,
                     &config.session,
