@@ -51,16 +51,27 @@ fn same(name: &str, canonical: &str) -> bool {
     folded(name).eq(canonical.bytes())
 }
 
-/// The first letter or digit of `name`, folded: the first filter, which
-/// stops at the first byte of most names.
+/// The first letter or digit of `name`, folded.
 fn first(name: &str) -> Option<u8> {
     folded(name).next()
 }
 
-/// How many letters and digits `name` has: the second filter.
-fn folded_len(name: &str) -> usize {
-    name.bytes().filter(u8::is_ascii_alphanumeric).count()
-}
+/// Header names are folded into a stack buffer of this many bytes.
+const FOLD_BUFFER: usize = 64;
+
+/// Each byte folded: letters and digits to their lower case, anything else to 0.
+const FOLD: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() {
+            table[b] = byte.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    table
+};
 
 fn length_bit(len: usize) -> u64 {
     1 << len.min(63)
@@ -83,6 +94,8 @@ pub struct IdentityHeaders {
     /// Bit `n` set when some stripped name folds to `n` bytes (63: longer):
     /// the `x-` names left are mostly ruled out by their folded length.
     lengths: u64,
+    /// The longest stripped name's length.
+    longest: usize,
 }
 
 impl IdentityHeaders {
@@ -111,6 +124,7 @@ impl IdentityHeaders {
         if !headers.pass_routing_overrides {
             stripped.extend(ROUTING_OVERRIDES.iter().map(|name| canonical(name)));
         }
+        let longest = stripped.iter().map(String::len).max().unwrap_or(0);
         let mut first_bytes = [false; 128];
         let mut lengths = 0;
         for name in &stripped {
@@ -132,29 +146,61 @@ impl IdentityHeaders {
             stripped,
             first_bytes,
             lengths,
+            longest,
         }
     }
 
     fn is_stripped(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
-        // A name of no letters or digits folds to "", which no stripped name is.
-        if !first(name).is_some_and(|b| self.first_bytes[usize::from(b & 0x7f)]) {
+        if self.longest >= FOLD_BUFFER {
+            // Only with a configured name longer than the buffer.
+            return self.stripped.iter().any(|c| same(name, c));
+        }
+        let bytes = name.as_bytes();
+        // Most names (`host`, `accept`, …) are ruled out by their first byte.
+        if let Some(&b) = bytes.first()
+            && FOLD[usize::from(b)] != 0
+            && !self.first_bytes[usize::from(FOLD[usize::from(b)] & 0x7f)]
+        {
             return false;
         }
-        let len = folded_len(name);
-        self.lengths & length_bit(len) != 0
-            && self
-                .stripped
-                .iter()
-                .any(|c| c.len() == len && same(name, c))
+        // Folded in one pass into a buffer, without a branch per byte, and
+        // given up once it folds longer than every stripped name.
+        let mut folded = [0u8; FOLD_BUFFER];
+        let mut len = 0;
+        for &b in bytes {
+            let f = FOLD[usize::from(b)];
+            folded[len] = f;
+            len += usize::from(f != 0);
+            if len > self.longest {
+                return false;
+            }
+        }
+        // A name of no letters or digits folds to "", which no stripped name is.
+        let folded = &folded[..len];
+        self.lengths & length_bit(len) != 0 && self.stripped.iter().any(|c| c.as_bytes() == folded)
     }
 
     /// Removes every client-sent identity header, in all its spellings.
     pub fn strip(&self, headers: &mut HeaderMap) {
-        // One forged name at a time, without a collecting allocation: usually
-        // only the session header matches. Each pass removes a name, so this
-        // ends after at most as many passes as there are distinct names.
-        while let Some(name) = headers.keys().find(|k| self.is_stripped(k)).cloned() {
+        // One pass finds the forged names (usually only the session header),
+        // kept on the stack; more than fit are removed one pass at a time.
+        let mut found: [Option<HeaderName>; 4] = Default::default();
+        let mut more = false;
+        let mut slots = found.iter_mut();
+        for name in headers.keys().filter(|k| self.is_stripped(k)) {
+            match slots.next() {
+                Some(slot) => *slot = Some(name.clone()),
+                None => {
+                    more = true;
+                    break;
+                }
+            }
+        }
+        for name in found.into_iter().flatten() {
+            headers.remove(name);
+        }
+        while more && let Some(name) = headers.keys().find(|k| self.is_stripped(k)).cloned() {
             headers.remove(name);
         }
     }
@@ -253,6 +299,29 @@ mod tests {
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(h.contains_key("x-wx-openid-extra") && h.contains_key("accept"));
+    }
+
+    #[test]
+    fn long_names_fold_like_short_ones() {
+        // Punctuation does not count towards the folded length...
+        let padded = format!("x{}wx-unionid", "-".repeat(200));
+        // ...and a configured name longer than the fold buffer still matches.
+        let long = format!("X-{}", "Long".repeat(20));
+        let ids = identity(&format!("[headers]\nopenid = \"{long}\"\n"));
+        let mut h = HeaderMap::new();
+        for name in [
+            padded.as_str(),
+            &long.replace('-', "_"),
+            &format!("{long}x"),
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("forged"),
+            );
+        }
+        ids.strip(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(left, [format!("{long}x").to_ascii_lowercase()]);
     }
 
     #[test]
