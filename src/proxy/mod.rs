@@ -26,8 +26,10 @@ use crate::error::HttpError;
 use crate::hop_by_hop;
 
 mod body_end;
+mod deadline;
 mod pool;
 mod routing;
+use deadline::ResponseDeadline;
 use pool::Pool;
 pub use pool::ResponseBody;
 pub use routing::{UpstreamRoute, UpstreamRoutes};
@@ -36,13 +38,14 @@ static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
 
-/// The far end of an accepted connection, its `X-Forwarded-For` entry
-/// formatted once per connection rather than once per request.
-#[derive(Clone)]
+/// What the proxy keeps per accepted connection: the far end, its
+/// `X-Forwarded-For` entry formatted once rather than once per request,
+/// and the timer its requests share for the upstream's answer.
 pub struct Peer {
     addr: IpAddr,
     /// `addr` as a header value.
     ip: HeaderValue,
+    deadline: ResponseDeadline,
 }
 
 impl Peer {
@@ -53,6 +56,7 @@ impl Peer {
         Self {
             addr: addr.ip(),
             ip,
+            deadline: ResponseDeadline::default(),
         }
     }
 
@@ -105,11 +109,11 @@ impl Upstream {
         let (body, body_ended) = body_end::body_end(body);
         let mut sent = std::pin::pin!(self.pool.send(Request::from_parts(parts, body)));
         let (answered, request_sent) = match body_ended {
-            None => (tokio::time::timeout(timeout, sent).await, true),
+            None => (peer.deadline.run(timeout, sent).await, true),
             // The upstream may answer before the body has ended (an early 413, say).
             Some(body_ended) => tokio::select! {
                 biased;
-                _ = body_ended => (tokio::time::timeout(timeout, &mut sent).await, true),
+                _ = body_ended => (peer.deadline.run(timeout, &mut sent).await, true),
                 answered = &mut sent => (Ok(answered), false),
             },
         };

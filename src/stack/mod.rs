@@ -27,6 +27,7 @@ pub mod login_rate;
 
 use std::any::Any;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -91,8 +92,9 @@ impl<S> ConnectionService for S where
 
 /// The app's service for one connection, inside the whole stack.
 pub fn connection(app: &Arc<App>, peer: Peer, worker: &Worker) -> impl ConnectionService {
+    let client = peer.ip();
     let inner = {
-        let (app, peer) = (app.clone(), peer.clone());
+        let (app, peer) = (app.clone(), Arc::new(peer));
         tower::service_fn(move |request| {
             let (app, peer) = (app.clone(), peer.clone());
             // Boxed: every layer above returns this future by value inside
@@ -101,11 +103,16 @@ pub fn connection(app: &Arc<App>, peer: Peer, worker: &Worker) -> impl Connectio
             Box::pin(async move { Ok::<_, Infallible>(app.handle(request, &peer).await) })
         })
     };
-    layered(app, peer, worker, inner)
+    layered(app, client, worker, inner)
 }
 
 /// `inner` inside the whole stack (tests wrap services of their own).
-pub fn layered<S>(app: &Arc<App>, peer: Peer, worker: &Worker, inner: S) -> impl ConnectionService
+pub fn layered<S>(
+    app: &Arc<App>,
+    client: IpAddr,
+    worker: &Worker,
+    inner: S,
+) -> impl ConnectionService
 where
     S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -126,7 +133,7 @@ where
         .layer(CatchPanicLayer::custom(answer_panic as fn(_) -> _))
         .layer(login_rate::LoginRateLayer {
             app: app.clone(),
-            peer: peer.ip(),
+            peer: client,
         })
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(
@@ -178,7 +185,7 @@ mod tests {
         let worker = Worker::new(8);
         tokio::spawn(async move {
             let (stream, peer) = listener.accept().await.unwrap();
-            let service = TowerToHyperService::new(layered(&app, Peer::new(peer), &worker, inner));
+            let service = TowerToHyperService::new(layered(&app, peer.ip(), &worker, inner));
             let served = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
