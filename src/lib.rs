@@ -13,6 +13,7 @@ mod apps;
 mod binding;
 pub mod body;
 pub mod config;
+mod connection_timer;
 mod decrypt;
 mod demo;
 pub mod error;

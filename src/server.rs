@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use crate::admin;
 use crate::app::App;
 use crate::config::{Config, WechatMode};
+use crate::connection_timer::HeadTimer;
 use crate::demo;
 use crate::proxy::Peer;
 use crate::reload::Reloader;
@@ -239,9 +240,7 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
     // sidecar as. hyper-util's auto builder, which also sniffed for h2c,
     // cost every request a rewind buffer and a version check.
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+    builder.header_read_timeout(Duration::from_secs(30));
     let worker = Worker::new(app.max_in_flight());
     // Each connection task holds a receiver: `drain.send` asks them to
     // finish, and `drain.closed()` resolves once the last one has ended.
@@ -262,7 +261,10 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(stack::connection(&app, Peer::new(peer), &worker));
+        // Each connection's header-read timeout on its own shared timer.
         let connection = builder
+            .clone()
+            .timer(HeadTimer::default())
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let mut draining = draining.clone();

@@ -22,14 +22,13 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::Body;
 use crate::config::UpstreamConfig;
+use crate::connection_timer::ConnectionTimer;
 use crate::error::HttpError;
 use crate::hop_by_hop;
 
 mod body_end;
-mod deadline;
 mod pool;
 mod routing;
-use deadline::ResponseDeadline;
 use pool::Pool;
 pub use pool::ResponseBody;
 pub use routing::{UpstreamRoute, UpstreamRoutes};
@@ -45,7 +44,7 @@ pub struct Peer {
     addr: IpAddr,
     /// `addr` as a header value.
     ip: HeaderValue,
-    deadline: ResponseDeadline,
+    deadline: ConnectionTimer,
 }
 
 impl Peer {
@@ -56,7 +55,7 @@ impl Peer {
         Self {
             addr: addr.ip(),
             ip,
-            deadline: ResponseDeadline::default(),
+            deadline: ConnectionTimer::default(),
         }
     }
 
