@@ -104,7 +104,11 @@ impl Upstream {
     ) -> Result<Response<Body>, HttpError> {
         self.retarget(&mut request, peer)?;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // The request's extensions (its request id) travel on to the
+        // response, which then needs no map of its own: each map cost an
+        // allocation per message. The upstream's client reads none of them.
+        let extensions = std::mem::take(&mut parts.extensions);
         let (body, body_ended) = body_end::body_end(body);
         let mut sent = std::pin::pin!(self.pool.send(Request::from_parts(parts, body)));
         let (answered, request_sent) = match body_ended {
@@ -123,6 +127,8 @@ impl Upstream {
             e => HttpError::UpstreamUnavailable(e.to_string()),
         })?;
         pool::head_received(response.body_mut(), request_sent);
+        let upstream_extensions = std::mem::replace(response.extensions_mut(), extensions);
+        response.extensions_mut().extend(upstream_extensions);
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
             let Some(client) = client_upgrade else {
