@@ -6,7 +6,7 @@
 //! about 1,700 instructions per proxied request for the upstream timeout
 //! alone (a wheel insert and remove under the time driver's lock, and the
 //! driver's work at every park), and hyper's header-read timeout, a new
-//! timer for every head, about as much again. An HTTP/1.1 connection waits
+//! timer for every head, another 500. An HTTP/1.1 connection waits
 //! for one thing of a kind at a time, so its waits can share a timer: the
 //! first wait arms it at its deadline and it stays armed. A later wait has a
 //! later deadline, so it keeps the timer as it is; if the timer fires before

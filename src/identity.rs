@@ -158,14 +158,14 @@ impl IdentityHeaders {
         }
         let bytes = name.as_bytes();
         // Most names (`host`, `accept`, …) are ruled out by their first byte.
-        if let Some(&b) = bytes.first()
-            && FOLD[usize::from(b)] != 0
-            && !self.first_bytes[usize::from(FOLD[usize::from(b)] & 0x7f)]
-        {
-            return false;
+        if let Some(&b) = bytes.first() {
+            let f = FOLD[usize::from(b)];
+            if f != 0 && !self.first_bytes[usize::from(f & 0x7f)] {
+                return false;
+            }
         }
-        // Folded in one pass into a buffer, without a branch per byte, and
-        // given up once it folds longer than every stripped name.
+        // Folded in one pass into a buffer, without branching on what each
+        // byte is, and given up once it folds longer than every stripped name.
         let mut folded = [0u8; FOLD_BUFFER];
         let mut len = 0;
         for &b in bytes {

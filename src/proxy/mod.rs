@@ -44,7 +44,7 @@ pub struct Peer {
     addr: IpAddr,
     /// `addr` as a header value.
     ip: HeaderValue,
-    deadline: ConnectionTimer,
+    upstream_timer: ConnectionTimer,
 }
 
 impl Peer {
@@ -55,7 +55,7 @@ impl Peer {
         Self {
             addr: addr.ip(),
             ip,
-            deadline: ConnectionTimer::default(),
+            upstream_timer: ConnectionTimer::default(),
         }
     }
 
@@ -112,11 +112,11 @@ impl Upstream {
         let (body, body_ended) = body_end::body_end(body);
         let mut sent = std::pin::pin!(self.pool.send(Request::from_parts(parts, body)));
         let (answered, request_sent) = match body_ended {
-            None => (peer.deadline.run(timeout, sent).await, true),
+            None => (peer.upstream_timer.run(timeout, sent).await, true),
             // The upstream may answer before the body has ended (an early 413, say).
             Some(body_ended) => tokio::select! {
                 biased;
-                _ = body_ended => (peer.deadline.run(timeout, &mut sent).await, true),
+                _ = body_ended => (peer.upstream_timer.run(timeout, &mut sent).await, true),
                 answered = &mut sent => (Ok(answered), false),
             },
         };
