@@ -99,10 +99,11 @@ impl<O: AsRef<ConnectionTimer> + Unpin> Future for Wait<O> {
         };
         loop {
             ready!(timer.as_mut().poll(cx));
-            // Armed for an earlier wait: re-armed, then polled to register.
             if timer.deadline() >= deadline {
                 return Poll::Ready(());
             }
+            // It fired at an earlier wait's deadline: re-armed to this one,
+            // and polled again (the loop) to register the waker.
             timer.as_mut().reset(deadline);
         }
     }

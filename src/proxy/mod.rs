@@ -8,6 +8,7 @@
 //! HTTP upgrades (WebSocket) are spliced into a byte tunnel once the
 //! upstream answers `101 Switching Protocols`.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -153,7 +154,7 @@ impl Upstream {
             (self.config.strip_prefix || !self.config.path_prefix.is_empty()).then(|| {
                 let rest = match self.config.strip_prefix {
                     true => routing::strip_prefix(path_and_query.as_str(), &self.config.prefix),
-                    false => std::borrow::Cow::Borrowed(path_and_query.as_str()),
+                    false => Cow::Borrowed(path_and_query.as_str()),
                 };
                 format!("{}{rest}", self.config.path_prefix)
             });
