@@ -11,18 +11,21 @@
 //! [`Live`], swapped whole by [`App::reload`]; a request sees one version
 //! from start to end.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Uri};
 use ipnet::IpNet;
 use serde_json::json;
 
 use crate::apps::{Apps, MiniProgram};
 use crate::binding::Binding;
 use crate::body::{self, Body};
+use crate::canonical_path::canonicalize;
 use crate::config::{AdminConfig, Config};
 use crate::error::HttpError;
 use crate::identity::IdentityHeaders;
@@ -220,11 +223,25 @@ impl App {
 
     async fn handle_request_inner(
         &self,
-        request: Request<RequestBody>,
+        mut request: Request<RequestBody>,
         peer: &Peer,
         handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
         let live = self.live.load();
+        // Forward-auth is told by its raw path: Envoy's original path after
+        // the route is made canonical on its own.
+        if let Some(form) = live.routes.forward_auth(request.uri().path()) {
+            return self.forward_auth(&live, &request, form, handled).await;
+        }
+        // One canonical path for every decision below and for the backend.
+        let canonical = match canonicalize(request.uri().path(), live.routes.normalize())? {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(path) => Some(path),
+        };
+        if let Some(path) = canonical {
+            *request.uri_mut() = with_path(request.uri(), &path)?;
+            handled.path = Some(path.into_boxed_str());
+        }
         // The rarer routes' futures are boxed: the WeChat calls inside them
         // are large, and every proxied request's future would otherwise be
         // as large (6.8 KB before, 4.0 KB after), held for each request in flight.
@@ -282,9 +299,10 @@ impl App {
                 .await
             }
             Route::ForwardAuth => {
-                let question = forward_auth::Question::of(&live, &request);
-                let session = self.resolve(&live, request.headers()).await?;
-                forward_auth::answer(&live, question, session.as_ref(), handled)
+                // A spelling of the auth route that is canonical only now.
+                let form = live.routes.forward_auth(request.uri().path()).flatten();
+                self.forward_auth(&live, &request, form, handled)
+                    .await
             }
             route @ (Route::Public | Route::Protected) => {
                 let upstream = live
@@ -306,6 +324,22 @@ impl App {
                 }
             }
         }
+    }
+
+    /// `/_wxgate/auth`: `form` is Envoy's original path, `None` for the
+    /// `X-Forwarded-*` form.
+    async fn forward_auth(
+        &self,
+        live: &Live,
+        request: &Request<RequestBody>,
+        form: Option<&str>,
+        handled: &mut Handled,
+    ) -> Result<Response<Body>, HttpError> {
+        let question = forward_auth::Question::of(live, request, form);
+        // The question's method and path go to the log line even when refused.
+        let question = question.inspect_err(|_| handled.outcome = Outcome::Rejected)?;
+        let session = self.resolve(live, request.headers()).await?;
+        forward_auth::answer(live, question, session.as_ref(), handled)
     }
 
     async fn resolve(
@@ -375,6 +409,21 @@ impl App {
         self.metrics.upstream(route.index, started.elapsed());
         response
     }
+}
+
+/// `uri` with its path replaced by the canonical `path`, the query's bytes kept.
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, HttpError> {
+    let mut parts = uri.clone().into_parts();
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    parts.path_and_query = Some(
+        PathAndQuery::try_from(path_and_query)
+            .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?,
+    );
+    Uri::from_parts(parts)
+        .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))
 }
 
 /// The session id, when exactly one well-formed session header is present.

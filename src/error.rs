@@ -11,6 +11,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
 use crate::body::{self, Body};
+use crate::canonical_path::PathError;
 use crate::session::{InvalidIdentity, StoreError};
 use crate::wechat::{WeChatError, errcode};
 use crate::wxdata::DecryptError;
@@ -75,6 +76,9 @@ pub enum HttpError {
     /// No upstream's prefix covers the path.
     #[error("no upstream for this path")]
     NoUpstream,
+    /// The path is one backends read differently (`canonical_path`).
+    #[error("ambiguous path: {0}")]
+    PathAmbiguous(#[from] PathError),
     /// A handler panicked; the text is the panic's, for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -105,6 +109,7 @@ impl HttpError {
             Self::AdminTokenRequired => StatusCode::FORBIDDEN,
             Self::UnknownApp(_) => StatusCode::BAD_REQUEST,
             Self::NoUpstream => StatusCode::NOT_FOUND,
+            Self::PathAmbiguous(_) => StatusCode::BAD_REQUEST,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -145,6 +150,7 @@ impl HttpError {
             Self::AdminTokenRequired => "admin_token_required",
             Self::UnknownApp(_) => "unknown_app",
             Self::NoUpstream => "no_upstream",
+            Self::PathAmbiguous(_) => "path_ambiguous",
             Self::Internal(_) => "internal",
         }
     }
@@ -242,6 +248,9 @@ impl HttpError {
                 .to_owned(),
             Self::UnknownApp(why) => why.clone(),
             Self::NoUpstream => "no backend serves this path".to_owned(),
+            Self::PathAmbiguous(why) => {
+                format!("{why}: send the path as the backend should read it")
+            }
             Self::Internal(_) => "internal error: the request failed inside wxgate".to_owned(),
         }
     }

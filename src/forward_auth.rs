@@ -8,11 +8,15 @@
 //! otherwise.
 //!
 //! The route being asked about comes from `X-Forwarded-Method` and
-//! `X-Forwarded-Uri` (nginx, Traefik), or from the path after the auth
-//! route (Envoy's `path_prefix`) with the request's own method. The path is
-//! cut at `?` and `#` and normalised before public prefixes are matched,
-//! so `/public/../admin?x` or `/admin#/public` are never public. An
-//! unreadable `X-Forwarded-Uri` counts as protected.
+//! `X-Forwarded-Uri` (nginx, Traefik), or, in Envoy's `path_prefix` form,
+//! from the path after the auth route with the request's own method — then
+//! any `X-Forwarded-*` a client sent is ignored, never taken over the path
+//! Envoy asked about. The path is cut at `?` and `#` and made canonical as
+//! on the proxy port (`canonical_path`), and judged by the same rules: a
+//! path no upstream covers is `404 no_upstream` here too, an ambiguous one
+//! `400 path_ambiguous`. A repeated or non-text `X-Forwarded-Method` or
+//! `X-Forwarded-Uri`, or one that is no method or URI, is a 400: never a
+//! fallback to the auth request's own method or path.
 //!
 //! Stripping client-sent identity headers is the front proxy's job in this
 //! mode; `deploy/` shows how for each proxy.
@@ -22,8 +26,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::app::Live;
 use crate::body::{self, Body};
+use crate::canonical_path::canonicalize;
 use crate::error::HttpError;
-use crate::header;
 use crate::outcome::{Handled, Outcome};
 use crate::proxy::UpstreamRoutes;
 use crate::route::{Routes, forwarded_path};
@@ -37,17 +41,23 @@ pub const FORWARDED_URI: &str = "x-forwarded-uri";
 pub struct Question {
     /// Whether that request is on a public route.
     pub public: bool,
-    /// Its method and path, for the log line; `None` when unreadable.
-    pub asked: Option<(Method, String)>,
+    /// Its method and canonical path, for the log line.
+    pub asked: (Method, String),
 }
 
 impl Question {
-    pub fn of(live: &Live, request: &Request<RequestBody>) -> Self {
+    /// `envoy`: the original path of Envoy's form, `None` for the
+    /// `X-Forwarded-*` form.
+    pub fn of(
+        live: &Live,
+        request: &Request<RequestBody>,
+        envoy: Option<&str>,
+    ) -> Result<Self, HttpError> {
         Self::from_parts(
             &live.routes,
             &live.upstreams,
             request.method(),
-            request.uri().path(),
+            envoy,
             request.headers(),
         )
     }
@@ -56,40 +66,55 @@ impl Question {
         routes: &Routes,
         upstreams: &UpstreamRoutes,
         method: &Method,
-        path: &str,
+        envoy: Option<&str>,
         headers: &HeaderMap,
-    ) -> Self {
-        let method = match single(headers, FORWARDED_METHOD) {
-            Some(text) => Method::from_bytes(text.as_bytes()).ok(),
-            None => Some(method.clone()),
+    ) -> Result<Self, HttpError> {
+        let (method, path) = match envoy {
+            Some(original) => (method.clone(), original),
+            None => {
+                let method = match forwarded(headers, FORWARDED_METHOD)? {
+                    Some(text) => Method::from_bytes(text.as_bytes())
+                        .ok()
+                        .filter(|m| m.as_str().bytes().all(|b| b.is_ascii_alphabetic()))
+                        .ok_or_else(|| bad(FORWARDED_METHOD, "is not an HTTP method"))?,
+                    None => method.clone(),
+                };
+                let path = match forwarded(headers, FORWARDED_URI)? {
+                    Some(uri) => forwarded_path(uri)
+                        .ok_or_else(|| bad(FORWARDED_URI, "is not a path or an absolute URI"))?,
+                    None => "/",
+                };
+                (method, path)
+            }
         };
-        let path = match single(headers, FORWARDED_URI) {
-            Some(uri) => forwarded_path(uri),
-            // Present but repeated or not text: ambiguous, so not public.
-            None if headers.contains_key(FORWARDED_URI) => None,
-            None => Some(routes.forward_auth_suffix(path)),
-        };
-        match (method, path) {
-            (Some(method), Some(path)) => Self {
-                // Public by `routes.public`, or by the public routes of the
-                // upstream wxgate would route the path to.
-                public: routes.is_public(&method, path)
-                    || upstreams
-                        .find(path)
-                        .is_some_and(|upstream| upstream.is_public(&method, path)),
-                asked: Some((method, path.to_owned())),
-            },
-            _ => Self {
-                public: false,
-                asked: None,
-            },
-        }
+        let path = canonicalize(path, routes.normalize())?;
+        // Judged as the proxy port judges it: a path no upstream covers
+        // has no answer there either.
+        let upstream = upstreams.find(&path).ok_or(HttpError::NoUpstream)?;
+        Ok(Self {
+            public: routes.is_public(&method, &path) || upstream.is_public(&method, &path),
+            asked: (method, path.into_owned()),
+        })
     }
 }
 
-/// The one value of `name`, if there is exactly one and it is text.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    header::single(headers, name)?.to_str().ok()
+/// The one value of `name` when present; a repeated or non-text one is a 400.
+fn forwarded<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, HttpError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(bad(name, "is repeated"));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| bad(name, "is not text"))
+}
+
+fn bad(name: &str, why: &str) -> HttpError {
+    HttpError::BadRequest(format!("the front proxy's `{name}` header {why}"))
 }
 
 pub fn answer(
@@ -98,7 +123,7 @@ pub fn answer(
     session: Option<&Resolved>,
     handled: &mut Handled,
 ) -> Result<Response<Body>, HttpError> {
-    handled.asked = question.asked.map(Box::new);
+    handled.asked = Some(Box::new(question.asked));
     let outcome = &mut handled.outcome;
     let mut response = match (session, question.public) {
         (Some(session), public) => {
@@ -136,79 +161,97 @@ mod tests {
         crate::route::test_routes(&["/public", "GET /api/products"])
     }
 
-    fn public(method: &str, path: &str, forwarded: &[(&'static str, &str)]) -> bool {
+    /// Whether the question is public; `Err(code)` when it is refused.
+    fn public(
+        method: &str,
+        envoy: Option<&str>,
+        forwarded: &[(&'static str, &[u8])],
+    ) -> Result<bool, &'static str> {
         let mut headers = HeaderMap::new();
         for (name, value) in forwarded {
-            headers.append(*name, HeaderValue::from_str(value).unwrap());
+            headers.append(*name, HeaderValue::from_bytes(value).unwrap());
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let upstreams = UpstreamRoutes::new(&[]);
-        Question::from_parts(&routes(), &upstreams, &method, path, &headers).public
+        let upstreams = UpstreamRoutes::new(
+            &crate::config::Config::parse(
+                "[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n",
+                &|_| None,
+            )
+            .unwrap()
+            .upstreams,
+        );
+        Question::from_parts(&routes(), &upstreams, &method, envoy, &headers)
+            .map(|q| q.public)
+            .map_err(|e| e.code())
+    }
+
+    fn uri(uri: &str) -> Result<bool, &'static str> {
+        public("GET", None, &[(FORWARDED_URI, uri.as_bytes())])
     }
 
     #[test]
-    fn forwarded_uri_tricks_are_not_public() {
+    fn forwarded_uri_table() {
         let cases = [
-            ("/public/a", true),
-            ("/public/a?x=1", true),
-            ("/public/../admin", false),
-            ("/public/%2e%2e/admin", false),
-            ("/public/%2E%2E/admin?x", false),
-            ("/public/..%2fadmin", false),
-            ("/admin?/public", false),
-            ("/admin?next=/public/a", false),
-            ("/admin#/public", false),
-            ("/admin/..;/public", false),
-            ("https://evil.example/public/a", true),
-            ("public/a", false),
-            ("", false),
+            ("/public/a", Ok(true)),
+            ("/public/a?x=1", Ok(true)),
+            ("/public/../admin", Ok(false)),
+            ("/admin/../public/a", Ok(true)),
+            ("/public/%2e%2e/admin", Err("path_ambiguous")),
+            ("/public/%2E%2E/admin?x", Err("path_ambiguous")),
+            ("/public/..%2fadmin", Err("path_ambiguous")),
+            ("/admin/..;/public", Err("path_ambiguous")),
+            ("/public/../../admin", Err("path_ambiguous")),
+            ("/admin?/public", Ok(false)),
+            ("/admin?next=/public/a", Ok(false)),
+            ("/admin#/public", Ok(false)),
+            ("https://evil.example/public/a", Ok(true)),
+            ("public/a", Err("bad_request")),
+            ("", Err("bad_request")),
         ];
-        for (uri, want) in cases {
-            assert_eq!(
-                public("GET", "/_wxgate/auth", &[(FORWARDED_URI, uri)]),
-                want,
-                "{uri}"
-            );
+        for (forwarded, want) in cases {
+            assert_eq!(uri(forwarded), want, "{forwarded}");
         }
     }
 
     #[test]
     fn method_comes_from_the_forwarded_header() {
-        let uri = (FORWARDED_URI, "/api/products/1");
-        assert!(public(
-            "POST",
-            "/_wxgate/auth",
-            &[uri, (FORWARDED_METHOD, "GET")]
-        ));
-        assert!(!public(
-            "GET",
-            "/_wxgate/auth",
-            &[uri, (FORWARDED_METHOD, "DELETE")]
-        ));
-        assert!(!public(
-            "GET",
-            "/_wxgate/auth",
-            &[uri, (FORWARDED_METHOD, "G E T")]
-        ));
-        // Without the header, the request's own method (Envoy forwards it).
-        assert!(public("GET", "/_wxgate/auth", &[uri]));
+        let uri = (FORWARDED_URI, &b"/api/products/1"[..]);
+        assert_eq!(public("POST", None, &[uri, (FORWARDED_METHOD, b"GET")]), Ok(true));
+        assert_eq!(public("GET", None, &[uri, (FORWARDED_METHOD, b"DELETE")]), Ok(false));
+        // Without the header, the request's own method.
+        assert_eq!(public("GET", None, &[uri]), Ok(true));
+    }
+
+    #[test]
+    fn ambiguous_forwarded_headers_are_refused() {
+        let uri = (FORWARDED_URI, &b"/api/products/1"[..]);
+        let cases: [&[(&'static str, &[u8])]; 5] = [
+            &[uri, (FORWARDED_METHOD, b"G E T")],
+            &[uri, (FORWARDED_METHOD, b"GET"), (FORWARDED_METHOD, b"GET")],
+            &[uri, (FORWARDED_METHOD, b"GE\xffT")],
+            &[uri, uri],
+            &[(FORWARDED_URI, b"/api/products/\xff")],
+        ];
+        for headers in cases {
+            assert_eq!(public("POST", None, headers), Err("bad_request"), "{headers:?}");
+        }
     }
 
     #[test]
     fn envoy_path_prefix_form() {
-        assert!(public("GET", "/_wxgate/auth/public/a", &[]));
-        assert!(!public("GET", "/_wxgate/auth/admin", &[]));
-        assert!(!public("GET", "/_wxgate/auth/public/../admin", &[]));
-        assert!(public("GET", "/_wxgate/auth/api/products", &[]));
-        assert!(!public("POST", "/_wxgate/auth/api/products", &[]));
-    }
-
-    #[test]
-    fn repeated_forwarded_uri_is_not_public() {
-        assert!(!public(
-            "GET",
-            "/_wxgate/auth/public/a",
-            &[(FORWARDED_URI, "/public/a"), (FORWARDED_URI, "/public/b")]
-        ));
+        let envoy = |method, path| public(method, Some(path), &[]);
+        assert_eq!(envoy("GET", "/public/a"), Ok(true));
+        assert_eq!(envoy("GET", "/admin"), Ok(false));
+        assert_eq!(envoy("GET", "/public/../admin"), Ok(false));
+        assert_eq!(envoy("GET", "/public/%2e%2e/admin"), Err("path_ambiguous"));
+        assert_eq!(envoy("GET", "/api/products"), Ok(true));
+        assert_eq!(envoy("POST", "/api/products"), Ok(false));
+        // A client's X-Forwarded-* never replaces what Envoy asked about.
+        let forged = [
+            (FORWARDED_URI, &b"/public/a"[..]),
+            (FORWARDED_METHOD, &b"GET"[..]),
+        ];
+        assert_eq!(public("GET", Some("/admin"), &forged), Ok(false));
+        assert_eq!(public("POST", Some("/api/products"), &forged), Ok(false));
     }
 }

@@ -12,6 +12,7 @@ mod app;
 mod apps;
 mod binding;
 pub mod body;
+pub mod canonical_path;
 pub mod config;
 mod connection_timer;
 mod decrypt;

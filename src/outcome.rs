@@ -19,6 +19,9 @@ pub struct Handled {
     pub asked: Option<Box<(Method, String)>>,
     /// The AppID of the session's user, or of the app a login chose.
     pub app: Option<Arc<str>>,
+    /// The canonical path, when it differs from the one the client sent
+    /// (boxed: most requests send theirs canonical).
+    pub path: Option<Box<str>>,
 }
 
 impl From<Outcome> for Handled {
@@ -28,6 +31,7 @@ impl From<Outcome> for Handled {
             user: None,
             asked: None,
             app: None,
+            path: None,
         }
     }
 }

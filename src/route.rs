@@ -1,22 +1,22 @@
 //! Which route a request path belongs to.
 //!
-//! Built-in routes match the raw path exactly. Public prefixes must hold
-//! under *every* reading a backend may give the path (`readings`: raw or
-//! percent-decoded, `\` or `/`, `;params` kept or dropped, `..` over empty
-//! segments or not): `/public/../admin`, `/public/%2e%2e/admin` or
-//! `/%70ublic/x` must not reach another path without a session
-//! (oauth2-proxy's route-bypass advisories). Where backends disagree, the
-//! path is protected. tests/properties.rs and fuzz/public_route check it.
+//! Every decision here takes the request's canonical path
+//! (`canonical_path`): dot segments resolved, `//` merged, unreserved
+//! escapes decoded, and whatever backends read differently refused before
+//! routing. The backend is sent that same path, so a public prefix judged
+//! here is the one the backend serves: `/public/../admin` is `/admin`,
+//! `/public/%2e%2e/admin` and `/public/..;/admin` never get this far. With
+//! a relaxed `[routes.normalize]`, a public prefix must hold under every
+//! reading the relaxation lets through (`canonical_path::readings`).
 //! Prefixes match whole segments: `/static` covers `/static/a.css`, not
 //! `/statics`. A public route may name a method (`"GET /api/products"`).
 //!
 //! The forward-auth route matches its path and everything under it: Envoy's
 //! `ext_authz` asks with `path_prefix` + the original path.
 
-use std::borrow::Cow;
-
 use http::Method;
 
+use crate::canonical_path::{PathPolicy, readings, routing_form};
 use crate::config::{PublicRoute, RoutesConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,7 @@ pub struct Routes {
     session: String,
     auth: Option<String>,
     public: PublicRoutes,
+    normalize: PathPolicy,
 }
 
 /// Public routes: normalised prefixes, each with the one method it allows, if any.
@@ -61,7 +62,8 @@ impl PublicRoutes {
         )
     }
 
-    /// Whether every reading of `path` is under one prefix that allows `method`.
+    /// Whether every reading of the canonical `path` is under one prefix
+    /// that allows `method`.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
         if self.0.is_empty() {
             return false;
@@ -85,10 +87,18 @@ impl Routes {
             session: config.session.clone(),
             auth: config.auth.clone(),
             public: PublicRoutes::new(&config.public),
+            normalize: config.normalize,
         }
     }
 
-    pub fn classify(&self, method: &Method, path: &str) -> Route {
+    /// How request paths are made canonical (`[routes.normalize]`).
+    pub fn normalize(&self) -> &PathPolicy {
+        &self.normalize
+    }
+
+    /// The route of a canonical path (`canonical_path::canonicalize`).
+    pub fn classify(&self, method: &Method, canonical: &str) -> Route {
+        let path = &*routing_form(canonical);
         if path == self.login {
             Route::Login
         } else if path == self.logout {
@@ -103,24 +113,24 @@ impl Routes {
             Route::ForwardAuth
         } else if under(path, &self.prefix) {
             Route::Reserved
-        } else if self.is_public(method, path) {
+        } else if self.is_public(method, canonical) {
             Route::Public
         } else {
             Route::Protected
         }
     }
 
-    /// The original path a forward-auth request asks about: Envoy's form
-    /// (`/auth` + original path), or `/` for nginx and Traefik, which send
-    /// `X-Forwarded-Uri` instead.
-    pub fn forward_auth_suffix<'a>(&self, path: &'a str) -> &'a str {
-        match self
-            .auth
-            .as_deref()
-            .and_then(|auth| path.strip_prefix(auth))
-        {
-            Some(rest) if rest.starts_with('/') => rest,
-            _ => "/",
+    /// A forward-auth request, told by its raw path (before it is made
+    /// canonical: Envoy's original path is judged on its own):
+    /// `Some(None)` for the auth route itself (nginx and Traefik, which send
+    /// `X-Forwarded-Uri`), `Some(Some(original))` for Envoy's form (`/auth`
+    /// + original path), `None` for any other path.
+    pub fn forward_auth<'a>(&self, raw: &'a str) -> Option<Option<&'a str>> {
+        let rest = raw.strip_prefix(self.auth.as_deref()?)?;
+        match rest {
+            "" => Some(None),
+            rest if rest.starts_with('/') => Some(Some(rest)),
+            _ => None,
         }
     }
 
@@ -148,11 +158,10 @@ pub fn forwarded_path(uri: &str) -> Option<&str> {
     path.starts_with('/').then_some(path)
 }
 
-/// A configured prefix in the form [`under`] expects: normalised, no trailing `/`.
+/// A configured prefix in the form [`under`] expects: no trailing `/`.
+/// Config validation made it canonical.
 fn prefix(configured: &str) -> String {
-    // Config validation refuses dot segments, so every reading agrees.
-    let normalized = resolve(&percent_decode(configured).replace('\\', "/"), false);
-    match normalized.trim_end_matches('/') {
+    match configured.trim_end_matches('/') {
         "" => "/".to_owned(),
         trimmed => trimmed.to_owned(),
     }
@@ -163,80 +172,6 @@ pub(crate) fn under(path: &str, prefix: &str) -> bool {
     prefix == "/"
         || path == prefix
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
-}
-
-/// Every way a backend may read `path`, each reading applied once: raw or
-/// percent-decoded; `\` kept or read as `/`; Java's `;params` kept or
-/// dropped; `..` resolved over empty segments or after collapsing them.
-/// A path is public only when every reading is under the prefix: where
-/// backends disagree, wxgate asks for a session.
-fn readings(path: &str) -> Vec<Cow<'_, str>> {
-    let plain = !path.contains(['%', '\\', ';'])
-        && !path.contains("//")
-        && !path.split('/').any(|s| s == "." || s == "..");
-    if plain {
-        return vec![Cow::Borrowed(path)];
-    }
-    let mut out = Vec::with_capacity(16);
-    for base in [path.to_owned(), percent_decode(path)] {
-        for slashed in [base.clone(), base.replace('\\', "/")] {
-            for params in [slashed.clone(), strip_params(&slashed)] {
-                for keep_empty in [false, true] {
-                    out.push(Cow::Owned(resolve(&params, keep_empty)));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `/a;x/b;y=1` → `/a/b`, as Java servlet containers read it.
-fn strip_params(path: &str) -> String {
-    path.split('/')
-        .map(|segment| segment.split(';').next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// `.` and `..` resolved (RFC 3986 §5.2.4). `keep_empty`: `..` climbs
-/// over empty segments too, as a backend that does not collapse `//` does;
-/// the result is collapsed afterwards, as its router may.
-fn resolve(path: &str, keep_empty: bool) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" if !keep_empty => {}
-            "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let segments: Vec<&str> = segments.into_iter().filter(|s| !s.is_empty()).collect();
-    format!("/{}", segments.join("/"))
-}
-
-fn percent_decode(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                bytes.get(i + 1).and_then(|&b| hex(b)),
-                bytes.get(i + 2).and_then(|&b| hex(b)),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The default routes with `public` entries (`"/p"` or `"GET /p"`), for tests.
@@ -250,6 +185,7 @@ pub(crate) fn test_routes(public: &[&str]) -> Routes {
         phone: "/_wxgate/phone".into(),
         session: "/_wxgate/session".into(),
         auth: Some("/_wxgate/auth".into()),
+        normalize: PathPolicy::default(),
         public: public
             .iter()
             .map(|s| match s.split_once(' ') {
@@ -274,64 +210,97 @@ mod tests {
         test_routes(public)
     }
 
+    /// The route of a raw path, made canonical first as the app does;
+    /// `None` when it is refused (`path_ambiguous`).
+    fn classify(r: &Routes, path: &str) -> Option<Route> {
+        let canonical = crate::canonical_path::canonicalize(path, r.normalize()).ok()?;
+        Some(r.classify(&Method::GET, &canonical))
+    }
+
     #[test]
     fn classify_table() {
+        use Route::*;
         let r = routes(&["/public", "/static/"]);
         let cases = [
-            ("/login", Route::Login),
-            ("/logout", Route::Logout),
-            ("/_wxgate/decrypt", Route::Decrypt),
-            ("/_wxgate/phone", Route::Phone),
-            ("/_wxgate/session", Route::SessionCheck),
-            ("/_wxgate/auth", Route::ForwardAuth),
-            ("/_wxgate/auth/api/orders", Route::ForwardAuth),
-            ("/_wxgate/authx", Route::Reserved),
-            ("/_wxgate", Route::Reserved),
-            ("/_wxgate/", Route::Reserved),
-            ("/_wxgatex", Route::Protected),
+            ("/login", Some(Login)),
+            ("/logout", Some(Logout)),
+            ("/_wxgate/decrypt", Some(Decrypt)),
+            ("/_wxgate/phone", Some(Phone)),
+            ("/_wxgate/session", Some(SessionCheck)),
+            ("/_wxgate/auth", Some(ForwardAuth)),
+            ("/_wxgate/auth/api/orders", Some(ForwardAuth)),
+            ("/_wxgate/authx", Some(Reserved)),
+            ("/_wxgate", Some(Reserved)),
+            ("/_wxgate/", Some(Reserved)),
+            ("/_wxgatex", Some(Protected)),
+            // Built-in routes by their canonical spelling too.
+            ("/x/../login", Some(Login)),
+            ("//_wxgate/./decrypt", Some(Decrypt)),
+            ("/%5Fwxgate/phone", Some(Phone)),
             // The backend's own paths, which wxgate once claimed.
-            ("/decrypt", Route::Protected),
-            ("/phone", Route::Protected),
-            ("/session", Route::Protected),
-            ("/auth", Route::Protected),
-            ("/auth/profile", Route::Protected),
-            ("/healthz", Route::Protected),
-            ("/readyz", Route::Protected),
-            ("/login/x", Route::Protected),
-            ("/public", Route::Public),
-            ("/public/a/b", Route::Public),
-            ("/publicity", Route::Protected),
-            ("/static/app.css", Route::Public),
-            ("/api/orders", Route::Protected),
-            // Traversal out of a public prefix is not public.
-            ("/public/../admin", Route::Protected),
-            ("/public/%2e%2e/admin", Route::Protected),
-            ("/public/%2E%2E%2Fadmin", Route::Protected),
-            ("/public/..%5cadmin", Route::Protected),
-            ("/public\\..\\admin", Route::Protected),
-            ("/public/..;/admin", Route::Protected),
-            ("/public/..;jsessionid=1/admin", Route::Protected),
-            ("/public;x/a", Route::Protected),
-            // Every reading of this one stays under /public.
-            ("/public/.;/a", Route::Public),
-            ("/admin/..;/public", Route::Protected),
+            ("/decrypt", Some(Protected)),
+            ("/phone", Some(Protected)),
+            ("/session", Some(Protected)),
+            ("/auth", Some(Protected)),
+            ("/auth/profile", Some(Protected)),
+            ("/healthz", Some(Protected)),
+            ("/readyz", Some(Protected)),
+            ("/login/x", Some(Protected)),
+            ("/public", Some(Public)),
+            ("/public/a/b", Some(Public)),
+            ("/publicity", Some(Protected)),
+            ("/static/app.css", Some(Public)),
+            ("/api/orders", Some(Protected)),
+            // Traversal out of a public prefix is the path it leads to.
+            ("/public/../admin", Some(Protected)),
+            ("/public/a/../../admin", Some(Protected)),
             // Traversal that stays inside is still public.
-            ("/public/a/../b", Route::Public),
-            ("//public//a", Route::Public),
-            ("/public/./a", Route::Public),
-            // Traversal into a public prefix is public, as the backend sees it.
-            ("/admin/../public/a", Route::Public),
-            // Where backends disagree, a session is required.
-            ("/%2e/public", Route::Protected),
-            ("/%70ublic/a", Route::Protected),
-            ("/admin//..//public", Route::Protected),
-            ("/public/;/../admin", Route::Protected),
+            ("/public/a/../b", Some(Public)),
+            ("//public//a", Some(Public)),
+            ("/public/./a", Some(Public)),
+            ("/admin/../public/a", Some(Public)),
+            ("/admin//..//public", Some(Public)),
+            ("/%70ublic/a", Some(Public)),
+            // What backends read differently never gets a route.
+            ("/public/%2e%2e/admin", None),
+            ("/public/%2E%2E%2Fadmin", None),
+            ("/public/..%5cadmin", None),
+            ("/public\\..\\admin", None),
+            ("/public/..;/admin", None),
+            ("/public/..;jsessionid=1/admin", None),
+            ("/public;x/a", None),
+            ("/public/.;/a", None),
+            ("/admin/..;/public", None),
+            ("/%2e/public", None),
+            ("/public/;/../admin", None),
+            ("/..", None),
+            ("/public/../../admin", None),
             // Found by fuzz/public_route: a target without its leading `/`.
-            ("```//public", Route::Protected),
-            ("*", Route::Protected),
+            ("```//public", None),
+            ("*", None),
         ];
         for (path, want) in cases {
-            assert_eq!(r.classify(&Method::GET, path), want, "{path}");
+            assert_eq!(classify(&r, path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn relaxed_paths_are_public_only_under_every_reading() {
+        let text = "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\n\
+                    secret = \"s\"\n[routes]\npublic = [\"/public\"]\n[routes.normalize]\n\
+                    path_params = \"allow\"\nencoded_slashes = \"keep\"\n";
+        let r = Routes::new(&crate::config::Config::parse(text, &|_| None).unwrap().routes);
+        let cases = [
+            ("/public/a;jsessionid=1", Some(Route::Public)),
+            ("/public;x/a", Some(Route::Protected)),
+            ("/public%2Fa", Some(Route::Protected)),
+            ("/public/a%2Fb", Some(Route::Public)),
+            ("/login;jsessionid=1", Some(Route::Login)),
+            ("/public/..;/admin", None),
+            ("/public/..%2Fadmin", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(classify(&r, path), want, "{path}");
         }
     }
 
@@ -380,30 +349,14 @@ mod tests {
     }
 
     #[test]
-    fn forward_auth_suffix_is_the_envoy_original_path() {
+    fn forward_auth_forms() {
         let r = routes(&[]);
-        assert_eq!(r.forward_auth_suffix("/_wxgate/auth"), "/");
+        assert_eq!(r.forward_auth("/_wxgate/auth"), Some(None));
         assert_eq!(
-            r.forward_auth_suffix("/_wxgate/auth/api/orders"),
-            "/api/orders"
+            r.forward_auth("/_wxgate/auth/api/orders"),
+            Some(Some("/api/orders"))
         );
-    }
-
-    #[test]
-    fn readings_of_odd_input() {
-        let all = |path: &str| -> Vec<String> {
-            let mut v: Vec<String> = readings(path).into_iter().map(Cow::into_owned).collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        assert_eq!(all("/a/b"), ["/a/b"]);
-        assert_eq!(all("/a/%zz/%"), ["/a/%zz/%"]);
-        assert_eq!(all("/../../"), ["/"]);
-        assert_eq!(all("/a/%ff"), ["/a/%ff", "/a/\u{fffd}"]);
-        assert_eq!(all("/a;v=1/b"), ["/a/b", "/a;v=1/b"]);
-        assert_eq!(all("/a/..;/b"), ["/a/..;/b", "/b"]);
-        assert_eq!(all("/a//../b"), ["/a/b", "/b"]);
-        assert_eq!(all("/%2e%2e/x"), ["/%2e%2e/x", "/x"]);
+        assert_eq!(r.forward_auth("/_wxgate/authx"), None);
+        assert_eq!(r.forward_auth("/api"), None);
     }
 }

@@ -102,6 +102,18 @@ pub struct RawRoutes {
     pub session: Option<String>,
     pub auth: Option<String>,
     pub public: Option<Vec<String>>,
+    pub normalize: Option<RawNormalize>,
+}
+
+/// `[routes.normalize]`: which of the canonical path's refusals to relax.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNormalize {
+    /// `"reject"` (default) or `"allow"`.
+    pub path_params: Option<String>,
+    /// `"reject"` (default) or `"keep"`.
+    pub encoded_slashes: Option<String>,
+    pub merge_slashes: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,8 @@
 use http::Method;
 
 use super::ConfigError;
-use super::raw::RawRoutes;
+use super::raw::{RawNormalize, RawRoutes};
+use crate::canonical_path::{PathPolicy, canonicalize};
 
 /// The default reserved prefix.
 pub const DEFAULT_PREFIX: &str = "/_wxgate";
@@ -29,6 +30,8 @@ pub struct RoutesConfig {
     pub auth: Option<String>,
     /// Served without a session (matched on whole segments).
     pub public: Vec<PublicRoute>,
+    /// `[routes.normalize]`: how request paths are made canonical.
+    pub normalize: PathPolicy,
 }
 
 /// `"/static"` (any method) or `"GET /api/products"` (that method only).
@@ -83,6 +86,7 @@ impl RoutesConfig {
             .into_iter()
             .map(|text| public_route("routes.public", text))
             .collect::<Result<_, _>>()?;
+        let normalize = normalize(raw.normalize.unwrap_or_default())?;
         Ok(Self {
             prefix,
             login,
@@ -92,8 +96,30 @@ impl RoutesConfig {
             session,
             auth,
             public,
+            normalize,
         })
     }
+}
+
+fn normalize(raw: RawNormalize) -> Result<PathPolicy, ConfigError> {
+    let strict = PathPolicy::default();
+    let choice = |key: &'static str, value: Option<String>, relaxed: &str| match value.as_deref() {
+        None | Some("reject") => Ok(false),
+        Some(v) if v == relaxed => Ok(true),
+        Some(other) => Err(ConfigError::invalid(
+            key,
+            format!("`{other}`: use \"reject\" (the default) or \"{relaxed}\""),
+        )),
+    };
+    Ok(PathPolicy {
+        allow_path_params: choice("routes.normalize.path_params", raw.path_params, "allow")?,
+        keep_encoded_slashes: choice(
+            "routes.normalize.encoded_slashes",
+            raw.encoded_slashes,
+            "keep",
+        )?,
+        merge_slashes: raw.merge_slashes.unwrap_or(strict.merge_slashes),
+    })
 }
 
 pub(super) fn public_route(key: &'static str, text: String) -> Result<PublicRoute, ConfigError> {
@@ -135,5 +161,19 @@ pub(super) fn path(
             format!("`{text}` must be a plain path starting with `/`"),
         ));
     }
+    canonical(key, &text)?;
     Ok(text)
+}
+
+/// `text` is already a canonical path (`canonical_path`), as requests are
+/// compared against it: `/%7Euser` or `//a` would never match.
+pub(super) fn canonical(key: &'static str, text: &str) -> Result<(), ConfigError> {
+    match canonicalize(text, &PathPolicy::default()) {
+        Ok(canonical) if canonical == text => Ok(()),
+        Ok(canonical) => Err(ConfigError::invalid(
+            key,
+            format!("`{text}` is not in canonical form: write `{canonical}`"),
+        )),
+        Err(e) => Err(ConfigError::invalid(key, format!("`{text}`: {e}"))),
+    }
 }

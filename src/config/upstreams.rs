@@ -122,6 +122,10 @@ impl UpstreamConfig {
             return Err(invalid(keys.url, format!("`{text}` must not have a query")));
         }
         let path_prefix = uri.path().trim_end_matches('/').to_owned();
+        if !path_prefix.is_empty() {
+            super::routes::canonical(keys.url, &path_prefix)
+                .map_err(|e| invalid(keys.url, e.message()))?;
+        }
         let prefix = match path(keys.prefix, raw.prefix, "/")
             .map_err(|e| invalid(keys.prefix, e.message()))?
             .trim_end_matches('/')

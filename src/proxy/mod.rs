@@ -144,20 +144,21 @@ impl Upstream {
     }
 
     /// Points the request at the upstream and adds the `X-Forwarded-*` headers.
+    /// The request's path is canonical (the app made it so before routing).
     fn retarget(&self, request: &mut Request<RequestBody>, peer: &Peer) -> Result<(), HttpError> {
         let original = std::mem::take(request.uri_mut()).into_parts();
         let path_and_query = original
             .path_and_query
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        // `[[upstreams]] strip_prefix`, then the upstream URL's own path.
-        let rewritten =
-            (self.config.strip_prefix || !self.config.path_prefix.is_empty()).then(|| {
-                let rest = match self.config.strip_prefix {
-                    true => routing::strip_prefix(path_and_query.as_str(), &self.config.prefix),
-                    false => Cow::Borrowed(path_and_query.as_str()),
-                };
-                format!("{}{rest}", self.config.path_prefix)
-            });
+        // `[[upstreams]] strip_prefix`, then the upstream URL's own path;
+        // the query's bytes as they came.
+        let rewritten = match routing::upstream_path(&self.config, path_and_query.path()) {
+            Cow::Borrowed(path) if path.len() == path_and_query.path().len() => None,
+            path => Some(match path_and_query.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.into_owned(),
+            }),
+        };
         let path_and_query = match rewritten {
             None => path_and_query,
             Some(text) => PathAndQuery::try_from(text)

@@ -1,12 +1,14 @@
 //! Which upstream a request goes to (`[upstream]`, `[[upstreams]]`).
 //!
-//! Longest prefix wins, on whole segments of the raw path (`/shop`
-//! covers `/shop/a`, never `/shopping`), as oauth2-proxy and nginx
-//! prefix locations route. Routing picks a backend; it grants nothing:
-//! whether a session is needed is decided separately, and an upstream's
-//! own public routes hold under every reading of the path, as
-//! `routes.public` do (`route.rs`), so `/shop/static/../../admin` routed to
-//! the shop is still protected.
+//! Longest prefix wins, on whole segments of the canonical path
+//! (`canonical_path`: `/shop` covers `/shop/a`, never `/shopping`), as
+//! oauth2-proxy and nginx prefix locations route. The canonical path is
+//! also what the upstream is sent, so the upstream chosen is the one the
+//! backend's own reading belongs to: `/shop/../member/card` goes to the
+//! member service, as `/member/card`. Routing picks a backend; it grants
+//! nothing: whether a session is needed is decided separately, and an
+//! upstream's own public routes are judged as `routes.public` are
+//! (`route.rs`).
 //!
 //! The table lives in the app's reloadable settings (timeouts and public
 //! routes may change on SIGHUP); the connection pools, one per upstream,
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use http::Method;
 
+use crate::canonical_path::routing_form;
 use crate::config::UpstreamConfig;
 use crate::route::{PublicRoutes, under};
 
@@ -56,21 +59,43 @@ impl UpstreamRoutes {
         Self { routes }
     }
 
-    /// The upstream for `path`; `None` when no prefix covers it.
+    /// The upstream for a canonical `path`; `None` when no prefix covers it.
     pub fn find(&self, path: &str) -> Option<&UpstreamRoute> {
-        self.routes.iter().find(|route| under(path, &route.prefix))
+        let path = routing_form(path);
+        self.routes.iter().find(|route| under(&path, &route.prefix))
     }
 }
 
-/// `path_and_query` without `prefix` (which it is under): `/shop/a?x` → `/a?x`, `/shop` → `/`.
-pub fn strip_prefix<'a>(path_and_query: &'a str, prefix: &str) -> Cow<'a, str> {
-    if prefix == "/" {
-        return Cow::Borrowed(path_and_query);
+/// A canonical `path` without as many leading segments as `prefix` has
+/// (routing found it under `prefix`): `/shop/a` → `/a`, `/shop` → `/`, and
+/// with `;params` allowed `/shop;x/a` → `/a`. Never above `/`.
+pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
+    let segments = prefix.split('/').filter(|s| !s.is_empty()).count();
+    let mut rest = path;
+    for _ in 0..segments {
+        rest = match rest[1..].find('/') {
+            Some(at) => &rest[at + 1..],
+            None => return "/",
+        };
+        if rest.is_empty() {
+            return "/";
+        }
     }
-    match path_and_query.strip_prefix(prefix) {
-        Some(rest) if rest.starts_with('/') => Cow::Borrowed(rest),
-        Some(rest) => Cow::Owned(format!("/{rest}")),
-        None => Cow::Borrowed(path_and_query),
+    rest
+}
+
+/// The path an upstream is sent: the canonical `path` (prefix stripped
+/// when configured) under the upstream URL's own `path_prefix`. Every
+/// piece is canonical, so the result never leaves `path_prefix`.
+pub fn upstream_path<'a>(config: &UpstreamConfig, path: &'a str) -> Cow<'a, str> {
+    let rest = match config.strip_prefix {
+        true => strip_prefix(path, &config.prefix),
+        false => path,
+    };
+    if config.path_prefix.is_empty() {
+        Cow::Borrowed(rest)
+    } else {
+        Cow::Owned(format!("{}{rest}", config.path_prefix))
     }
 }
 
@@ -128,17 +153,20 @@ public = ["/shop/static"]
         assert!(r.find("/").is_none());
         let shop = r.find("/shop/static/a.css").unwrap();
         assert!(shop.is_public(&Method::GET, "/shop/static/a.css"));
-        assert!(!shop.is_public(&Method::GET, "/shop/static/../cart"));
+        // Paths are canonical by now: `/shop/static/../cart` is `/shop/cart`.
+        assert!(shop.is_public(&Method::GET, "/shop/static/a/b"));
         assert!(!shop.is_public(&Method::GET, "/shop/cart"));
     }
 
     #[test]
     fn strip_prefix_table() {
         let cases = [
-            ("/shop/a?x=1", "/shop", "/a?x=1"),
+            ("/shop/a", "/shop", "/a"),
             ("/shop", "/shop", "/"),
-            ("/shop?x", "/shop", "/?x"),
             ("/shop/", "/shop", "/"),
+            ("/shop/a/", "/shop", "/a/"),
+            ("/shop/admin/x", "/shop/admin", "/x"),
+            ("/shop;jsessionid=1/a", "/shop", "/a"),
             ("/a/b", "/", "/a/b"),
         ];
         for (path, prefix, want) in cases {

@@ -130,10 +130,12 @@ impl Line {
             .remove::<Handled>()
             .unwrap_or(Handled::from(Outcome::Rejected));
         let mut outcome = handled.outcome;
-        // Forward-auth: the request asked about, not the auth route itself.
-        let (method, path) = match handled.asked.as_deref() {
-            Some((method, path)) => (method, path.as_str()),
-            None => (&self.method, self.uri.path()),
+        // Forward-auth: the request asked about, not the auth route itself;
+        // else the canonical path every decision took.
+        let (method, path) = match (handled.asked.as_deref(), handled.path.as_deref()) {
+            (Some((method, path)), _) => (method, path.as_str()),
+            (None, Some(path)) => (&self.method, path),
+            (None, None) => (&self.method, self.uri.path()),
         };
         let user = handled.user.as_deref();
         let app = handled.app.as_deref().or(user.map(UserRecord::appid));
