@@ -70,14 +70,20 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    fn new(config: &Config) -> Self {
+    /// `former`: the settings this reload replaces, whose stripped header
+    /// names stay stripped.
+    fn new(config: &Config, former: Option<&Live>) -> Self {
+        let identity = IdentityHeaders::new(
+            &config.headers,
+            &config.session,
+            config.apps.iter().map(|app| app.appid.as_str()),
+        );
         Self {
             routes: Routes::new(&config.routes),
-            identity: IdentityHeaders::new(
-                &config.headers,
-                &config.session,
-                config.apps.iter().map(|app| app.appid.as_str()),
-            ),
+            identity: match former {
+                Some(former) => identity.also_stripping(&former.identity),
+                None => identity,
+            },
             session_header: config.session.header.clone(),
             upstreams: UpstreamRoutes::new(&config.upstreams),
             drain_timeout: config.server.drain_timeout,
@@ -90,7 +96,7 @@ impl App {
         let prefixes: Vec<&str> = config.upstreams.iter().map(|u| u.prefix.as_str()).collect();
         let metrics = Arc::new(Metrics::new(&prefixes));
         Ok(Self {
-            live: ArcSwap::from_pointee(Live::new(config)),
+            live: ArcSwap::from_pointee(Live::new(config, None)),
             sessions: Sessions::new(config, metrics.store.clone())?,
             apps: Apps::new(&config.apps, &metrics.wechat)?,
             login: Login::new(config),
@@ -160,7 +166,8 @@ impl App {
     /// Takes the reloadable settings of `config`, which the caller has
     /// checked changes nothing else. Requests in flight finish on the old ones.
     pub fn reload(&self, config: &Config) {
-        self.live.store(Arc::new(Live::new(config)));
+        let former = self.live.load();
+        self.live.store(Arc::new(Live::new(config, Some(&former))));
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
@@ -301,8 +308,7 @@ impl App {
             Route::ForwardAuth => {
                 // A spelling of the auth route that is canonical only now.
                 let form = live.routes.forward_auth(request.uri().path()).flatten();
-                self.forward_auth(&live, &request, form, handled)
-                    .await
+                self.forward_auth(&live, &request, form, handled).await
             }
             route @ (Route::Public | Route::Protected) => {
                 let upstream = live

@@ -67,6 +67,9 @@ impl Binding {
             http: reqwest::Client::builder()
                 .timeout(config.timeout)
                 .connect_timeout(config.timeout)
+                // A 3xx is a binding failure: following it would send the
+                // user's identity wherever the answer points.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             config: config.clone(),
             inflight: SingleFlight::new(),

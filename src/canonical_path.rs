@@ -17,7 +17,8 @@
 //!   encoded `/` or `\` (`%2F`, `%5C`: one backend decodes it, another
 //!   not), an encoded `.` (`%2E`: `%2e%2e` is `..` only to some), a raw
 //!   `\` (a segment separator to IIS and Windows-hosted servers), `;`
-//!   path parameters (a separator to Tomcat and Spring, text to nginx), a
+//!   path parameters (a separator to Tomcat and Spring, text to nginx) and
+//!   an encoded one (`%3B`, decoded before parameters are cut by some), a
 //!   malformed escape, and control bytes or NUL, encoded or not.
 //!
 //! [`PathPolicy`] relaxes two of the refusals for backends that need them
@@ -66,6 +67,8 @@ pub enum PathError {
     PathParams,
     #[error("the path has `;` parameters on a `.` or `..` segment")]
     DotWithParams,
+    #[error("the path has an encoded `;` (%3B), which some backends read as parameters")]
+    EncodedSemicolon,
     #[error("the path has a malformed percent-escape")]
     BadEscape,
     #[error("the path has a control byte or NUL")]
@@ -198,6 +201,7 @@ fn decode_segment(raw: &str, policy: &PathPolicy) -> Result<String, PathError> {
                 let value = (high * 16 + low) as u8;
                 match value {
                     b'.' => return Err(PathError::EncodedDot),
+                    b';' => return Err(PathError::EncodedSemicolon),
                     b'/' | b'\\' if policy.keep_encoded_slashes => {
                         out.push_str(if value == b'/' { "%2F" } else { "%5C" });
                     }
@@ -342,6 +346,7 @@ mod tests {
             ("/..\\admin", Err(Backslash)),
             ("/member;x=1/card", Err(PathParams)),
             ("/..;/admin", Err(PathParams)),
+            ("/a%3Bx/b", Err(EncodedSemicolon)),
             ("/a%00b", Err(Control)),
             ("/a%0ab", Err(Control)),
             ("/a%7f", Err(Control)),
@@ -388,7 +393,11 @@ mod tests {
             ..STRICT
         };
         let cases: &[(&PathPolicy, &str, Result<&str, PathError>)] = &[
-            (&params, "/page.jsp;jsessionid=AB", Ok("/page.jsp;jsessionid=AB")),
+            (
+                &params,
+                "/page.jsp;jsessionid=AB",
+                Ok("/page.jsp;jsessionid=AB"),
+            ),
             (&params, "/a;x/b", Ok("/a;x/b")),
             (&params, "/a;x/../b", Ok("/b")),
             (&params, "/..;/admin", Err(DotWithParams)),

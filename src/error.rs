@@ -135,7 +135,8 @@ impl HttpError {
             },
             Self::WeChat(WeChatError::Timeout(_)) => "wechat_timeout",
             Self::WeChat(WeChatError::Saturated(_)) => "wechat_busy",
-            Self::WeChat(_) | Self::InvalidIdentity(_) => "wechat_unavailable",
+            Self::InvalidIdentity(_) => "wechat_error",
+            Self::WeChat(_) => "wechat_unavailable",
             Self::Store(_) => "store_unavailable",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
@@ -216,7 +217,10 @@ impl HttpError {
             Self::WeChat(WeChatError::Saturated(_)) => {
                 "too many calls to WeChat are in flight: try again in a moment".to_owned()
             }
-            Self::WeChat(_) | Self::InvalidIdentity(_) => {
+            Self::InvalidIdentity(_) => {
+                "WeChat answered with an identity wxgate cannot use: the login is refused".to_owned()
+            }
+            Self::WeChat(_) => {
                 "WeChat could not be reached or gave an unusable answer: try again".to_owned()
             }
             Self::Store(_) => "the session store is unavailable: try again shortly".to_owned(),

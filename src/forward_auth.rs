@@ -216,8 +216,14 @@ mod tests {
     #[test]
     fn method_comes_from_the_forwarded_header() {
         let uri = (FORWARDED_URI, &b"/api/products/1"[..]);
-        assert_eq!(public("POST", None, &[uri, (FORWARDED_METHOD, b"GET")]), Ok(true));
-        assert_eq!(public("GET", None, &[uri, (FORWARDED_METHOD, b"DELETE")]), Ok(false));
+        assert_eq!(
+            public("POST", None, &[uri, (FORWARDED_METHOD, b"GET")]),
+            Ok(true)
+        );
+        assert_eq!(
+            public("GET", None, &[uri, (FORWARDED_METHOD, b"DELETE")]),
+            Ok(false)
+        );
         // Without the header, the request's own method.
         assert_eq!(public("GET", None, &[uri]), Ok(true));
     }
@@ -233,7 +239,11 @@ mod tests {
             &[(FORWARDED_URI, b"/api/products/\xff")],
         ];
         for headers in cases {
-            assert_eq!(public("POST", None, headers), Err("bad_request"), "{headers:?}");
+            assert_eq!(
+                public("POST", None, headers),
+                Err("bad_request"),
+                "{headers:?}"
+            );
         }
     }
 

@@ -18,7 +18,9 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{HeadersConfig, SessionConfig};
+use crate::config::{
+    DEFAULT_IDENTITY_HEADERS, DEFAULT_SESSION_HEADER, HeadersConfig, SessionConfig,
+};
 use crate::session::UserRecord;
 
 /// Stripped from every client request, whether or not phone injection is on.
@@ -96,6 +98,23 @@ pub struct IdentityHeaders {
     lengths: u64,
     /// The longest stripped name's length.
     longest: usize,
+    /// The session header's canonical name when it is forwarded.
+    forwarded: Option<String>,
+}
+
+/// The quick rejections of [`IdentityHeaders::is_stripped`]: the first
+/// folded byte and folded length of every stripped name, and the longest.
+fn index(stripped: &[String]) -> ([bool; 128], u64, usize) {
+    let longest = stripped.iter().map(String::len).max().unwrap_or(0);
+    let mut first_bytes = [false; 128];
+    let mut lengths = 0;
+    for name in stripped {
+        if let Some(b) = first(name) {
+            first_bytes[usize::from(b & 0x7f)] = true;
+            lengths |= length_bit(name.len());
+        }
+    }
+    (first_bytes, lengths, longest)
 }
 
 impl IdentityHeaders {
@@ -114,25 +133,26 @@ impl IdentityHeaders {
             // The phone header is stripped even when wxgate does not inject it.
             canonical(DEFAULT_PHONE_HEADER),
         ];
+        // The default names too, whatever the config calls them now: a
+        // backend written against them may still read them.
+        stripped.extend(DEFAULT_IDENTITY_HEADERS.iter().map(|name| canonical(name)));
+        stripped.push(canonical(DEFAULT_SESSION_HEADER));
         if let Some(phone) = &headers.phone {
             stripped.push(canonical(phone.as_str()));
         }
-        if !session.forward_session_header {
-            // The session id is a bearer credential: the upstream does not need it.
-            stripped.push(canonical(session.header.as_str()));
-        }
+        // The session id is a bearer credential: the upstream does not need
+        // it, unless `forward_session_header` says it does.
+        let forwarded = session
+            .forward_session_header
+            .then(|| canonical(session.header.as_str()));
+        stripped.push(canonical(session.header.as_str()));
         if !headers.pass_routing_overrides {
             stripped.extend(ROUTING_OVERRIDES.iter().map(|name| canonical(name)));
         }
-        let longest = stripped.iter().map(String::len).max().unwrap_or(0);
-        let mut first_bytes = [false; 128];
-        let mut lengths = 0;
-        for name in &stripped {
-            if let Some(b) = first(name) {
-                first_bytes[usize::from(b & 0x7f)] = true;
-                lengths |= length_bit(name.len());
-            }
-        }
+        stripped.retain(|name| Some(name) != forwarded.as_ref());
+        stripped.sort();
+        stripped.dedup();
+        let (first_bytes, lengths, longest) = index(&stripped);
         Self {
             openid: headers.openid.clone(),
             user_id: headers.user_id.clone(),
@@ -147,7 +167,27 @@ impl IdentityHeaders {
             first_bytes,
             lengths,
             longest,
+            forwarded,
         }
+    }
+
+    /// These headers, also stripping every name `former` stripped (the
+    /// settings before a reload): a client copy under a name configured
+    /// at any time since start never reaches the backend. Only the session
+    /// header now forwarded (`forward_session_header`) is kept.
+    pub fn also_stripping(mut self, former: &Self) -> Self {
+        let kept = self.forwarded.clone();
+        self.stripped.extend(
+            former
+                .stripped
+                .iter()
+                .filter(|name| Some(*name) != kept.as_ref())
+                .cloned(),
+        );
+        self.stripped.sort();
+        self.stripped.dedup();
+        (self.first_bytes, self.lengths, self.longest) = index(&self.stripped);
+        self
     }
 
     fn is_stripped(&self, name: &HeaderName) -> bool {

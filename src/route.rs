@@ -289,7 +289,11 @@ mod tests {
         let text = "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\n\
                     secret = \"s\"\n[routes]\npublic = [\"/public\"]\n[routes.normalize]\n\
                     path_params = \"allow\"\nencoded_slashes = \"keep\"\n";
-        let r = Routes::new(&crate::config::Config::parse(text, &|_| None).unwrap().routes);
+        let r = Routes::new(
+            &crate::config::Config::parse(text, &|_| None)
+                .unwrap()
+                .routes,
+        );
         let cases = [
             ("/public/a;jsessionid=1", Some(Route::Public)),
             ("/public;x/a", Some(Route::Protected)),

@@ -127,6 +127,8 @@ async fn when_binding_is_required_a_failing_endpoint_hands_out_no_session() {
         (Mode::Error, "nia"),
         (Mode::Garbage, "ole"),
         (Mode::Slow, "pam"),
+        // A 3xx is a failure, never followed with the user's identity.
+        (Mode::Redirect, "rory"),
     ] {
         setup.binding.set_mode(mode);
         let body = assert_error(
@@ -150,7 +152,8 @@ async fn when_binding_is_required_a_failing_endpoint_hands_out_no_session() {
     assert_eq!(user_ids(&gate, &id).await, [account_of(&openid_of("nia"))]);
     let metrics = gate.metrics().await;
     for (result, n) in [
-        ("error", 1.0),
+        // The 500 and the 307.
+        ("error", 2.0),
         ("bad_response", 1.0),
         ("timeout", 1.0),
         ("not_found", 1.0),

@@ -72,21 +72,24 @@ async fn public_routes_pass_without_identity_and_tricks_do_not() {
     let known = ask(&gate, "/public/list", Some(&id)).await;
     assert_eq!(known.headers()["x-wx-openid"], openid_of("pia").as_str());
 
-    for trick in [
-        "/public/../admin",
-        "/public/%2e%2e/admin",
-        "/public/%2E%2E%2Fadmin",
-        "/public/..%5cadmin",
-        "/public/..;/admin",
-        "/admin?/public/x",
-        "/admin?next=/public",
-        "/admin#/public",
-        "//evil/../admin",
-        "admin",
-        "",
+    // Out of the public prefix: the path it leads to, which needs a session;
+    // spellings backends read differently: refused; no path: refused.
+    for (trick, status) in [
+        ("/public/../admin", 401),
+        ("/admin?/public/x", 401),
+        ("/admin?next=/public", 401),
+        ("/admin#/public", 401),
+        ("//evil/../admin", 401),
+        ("/public/%2e%2e/admin", 400),
+        ("/public/%2E%2E%2Fadmin", 400),
+        ("/public/..%5cadmin", 400),
+        ("/public/..;/admin", 400),
+        ("/public/../../admin", 400),
+        ("admin", 400),
+        ("", 400),
     ] {
         let response = ask(&gate, trick, None).await;
-        assert_eq!(response.status(), 401, "{trick:?} passed as public");
+        assert_eq!(response.status(), status, "{trick:?}");
     }
 }
 

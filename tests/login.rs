@@ -61,7 +61,8 @@ async fn every_wechat_answer_maps_to_its_documented_error() {
     let mut config = GateConfig::new(&wechat, &upstream);
     config.set("wechat", "timeout", "\"400ms\"");
     let gate = config.start().await;
-    let cases: [(&str, u16, &str, Option<i64>); 11] = [
+    let long = format!("rawid:{}", "o".repeat(129));
+    let cases: [(&str, u16, &str, Option<i64>); 15] = [
         ("err:40029", 400, "code_invalid", Some(40029)),
         ("err:40163", 400, "code_used", Some(40163)),
         ("err:-1", 503, "wechat_busy", Some(-1)),
@@ -72,6 +73,12 @@ async fn every_wechat_answer_maps_to_its_documented_error() {
         ("http500", 502, "wechat_unavailable", None),
         ("garbage", 502, "wechat_unavailable", None),
         ("nokey:carol", 502, "wechat_unavailable", None),
+        // Ids outside [A-Za-z0-9_-]{1,128}: `:` would collide with the
+        // per-app record key.
+        ("rawid:wxother:o_x", 502, "wechat_error", None),
+        ("rawid:o x", 502, "wechat_error", None),
+        (&long, 502, "wechat_error", None),
+        ("rawunion:u:1", 502, "wechat_error", None),
         ("slow:3000:dave", 504, "wechat_timeout", None),
     ];
     for (code, status, name, errcode) in cases {

@@ -519,6 +519,53 @@ async fn sighup_applies_a_changed_route_and_refuses_what_needs_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_identity_header_name_since_start_stays_stripped_after_renames() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config
+        .set("headers", "openid", "\"X-A-Open\"")
+        .set("session", "header", "\"X-A-Token\"");
+    let gate = Process::start(&config, &[]);
+    gate.until_ready().await;
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(gate.url("/login"))
+        .body(r#"{"code":"rena"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = login["session_id"].as_str().unwrap().to_owned();
+    config
+        .set("headers", "openid", "\"X-B-Open\"")
+        .set("session", "header", "\"X-B-Token\"");
+    gate.reload(&config.text());
+    gate.until_logged(&["config reloaded"]).await;
+    let echo: serde_json::Value = http
+        .get(gate.url("/x"))
+        .header("X-B-Token", &id)
+        // The defaults, and the names configured at start.
+        .header("X-WX-OpenId", "forged")
+        .header("X_A_Open", "forged")
+        .header("X-Session-Id", "forged")
+        .header("X-A-Token", "forged")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!echo.to_string().contains("forged"), "{echo}");
+    assert_eq!(
+        common::upstream::header_values(&echo, "x-b-open"),
+        [common::wechat::openid_of("rena")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_request_id() {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;

@@ -1,9 +1,10 @@
 //! Properties of the parsers that see client bytes, over generated input
 //! (proptest; the same parsers have cargo-fuzz targets in fuzz/):
 //!
-//! - a path judged public never resolves outside its prefix, under any one
-//!   reading a backend may apply (raw, percent-decoded once, `\` as `/`,
-//!   Java's `;params` dropped);
+//! - a canonical path (what every decision takes and the backend gets)
+//!   carries nothing backends read differently, and one judged public
+//!   never resolves outside its prefix under any one reading a backend may
+//!   apply (raw, percent-decoded once, `\` as `/`, Java's `;params` dropped);
 //! - no header whose letters and digits fold to an identity name survives
 //!   the strip;
 //! - session ids, forwarded URIs and encrypted data never panic, and only
@@ -12,6 +13,7 @@
 use http::Method;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
+use wxgate::canonical_path::{PathPolicy, canonicalize};
 use wxgate::identity::IdentityHeaders;
 use wxgate::route::{Route, Routes, forwarded_path};
 use wxgate::secret::Secret;
@@ -135,14 +137,38 @@ proptest! {
     #[test]
     fn a_public_path_never_resolves_outside_its_prefix(path in path()) {
         let routes = Routes::new(&config("[routes]\npublic = [\"/public\"]\n").routes);
-        if routes.classify(&Method::GET, &path) == Route::Public {
-            for reading in readings(&path) {
+        let Ok(canonical) = canonicalize(&path, &PathPolicy::default()) else { return Ok(()) };
+        if routes.classify(&Method::GET, &canonical) == Route::Public {
+            for reading in readings(&canonical) {
                 prop_assert!(
                     reading == "/public" || reading.starts_with("/public/"),
                     "{path:?} is public but a backend may read it as {reading:?}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn canonical_paths_carry_nothing_backends_read_differently(path in path()) {
+        let Ok(canonical) = canonicalize(&path, &PathPolicy::default()) else { return Ok(()) };
+        prop_assert!(canonical.starts_with('/'));
+        let lower = canonical.to_ascii_lowercase();
+        for bad in ["%2f", "%5c", "%2e", "%00", "\\", ";", "//"] {
+            prop_assert!(!lower.contains(bad), "{path:?} became {canonical:?}");
+        }
+        prop_assert!(
+            canonical.split('/').all(|s| s != "." && s != ".."),
+            "{path:?} became {canonical:?}"
+        );
+        // Every reading a backend gives it has the same segments: none
+        // climbs, none splits one in two.
+        let segments = |p: &str| p.split('/').filter(|s| !s.is_empty()).count();
+        for reading in readings(&canonical) {
+            prop_assert_eq!(segments(&reading), segments(&canonical), "{:?} read as {:?}", canonical, reading);
+        }
+        // A fixed point: made canonical once is enough.
+        let again = canonicalize(&canonical, &PathPolicy::default());
+        prop_assert_eq!(again.as_deref(), Ok(&*canonical));
     }
 
     #[test]

@@ -165,6 +165,39 @@ async fn public_routes_hold_for_their_upstream_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_path_no_upstream_covers_gets_one_answer_on_both_ports() {
+    let wechat = WeChatDouble::start().await;
+    let shop = Upstream::start().await;
+    let mut config = GateConfig::with_upstream_url(&wechat, "http://127.0.0.1:1");
+    config
+        .remove("upstream")
+        .set("routes", "public", r#"["/open"]"#)
+        .append(&format!(
+            "[[upstreams]]\nprefix = \"/shop\"\nurl = \"http://{}\"\n",
+            shop.addr
+        ));
+    let gate = config.start().await;
+    let proxied = gate.http.get(gate.url("/open/x")).send().await.unwrap();
+    assert_error(proxied, 404, "no_upstream").await;
+    let asked = gate
+        .http
+        .get(gate.url("/_wxgate/auth"))
+        .header("x-forwarded-uri", "/open/x")
+        .send()
+        .await
+        .unwrap();
+    assert_error(asked, 404, "no_upstream").await;
+    let envoy = gate
+        .http
+        .get(gate.url("/_wxgate/auth/open/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(envoy, 404, "no_upstream").await;
+    assert_eq!(shop.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_down_fails_only_its_prefix() {
     let s = services().await;
     let session = s.gate.login("gus").await;

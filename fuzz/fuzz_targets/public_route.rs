@@ -1,6 +1,6 @@
-//! Route classification of any request path (public prefixes normalised
-//! in every way a backend may read them): never a panic, and a path judged
-//! public keeps the prefix under its plainest reading.
+//! Any request path made canonical, then classified: never a panic; a
+//! canonical path has no dot segment, no `//` and nothing backends read
+//! differently, and one judged public is under its prefix.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 use wxgate::Config;
+use wxgate::canonical_path::{PathPolicy, canonicalize};
 use wxgate::route::{Route, Routes};
 
 static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
@@ -20,14 +21,19 @@ fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else {
         return;
     };
+    let Ok(canonical) = canonicalize(path, &PathPolicy::default()) else {
+        return;
+    };
+    assert!(canonical.starts_with('/'), "{path:?}");
+    assert!(!canonical.contains("//") && !canonical.contains(['\\', ';']), "{path:?}");
+    assert!(
+        canonical.split('/').all(|s| s != "." && s != ".."),
+        "{path:?} -> {canonical:?}"
+    );
     for method in [Method::GET, Method::POST] {
-        if ROUTES.classify(&method, path) == Route::Public && !path.contains(['%', '\\', ';', '.'])
-        {
-            let plain: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-            assert!(
-                matches!(plain.first(), Some(&"public" | &"static")),
-                "{path:?}"
-            );
+        if ROUTES.classify(&method, &canonical) == Route::Public {
+            let first = canonical.split('/').nth(1).unwrap_or("");
+            assert!(matches!(first, "public" | "static"), "{path:?} -> {canonical:?}");
         }
     }
 });

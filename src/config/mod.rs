@@ -25,7 +25,8 @@ pub use binding::{BINDING_TOKEN_ENV, BindingConfig};
 pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
 pub use sections::{
-    DEFAULT_MAX_IN_FLIGHT, HeadersConfig, LoginConfig, ServerConfig, SessionConfig,
+    DEFAULT_IDENTITY_HEADERS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SESSION_HEADER, HeadersConfig,
+    LoginConfig, ServerConfig, SessionConfig,
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
 pub use upstreams::UpstreamConfig;

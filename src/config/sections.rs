@@ -149,7 +149,7 @@ impl SessionConfig {
                 "must be at least 1",
             ));
         }
-        let header = header_name("session.header", raw.header, "X-Session-Id")?;
+        let header = header_name("session.header", raw.header, DEFAULT_SESSION_HEADER)?;
         Ok(Self {
             ttl,
             idle,
@@ -159,6 +159,15 @@ impl SessionConfig {
         })
     }
 }
+
+/// `session.header`'s default.
+pub const DEFAULT_SESSION_HEADER: &str = "X-Session-Id";
+
+/// The defaults of `headers.openid`, `user_id`, `unionid` and `appid`:
+/// stripped from clients whatever the config names instead, since a
+/// backend may still read them.
+pub const DEFAULT_IDENTITY_HEADERS: [&str; 4] =
+    ["X-WX-OpenId", "X-User-Id", "X-WX-UnionId", "X-WX-AppId"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadersConfig {
@@ -175,10 +184,11 @@ pub struct HeadersConfig {
 
 impl HeadersConfig {
     pub(super) fn from_raw(raw: RawHeaders, session: &HeaderName) -> Result<Self, ConfigError> {
-        let openid = header_name("headers.openid", raw.openid, "X-WX-OpenId")?;
-        let user_id = header_name("headers.user_id", raw.user_id, "X-User-Id")?;
-        let unionid = header_name("headers.unionid", raw.unionid, "X-WX-UnionId")?;
-        let appid = header_name("headers.appid", raw.appid, "X-WX-AppId")?;
+        let [openid, user_id, unionid, appid] = DEFAULT_IDENTITY_HEADERS;
+        let openid = header_name("headers.openid", raw.openid, openid)?;
+        let user_id = header_name("headers.user_id", raw.user_id, user_id)?;
+        let unionid = header_name("headers.unionid", raw.unionid, unionid)?;
+        let appid = header_name("headers.appid", raw.appid, appid)?;
         let phone = raw
             .phone
             .map(|p| header_name("headers.phone", Some(p), ""))

@@ -204,6 +204,18 @@ fn invalid_values_name_their_key() {
         ("[routes]\nprefix = \"_wxgate\"", "routes.prefix"),
         ("[headers]\nphone = \"X-WX-OpenId\"", "headers.phone"),
         ("[routes]\npublic = [\"/a/../b\"]", "routes.public"),
+        ("[routes]\npublic = [\"/%7Euser\"]", "routes.public"),
+        ("[routes]\npublic = [\"//static\"]", "routes.public"),
+        ("[routes]\npublic = [\"/a%2Fb\"]", "routes.public"),
+        ("[routes]\nlogin = \"/log%69n\"", "routes.login"),
+        (
+            "[routes.normalize]\npath_params = \"yes\"",
+            "routes.normalize.path_params",
+        ),
+        (
+            "[routes.normalize]\nencoded_slashes = \"decode\"",
+            "routes.normalize.encoded_slashes",
+        ),
         ("[headers]\nopenid = \"X_Session_Id\"", "headers.openid"),
         ("[headers]\nunionid = \"x_wx_openid\"", "headers.unionid"),
         ("[headers]\nappid = \"TE\"", "headers.appid"),
@@ -230,6 +242,10 @@ fn invalid_values_name_their_key() {
         "https://127.0.0.1:3000",
         "http://127.0.0.1:3000/?a=1",
         "not a url",
+        // The URL's path must be canonical: it is the space the backend is confined to.
+        "http://127.0.0.1:3000/v1/../x",
+        "http://127.0.0.1:3000/v%31",
+        "http://127.0.0.1:3000/a%2Fb",
     ];
     for url in upstream {
         assert_eq!(

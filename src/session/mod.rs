@@ -186,7 +186,7 @@ pub struct Resolved {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("WeChat returned an {0} that is not printable ASCII")]
+#[error("WeChat returned an {0} outside [A-Za-z0-9_-]{{1,128}}")]
 pub struct InvalidIdentity(&'static str);
 
 impl UserRecord {
@@ -196,8 +196,14 @@ impl UserRecord {
         unionid: Option<&str>,
         session_key: Secret,
     ) -> Result<Self, InvalidIdentity> {
+        // WeChat's ids are of this alphabet; anything else (a `:` above
+        // all) would collide with the per-app record key `appid:openid`.
         fn check<'a>(value: &'a str, what: &'static str) -> Result<&'a str, InvalidIdentity> {
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            let valid = (1..=128).contains(&value.len())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
                 return Err(InvalidIdentity(what));
             }
             Ok(value)

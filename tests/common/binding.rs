@@ -11,6 +11,7 @@
 //! | `Error`     | 500                                      |
 //! | `Garbage`   | 200, an HTML page                        |
 //! | `Slow`      | 200 after 5 s (past any test's timeout)  |
+//! | `Redirect`  | 307 to `/followed`, which binds (a client that follows gets an id) |
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ pub enum Mode {
     Error,
     Garbage,
     Slow,
+    Redirect,
 }
 
 struct State {
@@ -90,6 +92,7 @@ impl BindingDouble {
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let followed = req.uri().path() == "/followed";
         let auth = req
             .headers()
             .get("authorization")
@@ -107,7 +110,13 @@ impl BindingDouble {
             state.peak_in_flight = state.peak_in_flight.max(state.in_flight);
             (state.mode, state.delay)
         };
+        let mode = if followed { Mode::Bind } else { mode };
         let response = match mode {
+            Mode::Redirect => Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header("location", "/followed")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
             Mode::Bind => {
                 tokio::time::sleep(delay).await;
                 let id = match (body["phone"].as_str(), body["unionid"].as_str()) {

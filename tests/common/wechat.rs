@@ -362,6 +362,19 @@ impl WeChatDouble {
                 let body = format!(r#"{{"openid":"{}"}}"#, openid_of(user));
                 return reply(StatusCode::OK, "text/plain", body);
             }
+            // Ids exactly as given (`rawid:a:b`), outside WeChat's alphabet.
+            ("rawid" | "rawunion", id) => {
+                let (openid, unionid) = match kind {
+                    "rawid" => (id.to_owned(), openid_of("raw")),
+                    _ => (openid_of("raw"), id.to_owned()),
+                };
+                let body = serde_json::json!({
+                    "session_key": "cmF3cmF3cmF3cmF3cmF3cg==",
+                    "openid": openid,
+                    "unionid": unionid,
+                });
+                return reply(StatusCode::OK, "text/plain", body.to_string());
+            }
             (_, user) => user,
         };
         let key = {
