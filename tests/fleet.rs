@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::link::Link;
 use common::redis::{RedisCluster, RedisServer};
 use common::upstream::header_values;
 use common::wechat::openid_of;
@@ -300,4 +301,96 @@ async fn an_operator_logout_ends_the_user_s_sessions_on_every_replica_within_a_s
     assert_eq!(status(&a, &again).await, 200);
     assert_eq!(status(&b, &again).await, 200);
     assert_eq!(status(&a, &at_a).await, 401);
+}
+
+/// A replica on its own [`Link`] to the fleet's Redis, and the link.
+async fn replica_behind_a_link(fleet: &Fleet) -> (Gate, Link) {
+    let redis = std::net::SocketAddr::from(([127, 0, 0, 1], fleet.redis.port));
+    let link = Link::start(redis).await;
+    let mut config = fleet.config();
+    config.redis(&link.url());
+    let gate = config.start().await;
+    gate.until_ready().await;
+    (gate, link)
+}
+
+/// Holds B's Redis answers while `during` runs at A, until its revocation
+/// (a pub/sub message carrying `heard`) has reached B's subscription; then
+/// lets B's read (`read`, a request to B already sent) finish, and returns
+/// its status: it began before the change, so either answer is fair.
+async fn while_b_reads<F: std::future::Future>(
+    link: &Link,
+    read: impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
+    heard: &str,
+    during: F,
+) -> (u16, F::Output) {
+    link.hold();
+    let (held, before) = (link.answers_held(), link.heard(heard));
+    let read = tokio::spawn(read);
+    link.until(Link::answers_held, held).await;
+    let out = during.await;
+    link.until(|l| l.heard(heard), before).await;
+    // Time for B to apply the revocation before its read resumes, so that
+    // code which would cache the read afterwards gets to do it. (The fixed
+    // code is right in either order; this only makes the wrong one lose.)
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    link.release();
+    let status = read.await.unwrap().unwrap().status().as_u16();
+    (status, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_during_another_replica_s_read_is_never_undone() {
+    let fleet = Fleet::new().await;
+    let a = fleet.replica().await;
+    let (b, link) = replica_behind_a_link(&fleet).await;
+    for round in 0..15 {
+        let id = a.login(&format!("race{round}")).await;
+        let read = b.get("/x", &id).send();
+        let logout = a
+            .http
+            .post(a.url("/logout"))
+            .header("x-session-id", &id)
+            .send();
+        let (first, logout) = while_b_reads(&link, read, "s:", logout).await;
+        assert_eq!(logout.unwrap().status(), 204);
+        assert!([200, 401].contains(&first), "round {round}: {first}");
+        assert_eq!(
+            status(&b, &id).await,
+            401,
+            "round {round}: B serves a session logged out while it was reading it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
+    let fleet = Fleet::new().await;
+    let a = fleet.replica().await;
+    let (b, link) = replica_behind_a_link(&fleet).await;
+    let payload =
+        serde_json::json!({"nickName": "n", "watermark": {"appid": common::APPID, "timestamp": 1}});
+    for round in 0..10 {
+        let user = format!("turn{round}");
+        let before = link.heard("u:");
+        let id = a.login(&user).await;
+        // The login's own message has reached B before the race begins.
+        link.until(|l| l.heard("u:"), before).await;
+        // B reads the user's record (the operator's view: one Redis GET)
+        // while A's new login rotates its key.
+        let read = b
+            .http
+            .get(b.admin_url(&format!("/users/{}", openid_of(&user))))
+            .send();
+        let code = format!("slow:1:{user}");
+        let (first, _) = while_b_reads(&link, read, "u:", a.login(&code)).await;
+        assert_eq!(first, 200, "round {round}");
+        let newest = common::encrypt(&fleet.wechat.current_key(&user), &payload);
+        let body = serde_json::json!({"encryptedData": newest, "iv": common::IV});
+        assert_eq!(
+            b.post_decrypt(&id, body).await.status(),
+            200,
+            "round {round}: B went back to the key before the rotation"
+        );
+    }
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod binding;
+pub mod link;
 pub mod nginx;
 pub mod redis;
 pub mod upstream;

@@ -7,6 +7,15 @@
 //! shared bookkeeping. A user record expires `ttl` after the user's newest
 //! login, so it outlives every session pointing to it.
 //!
+//! **The guarantee.** After `POST /logout` or an admin logout has answered,
+//! no replica serves the session once the revocation message has reached
+//! it — not even from a read that was already in flight there when the
+//! logout landed (`local`: reads take a ticket, and what they bring back
+//! is dropped if a revocation came meanwhile); the same holds for user
+//! records, so a key rotation never goes back to an older key. A replica
+//! whose pub/sub link is down caches nothing new and serves nothing from
+//! its local cache for longer than `local_ttl`.
+//!
 //! Every script touches one key, so the same code runs on Redis Cluster.
 //! Any Redis failure is `StoreError::Unavailable` (503 with `Retry-After`),
 //! never a 401: telling clients their session is gone during an outage
@@ -17,7 +26,6 @@ mod local;
 mod record;
 mod revocation;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -30,7 +38,7 @@ use super::{
 use crate::config::{RedisConfig, SessionConfig};
 use crate::metrics::{Layer, StoreMetrics};
 use connection::Connector;
-use local::LocalCache;
+use local::{LocalCache, Ticket};
 use record::{Codec, key_id, session_hash};
 
 /// Stores the user's new record, keeping the phone number, unionid and
@@ -101,7 +109,6 @@ pub struct RedisStore {
     local: Arc<LocalCache>,
     ttl: Duration,
     idle: Option<Duration>,
-    subscribed: Arc<AtomicBool>,
     listener: JoinHandle<()>,
     metrics: StoreMetrics,
 }
@@ -124,20 +131,13 @@ impl RedisStore {
             None => redis.local_ttl,
         };
         let local = Arc::new(LocalCache::new(local_ttl, session.capacity));
-        let subscribed = Arc::new(AtomicBool::new(false));
-        let listener = revocation::spawn(
-            connector.pubsub.clone(),
-            codec.channel(),
-            local.clone(),
-            subscribed.clone(),
-        );
+        let listener = revocation::spawn(connector.pubsub.clone(), codec.channel(), local.clone());
         Ok(Self {
             connector,
             codec,
             local,
             ttl: session.ttl,
             idle: session.idle,
-            subscribed,
             listener,
             metrics,
         })
@@ -146,7 +146,7 @@ impl RedisStore {
     /// Ready: Redis answers a PING within the command timeout, and this
     /// replica hears revocations (else it could serve a revoked session).
     pub async fn ready(&self) -> bool {
-        self.subscribed.load(Ordering::Acquire)
+        self.local.subscribed()
             && self
                 .connector
                 .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
@@ -172,7 +172,14 @@ impl RedisStore {
         }
     }
 
-    async fn load_user(&self, user_key: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+    /// The user's record, from the local cache or Redis; a Redis read is
+    /// cached only if no revocation came since `ticket` (taken before the
+    /// read this one is part of).
+    async fn load_user(
+        &self,
+        user_key: &str,
+        ticket: Ticket,
+    ) -> Result<Option<Arc<UserRecord>>, StoreError> {
         if let Some(user) = self.local.user(user_key) {
             return Ok(Some(user));
         }
@@ -184,7 +191,7 @@ impl RedisStore {
         let Some(user) = text.and_then(|t| self.codec.parse_user(&t)) else {
             return Ok(None);
         };
-        Ok(Some(self.local.put_user(user)))
+        Ok(Some(self.local.put_read_user(user, ticket)))
     }
 }
 
@@ -238,7 +245,7 @@ impl SessionStore for RedisStore {
 
         self.publish(revocation::user_message(&openid)).await;
         // In place: this replica's cached sessions of the user see the new key.
-        Ok((id, self.local.put_user(stored)))
+        Ok((id, self.local.put_written_user(stored)))
     }
 
     async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
@@ -252,6 +259,9 @@ impl SessionStore for RedisStore {
                 expires_in: hit.expires_in,
             }));
         }
+        // Taken before the read: a logout landing while it is in flight
+        // must not be undone by caching what it found.
+        let ticket = self.local.ticket();
         let key = self.codec.session_key(&hash);
         let (text, pttl): (Option<String>, i64) = self
             .connector
@@ -292,13 +302,13 @@ impl SessionStore for RedisStore {
             }
         }
         let Some(user) = self
-            .load_user(&session.o)
+            .load_user(&session.o, ticket)
             .await?
             .filter(|user| user.generation == session.g)
         else {
             return Ok(None);
         };
-        self.local.put_session(hash, &session.o, left);
+        self.local.put_session(hash, &session.o, left, ticket);
         Ok(Some(Resolved {
             id: *id,
             user,
@@ -347,7 +357,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn user(&self, user_key: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        self.load_user(user_key).await
+        self.load_user(user_key, self.local.ticket()).await
     }
 
     async fn revoke_user(&self, user_key: &str) -> Result<bool, StoreError> {

@@ -4,12 +4,12 @@
 //!
 //! Messages name a session by the hash of its id (`s:<hex>`), never the id
 //! itself, or a user by key (`u:<openid>` or `u:<appid>:<openid>`). While the subscription is
-//! down, replicas keep answering from their local cache (a Redis outage
-//! must not log everyone out); once it is back, the local cache is cleared,
-//! since revocations may have been missed meanwhile.
+//! down, replicas keep answering from their local cache what it already
+//! holds, for at most `local_ttl`, and cache nothing new (`local`); once
+//! it is back, the local cache is cleared, since revocations may have been
+//! missed meanwhile.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -26,13 +26,8 @@ pub fn user_message(key: &str) -> String {
     format!("u:{key}")
 }
 
-/// Listens for revocations; `subscribed` tells whether it currently hears them.
-pub fn spawn(
-    client: redis::Client,
-    channel: String,
-    local: Arc<LocalCache>,
-    subscribed: Arc<AtomicBool>,
-) -> JoinHandle<()> {
+/// Listens for revocations; `local.subscribed()` tells whether it currently hears them.
+pub fn spawn(client: redis::Client, channel: String, local: Arc<LocalCache>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -40,8 +35,7 @@ pub fn spawn(
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
                         backoff = Duration::from_millis(100);
-                        local.clear();
-                        subscribed.store(true, Ordering::Release);
+                        local.set_subscribed(true);
                         tracing::info!("subscribed to session revocations");
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
@@ -49,7 +43,7 @@ pub fn spawn(
                                 apply(&local, &text);
                             }
                         }
-                        subscribed.store(false, Ordering::Release);
+                        local.set_subscribed(false);
                         tracing::warn!(
                             "revocation subscription lost; serving from the local cache"
                         );
