@@ -50,6 +50,8 @@ pub struct App {
     /// In config order (`UpstreamRoute::index`).
     upstreams: Vec<Upstream>,
     draining: AtomicBool,
+    /// Set once the proxy's listeners serve (`/readyz` says "starting" before).
+    started: AtomicBool,
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
     login_limiter: LoginLimiter,
@@ -107,6 +109,7 @@ impl App {
                 .transpose()?,
             upstreams: config.upstreams.iter().map(Upstream::new).collect(),
             draining: AtomicBool::new(false),
+            started: AtomicBool::new(false),
             metrics,
             request_ids: Arc::new(RequestIds::new()),
             login_limiter: LoginLimiter::new(&config.login),
@@ -184,21 +187,33 @@ impl App {
         body::json(StatusCode::OK, &json!({ "status": "ok" }))
     }
 
-    /// `/readyz`: 503 while draining or while the session store is unreachable.
-    pub async fn readiness(&self) -> Response<Body> {
-        if self.draining.load(Ordering::Relaxed) {
-            body::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({ "status": "draining" }),
-            )
-        } else if !self.sessions.ready().await {
-            body::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({ "status": "store_unavailable" }),
-            )
+    /// The proxy's listeners are serving: `/readyz` may say ready.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// `/readyz`: this replica's own state — 503 while starting or
+    /// draining, 200 otherwise, whatever the session store's state (named in
+    /// the body): a store every replica shares, in every replica's
+    /// readiness, would take them all out of the Service at once in its
+    /// outage, public routes included. `admin.ready_requires_store` puts
+    /// the store back in.
+    pub fn readiness(&self) -> Response<Body> {
+        let store = self.sessions.state();
+        let status = if !self.started.load(Ordering::Acquire) {
+            "starting"
+        } else if self.draining.load(Ordering::Relaxed) {
+            "draining"
+        } else if self.admin.ready_requires_store && store == "down" {
+            "store_unavailable"
         } else {
-            body::json(StatusCode::OK, &json!({ "status": "ready" }))
-        }
+            "ready"
+        };
+        let code = match status {
+            "ready" => StatusCode::OK,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        body::json(code, &json!({ "status": status, "store": store }))
     }
 
     /// The Prometheus exposition text.

@@ -131,6 +131,8 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
         let (stop_admin, admin_stopped) = watch::channel(false);
+        // The listeners were bound in `bind`: connections queue from now on.
+        self.app.mark_started();
         tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
         let serving: Vec<_> = self
             .listeners
@@ -154,6 +156,8 @@ impl Server {
     pub async fn run_per_core(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
         let (stop_admin, admin_stopped) = watch::channel(false);
+        // The listeners were bound in `bind`: connections queue from now on.
+        self.app.mark_started();
         tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
         let mut listeners = self.listeners.into_iter();
         let Some(first) = listeners.next() else {

@@ -138,8 +138,11 @@ async fn a_redis_outage_is_503_not_401_and_heals_without_a_restart() {
         "store_unavailable",
     )
     .await;
+    // Readiness is the replica's own: still 200, the store named down.
+    until_store(&b, "down").await;
     let ready = b.http.get(b.admin_url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.status(), 200);
+    assert_eq!(common::metric(&b.metrics().await, "wxgate_store_up"), 0.0);
 
     fleet.redis.resume();
     b.until_ready().await;
@@ -393,4 +396,142 @@ async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
             "round {round}: B went back to the key before the rotation"
         );
     }
+}
+
+/// Waits until `/readyz` names the store `state` (10 s at most).
+async fn until_store(gate: &Gate, state: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = gate
+            .http
+            .get(gate.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = ready.json().await.unwrap();
+        if body["store"] == state {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store never became {state}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_requires_store_puts_the_store_back_in_readiness() {
+    let mut fleet = Fleet::new().await;
+    let mut config = fleet.config();
+    config.set("redis", "command_timeout", "\"500ms\"").set(
+        "admin",
+        "ready_requires_store",
+        "true",
+    );
+    let gate = config.start().await;
+    gate.until_ready().await;
+    fleet.redis.kill();
+    let body = until_store(&gate, "down").await;
+    assert_eq!(body["status"], "store_unavailable");
+    let ready = gate
+        .http
+        .get(gate.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    fleet.redis.resume();
+    gate.until_ready().await;
+    assert_eq!(
+        common::metric(&gate.metrics().await, "wxgate_store_up"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_cached_sessions_through_an_outage_and_nothing_else() {
+    let mut fleet = Fleet::new().await;
+    let mut config = fleet.config();
+    config
+        .set("session", "local_ttl", "\"200ms\"")
+        .set("session", "stale_if_error", "\"1m\"")
+        .set("redis", "command_timeout", "\"500ms\"");
+    let (a, b) = (config.start().await, config.start().await);
+    a.until_ready().await;
+    b.until_ready().await;
+    let cached = a.login("ivy").await;
+    let unseen = a.login("jon").await;
+    assert_eq!(status(&a, &cached).await, 200);
+
+    fleet.redis.kill();
+    until_store(&a, "down").await;
+    // Well past local_ttl (a TTL, not a race: nothing here waits on another task).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            status(&a, &cached).await,
+            200,
+            "a cached session keeps working"
+        );
+    }
+    let served = common::metric(&a.metrics().await, "wxgate_store_stale_served_total");
+    assert!(served >= 3.0, "{served}");
+    // What the cache does not hold, and every write, still waits for Redis.
+    assert_error(
+        b.get("/x", &unseen).send().await.unwrap(),
+        503,
+        "store_unavailable",
+    )
+    .await;
+    assert_error(
+        a.post_login(r#"{"code":"kai"}"#).await,
+        503,
+        "store_unavailable",
+    )
+    .await;
+    let logout = a
+        .http
+        .post(a.url("/logout"))
+        .header("x-session-id", &cached)
+        .send();
+    assert_error(logout.await.unwrap(), 503, "store_unavailable").await;
+
+    // Back without a restart: stale copies are dropped, Redis decides again.
+    fleet.redis.resume();
+    a.until_ready().await;
+    b.until_ready().await;
+    assert_eq!(status(&b, &unseen).await, 200);
+    let logout = a
+        .http
+        .post(a.url("/logout"))
+        .header("x-session-id", &cached)
+        .send();
+    assert_eq!(logout.await.unwrap().status(), 204);
+    assert_eq!(status(&a, &cached).await, 401);
+    assert_eq!(status(&b, &cached).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stale_if_error_an_outage_past_local_ttl_is_503() {
+    let mut fleet = Fleet::new().await;
+    let mut config = fleet.config();
+    config
+        .set("session", "local_ttl", "\"200ms\"")
+        .set("redis", "command_timeout", "\"500ms\"");
+    let a = config.start().await;
+    a.until_ready().await;
+    let cached = a.login("lux").await;
+    assert_eq!(status(&a, &cached).await, 200);
+    fleet.redis.kill();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_error(
+        a.get("/x", &cached).send().await.unwrap(),
+        503,
+        "store_unavailable",
+    )
+    .await;
+    fleet.redis.resume();
+    a.until_ready().await;
+    assert_eq!(status(&a, &cached).await, 200);
 }

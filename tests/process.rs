@@ -112,15 +112,18 @@ impl Process {
         format!("http://{}{path}", self.admin)
     }
 
+    /// `/readyz` is 200 and the session store not down.
     async fn until_ready(&self) {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !http
-            .get(self.admin_url("/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
+        loop {
+            if let Ok(ready) = http.get(self.admin_url("/readyz")).send().await
+                && ready.status() == 200
+                && let Ok(body) = ready.json::<serde_json::Value>().await
+                && body["store"] != "down"
+            {
+                return;
+            }
             assert!(Instant::now() < deadline, "never ready:\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -100,6 +100,7 @@ impl Config {
         let store = StoreConfig::from_raw(
             raw.session.store.clone(),
             raw.session.local_ttl.clone(),
+            raw.session.stale_if_error.clone(),
             raw.redis,
             env,
         )?;

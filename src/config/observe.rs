@@ -22,6 +22,10 @@ pub struct AdminConfig {
     /// Bearer token for the operator actions (`/users/…`). Without one they
     /// answer only when `listen` is a loopback address.
     pub token: Option<Secret>,
+    /// `/readyz` is 503 while the session store is down (off: readiness is
+    /// this replica's own state; a shared store in every replica's
+    /// readiness turns its outage into the whole Service's).
+    pub ready_requires_store: bool,
 }
 
 impl AdminConfig {
@@ -50,6 +54,7 @@ impl AdminConfig {
         Ok(Self {
             listen,
             token: token.map(Secret::new),
+            ready_requires_store: raw.ready_requires_store.unwrap_or(false),
         })
     }
 

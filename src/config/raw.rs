@@ -79,6 +79,7 @@ pub struct RawSession {
     pub forward_session_header: Option<bool>,
     pub store: Option<String>,
     pub local_ttl: Option<String>,
+    pub stale_if_error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +139,7 @@ pub struct RawDemo {
 pub struct RawAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
+    pub ready_requires_store: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -39,6 +39,9 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// How long a replica may answer from its local cache without asking Redis.
     pub local_ttl: Duration,
+    /// `session.stale_if_error`: while Redis is unreachable, what the local
+    /// cache holds keeps serving this long past `local_ttl`. Off by default.
+    pub stale_if_error: Option<Duration>,
     pub store_key: Option<StoreKey>,
 }
 
@@ -56,6 +59,7 @@ impl StoreConfig {
     pub(super) fn from_raw(
         store: Option<String>,
         local_ttl: Option<String>,
+        stale_if_error: Option<String>,
         raw: Option<RawRedis>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
@@ -65,11 +69,32 @@ impl StoreConfig {
                 "a [redis] section is configured but session.store = \"memory\"; \
                  set session.store = \"redis\" or remove [redis]",
             )),
+            "memory" if stale_if_error.is_some() => Err(ConfigError::invalid(
+                "session.stale_if_error",
+                "applies to session.store = \"redis\" only (the memory store has no outage)",
+            )),
             "memory" => Ok(Self::Memory),
             "redis" => {
                 let raw = raw.unwrap_or_default();
                 let local_ttl = duration("session.local_ttl", local_ttl, "5s")?;
-                Ok(Self::Redis(RedisConfig::from_raw(raw, local_ttl, env)?))
+                let stale = match stale_if_error {
+                    None => None,
+                    Some(text) => {
+                        let stale = duration("session.stale_if_error", Some(text), "")?;
+                        if stale.is_zero() || local_ttl.is_zero() {
+                            return Err(ConfigError::invalid(
+                                "session.stale_if_error",
+                                "must be longer than 0s, with a session.local_ttl above 0s \
+                                 (there is nothing cached to serve otherwise); leave it out \
+                                 to turn it off",
+                            ));
+                        }
+                        Some(stale)
+                    }
+                };
+                let mut redis = RedisConfig::from_raw(raw, local_ttl, env)?;
+                redis.stale_if_error = stale;
+                Ok(Self::Redis(redis))
             }
             other => Err(ConfigError::invalid(
                 "session.store",
@@ -135,6 +160,7 @@ impl RedisConfig {
             connect_timeout: super::timeout("redis.connect_timeout", raw.connect_timeout, "1s")?,
             command_timeout,
             local_ttl,
+            stale_if_error: None,
             store_key,
         })
     }

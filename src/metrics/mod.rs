@@ -37,6 +37,8 @@ pub mod names {
     pub const SESSIONS_LIVE: &str = "wxgate_sessions_live";
     pub const SESSION_LOOKUPS: &str = "wxgate_session_lookups";
     pub const STORE_ERRORS: &str = "wxgate_store_errors";
+    pub const STORE_UP: &str = "wxgate_store_up";
+    pub const STORE_STALE_SERVED: &str = "wxgate_store_stale_served";
     pub const BINDING_REQUESTS: &str = "wxgate_binding_requests";
 }
 
@@ -153,6 +155,17 @@ impl Metrics {
             "Session store commands that failed or timed out",
             store.0.errors.clone(),
         );
+        registry.register(
+            names::STORE_UP,
+            "1 while the session store answers (and, with Redis, revocations are heard)",
+            store.0.up.clone(),
+        );
+        registry.register(
+            names::STORE_STALE_SERVED,
+            "Sessions served from the local cache past local_ttl while Redis was unreachable \
+             (session.stale_if_error)",
+            store.0.stale_served.clone(),
+        );
 
         let binding = crate::binding::BindingMetrics::default();
         registry.register(
@@ -267,6 +280,8 @@ struct StoreCounters {
     /// Indexed by `Layer as usize * 2 + miss`.
     lookups: [Counter; 6],
     errors: Counter,
+    up: Gauge,
+    stale_served: Counter,
 }
 
 /// Where a session lookup was answered.
@@ -291,10 +306,15 @@ impl Default for StoreCounters {
             ("redis", "miss"),
         ]
         .map(|(layer, result)| family.get_or_create_owned(&[("layer", layer), ("result", result)]));
+        let up = Gauge::default();
+        // The memory store is always up; Redis's health check says otherwise.
+        up.set(1);
         Self {
             family,
             lookups,
             errors: Counter::default(),
+            up,
+            stale_served: Counter::default(),
         }
     }
 }
@@ -306,5 +326,13 @@ impl StoreMetrics {
 
     pub fn error(&self) {
         self.0.errors.inc();
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.0.up.set(i64::from(up));
+    }
+
+    pub fn stale_served(&self) {
+        self.0.stale_served.inc();
     }
 }

@@ -92,6 +92,9 @@ struct SessionEntry {
 pub struct Hit {
     pub user: Arc<UserRecord>,
     pub expires_in: Duration,
+    /// Within its freshness (always, unless the cache keeps entries
+    /// [`SessionCache::with_stale`] past it).
+    pub fresh: bool,
 }
 
 /// An entry ends at `evict_at`, or `idle` after its last read if sooner.
@@ -150,6 +153,8 @@ pub struct SessionCache {
     user_lifetime: Duration,
     idle: Option<Duration>,
     epoch: Epoch,
+    /// How long entries are kept past their freshness (nanoseconds; 0: not at all).
+    stale: u64,
 }
 
 impl SessionCache {
@@ -181,7 +186,16 @@ impl SessionCache {
             user_lifetime,
             idle,
             epoch,
+            stale: 0,
         }
+    }
+
+    /// Entries (given `stale` more to live by their callers) count as
+    /// fresh until `stale` before they leave: the Redis store's local
+    /// copy, serving through an outage (`session.stale_if_error`).
+    pub fn with_stale(mut self, stale: Duration) -> Self {
+        self.stale = nanos(stale);
+        self
     }
 
     /// The session's user and time left; `None` when not cached, ended, or
@@ -196,9 +210,13 @@ impl SessionCache {
         }
         // This read has just re-armed the idle timeout.
         let left = Duration::from_nanos(entry.ends_at.saturating_sub(now));
+        let fresh = self.stale == 0
+            || now.saturating_add(self.stale)
+                < entry.evict_at.min(entry.user.until.load(Ordering::Acquire));
         Some(Hit {
             user: entry.user.record(),
             expires_in: self.idle.map_or(left, |idle| left.min(idle)),
+            fresh,
         })
     }
 
@@ -228,10 +246,12 @@ impl SessionCache {
         self.sessions.invalidate(key);
     }
 
-    /// The user's slot, while it serves.
+    /// The user's slot, while it serves and is fresh.
     pub fn user(&self, key: &str) -> Option<Arc<UserSlot>> {
         let slot = self.users.get(key)?;
-        slot.serves(self.epoch.now()).then_some(slot)
+        let at = self.epoch.now();
+        let fresh = at.saturating_add(self.stale) < slot.until.load(Ordering::Acquire);
+        (slot.serves(at) && fresh).then_some(slot)
     }
 
     /// Stores `record` as the user's newest; `merge` keeps what the

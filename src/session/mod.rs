@@ -379,11 +379,13 @@ impl Sessions {
         }
     }
 
-    /// Whether the store can serve logins and unknown sessions now.
-    pub async fn ready(&self) -> bool {
+    /// The store's state as `/readyz` names it: `memory` (always there),
+    /// `up` or `down` (Redis, as its health check last found it).
+    pub fn state(&self) -> &'static str {
         match self {
-            Self::Memory(_) => true,
-            Self::Redis(redis) => redis.ready().await,
+            Self::Memory(_) => "memory",
+            Self::Redis(redis) if redis.up() => "up",
+            Self::Redis(_) => "down",
         }
     }
 }

@@ -183,12 +183,16 @@ impl Gate {
         body["session_id"].as_str().expect("session_id").to_owned()
     }
 
-    /// Waits until `/readyz` answers 200 (panics after 10 s).
+    /// Waits until `/readyz` answers 200 and its session store is not
+    /// down (panics after 10 s): ready to serve sessions too.
     pub async fn until_ready(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let ready = self.http.get(self.admin_url("/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
+            if let Ok(ready) = self.http.get(self.admin_url("/readyz")).send().await
+                && ready.status() == 200
+                && let Ok(body) = ready.json::<serde_json::Value>().await
+                && body["store"] != "down"
+            {
                 return;
             }
             assert!(

@@ -35,7 +35,8 @@ use crate::session::cache::{Hit, SessionCache};
 /// `None` inside when `local_ttl = 0`: every lookup goes to Redis.
 pub struct LocalCache {
     cache: Option<SessionCache>,
-    ttl: Duration,
+    /// What an entry is kept for: `local_ttl`, and `stale_if_error` past it.
+    keep: Duration,
     /// Moved before every eviction: a read that saw it move in flight
     /// drops what it cached.
     revocations: AtomicU64,
@@ -48,10 +49,14 @@ pub struct LocalCache {
 pub struct Ticket(Option<u64>);
 
 impl LocalCache {
-    pub fn new(ttl: Duration, capacity: u64) -> Self {
+    /// Entries fresh for `ttl` (`local_ttl`), kept `stale` past it to serve
+    /// while Redis is unreachable (`stale_if_error`).
+    pub fn new(ttl: Duration, stale: Duration, capacity: u64) -> Self {
+        let keep = ttl.saturating_add(stale);
         Self {
-            cache: (!ttl.is_zero()).then(|| SessionCache::new(capacity, ttl, None)),
-            ttl,
+            cache: (!ttl.is_zero())
+                .then(|| SessionCache::new(capacity, keep, None).with_stale(stale)),
+            keep,
             revocations: AtomicU64::new(0),
             subscribed: AtomicBool::new(false),
         }
@@ -90,7 +95,7 @@ impl LocalCache {
         let Some(slot) = cache.user(user_key) else {
             return;
         };
-        cache.insert_session(hash, slot, left, self.ttl);
+        cache.insert_session(hash, slot, left, self.keep);
         if !self.still(ticket) {
             cache.remove_session(&hash);
         }

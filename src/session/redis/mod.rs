@@ -22,6 +22,7 @@
 //! would send every one of them into a re-login storm.
 
 mod connection;
+mod health;
 mod local;
 mod record;
 mod revocation;
@@ -37,7 +38,9 @@ use super::{
 };
 use crate::config::{RedisConfig, SessionConfig};
 use crate::metrics::{Layer, StoreMetrics};
+use crate::session::cache::Hit;
 use connection::Connector;
+use health::Health;
 use local::{LocalCache, Ticket};
 use record::{Codec, key_id, session_hash};
 
@@ -104,12 +107,17 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 pub struct RedisStore {
-    connector: Connector,
+    connector: Arc<Connector>,
     codec: Codec,
     local: Arc<LocalCache>,
     ttl: Duration,
     idle: Option<Duration>,
     listener: JoinHandle<()>,
+    health: Arc<Health>,
+    health_check: JoinHandle<()>,
+    /// `session.stale_if_error` is on: the local cache keeps entries past
+    /// `local_ttl`, served only while Redis cannot be reached.
+    serves_stale: bool,
     metrics: StoreMetrics,
 }
 
@@ -122,7 +130,7 @@ impl RedisStore {
         apps: Vec<AppTag>,
         metrics: StoreMetrics,
     ) -> Result<Self, StoreError> {
-        let connector = Connector::new(redis, metrics.clone())?;
+        let connector = Arc::new(Connector::new(redis, metrics.clone())?);
         let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref(), apps);
         // An active session must reach Redis at least once per idle/10, or
         // its idle timer there would run out while the local cache serves it.
@@ -130,8 +138,16 @@ impl RedisStore {
             Some(idle) => redis.local_ttl.min(idle / 10),
             None => redis.local_ttl,
         };
-        let local = Arc::new(LocalCache::new(local_ttl, session.capacity));
+        let stale = redis.stale_if_error.unwrap_or_default();
+        let local = Arc::new(LocalCache::new(local_ttl, stale, session.capacity));
         let listener = revocation::spawn(connector.pubsub.clone(), codec.channel(), local.clone());
+        let health = Arc::new(Health::default());
+        let health_check = health::spawn(
+            connector.clone(),
+            local.clone(),
+            health.clone(),
+            metrics.clone(),
+        );
         Ok(Self {
             connector,
             codec,
@@ -139,19 +155,17 @@ impl RedisStore {
             ttl: session.ttl,
             idle: session.idle,
             listener,
+            health,
+            health_check,
+            serves_stale: !stale.is_zero(),
             metrics,
         })
     }
 
-    /// Ready: Redis answers a PING within the command timeout, and this
-    /// replica hears revocations (else it could serve a revoked session).
-    pub async fn ready(&self) -> bool {
-        self.local.subscribed()
-            && self
-                .connector
-                .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-                .await
-                .is_ok()
+    /// Up: Redis answered the last PING (every quarter second) within the
+    /// command timeout, and this replica hears revocations.
+    pub fn up(&self) -> bool {
+        self.health.up()
     }
 
     async fn publish(&self, message: String) {
@@ -193,72 +207,13 @@ impl RedisStore {
         };
         Ok(Some(self.local.put_read_user(user, ticket)))
     }
-}
 
-impl Drop for RedisStore {
-    fn drop(&mut self) {
-        self.listener.abort();
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    d.as_millis().clamp(1, u64::MAX as u128) as u64
-}
-
-impl SessionStore for RedisStore {
-    async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
-        let id = SessionId::generate().map_err(StoreError::Random)?;
-        let hash = session_hash(&id);
-        let openid = user.key().to_owned();
-        let (user_key, user_text) = (self.codec.user_key(&openid), self.codec.user(&user)?);
-        let ttl_ms = millis(self.ttl);
-        let stored: String = self
-            .connector
-            .run(|mut c| async move {
-                LOGIN
-                    .key(&user_key)
-                    .arg(&user_text)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        let stored = self.codec.parse_user(&stored).ok_or_else(|| {
-            StoreError::Unavailable("the stored user record is unreadable".to_owned())
-        })?;
-
-        let session_key = self.codec.session_key(&hash);
-        // The generation as stored: a revocation racing this login wins.
-        let session = self.codec.session(&stored, now_ms() + ttl_ms);
-        let px = millis(self.idle.map_or(self.ttl, |idle| idle.min(self.ttl)));
-        self.connector
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(&session_key)
-                    .arg(&session)
-                    .arg("PX")
-                    .arg(px)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await?;
-
-        self.publish(revocation::user_message(&openid)).await;
-        // In place: this replica's cached sessions of the user see the new key.
-        Ok((id, self.local.put_written_user(stored)))
-    }
-
-    async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
-        let hash = session_hash(id);
-        let hit = self.local.get(&hash);
-        self.metrics.lookup(Layer::Local, hit.is_some());
-        if let Some(hit) = hit {
-            return Ok(Some(Resolved {
-                id: *id,
-                user: hit.user,
-                expires_in: hit.expires_in,
-            }));
-        }
+    /// The session from Redis (and its user), cached locally when found.
+    async fn read_session(
+        &self,
+        id: &SessionId,
+        hash: [u8; 32],
+    ) -> Result<Option<Resolved>, StoreError> {
         // Taken before the read: a logout landing while it is in flight
         // must not be undone by caching what it found.
         let ticket = self.local.ticket();
@@ -315,7 +270,85 @@ impl SessionStore for RedisStore {
             expires_in: left,
         }))
     }
+}
 
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+        self.health_check.abort();
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().clamp(1, u64::MAX as u128) as u64
+}
+
+impl SessionStore for RedisStore {
+    async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
+        let id = SessionId::generate().map_err(StoreError::Random)?;
+        let hash = session_hash(&id);
+        let openid = user.key().to_owned();
+        let (user_key, user_text) = (self.codec.user_key(&openid), self.codec.user(&user)?);
+        let ttl_ms = millis(self.ttl);
+        let stored: String = self
+            .connector
+            .run(|mut c| async move {
+                LOGIN
+                    .key(&user_key)
+                    .arg(&user_text)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let stored = self.codec.parse_user(&stored).ok_or_else(|| {
+            StoreError::Unavailable("the stored user record is unreadable".to_owned())
+        })?;
+
+        let session_key = self.codec.session_key(&hash);
+        // The generation as stored: a revocation racing this login wins.
+        let session = self.codec.session(&stored, now_ms() + ttl_ms);
+        let px = millis(self.idle.map_or(self.ttl, |idle| idle.min(self.ttl)));
+        self.connector
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&session_key)
+                    .arg(&session)
+                    .arg("PX")
+                    .arg(px)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await?;
+
+        self.publish(revocation::user_message(&openid)).await;
+        // In place: this replica's cached sessions of the user see the new key.
+        Ok((id, self.local.put_written_user(stored)))
+    }
+
+    async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
+        let hash = session_hash(id);
+        let hit = self.local.get(&hash);
+        let fresh = hit.as_ref().is_some_and(|hit| hit.fresh);
+        self.metrics.lookup(Layer::Local, fresh);
+        let resolved = |hit: Hit| Resolved {
+            id: *id,
+            user: hit.user,
+            expires_in: hit.expires_in,
+        };
+        match hit {
+            Some(hit) if hit.fresh => Ok(Some(resolved(hit))),
+            // Past local_ttl (`stale_if_error`): Redis decides, unless it cannot.
+            Some(stale) => match self.read_session(id, hash).await {
+                Err(StoreError::Unavailable(_)) if self.serves_stale => {
+                    self.metrics.stale_served();
+                    Ok(Some(resolved(stale)))
+                }
+                read => read,
+            },
+            None => self.read_session(id, hash).await,
+        }
+    }
     async fn logout(&self, id: &SessionId) -> Result<(), StoreError> {
         let hash = session_hash(id);
         let key = self.codec.session_key(&hash);
