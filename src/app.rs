@@ -87,7 +87,7 @@ impl Live {
                 None => identity,
             },
             session_header: config.session.header.clone(),
-            upstreams: UpstreamRoutes::new(&config.upstreams),
+            upstreams: UpstreamRoutes::new(&config.upstreams, &config.routes.normalize),
             drain_timeout: config.server.drain_timeout,
         }
     }

@@ -42,6 +42,14 @@ pub struct PathPolicy {
     pub merge_slashes: bool,
 }
 
+impl PathPolicy {
+    /// Neither `;params` nor encoded slashes pass: a canonical path then
+    /// has exactly one reading, and routing reads it as it is.
+    pub fn is_strict(&self) -> bool {
+        !self.allow_path_params && !self.keep_encoded_slashes
+    }
+}
+
 impl Default for PathPolicy {
     fn default() -> Self {
         Self {

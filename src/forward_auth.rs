@@ -172,14 +172,12 @@ mod tests {
             headers.append(*name, HeaderValue::from_bytes(value).unwrap());
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let upstreams = UpstreamRoutes::new(
-            &crate::config::Config::parse(
-                "[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n",
-                &|_| None,
-            )
-            .unwrap()
-            .upstreams,
-        );
+        let config = crate::config::Config::parse(
+            "[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n",
+            &|_| None,
+        )
+        .unwrap();
+        let upstreams = UpstreamRoutes::new(&config.upstreams, &config.routes.normalize);
         Question::from_parts(&routes(), &upstreams, &method, envoy, &headers)
             .map(|q| q.public)
             .map_err(|e| e.code())

@@ -50,28 +50,39 @@ pub struct Routes {
 
 /// Public routes: normalised prefixes, each with the one method it allows, if any.
 #[derive(Debug, Clone, Default)]
-pub struct PublicRoutes(Vec<(Option<Method>, String)>);
+pub struct PublicRoutes {
+    routes: Vec<(Option<Method>, String)>,
+    /// The path policy is strict: a canonical path has one reading.
+    strict: bool,
+}
 
 impl PublicRoutes {
-    pub fn new(routes: &[PublicRoute]) -> Self {
-        Self(
-            routes
+    pub fn new(routes: &[PublicRoute], policy: &PathPolicy) -> Self {
+        Self {
+            routes: routes
                 .iter()
                 .map(|p| (p.method.clone(), prefix(&p.path)))
                 .collect(),
-        )
+            strict: policy.is_strict(),
+        }
     }
 
     /// Whether every reading of the canonical `path` is under one prefix
     /// that allows `method`.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        if self.0.is_empty() {
+        if self.routes.is_empty() {
             return false;
         }
+        let allows = |allowed: &Option<Method>| allowed.as_ref().is_none_or(|m| m == method);
+        if self.strict {
+            return self
+                .routes
+                .iter()
+                .any(|(allowed, prefix)| allows(allowed) && under(path, prefix));
+        }
         let readings = readings(path);
-        self.0.iter().any(|(allowed, prefix)| {
-            allowed.as_ref().is_none_or(|m| m == method)
-                && readings.iter().all(|reading| under(reading, prefix))
+        self.routes.iter().any(|(allowed, prefix)| {
+            allows(allowed) && readings.iter().all(|reading| under(reading, prefix))
         })
     }
 }
@@ -86,7 +97,7 @@ impl Routes {
             phone: config.phone.clone(),
             session: config.session.clone(),
             auth: config.auth.clone(),
-            public: PublicRoutes::new(&config.public),
+            public: PublicRoutes::new(&config.public, &config.normalize),
             normalize: config.normalize,
         }
     }
@@ -98,7 +109,11 @@ impl Routes {
 
     /// The route of a canonical path (`canonical_path::canonicalize`).
     pub fn classify(&self, method: &Method, canonical: &str) -> Route {
-        let path = &*routing_form(canonical);
+        let path = match self.normalize.is_strict() {
+            true => std::borrow::Cow::Borrowed(canonical),
+            false => routing_form(canonical),
+        };
+        let path = &*path;
         if path == self.login {
             Route::Login
         } else if path == self.logout {

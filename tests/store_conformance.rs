@@ -55,7 +55,13 @@ where
         Sessions::Memory(MemoryStore::new(&memory, StoreMetrics::default()))
     }))
     .await;
-    for local_ttl in [Duration::from_secs(5), Duration::ZERO] {
+    // With the local cache, without, and with stale_if_error (which must
+    // change nothing while Redis answers).
+    for (local_ttl, stale_if_error) in [
+        (Duration::from_secs(5), None),
+        (Duration::ZERO, None),
+        (Duration::from_secs(5), Some(Duration::from_secs(60))),
+    ] {
         let server = RedisServer::start();
         let redis = RedisConfig {
             nodes: RedisNodes::Single(server.url()),
@@ -63,6 +69,7 @@ where
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             local_ttl,
+            stale_if_error,
             store_key: None,
         };
         let session = config.clone();
@@ -82,6 +89,7 @@ where
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
         local_ttl: Duration::ZERO,
+        stale_if_error: None,
         store_key: None,
     };
     case(Box::new(move || {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::canonical_path::routing_form;
+use crate::canonical_path::{PathPolicy, routing_form};
 use crate::config::UpstreamConfig;
 use crate::route::{PublicRoutes, under};
 
@@ -41,10 +41,12 @@ impl UpstreamRoute {
 pub struct UpstreamRoutes {
     /// Longest prefix first.
     routes: Vec<UpstreamRoute>,
+    /// The path policy is strict: routing reads a canonical path as it is.
+    strict: bool,
 }
 
 impl UpstreamRoutes {
-    pub fn new(configs: &[UpstreamConfig]) -> Self {
+    pub fn new(configs: &[UpstreamConfig], policy: &PathPolicy) -> Self {
         let mut routes: Vec<UpstreamRoute> = configs
             .iter()
             .enumerate()
@@ -52,16 +54,22 @@ impl UpstreamRoutes {
                 index,
                 prefix: config.prefix.clone(),
                 timeout: config.timeout,
-                public: PublicRoutes::new(&config.public),
+                public: PublicRoutes::new(&config.public, policy),
             })
             .collect();
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
-        Self { routes }
+        Self {
+            routes,
+            strict: policy.is_strict(),
+        }
     }
 
     /// The upstream for a canonical `path`; `None` when no prefix covers it.
     pub fn find(&self, path: &str) -> Option<&UpstreamRoute> {
-        let path = routing_form(path);
+        let path = match self.strict {
+            true => Cow::Borrowed(path),
+            false => routing_form(path),
+        };
         self.routes.iter().find(|route| under(&path, &route.prefix))
     }
 }
@@ -106,7 +114,8 @@ mod tests {
 
     fn routes(extra: &str) -> UpstreamRoutes {
         let text = format!("[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n{extra}");
-        UpstreamRoutes::new(&Config::parse(&text, &|_| None).unwrap().upstreams)
+        let config = Config::parse(&text, &|_| None).unwrap();
+        UpstreamRoutes::new(&config.upstreams, &config.routes.normalize)
     }
 
     #[test]
