@@ -728,3 +728,131 @@ async fn a_second_process_on_the_same_port_fails_with_one_line_naming_it() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("server.listen"), "{lines:?}");
 }
+
+/// nginx in front of `replicas`, retrying a request another replica when
+/// one refuses or drops the connection (its default for GETs); `/_generation`
+/// answers `generation`, to tell when a reload has taken effect.
+fn front(listen: SocketAddr, replicas: &[&Process], generation: usize) -> String {
+    let servers: String = replicas
+        .iter()
+        .map(|p| format!("  server {};\n", p.addr))
+        .collect();
+    format!(
+        "upstream wxgate {{\n{servers}  keepalive 16;\n}}\n\
+         server {{\n listen {listen};\n \
+         location = /_generation {{ return 200 '{generation}'; }}\n \
+         location / {{\n  proxy_pass http://wxgate;\n  proxy_http_version 1.1;\n  \
+         proxy_set_header Connection \"\";\n  proxy_next_upstream error timeout http_502;\n }}\n}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_under_load_fails_no_request_and_loses_no_session() {
+    use common::nginx::{Nginx, free_addr};
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let redis = RedisServer::start();
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config
+        .redis(&redis.url())
+        .set("server", "drain_timeout", "\"5s\"");
+    let old = [Process::start(&config, &[]), Process::start(&config, &[])];
+    for p in &old {
+        p.until_ready().await;
+    }
+    let listen = free_addr();
+    let nginx = Nginx::start_with_master(&front(listen, &[&old[0], &old[1]], 0), &[listen]).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{listen}{path}");
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(login(&http, url("/login"), &format!("roll{n}")).await);
+    }
+    let ids = Arc::new(ids);
+
+    // Four clients, each sending authenticated GETs back to back until
+    // told to stop, a connection to nginx each (a client's keep-alive
+    // connection closed by nginx's own reload is nginx's race, not wxgate's;
+    // nginx keeps its connections to wxgate alive).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (http, ids, stop, url) = (fresh.clone(), ids.clone(), stop.clone(), url("/x"));
+        clients.push(tokio::spawn(async move {
+            let (mut sent, mut failed) = (0usize, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let id = &ids[(c + sent) % ids.len()];
+                match http.get(&url).header("x-session-id", id).send().await {
+                    Ok(r) if r.status() == 200 => {}
+                    Ok(r) => failed.push(format!("{}", r.status())),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                sent += 1;
+            }
+            (sent, failed)
+        }));
+    }
+    let generation = |n: usize| {
+        let http = http.clone();
+        let url = url("/_generation");
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while http.get(&url).send().await.unwrap().text().await.unwrap() != n.to_string() {
+                assert!(Instant::now() < deadline, "nginx never reloaded");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Replace the replicas one at a time, as a Deployment's rollout does:
+    // the old one is told to stop (SIGTERM: it drains), its successor
+    // starts, the load balancer learns of it.
+    let [mut first, second] = old;
+    first.signal("TERM");
+    let third = Process::start(&config, &[]);
+    third.until_ready().await;
+    nginx.reload(&front(listen, &[&second, &third], 1));
+    generation(1).await;
+    assert!(first.wait(Duration::from_secs(10)).success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut second = second;
+    second.signal("TERM");
+    let fourth = Process::start(&config, &[]);
+    fourth.until_ready().await;
+    nginx.reload(&front(listen, &[&third, &fourth], 2));
+    generation(2).await;
+    assert!(second.wait(Duration::from_secs(10)).success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stop.store(true, Ordering::SeqCst);
+    let (mut sent, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (n, f) = client.await.unwrap();
+        sent += n;
+        failed.extend(f);
+    }
+    assert!(sent > 100, "only {sent} requests were sent");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    // Every session made before the rollout works on the new replicas.
+    for id in ids.iter() {
+        for p in [&third, &fourth] {
+            let r = http
+                .get(p.url("/x"))
+                .header("x-session-id", id)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "a session was lost in the rollout");
+        }
+    }
+}

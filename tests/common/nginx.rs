@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Nginx {
     child: Child,
     dir: PathBuf,
+    /// A master process with workers (graceful reloads), not one process.
+    master: bool,
 }
 
 /// A free loopback port for a `listen` directive.
@@ -25,20 +27,23 @@ impl Nginx {
     /// `{dir}` is replaced by nginx's own folder) and waits until each of
     /// `listening` accepts.
     pub async fn start(servers: &str, listening: &[SocketAddr]) -> Self {
+        Self::start_as(servers, listening, false).await
+    }
+
+    /// With a master process and a worker, as nginx runs in production: a
+    /// reload lets the old worker finish its connections (one process
+    /// alone drops them).
+    pub async fn start_with_master(servers: &str, listening: &[SocketAddr]) -> Self {
+        Self::start_as(servers, listening, true).await
+    }
+
+    async fn start_as(servers: &str, listening: &[SocketAddr], master: bool) -> Self {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("wxgate-nginx-{}-{run}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("nginx dir");
-        let d = dir.display();
-        let servers = servers.replace("{dir}", &d.to_string());
-        let main = format!(
-            "master_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{}}\nhttp {{\n access_log off;\n client_body_temp_path {d}/body;\n \
-             proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n \
-             uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{servers}\n}}\n"
-        );
-        std::fs::write(dir.join("nginx.conf"), main).expect("nginx.conf");
+        write_conf(&dir, servers, master);
         // Debian puts it in /usr/sbin, which a non-root PATH may lack.
         let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
             .into_iter()
@@ -60,16 +65,51 @@ impl Nginx {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        Self { child, dir }
+        Self { child, dir, master }
     }
 
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
+
+    /// Replaces the `server` blocks and reloads (SIGHUP, as `nginx -s
+    /// reload` sends): new connections get the new config; the caller
+    /// tells when it has taken effect.
+    pub fn reload(&self, servers: &str) {
+        write_conf(&self.dir, servers, self.master);
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+fn write_conf(dir: &std::path::Path, servers: &str, master: bool) {
+    let d = dir.display();
+    let servers = servers.replace("{dir}", &d.to_string());
+    let master = if master { "on" } else { "off" };
+    let main = format!(
+        "master_process {master};\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{}}\nhttp {{\n access_log off;\n client_body_temp_path {d}/body;\n \
+         proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n \
+         uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{servers}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), main).expect("nginx.conf");
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        if self.master {
+            // Fast shutdown: the master stops its workers, then itself.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
