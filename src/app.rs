@@ -253,7 +253,7 @@ impl App {
         // Forward-auth is told by its raw path: Envoy's original path after
         // the route is made canonical on its own.
         if let Some(form) = live.routes.forward_auth(request.uri().path()) {
-            return self.forward_auth(&live, &request, form, handled).await;
+            return Box::pin(self.forward_auth(&live, &request, form, handled)).await;
         }
         // One canonical path for every decision below and for the backend.
         let canonical = match canonicalize(request.uri().path(), live.routes.normalize())? {

@@ -89,10 +89,16 @@ pub enum PathError {
 
 /// The canonical form of `path`; borrowed when it is already canonical
 /// (the common case costs one pass over the bytes and no allocation).
+#[inline]
 pub fn canonicalize<'a>(path: &'a str, policy: &PathPolicy) -> Result<Cow<'a, str>, PathError> {
     if is_plain(path.as_bytes()) {
         return Ok(Cow::Borrowed(path));
     }
+    slow(path, policy)
+}
+
+#[inline(never)]
+fn slow<'a>(path: &'a str, policy: &PathPolicy) -> Result<Cow<'a, str>, PathError> {
     let out = canonicalize_slow(path, policy)?;
     Ok(if out == path {
         Cow::Borrowed(path)
@@ -102,36 +108,29 @@ pub fn canonicalize<'a>(path: &'a str, policy: &PathPolicy) -> Result<Cow<'a, st
 }
 
 /// Starts with `/`, only bytes that need no decision (RFC 3986 `pchar`
-/// without `%` and `;`), no `//`, no `.` or `..` segment.
+/// without `%` and `;`, and `/`), and no segment that is empty or starts
+/// with `.` (so no `//`, `.` or `..`; `/.well-known` takes the slow path,
+/// which finds it canonical).
+#[inline]
 fn is_plain(bytes: &[u8]) -> bool {
     if bytes.first() != Some(&b'/') {
         return false;
     }
-    // Bytes of the current segment so far, and whether all were dots.
-    let mut segment_len = 0usize;
-    let mut all_dots = true;
-    for &b in &bytes[1..] {
-        if b == b'/' {
-            if segment_len == 0 || (all_dots && segment_len <= 2) {
-                return false;
-            }
-            segment_len = 0;
-            all_dots = true;
-            continue;
-        }
-        if !PLAIN[usize::from(b)] {
+    let mut prev = 0u8;
+    for &b in bytes {
+        if !PLAIN[usize::from(b)] || (prev == b'/' && (b == b'/' || b == b'.')) {
             return false;
         }
-        segment_len += 1;
-        all_dots &= b == b'.';
+        prev = b;
     }
-    !(all_dots && (1..=2).contains(&segment_len))
+    true
 }
 
-/// RFC 3986 `pchar` less `%` (escapes need decoding) and `;` (parameters).
+/// RFC 3986 `pchar` less `%` (escapes need decoding) and `;` (parameters), and `/`.
 const PLAIN: [bool; 256] = {
     let mut table = [false; 256];
-    let allowed = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@";
+    let allowed =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/";
     let mut i = 0;
     while i < allowed.len() {
         table[allowed[i] as usize] = true;
