@@ -16,6 +16,9 @@ use crate::session::{InvalidIdentity, StoreError};
 use crate::wechat::{WeChatError, errcode};
 use crate::wxdata::DecryptError;
 
+/// On every error response wxgate makes itself, its `code`; never on a backend's.
+pub static WXGATE_ERROR: http::HeaderName = http::HeaderName::from_static("x-wxgate-error");
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
     #[error("no valid session")]
@@ -267,6 +270,10 @@ impl HttpError {
         let status = self.status();
         let mut response = body::json(status, &value);
         let headers = response.headers_mut();
+        // The mark of wxgate's own answers: a client tells them from its
+        // backend's by this header, never by the body (`proxy` removes a
+        // backend's own copy).
+        headers.insert(WXGATE_ERROR.clone(), HeaderValue::from_static(self.code()));
         if let Self::MethodNotAllowed { allow } = self {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }

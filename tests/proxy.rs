@@ -143,6 +143,14 @@ async fn upstream_status_and_headers_pass_through() {
     let response = gate.get("/download?bytes=12345", &id).send().await.unwrap();
     assert_eq!(response.headers()["content-length"], "12345");
     assert_eq!(response.bytes().await.unwrap().len(), 12345);
+    // A backend's answer never carries wxgate's mark, whatever it sends.
+    let forged = gate.get("/forged-mark", &id).send().await.unwrap();
+    assert_eq!(forged.status(), 401);
+    assert!(forged.headers().get("x-wxgate-error").is_none());
+    assert_eq!(
+        forged.text().await.unwrap(),
+        r#"{"code":"session_invalid"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::Body;
 use crate::config::UpstreamConfig;
 use crate::connection_timer::ConnectionTimer;
-use crate::error::HttpError;
+use crate::error::{HttpError, WXGATE_ERROR};
 use crate::hop_by_hop;
 
 mod body_end;
@@ -140,6 +140,9 @@ impl Upstream {
             tokio::spawn(tunnel(client, hyper::upgrade::on(&mut response)));
         }
         hop_by_hop::strip(response.headers_mut(), switching);
+        // Only wxgate marks its own answers: a backend's mark would make the
+        // client take the backend's 401 for wxgate's and send the request again.
+        response.headers_mut().remove(&WXGATE_ERROR);
         Ok(response.map(Either::Left))
     }
 

@@ -264,13 +264,20 @@ pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
     response.json().await.expect("JSON answer")
 }
 
-/// Asserts an error response: status, JSON `code`, and a non-empty message.
+/// Asserts an error response of wxgate's own: status, JSON `code`, a
+/// non-empty message, and the `X-Wxgate-Error` mark naming the same code.
 pub async fn assert_error(
     response: reqwest::Response,
     status: u16,
     code: &str,
 ) -> serde_json::Value {
     assert_eq!(response.status(), status, "expected {status} {code}");
+    let marks: Vec<_> = response
+        .headers()
+        .get_all("x-wxgate-error")
+        .iter()
+        .collect();
+    assert_eq!(marks, [code], "expected the mark of wxgate's {code}");
     let ct = response
         .headers()
         .get("content-type")

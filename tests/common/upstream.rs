@@ -9,6 +9,7 @@
 //! | `/hop`              | echoes, with hop-by-hop headers in the response         |
 //! | `/status/N`         | status N with `x-custom: kept`                          |
 //! | `/close`            | echoes with `Connection: close`, then closes            |
+//! | `/forged-mark`      | 401 `{"code":"session_invalid"}` with `X-Wxgate-Error`  |
 //! | anything else       | echoes                                                  |
 //!
 //! The echo is JSON: `{"method", "uri", "headers": [[name, value], ...]}`, with
@@ -164,6 +165,12 @@ async fn answer(mut req: Request<Incoming>) -> Response<Body> {
             headers.insert("x-end-to-end", "kept".parse().unwrap());
             response
         }
+        "/forged-mark" => Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("content-type", "application/json")
+            .header("x-wxgate-error", "session_invalid")
+            .body(Full::new(Bytes::from_static(br#"{"code":"session_invalid"}"#)).boxed())
+            .unwrap(),
         p if p.starts_with("/status/") => {
             let status = p["/status/".len()..].parse().unwrap_or(500);
             let mut response = echo(&req, StatusCode::from_u16(status).unwrap());
