@@ -51,12 +51,13 @@ describe('sessions', () => {
     assert.equal(wx.logins, 1);
   });
 
-  test('without a stored session, request logs in once and retries', async () => {
+  test('a cold request logs in first: no 401 round trip', async () => {
     const { wx, api } = setup();
     const res = await api.request({ url: '/me' });
     assert.equal(res.statusCode, 200);
     assert.equal(wx.logins, 1);
-    assert.equal(wx.requests, 3, '401, login, retry');
+    assert.equal(wx.requests, 2, 'the login, then the request');
+    assert.ok(wx.sent.every((o) => o.header[Object.keys(o.header).find((k) => /session-id/i.test(k))] !== ''));
   });
 
   test("the backend's own 401 is returned as it is, no login", async () => {
@@ -148,7 +149,7 @@ describe("mock mode's magic codes surface as documented", () => {
     wx.nextCodes.push('err-45011-g');
     await assert.rejects(api.request({ url: '/me' }), (e) => e.status === 429 && e.retryAfter === 1);
     assert.equal(wx.logins, 1);
-    assert.equal(wx.requests, 2, 'the 401, then the login; no retry');
+    assert.equal(wx.requests, 1, 'the login; no retry, and no request without a session');
   });
 });
 
@@ -200,5 +201,131 @@ describe('a gateway configured otherwise', () => {
     assert.match(number.phoneNumber, /^138/);
     const profile = await api.decrypt({ getData: () => wx.encrypted({ nickName: 'Gw' }) });
     assert.equal(profile.nickName, 'Gw');
+  });
+});
+
+describe("the backend's answers are its own", () => {
+  for (const status of [401, 409, 429, 503]) {
+    test(`a backend ${status} with a wxgate-looking body is sent once and returned`, async () => {
+      const { wx, api } = setup();
+      await api.login();
+      const path = `/looks-like/${status}`;
+      const before = gateway.hits(path);
+      const res = await api.request({ url: path, method: 'POST', data: { pay: 1 } });
+      assert.equal(res.statusCode, status);
+      assert.equal(res.data.message, 'the backend, not wxgate');
+      assert.equal(gateway.hits(path) - before, 1, 'sent to the backend exactly once');
+      assert.equal(wx.logins, 1, 'no re-login');
+      assert.equal(res.header['x-wxgate-error'], undefined);
+    });
+  }
+
+  test("wxgate's own answers carry its mark, and only they are acted on", async () => {
+    const { wx, api } = setup();
+    wx.setStorageSync('wxgate_session_id', 'no-such-session-aaaaaaaaaaaaaaaaaaaaaaaaaaa');
+    const res = await api.request({ url: '/orders/1' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(wx.logins, 1);
+    assert.equal(wx.sent[0].url.endsWith('/orders/1'), true);
+    const first = await new Promise((resolve) =>
+      wx.request({ url: `${gateway.baseUrl}/orders/1`, header: { 'X-Session-Id': 'no-such' }, success: resolve }),
+    );
+    assert.equal(first.header['x-wxgate-error'], 'session_invalid');
+  });
+});
+
+describe("wx.request's options pass through", () => {
+  test('every option the library does not own arrives at wx.request', async () => {
+    const { wx, api } = setup();
+    await api.login();
+    const options = { url: '/me', method: 'PUT', data: 'raw', timeout: 5000, dataType: 'text', responseType: 'text', enableHttp2: true, enableCache: true, enableChunked: false, enableQuic: false };
+    const res = await api.request(options);
+    const sent = wx.sent[wx.sent.length - 1];
+    for (const key of Object.keys(options).filter((k) => k !== 'url')) assert.deepEqual(sent[key], options[key], key);
+    assert.equal(typeof res.data, 'string', 'dataType text: not parsed');
+    assert.equal(JSON.parse(res.data).method, 'PUT');
+    assert.equal(res.errMsg, 'request:ok');
+    assert.deepEqual(res.cookies, []);
+  });
+
+  test('timeout is honoured', async () => {
+    const { api } = setup();
+    await api.login();
+    await assert.rejects(api.request({ url: '/slow?ms=2000', timeout: 200 }), (e) => e instanceof WxgateError && e.code === 'network' && /timeout/.test(e.errMsg));
+  });
+
+  test('an arraybuffer body and the cookies come back as wx.request gives them', async () => {
+    const { api } = setup();
+    await api.login();
+    const res = await api.request({ url: '/bytes', responseType: 'arraybuffer' });
+    assert.ok(res.data instanceof ArrayBuffer);
+    assert.deepEqual([...new Uint8Array(res.data)], [0, 1, 2, 3, 250, 251, 252, 253]);
+    assert.deepEqual(res.cookies, ['seen=1; Path=/']);
+  });
+});
+
+describe('encrypted data is fetched after the login whose key decrypts it', () => {
+  async function openidOf(api) {
+    return (await api.request({ url: '/me' })).data.headers['x-wx-openid'];
+  }
+
+  test('the gateway lost the session: log in, fetch again, then decrypt', async () => {
+    const { wx, api } = setup();
+    await api.login();
+    await gateway.adminLogout(await openidOf(api));
+    wx.events.length = 0;
+    const sentKeys = [];
+    const profile = await api.decrypt({
+      getData: () => {
+        sentKeys.push(wx.currentCode);
+        return wx.encrypted({ nickName: 'Lin' });
+      },
+    });
+    assert.equal(profile.nickName, 'Lin');
+    assert.deepEqual(wx.events, ['checkSession', 'getData', 'login', 'getData']);
+    assert.equal(wx.logins, 2);
+    // The data that succeeded was made with the key of the login before it.
+    assert.equal(sentKeys[1], wx.currentCode);
+    assert.notEqual(sentKeys[0], sentKeys[1]);
+  });
+
+  test('the plain form after a lost session: a login, then a clear session_invalid', async () => {
+    const { wx, api } = setup();
+    await api.login();
+    await gateway.adminLogout(await openidOf(api));
+    const data = wx.encrypted({ nickName: 'x' });
+    await assert.rejects(api.decrypt(data), (e) => e instanceof WxgateError && e.status === 401 && e.code === 'session_invalid' && /fetch the data again/.test(e.message));
+    assert.equal(wx.logins, 2, 'logged in, so the data fetched next is for the new key');
+    const again = await api.decrypt(wx.encrypted({ nickName: 'again' }));
+    assert.equal(again.nickName, 'again');
+  });
+});
+
+describe('a gateway with its own route paths', () => {
+  let custom;
+  before(async () => {
+    custom = await startGateway({
+      routes: { login: '"/signin"', logout: '"/signout"', decrypt: '"/_wxgate/dec"', phone: '"/_wxgate/tel"', session: '"/_wxgate/check"' },
+    });
+  });
+  after(async () => {
+    await custom.stop();
+  });
+
+  test('every route is followed from the options that mirror [routes]', async () => {
+    const routes = { login: '/signin', logout: '/signout', decrypt: '/_wxgate/dec', phone: '/_wxgate/tel', session: '/_wxgate/check' };
+    const { wx, api } = setup({ routes }, () => custom);
+    const profile = await api.decrypt({ getData: () => wx.encrypted({ nickName: 'Route' }) });
+    assert.equal(profile.nickName, 'Route');
+    assert.match((await api.phone('button-code-3')).phoneNumber, /^138/);
+    assert.equal((await api.checkSession()).valid, true);
+    const id = api.sessionId();
+    await api.logout();
+    const res = await new Promise((resolve) =>
+      wx.request({ url: `${custom.baseUrl}/me`, header: { 'X-Session-Id': id }, success: resolve }),
+    );
+    assert.equal(res.statusCode, 401);
+    const paths = wx.sent.map((o) => new URL(o.url).pathname);
+    for (const path of Object.values(routes)) assert.ok(paths.includes(path), `${path} in ${paths}`);
   });
 });

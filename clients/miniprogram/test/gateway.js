@@ -1,6 +1,9 @@
 // Starts the REAL wxgate binary in mock mode on free ports, with a small
-// echo backend in front of which it runs (the backend answers with the
-// headers it received, `/status/N` with status N).
+// echo backend in front of which it runs. The backend answers with what it
+// received; `/status/N` with status N; `/looks-like/N` with status N and
+// a body (and Retry-After) just like one of wxgate's, but without its
+// mark; `/slow?ms=N` after N ms; `/bytes` with eight raw bytes and a cookie.
+// It counts the requests it got per path (`backend.hits`).
 'use strict';
 
 const { spawn } = require('node:child_process');
@@ -13,12 +16,35 @@ const ROOT = path.resolve(__dirname, '../../..');
 const BIN = process.env.WXGATE_BIN || path.join(ROOT, 'target/debug/wxgate');
 const APPID = 'wxclienttest0001';
 
+const LOOKALIKE = { 401: 'session_invalid', 409: 'session_key_stale', 429: 'login_rate_limited', 503: 'overloaded' };
+
 function echoBackend() {
+  const hits = new Map();
   const server = http.createServer((req, res) => {
-    const status = /^\/status\/(\d{3})$/.exec(req.url);
-    res.writeHead(status ? Number(status[1]) : 200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
+    const path = req.url.split('?')[0];
+    hits.set(path, (hits.get(path) || 0) + 1);
+    const status = /^\/status\/(\d{3})$/.exec(path);
+    const lookalike = /^\/looks-like\/(\d{3})$/.exec(path);
+    const slow = /^\/slow$/.test(path) && Number(new URL(req.url, 'http://x').searchParams.get('ms'));
+    const echo = () => JSON.stringify({ method: req.method, url: req.url, headers: req.headers });
+    if (lookalike) {
+      const n = Number(lookalike[1]);
+      res.writeHead(n, { 'content-type': 'application/json', 'retry-after': '1' });
+      res.end(JSON.stringify({ code: LOOKALIKE[n], message: 'the backend, not wxgate' }));
+    } else if (path === '/bytes') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'set-cookie': 'seen=1; Path=/' });
+      res.end(Buffer.from([0, 1, 2, 3, 250, 251, 252, 253]));
+    } else if (slow) {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(echo());
+      }, slow);
+    } else {
+      res.writeHead(status ? Number(status[1]) : 200, { 'content-type': 'application/json' });
+      res.end(echo());
+    }
   });
+  server.hits = hits;
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
@@ -70,6 +96,13 @@ async function startGateway(extra = {}, appended = '') {
     adminUrl: `http://${addrs.admin}`,
     appid: APPID,
     logs,
+    /** Requests the backend got for `path`. */
+    hits: (path) => backend.hits.get(path) || 0,
+    /** The operator's "log this user out everywhere" (the admin port). */
+    async adminLogout(openid) {
+      const res = await fetch(`http://${addrs.admin}/users/${openid}/logout`, { method: 'POST' });
+      if (!res.ok) throw new Error(`admin logout: ${res.status}`);
+    },
     /** One sample of the admin port's /metrics, 0 when absent. */
     async metric(series) {
       const text = await (await fetch(`http://${addrs.admin}/metrics`)).text();

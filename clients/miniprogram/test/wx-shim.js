@@ -54,26 +54,54 @@ function createWx({ user, appid }) {
       return { encryptedData: data.toString('base64'), iv: iv.toString('base64') };
     },
 
-    request({ url, method = 'GET', data, header = {}, success, fail }) {
+    /** Every wx.request's options, as the library passed them. */
+    sent: [],
+
+    // As wx.request documents it: `timeout` (ms, default 60000), `dataType`
+    // (`json`: parse, anything else: text), `responseType` (`text` or
+    // `arraybuffer`); success gets {data, statusCode, header, cookies, errMsg}.
+    request(options) {
+      const { url, method = 'GET', data, header = {}, success, fail, timeout = 60000 } = options;
       shim.requests += 1;
-      const body = data === undefined ? undefined : typeof data === 'string' ? data : JSON.stringify(data);
+      shim.sent.push(options);
+      const body =
+        data === undefined ? undefined : typeof data === 'string' || data instanceof ArrayBuffer ? Buffer.from(data) : JSON.stringify(data);
       const headers = Object.assign({}, header);
       if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
+      let done = false;
+      const finish = (f) => {
+        if (!done) {
+          done = true;
+          f();
+        }
+      };
       const req = http.request(url, { method, headers }, (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch (_) {
-            // wx.request leaves a body that is not JSON as text
+          const bytes = Buffer.concat(chunks);
+          let parsed;
+          if (options.responseType === 'arraybuffer') {
+            parsed = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+          } else {
+            parsed = bytes.toString('utf8');
+            if ((options.dataType || 'json') === 'json') {
+              try {
+                parsed = JSON.parse(parsed);
+              } catch (_) {
+                // wx.request leaves a body that is not JSON as text
+              }
+            }
           }
-          success({ statusCode: res.statusCode, data: parsed, header: res.headers });
+          const cookies = [].concat(res.headers['set-cookie'] || []);
+          finish(() => success({ statusCode: res.statusCode, data: parsed, header: res.headers, cookies, errMsg: 'request:ok' }));
         });
       });
-      req.on('error', (e) => fail({ errMsg: `request:fail ${e.message}` }));
+      req.setTimeout(timeout, () => {
+        req.destroy();
+        finish(() => fail({ errMsg: 'request:fail timeout' }));
+      });
+      req.on('error', (e) => finish(() => fail({ errMsg: `request:fail ${e.message}` })));
       if (body !== undefined) req.write(body);
       req.end();
     },
