@@ -55,7 +55,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
     login_limiter: LoginLimiter,
-    admin: AdminConfig,
+    /// Swapped whole by a reload: its token may be re-read (`admin.token_file`).
+    admin: ArcSwap<AdminConfig>,
     trusted_proxies: Vec<IpNet>,
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
@@ -113,7 +114,7 @@ impl App {
             metrics,
             request_ids: Arc::new(RequestIds::new()),
             login_limiter: LoginLimiter::new(&config.login),
-            admin: config.admin.clone(),
+            admin: ArcSwap::from_pointee(config.admin.clone()),
             trusted_proxies: config.server.trusted_proxies.clone(),
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
@@ -140,8 +141,8 @@ impl App {
         &self.sessions
     }
 
-    pub(crate) fn admin(&self) -> &AdminConfig {
-        &self.admin
+    pub(crate) fn admin(&self) -> Arc<AdminConfig> {
+        self.admin.load_full()
     }
 
     pub(crate) fn trusted_proxies(&self) -> &[IpNet] {
@@ -169,6 +170,17 @@ impl App {
     /// Takes the reloadable settings of `config`, which the caller has
     /// checked changes nothing else. Requests in flight finish on the old ones.
     pub fn reload(&self, config: &Config) {
+        // Secrets re-read from their files or the environment (the reload
+        // checked nothing else of the apps, the admin port or binding changed).
+        for app in &config.apps {
+            if let Some(running) = self.apps.get(&app.appid) {
+                running.wechat.set_secret(&app.secret);
+            }
+        }
+        self.admin.store(Arc::new(config.admin.clone()));
+        if let (Some(binding), Some(new)) = (&self.binding, &config.binding) {
+            binding.set_token(new.token.clone());
+        }
         let former = self.live.load();
         self.live.store(Arc::new(Live::new(config, Some(&former))));
     }
@@ -204,7 +216,7 @@ impl App {
             "starting"
         } else if self.draining.load(Ordering::Relaxed) {
             "draining"
-        } else if self.admin.ready_requires_store && store == "down" {
+        } else if self.admin.load().ready_requires_store && store == "down" {
             "store_unavailable"
         } else {
             "ready"

@@ -36,6 +36,7 @@ use serde_json::json;
 
 use crate::config::BindingConfig;
 use crate::error::describe;
+use crate::secret::Secret;
 use crate::session::{BoundId, SessionStore, UserRecord, UserUpdate};
 use crate::single_flight::SingleFlight;
 
@@ -57,6 +58,8 @@ pub type BindingMetrics = Family<[(&'static str, &'static str); 1], Counter>;
 pub struct Binding {
     http: reqwest::Client,
     config: BindingConfig,
+    /// `binding.token`, replaced by a reload that re-read it (`binding.token_file`).
+    token: arc_swap::ArcSwap<Option<Secret>>,
     inflight: SingleFlight<Bound>,
     metrics: BindingMetrics,
 }
@@ -72,9 +75,14 @@ impl Binding {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             config: config.clone(),
+            token: arc_swap::ArcSwap::from_pointee(config.token.clone()),
             inflight: SingleFlight::new(),
             metrics,
         })
+    }
+
+    pub fn set_token(&self, token: Option<Secret>) {
+        self.token.store(std::sync::Arc::new(token));
     }
 
     /// Whether a failed or refused binding fails the login.
@@ -159,7 +167,7 @@ impl Binding {
             .post(self.config.url.clone())
             .header("content-type", "application/json")
             .body(body.to_string());
-        if let Some(token) = &self.config.token {
+        if let Some(token) = self.token.load().as_ref() {
             request = request.bearer_auth(token.expose());
         }
         let (result, answer) = match request.send().await {

@@ -55,6 +55,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::CheckConfig) => {
+            for warning in &config.warnings {
+                eprintln!("wxgate: {}: warning: {warning}", cli.config.display());
+            }
             println!("{}: ok", cli.config.display());
             ExitCode::SUCCESS
         }
@@ -82,6 +85,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config, path: PathBuf, log_level: LogLevel) -> anyhow::Result<()> {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let server = Server::bind(&config).await?;
     let addr = server.local_addr()?;
     let admin = server.admin_addr()?;

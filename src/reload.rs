@@ -3,10 +3,12 @@
 //! What can change safely takes effect for the next request: `[routes]`
 //! (the reserved prefix too), `[headers]`, `session.header`,
 //! `session.forward_session_header`, each upstream's `timeout` and `public`
-//! routes, `server.drain_timeout` and `log.level`. Anything else
-//! (addresses, threads, the upstreams' URLs and prefixes, the apps and
-//! their credentials, the session store, lifetimes, `[binding]`, the admin
-//! token) would need new sockets, clients or stored data, so a
+//! routes, `server.drain_timeout`, `log.level`, and the secrets — the apps'
+//! AppSecrets, the admin and binding tokens — re-read from their files
+//! (`*_file`) or the environment, swapped in place. Anything else
+//! (addresses, threads, the upstreams' URLs and prefixes, the apps, the
+//! session store and its key, lifetimes, `[binding]`) would need new
+//! sockets, clients or stored data, so a
 //! file that changes it is refused as a whole: the old config stays, and
 //! the error names the first key that needs a restart. A file that does
 //! not load is refused the same way; nothing half-applies.
@@ -63,6 +65,20 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fixed.session.forward_session_header = old.session.forward_session_header;
     fixed.server.drain_timeout = old.server.drain_timeout;
     fixed.log.level = old.log.level.clone();
+    fixed.warnings = old.warnings.clone();
+    // Secrets, re-read from their files (or the environment) on every load,
+    // are swapped in place: rotating one needs no restart.
+    fixed.admin.token = old.admin.token.clone();
+    if let (Some(new), Some(old)) = (&mut fixed.binding, &old.binding) {
+        new.token = old.token.clone();
+    }
+    if fixed.apps.len() == old.apps.len() {
+        for (new, old) in fixed.apps.iter_mut().zip(&old.apps) {
+            if new.appid == old.appid {
+                new.secret = old.secret.clone();
+            }
+        }
+    }
     // The same upstreams (one pool each) may change their timeouts and public routes.
     if fixed.upstreams.len() == old.upstreams.len() {
         for (new, old) in fixed.upstreams.iter_mut().zip(&old.upstreams) {
@@ -226,6 +242,9 @@ public = ["/public"]
             "4000\"\ntimeout = \"2s\"\npublic = [\"/shop/s\"]\n",
         );
         assert_eq!(needs_restart(&old, &several(&timeout, CLUB)), None);
+        // A secret from another variable (or file): swapped in place.
+        let other_secret = CLUB.replace("\"CLUB\"", "\"OTHER\"");
+        assert_eq!(needs_restart(&old, &several(SHOP, &other_secret)), None);
         for (upstream, app, key) in [
             ("", CLUB, "upstreams"),
             (&SHOP.replace("4000", "4001") as &str, CLUB, "upstream.url"),
@@ -237,11 +256,6 @@ public = ["/public"]
             ),
             (&format!("{SHOP}upgrades = []\n"), CLUB, "upstream.upgrades"),
             (SHOP, "", "apps"),
-            (
-                SHOP,
-                &CLUB.replace("\"CLUB\"", "\"OTHER\""),
-                "apps.secret_env",
-            ),
             (SHOP, &CLUB.replace("wxclub", "wxclub2"), "apps.appid"),
             (SHOP, &format!("{CLUB}timeout = \"9s\"\n"), "apps.timeout"),
         ] {
@@ -250,6 +264,17 @@ public = ["/public"]
                 Some(key),
                 "{upstream}{app}"
             );
+        }
+    }
+
+    #[test]
+    fn secrets_reload_in_place() {
+        let old = with("");
+        for change in [
+            "[wechat]\nsecret = \"other\"",
+            "[admin]\ntoken = \"0123456789abcdef0\"",
+        ] {
+            assert_eq!(needs_restart(&old, &with(change)), None, "{change}");
         }
     }
 
@@ -263,13 +288,11 @@ public = ["/public"]
                 "[upstream]\nurl = \"http://127.0.0.1:4000\"",
                 "upstream.url",
             ),
-            ("[wechat]\nsecret = \"other\"", "wechat.secret"),
             ("[wechat]\ntimeout = \"9s\"", "wechat.timeout"),
             ("[session]\nttl = \"1h\"", "session.ttl"),
             ("[session]\ncapacity = 5", "session"),
             ("[admin]\nlisten = \"127.0.0.1:1\"", "admin.listen"),
             ("[log]\nformat = \"json\"", "log.format"),
-            ("[admin]\ntoken = \"0123456789abcdef0\"", "admin.token"),
             ("[binding]\nurl = \"http://127.0.0.1:1/bind\"", "binding"),
         ] {
             assert_eq!(needs_restart(&old, &with(change)), Some(key), "{change}");

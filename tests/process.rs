@@ -569,6 +569,136 @@ async fn every_identity_header_name_since_start_stays_stripped_after_renames() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_files_and_a_sighup_re_reads_them() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let dir = temp_config("").with_extension("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (secret, token) = (dir.join("appsecret"), dir.join("admin-token"));
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    std::fs::write(&token, "first-admin-token-0001\n").unwrap();
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config
+        .unset("wechat", "secret")
+        .set(
+            "wechat",
+            "secret_file",
+            &format!("{:?}", secret.display().to_string()),
+        )
+        .set(
+            "admin",
+            "token_file",
+            &format!("{:?}", token.display().to_string()),
+        );
+    let gate = Process::start(&config, &[]);
+    gate.until_ready().await;
+    let http = reqwest::Client::new();
+    let status = |code: &'static str| {
+        let (http, url) = (http.clone(), gate.url("/login"));
+        async move {
+            let body = format!(r#"{{"code":"{code}"}}"#);
+            http.post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let admin = |token: &'static str| {
+        let (http, url) = (http.clone(), gate.admin_url("/users/o_nobody"));
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("file1").await, 200);
+    assert_eq!(admin("first-admin-token-0001").await, 404);
+
+    // Rotated in the mounted Secret: a SIGHUP takes both, no restart.
+    std::fs::write(&secret, "a-wrong-secret").unwrap();
+    std::fs::write(&token, "second-admin-token-02").unwrap();
+    gate.reload(&config.text());
+    gate.until_logged(&["config reloaded"]).await;
+    assert_eq!(status("file2").await, 502, "the new (wrong) secret is used");
+    assert_eq!(admin("first-admin-token-0001").await, 401);
+    assert_eq!(admin("second-admin-token-02").await, 404);
+    std::fs::write(&secret, SECRET).unwrap();
+    gate.reload(&config.text());
+    gate.until_logged(&["config reloaded"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status("file3").await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the right secret never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!gate.logs().contains(SECRET), "a secret reached a log line");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_config_refuses_placeholders_and_warns_on_a_secret_in_the_file() {
+    let run = |text: &str, env: &[(&str, &str)]| {
+        let path = temp_config(text);
+        let mut command = Command::new(BIN);
+        command.args(["check-config", "--config"]).arg(&path);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let _ = std::fs::remove_file(&path);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base =
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[wechat]\nappid = \"wx1234567890abcdef\"\n";
+    let (ok, err) = run(
+        base,
+        &[("WXGATE_WECHAT_SECRET", "replace-with-your-appsecret")],
+    );
+    assert!(
+        !ok && err.contains("wechat.secret") && err.contains("placeholder"),
+        "{err}"
+    );
+    let redis =
+        format!("{base}[session]\nstore = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n");
+    let example_key = "cmVwbGFjZS10aGlzLXdpdGgtMzItcmFuZG9tLWJ5dGU=";
+    let (ok, err) = run(
+        &redis,
+        &[
+            ("WXGATE_WECHAT_SECRET", "a-real-secret"),
+            ("WXGATE_STORE_KEY", example_key),
+        ],
+    );
+    assert!(
+        !ok && err.contains("WXGATE_STORE_KEY") && err.contains("example"),
+        "{err}"
+    );
+    let (ok, err) = run(&format!("{base}secret = \"in-the-file\"\n"), &[]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning") && err.contains("wechat.secret"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("in-the-file"),
+        "the secret itself was printed: {err}"
+    );
+    let (ok, err) = run(base, &[("WXGATE_WECHAT_SECRET", "a-real-secret")]);
+    assert!(ok && !err.contains("warning"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_request_id() {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;

@@ -17,6 +17,7 @@ use http::uri::Uri;
 
 use super::ConfigError;
 use super::raw::RawWechat;
+use super::secret_source;
 use crate::secret::Secret;
 
 /// Environment variable that overrides `wechat.secret`, so the secret can
@@ -57,6 +58,7 @@ struct Keys {
     single_app_keys: bool,
     appid: &'static str,
     secret: &'static str,
+    secret_file: &'static str,
     api_base: &'static str,
     timeout: &'static str,
     mode: &'static str,
@@ -67,6 +69,7 @@ const WECHAT: Keys = Keys {
     single_app_keys: true,
     appid: "wechat.appid",
     secret: "wechat.secret",
+    secret_file: "wechat.secret_file",
     api_base: "wechat.api_base",
     timeout: "wechat.timeout",
     mode: "wechat.mode",
@@ -77,6 +80,7 @@ const APPS: Keys = Keys {
     single_app_keys: false,
     appid: "apps.appid",
     secret: "apps.secret_env",
+    secret_file: "apps.secret_file",
     api_base: "apps.api_base",
     timeout: "apps.timeout",
     mode: "apps.mode",
@@ -157,8 +161,18 @@ impl WechatConfig {
             (None, true) => Some(SECRET_ENV),
             (None, false) => None,
         };
-        let from_env = secret_env.and_then(env).filter(|s| !s.is_empty());
-        let secret = Secret::new(from_env.or(raw.secret).unwrap_or_default());
+        let from_source = secret_source::secret(
+            keys.secret_file,
+            raw.secret_file.as_deref(),
+            secret_env,
+            env,
+        )
+        .map_err(|e| invalid(keys.secret_file, e.message()))?;
+        let secret = Secret::new(from_source.or(raw.secret).unwrap_or_default());
+        if mode == WechatMode::Live {
+            secret_source::not_placeholder(keys.secret, secret.expose())
+                .map_err(|e| invalid(keys.secret, e.message()))?;
+        }
         if mode == WechatMode::Live && secret.is_empty() {
             let message = match secret_env {
                 Some(name) if single_app_keys => format!(

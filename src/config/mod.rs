@@ -14,6 +14,7 @@ mod binding;
 mod observe;
 mod raw;
 mod routes;
+mod secret_source;
 mod sections;
 mod store;
 mod upstreams;
@@ -49,6 +50,9 @@ pub struct Config {
     pub binding: Option<BindingConfig>,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
     pub demo_echo_upstream: bool,
+    /// What is allowed but unwise (a secret written in the file), for
+    /// `check-config` to print and the log to warn about at start.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,24 +98,66 @@ impl Config {
     /// Parses and validates TOML text.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text)?;
+        let mut warnings = Vec::new();
+        // A secret written in the file travels with it: into the repository,
+        // the ConfigMap, every `kubectl describe`.
+        let inline_secret = raw.wechat.as_ref().is_some_and(|w| w.secret.is_some())
+            && env(SECRET_ENV).is_none_or(|v| v.is_empty());
+        if inline_secret {
+            warnings.push(format!(
+                "wechat.secret is written in the config file: put it in the {SECRET_ENV} \
+                 environment variable or in wechat.secret_file (a mounted Secret) instead"
+            ));
+        }
+        if raw.admin.token.is_some() {
+            warnings.push(format!(
+                "admin.token is written in the config file: put it in the {ADMIN_TOKEN_ENV} \
+                 environment variable or in admin.token_file instead"
+            ));
+        }
         let server = ServerConfig::from_raw(raw.server)?;
         let upstreams = upstreams::from_raw(raw.upstream, raw.upstreams.unwrap_or_default())?;
         let apps = apps::from_raw(raw.wechat, raw.apps.unwrap_or_default(), env)?;
+        let store_key = secret_source::secret(
+            "session.store_key_file",
+            raw.session.store_key_file.as_deref(),
+            Some(STORE_KEY_ENV),
+            env,
+        )?;
+        let store_env = |name: &str| match name {
+            STORE_KEY_ENV => store_key.clone(),
+            other => env(other),
+        };
         let store = StoreConfig::from_raw(
             raw.session.store.clone(),
             raw.session.local_ttl.clone(),
             raw.session.stale_if_error.clone(),
             raw.redis,
-            env,
+            &store_env,
         )?;
         let session = SessionConfig::from_raw(raw.session)?;
         let routes = RoutesConfig::from_raw(raw.routes)?;
         let headers = HeadersConfig::from_raw(raw.headers, &session.header)?;
         let demo_echo_upstream = raw.demo.echo_upstream.unwrap_or(false);
-        let admin = AdminConfig::from_raw(raw.admin, env(ADMIN_TOKEN_ENV))?;
+        let admin_token = secret_source::secret(
+            "admin.token_file",
+            raw.admin.token_file.as_deref(),
+            Some(ADMIN_TOKEN_ENV),
+            env,
+        )?;
+        let admin = AdminConfig::from_raw(raw.admin, admin_token)?;
         let log = LogConfig::from_raw(raw.log, env(LOG_ENV))?;
         let login = LoginConfig::from_raw(raw.login)?;
-        let binding = BindingConfig::from_raw(raw.binding, env(BINDING_TOKEN_ENV))?;
+        let binding_token = match &raw.binding {
+            Some(binding) => secret_source::secret(
+                "binding.token_file",
+                binding.token_file.as_deref(),
+                Some(BINDING_TOKEN_ENV),
+                env,
+            )?,
+            None => None,
+        };
+        let binding = BindingConfig::from_raw(raw.binding, binding_token)?;
 
         if let Some(app) = apps.iter().find(|app| {
             app.mode == WechatMode::Mock
@@ -160,6 +206,7 @@ impl Config {
             login,
             binding,
             demo_echo_upstream,
+            warnings,
         })
     }
 }

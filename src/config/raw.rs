@@ -62,6 +62,7 @@ pub struct RawWechat {
     pub appid: Option<String>,
     pub secret: Option<String>,
     pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
     pub api_base: Option<String>,
     pub timeout: Option<String>,
     pub mode: Option<String>,
@@ -80,6 +81,7 @@ pub struct RawSession {
     pub store: Option<String>,
     pub local_ttl: Option<String>,
     pub stale_if_error: Option<String>,
+    pub store_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +141,7 @@ pub struct RawDemo {
 pub struct RawAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
+    pub token_file: Option<String>,
     pub ready_requires_store: Option<bool>,
 }
 
@@ -160,6 +163,7 @@ pub struct RawLog {
 #[serde(deny_unknown_fields)]
 pub struct RawBinding {
     pub url: Option<String>,
+    pub token_file: Option<String>,
     pub timeout: Option<String>,
     pub required: Option<bool>,
 }

@@ -145,6 +145,15 @@ impl RedisConfig {
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
             {
+                // The redis-fleet example's key, base64 of "replace-this-with-…":
+                // public, so it protects nothing.
+                Some(bytes) if bytes.starts_with(b"replace") => {
+                    return Err(ConfigError::invalid(
+                        STORE_KEY_ENV,
+                        "is the example's key, which everyone knows: make your own, e.g. \
+                         `head -c32 /dev/urandom | base64`",
+                    ));
+                }
                 Some(bytes) => Some(StoreKey(bytes)),
                 None => {
                     return Err(ConfigError::invalid(

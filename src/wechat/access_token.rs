@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use super::SharedSecret;
 use super::api::ApiClient;
 use super::{WeChatError, errcode};
 use crate::secret::Secret;
@@ -46,12 +47,12 @@ struct State {
 
 pub struct AccessTokens {
     appid: String,
-    secret: Secret,
+    secret: SharedSecret,
     state: Mutex<State>,
 }
 
 impl AccessTokens {
-    pub fn new(appid: &str, secret: &Secret) -> Self {
+    pub fn new(appid: &str, secret: &SharedSecret) -> Self {
         Self {
             appid: appid.to_owned(),
             secret: secret.clone(),
@@ -123,7 +124,7 @@ impl AccessTokens {
         let body = json!({
             "grant_type": "client_credential",
             "appid": self.appid,
-            "secret": self.secret.expose(),
+            "secret": self.secret.load().expose(),
             "force_refresh": force_refresh,
         });
         let reply: Reply = api.post("/cgi-bin/stable_token", &[], &body).await?;

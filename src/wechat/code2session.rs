@@ -14,13 +14,14 @@ struct Reply {
 
 impl LiveApi {
     pub async fn code2session(&self, code: &str) -> Result<WeChatSession, WeChatError> {
+        let secret = self.secret.load_full();
         let reply: Reply = self
             .api
             .get(
                 "/sns/jscode2session",
                 &[
                     ("appid", self.appid.as_str()),
-                    ("secret", self.secret.expose()),
+                    ("secret", secret.expose()),
                     ("js_code", code),
                     ("grant_type", "authorization_code"),
                 ],

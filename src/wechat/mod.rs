@@ -74,12 +74,16 @@ pub mod errcode {
     pub const SESSION_KEY_INVALID: i64 = 87009;
 }
 
+/// The app's AppSecret, shared by its calls and its token cache, and
+/// replaced in place when a reload re-reads it (`wechat.secret_file`).
+pub type SharedSecret = std::sync::Arc<arc_swap::ArcSwap<Secret>>;
+
 /// The live APIs: one HTTP client, one access-token cache.
 pub struct LiveApi {
     api: ApiClient,
     tokens: AccessTokens,
     appid: String,
-    secret: Secret,
+    secret: SharedSecret,
 }
 
 pub enum WeChat {
@@ -90,16 +94,27 @@ pub enum WeChat {
 impl WeChat {
     pub fn new(config: &WechatConfig, metrics: WechatMetrics) -> Result<Self, reqwest::Error> {
         Ok(match config.mode {
-            WechatMode::Live => Self::Live(Box::new(LiveApi {
-                api: ApiClient::new(config, metrics)?,
-                tokens: AccessTokens::new(&config.appid, &config.secret),
-                appid: config.appid.clone(),
-                secret: config.secret.clone(),
-            })),
+            WechatMode::Live => {
+                let secret: SharedSecret =
+                    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(config.secret.clone()));
+                Self::Live(Box::new(LiveApi {
+                    api: ApiClient::new(config, metrics)?,
+                    tokens: AccessTokens::new(&config.appid, &secret),
+                    appid: config.appid.clone(),
+                    secret,
+                }))
+            }
             WechatMode::Mock => Self::Mock(MockWeChat {
                 timeout: config.timeout,
             }),
         })
+    }
+
+    /// Uses `secret` from the next call on (a reload re-read it).
+    pub fn set_secret(&self, secret: &Secret) {
+        if let Self::Live(live) = self {
+            live.secret.store(std::sync::Arc::new(secret.clone()));
+        }
     }
 
     /// Trades a `wx.login()` code for the user's openid and session_key.

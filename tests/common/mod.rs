@@ -82,6 +82,14 @@ impl GateConfig {
         self
     }
 
+    /// Removes one key of a table.
+    pub fn unset(&mut self, table: &str, key: &str) -> &mut Self {
+        if let Some(keys) = self.tables.get_mut(table) {
+            keys.remove(key);
+        }
+        self
+    }
+
     /// An environment variable as wxgate's config loader would see it.
     pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.insert(key.to_owned(), value.to_owned());
