@@ -27,6 +27,7 @@ use crate::binding::Binding;
 use crate::body::{self, Body};
 use crate::canonical_path::canonicalize;
 use crate::config::{AdminConfig, Config};
+use crate::credentials::Credentials;
 use crate::error::HttpError;
 use crate::identity::IdentityHeaders;
 use crate::login::Login;
@@ -52,6 +53,8 @@ pub struct App {
     draining: AtomicBool,
     /// Set once the proxy's listeners serve (`/readyz` says "starting" before).
     started: AtomicBool,
+    /// What WeChat said of the apps' credentials at the last check.
+    credentials: Credentials,
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
     login_limiter: LoginLimiter,
@@ -111,6 +114,7 @@ impl App {
             upstreams: config.upstreams.iter().map(Upstream::new).collect(),
             draining: AtomicBool::new(false),
             started: AtomicBool::new(false),
+            credentials: Credentials::default(),
             metrics,
             request_ids: Arc::new(RequestIds::new()),
             login_limiter: LoginLimiter::new(&config.login),
@@ -204,28 +208,61 @@ impl App {
         self.started.store(true, Ordering::Release);
     }
 
-    /// `/readyz`: this replica's own state — 503 while starting or
-    /// draining, 200 otherwise, whatever the session store's state (named in
-    /// the body): a store every replica shares, in every replica's
-    /// readiness, would take them all out of the Service at once in its
-    /// outage, public routes included. `admin.ready_requires_store` puts
-    /// the store back in.
-    pub fn readiness(&self) -> Response<Body> {
+    /// Asks WeChat whether it accepts every app's credentials (at start and
+    /// after a reload); `/readyz` is 503 for those it refuses.
+    pub async fn check_credentials(&self) {
+        self.credentials.check(&self.apps).await;
+    }
+
+    /// `/readyz`: whether this replica can serve — 503 while starting or
+    /// draining, while WeChat refuses an app's credentials (checked at
+    /// start), or while a backend with a `ready_check` cannot serve; 200
+    /// otherwise, whatever the session store's state (named in the body):
+    /// a store every replica shares, in every replica's readiness, would
+    /// take them all out of the Service at once in its outage, public
+    /// routes included. `admin.ready_requires_store` puts the store back in.
+    pub async fn readiness(&self) -> Response<Body> {
         let store = self.sessions.state();
-        let status = if !self.started.load(Ordering::Acquire) {
+        let mut body = json!({ "store": store });
+        // Starting until the listeners serve and WeChat has answered about
+        // the credentials (at most `wechat.timeout`; mock mode at once).
+        let starting = !self.started.load(Ordering::Acquire) || !self.credentials.checked();
+        let status = if starting {
             "starting"
         } else if self.draining.load(Ordering::Relaxed) {
             "draining"
+        } else if let refused @ [_, ..] = &self.credentials.refused()[..] {
+            body["apps"] = json!(
+                refused
+                    .iter()
+                    .map(|(appid, code)| json!({"appid": appid, "errcode": code}))
+                    .collect::<Vec<_>>()
+            );
+            "wechat_misconfigured"
+        } else if let Some((prefix, why)) = self.unready_backend().await {
+            body["upstream"] = json!({ "prefix": prefix, "error": why });
+            "upstream_unavailable"
         } else if self.admin.load().ready_requires_store && store == "down" {
             "store_unavailable"
         } else {
             "ready"
         };
+        body["status"] = json!(status);
         let code = match status {
             "ready" => StatusCode::OK,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
-        body::json(code, &json!({ "status": status, "store": store }))
+        body::json(code, &body)
+    }
+
+    /// The first backend whose `ready_check` fails, and why.
+    async fn unready_backend(&self) -> Option<(&str, String)> {
+        for upstream in &self.upstreams {
+            if let Err(why) = upstream.ready().await {
+                return Some((upstream.prefix(), why));
+            }
+        }
+        None
     }
 
     /// The Prometheus exposition text.

@@ -50,6 +50,11 @@ impl Apps {
         Ok(Self { list })
     }
 
+    /// Every app, the default one first.
+    pub fn iter(&self) -> impl Iterator<Item = &MiniProgram> {
+        self.list.iter()
+    }
+
     pub fn get(&self, appid: &str) -> Option<&MiniProgram> {
         self.list.iter().find(|app| app.tag.appid() == appid)
     }

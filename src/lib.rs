@@ -15,6 +15,7 @@ pub mod body;
 pub mod canonical_path;
 pub mod config;
 mod connection_timer;
+mod credentials;
 mod decrypt;
 mod demo;
 pub mod error;

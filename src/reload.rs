@@ -50,6 +50,11 @@ impl Reloader {
         }
         self.app.reload(&new);
         *running = new;
+        // A secret may have been re-read: ask WeChat again.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let app = self.app.clone();
+            runtime.spawn(async move { app.check_credentials().await });
+        }
         Ok(())
     }
 }

@@ -133,6 +133,8 @@ impl Server {
         let (stop_admin, admin_stopped) = watch::channel(false);
         // The listeners were bound in `bind`: connections queue from now on.
         self.app.mark_started();
+        let app = self.app.clone();
+        tokio::spawn(async move { app.check_credentials().await });
         tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
         let serving: Vec<_> = self
             .listeners
@@ -158,6 +160,8 @@ impl Server {
         let (stop_admin, admin_stopped) = watch::channel(false);
         // The listeners were bound in `bind`: connections queue from now on.
         self.app.mark_started();
+        let app = self.app.clone();
+        tokio::spawn(async move { app.check_credentials().await });
         tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
         let mut listeners = self.listeners.into_iter();
         let Some(first) = listeners.next() else {

@@ -122,8 +122,11 @@ async fn a_redis_outage_is_503_not_401_and_heals_without_a_restart() {
     let (a, b) = (config.start().await, config.start().await);
     a.until_ready().await;
     b.until_ready().await;
+    let before = heard(&a).await;
     let cached = a.login("eve").await;
     let unseen = a.login("finn").await;
+    // A hears its own logins' messages too; a read racing one is not cached.
+    until_heard(&a, before + 1.0).await;
     assert_eq!(status(&a, &cached).await, 200);
 
     fleet.redis.kill();
@@ -317,26 +320,37 @@ async fn replica_behind_a_link(fleet: &Fleet) -> (Gate, Link) {
     (gate, link)
 }
 
-/// Holds B's Redis answers while `during` runs at A, until its revocation
-/// (a pub/sub message carrying `heard`) has reached B's subscription; then
-/// lets B's read (`read`, a request to B already sent) finish, and returns
-/// its status: it began before the change, so either answer is fair.
+/// Revocations B has heard and applied (its own count).
+async fn heard(b: &Gate) -> f64 {
+    common::metric(&b.metrics().await, "wxgate_store_revocations_heard_total")
+}
+
+/// Waits until B has applied more than `than` revocations.
+async fn until_heard(b: &Gate, than: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heard(b).await <= than {
+        assert!(Instant::now() < deadline, "B never heard the revocation");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Holds B's Redis answers while `during` runs at A, until B has applied
+/// the revocation it causes; then lets B's read (`read`, a request to B
+/// already sent) finish, and returns its status: it began before the
+/// change, so either answer is fair. The order is the race, made
+/// certain: B's read is in flight when the revocation lands, and ends after.
 async fn while_b_reads<F: std::future::Future>(
+    b: &Gate,
     link: &Link,
     read: impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
-    heard: &str,
     during: F,
 ) -> (u16, F::Output) {
     link.hold();
-    let (held, before) = (link.answers_held(), link.heard(heard));
+    let (held, before) = (link.answers_held(), heard(b).await);
     let read = tokio::spawn(read);
     link.until(Link::answers_held, held).await;
     let out = during.await;
-    link.until(|l| l.heard(heard), before).await;
-    // Time for B to apply the revocation before its read resumes, so that
-    // code which would cache the read afterwards gets to do it. (The fixed
-    // code is right in either order; this only makes the wrong one lose.)
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    until_heard(b, before).await;
     link.release();
     let status = read.await.unwrap().unwrap().status().as_u16();
     (status, out)
@@ -348,14 +362,17 @@ async fn a_logout_during_another_replica_s_read_is_never_undone() {
     let a = fleet.replica().await;
     let (b, link) = replica_behind_a_link(&fleet).await;
     for round in 0..15 {
+        let before = heard(&b).await;
         let id = a.login(&format!("race{round}")).await;
+        // The login's own message has reached B before the race begins.
+        until_heard(&b, before).await;
         let read = b.get("/x", &id).send();
         let logout = a
             .http
             .post(a.url("/logout"))
             .header("x-session-id", &id)
             .send();
-        let (first, logout) = while_b_reads(&link, read, "s:", logout).await;
+        let (first, logout) = while_b_reads(&b, &link, read, logout).await;
         assert_eq!(logout.unwrap().status(), 204);
         assert!([200, 401].contains(&first), "round {round}: {first}");
         assert_eq!(
@@ -375,10 +392,9 @@ async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
         serde_json::json!({"nickName": "n", "watermark": {"appid": common::APPID, "timestamp": 1}});
     for round in 0..10 {
         let user = format!("turn{round}");
-        let before = link.heard("u:");
+        let before = heard(&b).await;
         let id = a.login(&user).await;
-        // The login's own message has reached B before the race begins.
-        link.until(|l| l.heard("u:"), before).await;
+        until_heard(&b, before).await;
         // B reads the user's record (the operator's view: one Redis GET)
         // while A's new login rotates its key.
         let read = b
@@ -386,7 +402,7 @@ async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
             .get(b.admin_url(&format!("/users/{}", openid_of(&user))))
             .send();
         let code = format!("slow:1:{user}");
-        let (first, _) = while_b_reads(&link, read, "u:", a.login(&code)).await;
+        let (first, _) = while_b_reads(&b, &link, read, a.login(&code)).await;
         assert_eq!(first, 200, "round {round}");
         let newest = common::encrypt(&fleet.wechat.current_key(&user), &payload);
         let body = serde_json::json!({"encryptedData": newest, "iv": common::IV});
@@ -460,8 +476,11 @@ async fn stale_if_error_serves_cached_sessions_through_an_outage_and_nothing_els
     let (a, b) = (config.start().await, config.start().await);
     a.until_ready().await;
     b.until_ready().await;
+    let before = heard(&a).await;
     let cached = a.login("ivy").await;
     let unseen = a.login("jon").await;
+    // A hears its own logins' messages too; a read racing one is not cached.
+    until_heard(&a, before + 1.0).await;
     assert_eq!(status(&a, &cached).await, 200);
 
     fleet.redis.kill();

@@ -80,7 +80,7 @@ async fn respond(app: &App, request: Request<Incoming>) -> Response<Body> {
             response
         }
         "/healthz" => app.liveness(),
-        "/readyz" => app.readiness(),
+        "/readyz" => app.readiness().await,
         _ => HttpError::NotFound(
             "the admin port serves /metrics, /healthz, /readyz and /users/{openid}",
         )

@@ -30,7 +30,7 @@ pub use sections::{
     LoginConfig, ServerConfig, SessionConfig,
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
-pub use upstreams::UpstreamConfig;
+pub use upstreams::{ReadyCheck, UpstreamConfig};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -54,6 +54,7 @@ pub struct RawUpstream {
     pub public: Option<Vec<String>>,
     pub timeout: Option<String>,
     pub upgrades: Option<Vec<String>>,
+    pub ready_check: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

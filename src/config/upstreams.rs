@@ -34,6 +34,18 @@ pub struct UpstreamConfig {
     /// Protocols a client may upgrade to (lower case); any other upgrade
     /// request is refused before it reaches the backend.
     pub upgrades: Vec<String>,
+    /// `ready_check`: `/readyz` is 503 while this backend cannot serve.
+    pub ready_check: Option<ReadyCheck>,
+}
+
+/// How `/readyz` tells that a backend can serve (a sidecar's app still
+/// starting, a JVM not yet listening).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadyCheck {
+    /// `"tcp"`: it accepts a connection.
+    Tcp,
+    /// `"/path"`: `GET /path` answers 2xx or 3xx.
+    Http(String),
 }
 
 /// The config keys of one table, for errors that name them.
@@ -43,6 +55,7 @@ struct Keys {
     timeout: &'static str,
     upgrades: &'static str,
     public: &'static str,
+    ready_check: &'static str,
 }
 
 const UPSTREAM: Keys = Keys {
@@ -51,6 +64,7 @@ const UPSTREAM: Keys = Keys {
     timeout: "upstream.timeout",
     upgrades: "upstream.upgrades",
     public: "upstream.public",
+    ready_check: "upstream.ready_check",
 };
 
 const UPSTREAMS: Keys = Keys {
@@ -59,6 +73,7 @@ const UPSTREAMS: Keys = Keys {
     timeout: "upstreams.timeout",
     upgrades: "upstreams.upgrades",
     public: "upstreams.public",
+    ready_check: "upstreams.ready_check",
 };
 
 /// Every upstream of the config, `[upstream]` first; at least one.
@@ -175,6 +190,21 @@ impl UpstreamConfig {
                 }
             })
             .collect::<Result<_, _>>()?;
+        let ready_check = match raw.ready_check.as_deref() {
+            None => None,
+            Some("tcp") => Some(ReadyCheck::Tcp),
+            Some(path)
+                if path.starts_with('/') && !path.bytes().any(|b| b <= b' ' || b == 0x7f) =>
+            {
+                Some(ReadyCheck::Http(path.to_owned()))
+            }
+            Some(other) => {
+                return Err(invalid(
+                    keys.ready_check,
+                    format!("`{other}`: use \"tcp\" or a path such as \"/actuator/health\""),
+                ));
+            }
+        };
         Ok(Self {
             prefix,
             strip_prefix,
@@ -183,6 +213,7 @@ impl UpstreamConfig {
             path_prefix,
             timeout,
             upgrades,
+            ready_check,
         })
     }
 

@@ -39,6 +39,7 @@ pub mod names {
     pub const STORE_ERRORS: &str = "wxgate_store_errors";
     pub const STORE_UP: &str = "wxgate_store_up";
     pub const STORE_STALE_SERVED: &str = "wxgate_store_stale_served";
+    pub const STORE_REVOCATIONS: &str = "wxgate_store_revocations_heard";
     pub const BINDING_REQUESTS: &str = "wxgate_binding_requests";
 }
 
@@ -159,6 +160,11 @@ impl Metrics {
             names::STORE_UP,
             "1 while the session store answers (and, with Redis, revocations are heard)",
             store.0.up.clone(),
+        );
+        registry.register(
+            names::STORE_REVOCATIONS,
+            "Revocations (logouts, changed users) heard from other replicas and applied to the local cache",
+            store.0.revocations.clone(),
         );
         registry.register(
             names::STORE_STALE_SERVED,
@@ -282,6 +288,7 @@ struct StoreCounters {
     errors: Counter,
     up: Gauge,
     stale_served: Counter,
+    revocations: Counter,
 }
 
 /// Where a session lookup was answered.
@@ -315,6 +322,7 @@ impl Default for StoreCounters {
             errors: Counter::default(),
             up,
             stale_served: Counter::default(),
+            revocations: Counter::default(),
         }
     }
 }
@@ -334,5 +342,9 @@ impl StoreMetrics {
 
     pub fn stale_served(&self) {
         self.0.stale_served.inc();
+    }
+
+    pub fn revocation_heard(&self) {
+        self.0.revocations.inc();
     }
 }

@@ -29,6 +29,7 @@ use crate::hop_by_hop;
 
 mod body_end;
 mod pool;
+mod ready_check;
 mod routing;
 use pool::Pool;
 pub use pool::ResponseBody;
@@ -77,6 +78,25 @@ impl Upstream {
             // The connect timeout is fixed at start-up (not reloadable).
             pool: Pool::new(config.address(), config.timeout),
         }
+    }
+
+    /// `Ok` unless this upstream has a `ready_check` it fails (the reason).
+    pub async fn ready(&self) -> Result<(), String> {
+        match &self.config.ready_check {
+            None => Ok(()),
+            Some(check) => {
+                ready_check::probe(
+                    &self.config.address(),
+                    self.config.authority.as_str(),
+                    check,
+                )
+                .await
+            }
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
     }
 
     /// Whether every protocol an upgrade request offers is allowed

@@ -83,6 +83,14 @@ impl AccessTokens {
         }
     }
 
+    /// Fetches a token now, with the current secret: whether WeChat accepts
+    /// the app's credentials (and this host's IP). The token is kept.
+    pub async fn check(&self, api: &ApiClient) -> Result<(), WeChatError> {
+        let token = self.fetch(api, false).await?;
+        self.state.lock().await.token = Some(token);
+        Ok(())
+    }
+
     async fn current(&self, api: &ApiClient) -> Result<Secret, WeChatError> {
         let mut state = self.state.lock().await;
         if let Some(token) = &state.token

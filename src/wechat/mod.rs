@@ -110,6 +110,15 @@ impl WeChat {
         })
     }
 
+    /// Whether WeChat accepts this app's AppID, AppSecret and this host's
+    /// IP (`stable_token`); mock mode always does.
+    pub async fn check_credentials(&self) -> Result<(), WeChatError> {
+        match self {
+            Self::Live(live) => live.tokens.check(&live.api).await,
+            Self::Mock(_) => Ok(()),
+        }
+    }
+
     /// Uses `secret` from the next call on (a reload re-read it).
     pub fn set_secret(&self, secret: &Secret) {
         if let Self::Live(live) = self {

@@ -109,7 +109,12 @@ impl Link {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                 self.pubsub.lock().unwrap().push(text);
             } else if *self.held.borrow() {
-                self.answers_held.fetch_add(1, Ordering::SeqCst);
+                // The health check's PINGs share the connection: only other
+                // answers count as a read held.
+                let text = String::from_utf8_lossy(&buf[..n]).replace("+PONG\r\n", "");
+                if !text.is_empty() {
+                    self.answers_held.fetch_add(1, Ordering::SeqCst);
+                }
                 let mut held = self.held.subscribe();
                 let _ = held.wait_for(|on| !on).await;
             }

@@ -127,13 +127,15 @@ impl GateConfig {
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
-        Gate {
+        let gate = Gate {
             addr,
             admin,
             shutdown: Some(tx),
             task,
             http: reqwest::Client::new(),
-        }
+        };
+        gate.until_started().await;
+        gate
     }
 }
 
@@ -189,6 +191,25 @@ impl Gate {
         assert_eq!(response.status(), 200, "login with {code}");
         let body: serde_json::Value = response.json().await.expect("login JSON");
         body["session_id"].as_str().expect("session_id").to_owned()
+    }
+
+    /// Waits until `/readyz` no longer says "starting" (its first WeChat
+    /// credentials check has answered), as the kubelet would.
+    pub async fn until_started(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Ok(ready) = self.http.get(self.admin_url("/readyz")).send().await
+                && let Ok(body) = ready.json::<serde_json::Value>().await
+                && body["status"] != "starting"
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wxgate never finished starting"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Waits until `/readyz` answers 200 and its session store is not

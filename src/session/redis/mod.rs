@@ -140,7 +140,12 @@ impl RedisStore {
         };
         let stale = redis.stale_if_error.unwrap_or_default();
         let local = Arc::new(LocalCache::new(local_ttl, stale, session.capacity));
-        let listener = revocation::spawn(connector.pubsub.clone(), codec.channel(), local.clone());
+        let listener = revocation::spawn(
+            connector.pubsub.clone(),
+            codec.channel(),
+            local.clone(),
+            metrics.clone(),
+        );
         let health = Arc::new(Health::default());
         let health_check = health::spawn(
             connector.clone(),

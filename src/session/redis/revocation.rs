@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::local::LocalCache;
 use super::record::hex;
+use crate::metrics::StoreMetrics;
 
 pub fn session_message(hash: &[u8; 32]) -> String {
     format!("s:{}", hex(hash))
@@ -27,7 +28,12 @@ pub fn user_message(key: &str) -> String {
 }
 
 /// Listens for revocations; `local.subscribed()` tells whether it currently hears them.
-pub fn spawn(client: redis::Client, channel: String, local: Arc<LocalCache>) -> JoinHandle<()> {
+pub fn spawn(
+    client: redis::Client,
+    channel: String,
+    local: Arc<LocalCache>,
+    metrics: StoreMetrics,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -41,6 +47,8 @@ pub fn spawn(client: redis::Client, channel: String, local: Arc<LocalCache>) -> 
                         while let Some(message) = messages.next().await {
                             if let Ok(text) = message.get_payload::<String>() {
                                 apply(&local, &text);
+                                // Counted once applied: a test can tell it has taken effect.
+                                metrics.revocation_heard();
                             }
                         }
                         local.set_subscribed(false);
