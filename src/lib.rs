@@ -24,6 +24,7 @@ mod header;
 pub mod hop_by_hop;
 pub mod identity;
 mod login;
+pub mod memory_limit;
 pub mod metrics;
 mod outcome;
 mod phone;

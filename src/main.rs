@@ -10,7 +10,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 use wxgate::config::{LogConfig, LogFormat};
 use wxgate::reload::Reloader;
-use wxgate::{Config, Server};
+use wxgate::{Config, Server, memory_limit};
 
 /// Changes the log filter of the running process.
 type LogLevel = reload::Handle<EnvFilter, Registry>;
@@ -86,6 +86,10 @@ fn main() -> ExitCode {
 
 async fn run(config: Config, path: PathBuf, log_level: LogLevel) -> anyhow::Result<()> {
     for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let limit = memory_limit::cgroup_limit(&|path| std::fs::read_to_string(path).ok());
+    if let Some(warning) = memory_limit::warning(config.session.capacity, limit) {
         tracing::warn!("{warning}");
     }
     let server = Server::bind(&config).await?;
