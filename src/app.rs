@@ -192,6 +192,7 @@ impl App {
     /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining();
     }
 
     pub fn drain_timeout(&self) -> Duration {

@@ -30,6 +30,7 @@ pub mod names {
     pub const REQUESTS: &str = "wxgate_requests";
     pub const REQUEST_DURATION: &str = "wxgate_request_duration_seconds";
     pub const REQUESTS_IN_FLIGHT: &str = "wxgate_requests_in_flight";
+    pub const DRAINING: &str = "wxgate_draining";
     pub const UPSTREAM_DURATION: &str = "wxgate_upstream_duration_seconds";
     pub const LOGINS: &str = "wxgate_logins";
     pub const WECHAT_REQUESTS: &str = "wxgate_wechat_requests";
@@ -38,6 +39,7 @@ pub mod names {
     pub const SESSION_LOOKUPS: &str = "wxgate_session_lookups";
     pub const STORE_ERRORS: &str = "wxgate_store_errors";
     pub const STORE_UP: &str = "wxgate_store_up";
+    pub const STORE_DURATION: &str = "wxgate_store_command_duration_seconds";
     pub const STORE_STALE_SERVED: &str = "wxgate_store_stale_served";
     pub const STORE_REVOCATIONS: &str = "wxgate_store_revocations_heard";
     pub const BINDING_REQUESTS: &str = "wxgate_binding_requests";
@@ -57,6 +59,7 @@ pub struct Metrics {
     requests: Vec<[Counter; 5]>,
     request_duration: Vec<SecondsHistogram>,
     in_flight: Gauge,
+    draining: Gauge,
     /// One per upstream, in config order (`UpstreamRoute::index`).
     upstream_duration: Vec<SecondsHistogram>,
     logins: Family<[(&'static str, String); 2], Counter>,
@@ -109,6 +112,12 @@ impl Metrics {
             "Requests being handled now",
             in_flight.clone(),
         );
+        let draining = Gauge::default();
+        registry.register(
+            names::DRAINING,
+            "1 once shutdown has begun (SIGTERM): /readyz says draining",
+            draining.clone(),
+        );
         let upstream_family = Family::<[(&'static str, String); 1], SecondsHistogram>::default();
         let upstream_duration = upstreams
             .iter()
@@ -157,6 +166,11 @@ impl Metrics {
             store.0.errors.clone(),
         );
         registry.register(
+            names::STORE_DURATION,
+            "Time a Redis command (or pipeline, or script) took, failures included",
+            store.0.duration.clone(),
+        );
+        registry.register(
             names::STORE_UP,
             "1 while the session store answers (and, with Redis, revocations are heard)",
             store.0.up.clone(),
@@ -185,6 +199,7 @@ impl Metrics {
             requests,
             request_duration,
             in_flight,
+            draining,
             upstream_duration,
             logins,
             sessions_live,
@@ -202,6 +217,11 @@ impl Metrics {
     }
 
     /// Counts a request for as long as the returned guard lives.
+    /// Shutdown has begun.
+    pub fn draining(&self) {
+        self.draining.set(1);
+    }
+
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
@@ -289,6 +309,7 @@ struct StoreCounters {
     up: Gauge,
     stale_served: Counter,
     revocations: Counter,
+    duration: SecondsHistogram,
 }
 
 /// Where a session lookup was answered.
@@ -323,6 +344,7 @@ impl Default for StoreCounters {
             up,
             stale_served: Counter::default(),
             revocations: Counter::default(),
+            duration: SecondsHistogram::default(),
         }
     }
 }
@@ -334,6 +356,10 @@ impl StoreMetrics {
 
     pub fn error(&self) {
         self.0.errors.inc();
+    }
+
+    pub fn command(&self, elapsed: Duration) {
+        self.0.duration.observe(elapsed);
     }
 
     pub fn set_up(&self, up: bool) {

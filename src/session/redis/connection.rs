@@ -129,6 +129,7 @@ impl Connector {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        let started = std::time::Instant::now();
         let result = match self.conn().await {
             Ok(conn) => match tokio::time::timeout(self.command_timeout, op(conn)).await {
                 Ok(Ok(value)) => Ok(value),
@@ -140,6 +141,7 @@ impl Connector {
             },
             Err(e) => Err(e),
         };
+        self.metrics.command(started.elapsed());
         if result.is_err() {
             self.metrics.error();
         }
