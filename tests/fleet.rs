@@ -414,26 +414,9 @@ async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
     }
 }
 
-/// Waits until `/readyz` names the store `state` (10 s at most).
+/// Waits until `/readyz` names the store `state`.
 async fn until_store(gate: &Gate, state: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = gate
-            .http
-            .get(gate.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap();
-        let body: serde_json::Value = ready.json().await.unwrap();
-        if body["store"] == state {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the store never became {state}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gate.readyz_until(|_, body| body["store"] == state).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

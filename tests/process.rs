@@ -532,16 +532,7 @@ async fn every_identity_header_name_since_start_stays_stripped_after_renames() {
     let gate = Process::start(&config, &[]);
     gate.until_ready().await;
     let http = reqwest::Client::new();
-    let login: serde_json::Value = http
-        .post(gate.url("/login"))
-        .body(r#"{"code":"rena"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = login["session_id"].as_str().unwrap().to_owned();
+    let id = login(&http, gate.url("/login"), "rena").await;
     config
         .set("headers", "openid", "\"X-B-Open\"")
         .set("session", "header", "\"X-B-Token\"");

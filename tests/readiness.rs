@@ -5,31 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{Gate, GateConfig, Upstream, WeChatDouble, closed_port};
 
-/// `/readyz`'s status and body once it answers `want` (10 s at most).
+/// `/readyz`'s body once it answers `want`.
 async fn until_readyz(gate: &Gate, want: u16) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let response = gate
-            .http
-            .get(gate.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.unwrap();
-        if status == want {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz never answered {want}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gate.readyz_until(|status, _| status == want).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

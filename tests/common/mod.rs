@@ -193,44 +193,45 @@ impl Gate {
         body["session_id"].as_str().expect("session_id").to_owned()
     }
 
-    /// Waits until `/readyz` no longer says "starting" (its first WeChat
-    /// credentials check has answered), as the kubelet would.
-    pub async fn until_started(&self) {
+    /// `/readyz`'s status and JSON body, once `done` says so of them
+    /// (panics after 10 s, naming what it last saw).
+    pub async fn readyz_until(
+        &self,
+        done: impl Fn(u16, &serde_json::Value) -> bool,
+    ) -> (u16, serde_json::Value) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut last = (0, serde_json::Value::Null);
         loop {
-            if let Ok(ready) = self.http.get(self.admin_url("/readyz")).send().await
-                && let Ok(body) = ready.json::<serde_json::Value>().await
-                && body["status"] != "starting"
-            {
-                return;
+            if let Ok(ready) = self.http.get(self.admin_url("/readyz")).send().await {
+                let status = ready.status().as_u16();
+                if let Ok(body) = ready.json::<serde_json::Value>().await {
+                    if done(status, &body) {
+                        return (status, body);
+                    }
+                    last = (status, body);
+                }
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "wxgate never finished starting"
+                "wxgate at {}: /readyz never got there; last {last:?}",
+                self.addr
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
+    /// Waits until `/readyz` no longer says "starting" (its first WeChat
+    /// credentials check has answered), as the kubelet would.
+    pub async fn until_started(&self) {
+        self.readyz_until(|_, body| body["status"] != "starting")
+            .await;
+    }
+
     /// Waits until `/readyz` answers 200 and its session store is not
-    /// down (panics after 10 s): ready to serve sessions too.
+    /// down: ready to serve sessions too.
     pub async fn until_ready(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if let Ok(ready) = self.http.get(self.admin_url("/readyz")).send().await
-                && ready.status() == 200
-                && let Ok(body) = ready.json::<serde_json::Value>().await
-                && body["store"] != "down"
-            {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "wxgate at {} never became ready",
-                self.addr
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.readyz_until(|status, body| status == 200 && body["store"] != "down")
+            .await;
     }
 
     /// `POST /_wxgate/phone` with a getPhoneNumber `code`, in `session`.
