@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Uri};
 use ipnet::IpNet;
 use serde_json::json;
@@ -33,7 +32,7 @@ use crate::identity::IdentityHeaders;
 use crate::login::Login;
 use crate::metrics::Metrics;
 use crate::outcome::{Handled, Outcome};
-use crate::proxy::{Peer, Upstream, UpstreamRoute, UpstreamRoutes};
+use crate::proxy::{self, Peer, Upstream, UpstreamRoute, UpstreamRoutes};
 use crate::request_id::RequestIds;
 use crate::route::{Route, Routes};
 use crate::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
@@ -485,14 +484,7 @@ impl App {
 /// `uri` with its path replaced by the canonical `path`, the query's bytes kept.
 fn with_path(uri: &Uri, path: &str) -> Result<Uri, HttpError> {
     let mut parts = uri.clone().into_parts();
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
-    };
-    parts.path_and_query = Some(
-        PathAndQuery::try_from(path_and_query)
-            .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?,
-    );
+    parts.path_and_query = Some(proxy::with_query(path, uri.query())?);
     Uri::from_parts(parts)
         .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))
 }

@@ -262,9 +262,10 @@ fn is_dot_beside_encoded_slash(segment: &str) -> bool {
 }
 
 /// The path as routing reads it: a canonical path with `;params` removed
-/// from each segment (as servlet containers route), unchanged without them.
-pub fn routing_form(canonical: &str) -> Cow<'_, str> {
-    if !canonical.contains(';') {
+/// from each segment (as servlet containers route), unchanged without them
+/// — and, under a strict `policy` (none can be there), without a look.
+pub fn routing_form<'a>(canonical: &'a str, policy: &PathPolicy) -> Cow<'a, str> {
+    if policy.is_strict() || !canonical.contains(';') {
         return Cow::Borrowed(canonical);
     }
     Cow::Owned(strip_params(canonical))
@@ -426,8 +427,12 @@ mod tests {
 
     #[test]
     fn routing_and_readings() {
-        assert_eq!(routing_form("/a/b"), "/a/b");
-        assert_eq!(routing_form("/member;x=1/card;y"), "/member/card");
+        let params = PathPolicy {
+            allow_path_params: true,
+            ..STRICT
+        };
+        assert_eq!(routing_form("/a/b", &params), "/a/b");
+        assert_eq!(routing_form("/member;x=1/card;y", &params), "/member/card");
         assert_eq!(readings("/a/b"), ["/a/b"]);
         assert_eq!(readings("/a;x/b"), ["/a;x/b", "/a/b"]);
         assert_eq!(readings("/a%2Fb"), ["/a%2Fb", "/a/b"]);

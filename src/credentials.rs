@@ -44,14 +44,15 @@ impl Credentials {
         for (appid, result) in futures_util::future::join_all(checks).await {
             match result {
                 Ok(()) => tracing::info!(app = %appid, "WeChat accepts the app's credentials"),
-                Err(WeChatError::Api { errcode, .. }) if fix(errcode).is_some() => {
-                    let fix = fix(errcode).unwrap_or_default();
-                    tracing::error!(app = %appid, errcode, "WeChat refused the app's credentials: {fix}; not ready until fixed (a SIGHUP re-reads the secret)");
-                    refused.push((appid, errcode));
-                }
-                Err(e) => {
-                    tracing::warn!(app = %appid, error = %e, "cannot check the app's credentials with WeChat; ready anyway")
-                }
+                Err(e) => match refusal(&e) {
+                    Some((errcode, fix)) => {
+                        tracing::error!(app = %appid, errcode, "WeChat refused the app's credentials: {fix}; not ready until fixed (a SIGHUP re-reads the secret)");
+                        refused.push((appid, errcode));
+                    }
+                    None => {
+                        tracing::warn!(app = %appid, error = %e, "cannot check the app's credentials with WeChat; ready anyway")
+                    }
+                },
             }
         }
         *self
@@ -62,9 +63,13 @@ impl Credentials {
     }
 }
 
-/// What the operator must do about a refusal; `None` for errors that are not about credentials.
-fn fix(code: i64) -> Option<&'static str> {
-    match code {
+/// WeChat's errcode and what the operator must do about it, when `e` is
+/// a refusal of the credentials; `None` for any other failure.
+fn refusal(e: &WeChatError) -> Option<(i64, &'static str)> {
+    let WeChatError::Api { errcode, .. } = e else {
+        return None;
+    };
+    let fix = match *errcode {
         errcode::INVALID_APPID => {
             Some("the AppID is wrong (40013): copy it from 微信公众平台 → 开发管理 → 开发设置")
         }
@@ -75,5 +80,6 @@ fn fix(code: i64) -> Option<&'static str> {
             "this host's egress IP is not whitelisted (40164): add it under 开发设置 → IP白名单",
         ),
         _ => None,
-    }
+    }?;
+    Some((*errcode, fix))
 }

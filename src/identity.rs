@@ -102,21 +102,6 @@ pub struct IdentityHeaders {
     forwarded: Option<String>,
 }
 
-/// The quick rejections of [`IdentityHeaders::is_stripped`]: the first
-/// folded byte and folded length of every stripped name, and the longest.
-fn index(stripped: &[String]) -> ([bool; 128], u64, usize) {
-    let longest = stripped.iter().map(String::len).max().unwrap_or(0);
-    let mut first_bytes = [false; 128];
-    let mut lengths = 0;
-    for name in stripped {
-        if let Some(b) = first(name) {
-            first_bytes[usize::from(b & 0x7f)] = true;
-            lengths |= length_bit(name.len());
-        }
-    }
-    (first_bytes, lengths, longest)
-}
-
 impl IdentityHeaders {
     /// `appids` were validated as alphanumeric, so they are valid header values.
     pub fn new<'a>(
@@ -150,9 +135,6 @@ impl IdentityHeaders {
             stripped.extend(ROUTING_OVERRIDES.iter().map(|name| canonical(name)));
         }
         stripped.retain(|name| Some(name) != forwarded.as_ref());
-        stripped.sort();
-        stripped.dedup();
-        let (first_bytes, lengths, longest) = index(&stripped);
         Self {
             openid: headers.openid.clone(),
             user_id: headers.user_id.clone(),
@@ -164,11 +146,30 @@ impl IdentityHeaders {
                 .filter_map(|appid| Some((Box::from(appid), HeaderValue::from_str(appid).ok()?)))
                 .collect(),
             stripped,
-            first_bytes,
-            lengths,
-            longest,
+            first_bytes: [false; 128],
+            lengths: 0,
+            longest: 0,
             forwarded,
         }
+        .indexed()
+    }
+
+    /// `stripped` without repeats, and the quick rejections of
+    /// [`Self::is_stripped`] made from it: the first folded byte and folded
+    /// length of every stripped name, and the longest.
+    fn indexed(mut self) -> Self {
+        self.stripped.sort();
+        self.stripped.dedup();
+        self.longest = self.stripped.iter().map(String::len).max().unwrap_or(0);
+        self.first_bytes = [false; 128];
+        self.lengths = 0;
+        for name in &self.stripped {
+            if let Some(b) = first(name) {
+                self.first_bytes[usize::from(b & 0x7f)] = true;
+                self.lengths |= length_bit(name.len());
+            }
+        }
+        self
     }
 
     /// These headers, also stripping every name `former` stripped (the
@@ -184,10 +185,7 @@ impl IdentityHeaders {
                 .filter(|name| Some(*name) != kept.as_ref())
                 .cloned(),
         );
-        self.stripped.sort();
-        self.stripped.dedup();
-        (self.first_bytes, self.lengths, self.longest) = index(&self.stripped);
-        self
+        self.indexed()
     }
 
     fn is_stripped(&self, name: &HeaderName) -> bool {

@@ -109,11 +109,7 @@ impl Routes {
 
     /// The route of a canonical path (`canonical_path::canonicalize`).
     pub fn classify(&self, method: &Method, canonical: &str) -> Route {
-        let path = match self.normalize.is_strict() {
-            true => std::borrow::Cow::Borrowed(canonical),
-            false => routing_form(canonical),
-        };
-        let path = &*path;
+        let path = &*routing_form(canonical, &self.normalize);
         if path == self.login {
             Route::Login
         } else if path == self.logout {

@@ -119,15 +119,7 @@ async fn a_redis_outage_is_503_not_401_and_heals_without_a_restart() {
     // Short, so the outage shows at once (a killed server refuses at once
     // anyway), yet long enough for a loaded 2-core CI machine.
     config.set("redis", "command_timeout", "\"1s\"");
-    let (a, b) = (config.start().await, config.start().await);
-    a.until_ready().await;
-    b.until_ready().await;
-    let before = heard(&a).await;
-    let cached = a.login("eve").await;
-    let unseen = a.login("finn").await;
-    // A hears its own logins' messages too; a read racing one is not cached.
-    until_heard(&a, before + 1.0).await;
-    assert_eq!(status(&a, &cached).await, 200);
+    let (a, b, cached, unseen) = cached_at_a(&config, ["eve", "finn"]).await;
 
     fleet.redis.kill();
     // A answers from its local cache; B has never seen the session.
@@ -414,6 +406,21 @@ async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
     }
 }
 
+/// Two replicas of `config`, A with `users[0]`'s session in its local
+/// cache, and `users[1]`'s session, which B has never looked up.
+async fn cached_at_a(config: &GateConfig, users: [&str; 2]) -> (Gate, Gate, String, String) {
+    let (a, b) = (config.start().await, config.start().await);
+    a.until_ready().await;
+    b.until_ready().await;
+    let before = heard(&a).await;
+    let cached = a.login(users[0]).await;
+    let unseen = a.login(users[1]).await;
+    // A hears its own logins' messages too; a read racing one is not cached.
+    until_heard(&a, before + 1.0).await;
+    assert_eq!(status(&a, &cached).await, 200);
+    (a, b, cached, unseen)
+}
+
 /// Waits until `/readyz` names the store `state`.
 async fn until_store(gate: &Gate, state: &str) -> serde_json::Value {
     gate.readyz_until(|_, body| body["store"] == state).await.1
@@ -431,15 +438,12 @@ async fn ready_requires_store_puts_the_store_back_in_readiness() {
     let gate = config.start().await;
     gate.until_ready().await;
     fleet.redis.kill();
-    let body = until_store(&gate, "down").await;
-    assert_eq!(body["status"], "store_unavailable");
-    let ready = gate
-        .http
-        .get(gate.admin_url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    let (status, body) = gate.readyz_until(|_, body| body["store"] == "down").await;
+    assert_eq!(
+        (status, &body["status"]),
+        (503, &"store_unavailable".into()),
+        "{body}"
+    );
     fleet.redis.resume();
     gate.until_ready().await;
     assert_eq!(
@@ -456,15 +460,7 @@ async fn stale_if_error_serves_cached_sessions_through_an_outage_and_nothing_els
         .set("session", "local_ttl", "\"200ms\"")
         .set("session", "stale_if_error", "\"1m\"")
         .set("redis", "command_timeout", "\"500ms\"");
-    let (a, b) = (config.start().await, config.start().await);
-    a.until_ready().await;
-    b.until_ready().await;
-    let before = heard(&a).await;
-    let cached = a.login("ivy").await;
-    let unseen = a.login("jon").await;
-    // A hears its own logins' messages too; a read racing one is not cached.
-    until_heard(&a, before + 1.0).await;
-    assert_eq!(status(&a, &cached).await, 200);
+    let (a, b, cached, unseen) = cached_at_a(&config, ["ivy", "jon"]).await;
 
     fleet.redis.kill();
     until_store(&a, "down").await;

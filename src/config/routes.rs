@@ -152,10 +152,8 @@ pub(super) fn path(
     default: &str,
 ) -> Result<String, ConfigError> {
     let text = value.unwrap_or_else(|| default.to_owned());
-    let dot_segment = text
-        .split('/')
-        .any(|segment| matches!(segment.split(';').next(), Some("." | "..")));
-    if !text.starts_with('/') || text.contains(['?', '#']) || dot_segment {
+    // Dot segments, `..;` and the rest are `canonical`'s to refuse.
+    if !text.starts_with('/') || text.contains(['?', '#']) {
         return Err(ConfigError::invalid(
             key,
             format!("`{text}` must be a plain path starting with `/`"),

@@ -179,17 +179,9 @@ impl Upstream {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         // `[[upstreams]] strip_prefix`, then the upstream URL's own path;
         // the query's bytes as they came.
-        let rewritten = match routing::upstream_path(&self.config, path_and_query.path()) {
-            Cow::Borrowed(path) if path.len() == path_and_query.path().len() => None,
-            path => Some(match path_and_query.query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path.into_owned(),
-            }),
-        };
-        let path_and_query = match rewritten {
-            None => path_and_query,
-            Some(text) => PathAndQuery::try_from(text)
-                .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))?,
+        let path_and_query = match routing::upstream_path(&self.config, path_and_query.path()) {
+            Cow::Borrowed(path) if path.len() == path_and_query.path().len() => path_and_query,
+            path => with_query(&path, path_and_query.query())?,
         };
         // Origin form (`/path?query`): what an HTTP/1.1 server expects.
         *request.uri_mut() = Uri::from(path_and_query);
@@ -237,6 +229,16 @@ impl Upstream {
         }
         Ok(())
     }
+}
+
+/// `path` with `query`'s bytes as they came: `/a` + `x=1` → `/a?x=1`.
+pub(crate) fn with_query(path: &str, query: Option<&str>) -> Result<PathAndQuery, HttpError> {
+    let text = match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    PathAndQuery::try_from(text)
+        .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))
 }
 
 /// Copies bytes both ways between an upgraded client and upstream connection.

@@ -41,8 +41,8 @@ impl UpstreamRoute {
 pub struct UpstreamRoutes {
     /// Longest prefix first.
     routes: Vec<UpstreamRoute>,
-    /// The path policy is strict: routing reads a canonical path as it is.
-    strict: bool,
+    /// How paths were made canonical, which routing reads them by.
+    policy: PathPolicy,
 }
 
 impl UpstreamRoutes {
@@ -60,16 +60,13 @@ impl UpstreamRoutes {
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
         Self {
             routes,
-            strict: policy.is_strict(),
+            policy: *policy,
         }
     }
 
     /// The upstream for a canonical `path`; `None` when no prefix covers it.
     pub fn find(&self, path: &str) -> Option<&UpstreamRoute> {
-        let path = match self.strict {
-            true => Cow::Borrowed(path),
-            false => routing_form(path),
-        };
+        let path = routing_form(path, &self.policy);
         self.routes.iter().find(|route| under(&path, &route.prefix))
     }
 }
