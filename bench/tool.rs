@@ -29,9 +29,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use wxgate::config::SessionConfig;
+use wxgate::config::secret::Secret;
+use wxgate::domain::session::{AppTag, MemoryStore, SessionId, SessionStore, UserRecord};
 use wxgate::metrics::StoreMetrics;
-use wxgate::secret::Secret;
-use wxgate::session::{AppTag, MemoryStore, SessionId, SessionStore, UserRecord};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

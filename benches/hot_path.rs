@@ -7,10 +7,10 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wxgate::config::Config;
-use wxgate::identity::IdentityHeaders;
+use wxgate::config::secret::Secret;
+use wxgate::domain::identity::IdentityHeaders;
+use wxgate::domain::session::{AppTag, MemoryStore, SessionId, SessionStore, UserRecord};
 use wxgate::metrics::StoreMetrics;
-use wxgate::secret::Secret;
-use wxgate::session::{AppTag, MemoryStore, SessionId, SessionStore, UserRecord};
 
 const CONFIG: &str = r#"
 [upstream]
@@ -106,7 +106,7 @@ fn headers(c: &mut Criterion) {
         b.iter_batched_ref(
             || request.clone(),
             |headers| {
-                wxgate::hop_by_hop::strip(headers, false);
+                wxgate::wire::hop_by_hop::strip(headers, false);
                 identity.strip(headers);
                 identity.inject(headers, &user);
             },

@@ -9,8 +9,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 use wxgate::config::{LogConfig, LogFormat};
-use wxgate::reload::Reloader;
-use wxgate::{Config, Server, memory_limit};
+use wxgate::server::memory_limit;
+use wxgate::server::reload::Reloader;
+use wxgate::{Config, Server};
 
 /// Changes the log filter of the running process.
 type LogLevel = reload::Handle<EnvFilter, Registry>;

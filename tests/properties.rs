@@ -13,12 +13,13 @@
 use http::Method;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
-use wxgate::canonical_path::{PathPolicy, canonicalize};
-use wxgate::identity::IdentityHeaders;
-use wxgate::route::{Route, Routes, forwarded_path};
-use wxgate::secret::Secret;
-use wxgate::session::SessionId;
-use wxgate::{Config, wxdata};
+use wxgate::Config;
+use wxgate::config::secret::Secret;
+use wxgate::domain::identity::IdentityHeaders;
+use wxgate::domain::route::{Route, Routes, forwarded_path};
+use wxgate::domain::session::SessionId;
+use wxgate::domain::wechat::wxdata;
+use wxgate::wire::canonical_path::{PathPolicy, canonicalize};
 
 fn config(extra: &str) -> Config {
     let text = format!(

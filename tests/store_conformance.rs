@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use common::redis::{RedisCluster, RedisServer};
 use http::HeaderName;
+use wxgate::config::secret::Secret;
 use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};
-use wxgate::metrics::StoreMetrics;
-use wxgate::secret::Secret;
-use wxgate::session::{
+use wxgate::domain::session::{
     AppTag, BoundId, MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord,
     UserUpdate,
 };
+use wxgate::metrics::StoreMetrics;
 
 fn session_config(ttl: Duration, idle: Option<Duration>, capacity: u64) -> SessionConfig {
     SessionConfig {

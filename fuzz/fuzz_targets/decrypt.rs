@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wxgate::secret::Secret;
-use wxgate::wxdata;
+use wxgate::config::secret::Secret;
+use wxgate::domain::wechat::wxdata;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

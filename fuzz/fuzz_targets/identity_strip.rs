@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use wxgate::Config;
-use wxgate::identity::{IdentityHeaders, canonical};
+use wxgate::domain::identity::{IdentityHeaders, canonical};
 
 static IDENTITY: LazyLock<IdentityHeaders> = LazyLock::new(|| {
     let text =

@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 use wxgate::Config;
-use wxgate::canonical_path::{PathPolicy, canonicalize};
-use wxgate::route::{Route, Routes};
+use wxgate::wire::canonical_path::{PathPolicy, canonicalize};
+use wxgate::domain::route::{Route, Routes};
 
 static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
     let text = "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\n\

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wxgate::session::SessionId;
+use wxgate::domain::session::SessionId;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(id) = SessionId::parse(data) {

@@ -18,7 +18,7 @@ use http::uri::Uri;
 use super::ConfigError;
 use super::raw::RawWechat;
 use super::secret_source;
-use crate::secret::Secret;
+use crate::config::secret::Secret;
 
 /// Environment variable that overrides `wechat.secret`, so the secret can
 /// live in a Kubernetes Secret instead of a file.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::raw::RawBinding;
 use super::{ConfigError, timeout};
-use crate::secret::Secret;
+use crate::config::secret::Secret;
 
 /// Environment variable holding the token sent to the binding endpoint
 /// as `Authorization: Bearer …` (kept out of files, like the app secret).

@@ -14,6 +14,7 @@ mod binding;
 mod observe;
 mod raw;
 mod routes;
+pub mod secret;
 mod secret_source;
 mod sections;
 mod store;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use super::ConfigError;
 use super::raw::{RawAdmin, RawLog};
-use crate::secret::Secret;
+use crate::config::secret::Secret;
 
 /// Environment variable that overrides `admin.token`.
 pub const ADMIN_TOKEN_ENV: &str = "WXGATE_ADMIN_TOKEN";

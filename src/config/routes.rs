@@ -10,7 +10,7 @@ use http::Method;
 
 use super::ConfigError;
 use super::raw::{RawNormalize, RawRoutes};
-use crate::canonical_path::{PathPolicy, canonicalize};
+use crate::wire::canonical_path::{PathPolicy, canonicalize};
 
 /// The default reserved prefix.
 pub const DEFAULT_PREFIX: &str = "/_wxgate";

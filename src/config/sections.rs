@@ -203,20 +203,20 @@ impl HeadersConfig {
             all.push(("headers.phone", phone));
         }
         for (i, (key, name)) in all.iter().enumerate() {
-            let canon = crate::identity::canonical(name.as_str());
-            if canon == crate::identity::canonical(session.as_str()) {
+            let canon = crate::wire::header::folded_name(name.as_str());
+            if canon == crate::wire::header::folded_name(session.as_str()) {
                 return Err(ConfigError::invalid(key, "must differ from session.header"));
             }
             if all[..i]
                 .iter()
-                .any(|(_, other)| crate::identity::canonical(other.as_str()) == canon)
+                .any(|(_, other)| crate::wire::header::folded_name(other.as_str()) == canon)
             {
                 return Err(ConfigError::invalid(
                     key,
                     "must differ from the other identity headers",
                 ));
             }
-            if crate::hop_by_hop::is_hop_by_hop(name) {
+            if crate::wire::hop_by_hop::is_hop_by_hop(name) {
                 return Err(ConfigError::invalid(
                     key,
                     format!("`{name}` is a hop-by-hop header and would never reach the upstream"),
@@ -242,7 +242,7 @@ pub(super) fn header_name(
     let text = value.as_deref().unwrap_or(default);
     let name = HeaderName::try_from(text)
         .map_err(|_| ConfigError::invalid(key, format!("`{text}` is not a valid header name")))?;
-    if crate::hop_by_hop::is_hop_by_hop(&name) {
+    if crate::wire::hop_by_hop::is_hop_by_hop(&name) {
         return Err(ConfigError::invalid(
             key,
             format!("`{text}` is a hop-by-hop header"),

@@ -158,7 +158,7 @@ impl UpstreamConfig {
             .map_err(|e| invalid(keys.public, e.message()))?;
         if let Some(outside) = public
             .iter()
-            .find(|p| !crate::route::under(&p.path, &prefix))
+            .find(|p| !crate::wire::canonical_path::under(&p.path, &prefix))
         {
             return Err(invalid(
                 keys.public,

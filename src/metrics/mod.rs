@@ -8,6 +8,10 @@
 //!
 //! Each `App` owns its own [`Metrics`] (no global registry), so tests that
 //! run several gateways in one process see only their own figures.
+//!
+//! Below the domain: the store, WeChat clients and binding are handed
+//! their handles ([`StoreMetrics`], [`WechatMetrics`], [`BindingMetrics`])
+//! and this module imports none of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +23,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::outcome::Outcome;
 pub use histogram::SecondsHistogram;
+pub use outcome::Outcome;
 
 mod histogram;
+mod outcome;
+
+/// Binding calls by result (`domain::binding` counts them).
+pub type BindingMetrics = Family<[(&'static str, &'static str); 1], Counter>;
 
 /// Metric names. Counters gain `_total` when exposed.
 pub mod names {
@@ -66,7 +74,7 @@ pub struct Metrics {
     sessions_live: Gauge,
     pub wechat: WechatMetrics,
     pub store: StoreMetrics,
-    pub binding: crate::binding::BindingMetrics,
+    pub binding: BindingMetrics,
 }
 
 impl Metrics {
@@ -187,7 +195,7 @@ impl Metrics {
             store.0.stale_served.clone(),
         );
 
-        let binding = crate::binding::BindingMetrics::default();
+        let binding = BindingMetrics::default();
         registry.register(
             names::BINDING_REQUESTS,
             "Binding endpoint calls, by result (bound, not_found, error, timeout, unreachable, bad_response)",

@@ -12,28 +12,44 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::stack::RequestBody;
 use bytes::Bytes;
 use http::header::{self, Entry, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
-use http_body_util::Either;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::body::Body;
 use crate::config::UpstreamConfig;
-use crate::connection_timer::ConnectionTimer;
-use crate::error::{HttpError, WXGATE_ERROR};
-use crate::hop_by_hop;
+use crate::wire::body_end;
+use crate::wire::body_idle::RequestBody;
+use crate::wire::connection_timer::ConnectionTimer;
+use crate::wire::header::WXGATE_ERROR;
+use crate::wire::hop_by_hop;
 
-mod body_end;
 mod pool;
 mod ready_check;
 mod routing;
 use pool::Pool;
 pub use pool::ResponseBody;
 pub use routing::{UpstreamRoute, UpstreamRoutes};
+
+/// Why a request was not forwarded, or its answer not received.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The client's body went silent while it was being sent on.
+    #[error("the request body sent nothing for {0:?}")]
+    BodyIdle(Duration),
+    /// The client's body could not be read (bad chunked framing).
+    #[error("malformed request body: {0}")]
+    ClientBody(String),
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// The path, rewritten for the upstream, is not a valid request target.
+    #[error("the request path is not valid")]
+    BadPath,
+}
 
 static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
@@ -122,7 +138,7 @@ impl Upstream {
         peer: &Peer,
         upgrade: bool,
         timeout: Duration,
-    ) -> Result<Response<Body>, HttpError> {
+    ) -> Result<Response<ResponseBody>, ProxyError> {
         self.retarget(&mut request, peer)?;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -141,11 +157,11 @@ impl Upstream {
                 answered = &mut sent => (Ok(answered), false),
             },
         };
-        let answered = answered.map_err(|_| HttpError::UpstreamTimeout(timeout))?;
+        let answered = answered.map_err(|_| ProxyError::Timeout(timeout))?;
         let mut response = answered.map_err(|e| match e {
-            pool::SendError::BodyIdle(timeout) => HttpError::BodyIdle(timeout),
-            pool::SendError::ClientBody(why) => HttpError::BodyMalformed(why),
-            e => HttpError::UpstreamUnavailable(e.to_string()),
+            pool::SendError::BodyIdle(timeout) => ProxyError::BodyIdle(timeout),
+            pool::SendError::ClientBody(why) => ProxyError::ClientBody(why),
+            e => ProxyError::Unavailable(e.to_string()),
         })?;
         pool::head_received(response.body_mut(), request_sent);
         let upstream_extensions = std::mem::replace(response.extensions_mut(), extensions);
@@ -153,7 +169,7 @@ impl Upstream {
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
             let Some(client) = client_upgrade else {
-                return Err(HttpError::UpstreamUnavailable(
+                return Err(ProxyError::Unavailable(
                     "the backend switched protocols without being asked to".to_owned(),
                 ));
             };
@@ -167,12 +183,12 @@ impl Upstream {
         if response.headers().keys().any(|name| *name == WXGATE_ERROR) {
             response.headers_mut().remove(&WXGATE_ERROR);
         }
-        Ok(response.map(Either::Left))
+        Ok(response)
     }
 
     /// Points the request at the upstream and adds the `X-Forwarded-*` headers.
     /// The request's path is canonical (the app made it so before routing).
-    fn retarget(&self, request: &mut Request<RequestBody>, peer: &Peer) -> Result<(), HttpError> {
+    fn retarget(&self, request: &mut Request<RequestBody>, peer: &Peer) -> Result<(), ProxyError> {
         let original = std::mem::take(request.uri_mut()).into_parts();
         let path_and_query = original
             .path_and_query
@@ -232,13 +248,12 @@ impl Upstream {
 }
 
 /// `path` with `query`'s bytes as they came: `/a` + `x=1` → `/a?x=1`.
-pub(crate) fn with_query(path: &str, query: Option<&str>) -> Result<PathAndQuery, HttpError> {
+pub(crate) fn with_query(path: &str, query: Option<&str>) -> Result<PathAndQuery, ProxyError> {
     let text = match query {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),
     };
-    PathAndQuery::try_from(text)
-        .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))
+    PathAndQuery::try_from(text).map_err(|_| ProxyError::BadPath)
 }
 
 /// Copies bytes both ways between an upgraded client and upstream connection.

@@ -35,9 +35,9 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body_end::{AtEnd, BodyEnd, Watched};
-use crate::error::describe;
-use crate::stack::body_idle::BodyError;
+use crate::wire::body_end::{AtEnd, BodyEnd, Watched};
+use crate::wire::body_idle::BodyError;
+use crate::wire::describe;
 
 /// An idle connection unused this long is not reused (the upstream may be
 /// about to close it); as hyper-util's default.

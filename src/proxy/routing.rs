@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::canonical_path::{PathPolicy, routing_form};
 use crate::config::UpstreamConfig;
-use crate::route::{PublicRoutes, under};
+use crate::domain::route::PublicRoutes;
+use crate::wire::canonical_path::{PathPolicy, routing_form, under};
 
 pub struct UpstreamRoute {
     /// Index into the app's upstreams (config order).

@@ -24,10 +24,12 @@ use tower_http::request_id::RequestId;
 
 use super::BoxBody;
 use crate::app::App;
-use crate::error::{HttpError, describe};
+use crate::domain::session::{BoundId, UserRecord};
 use crate::metrics::InFlight;
-use crate::outcome::{Handled, Outcome};
-use crate::session::{BoundId, UserRecord};
+use crate::metrics::Outcome;
+use crate::response::Handled;
+use crate::response::HttpError;
+use crate::wire::describe;
 
 #[derive(Clone)]
 pub struct AccessLogLayer {
@@ -186,6 +188,6 @@ fn layer_error(e: BoxError) -> HttpError {
     }
 }
 
-fn boxed(response: Response<crate::body::Body>) -> Response<BoxBody> {
+fn boxed(response: Response<crate::response::Body>) -> Response<BoxBody> {
     response.map(BoxBody::new)
 }

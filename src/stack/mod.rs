@@ -21,7 +21,6 @@
 //! and outside the body timeout, so a slow body holds its slot until it ends.
 
 pub mod access_log;
-pub mod body_idle;
 pub mod client_ip;
 pub mod login_rate;
 
@@ -42,11 +41,11 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::app::App;
-use crate::body::Body;
-use crate::error::HttpError;
 use crate::proxy::Peer;
-use crate::request_id::{self, MakeId};
-pub use body_idle::RequestBody;
+use crate::response::Body;
+use crate::response::HttpError;
+use crate::wire::body_idle::{self, RequestBody};
+use crate::wire::request_id::{self, MakeId};
 
 /// The body of every response the stack gives (CatchPanic boxes them).
 pub type BoxBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
@@ -178,7 +177,7 @@ mod tests {
         let app = Arc::new(App::new(&config).unwrap());
         let inner = tower::service_fn(|request: Request<RequestBody>| async move {
             assert_ne!(request.uri().path(), "/boom", "a bug in a handler");
-            Ok::<_, Infallible>(crate::body::empty(StatusCode::NO_CONTENT))
+            Ok::<_, Infallible>(crate::response::empty(StatusCode::NO_CONTENT))
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,0 +1,512 @@
+//! The request flow, inside the tower stack (`stack`): `handle` →
+//! `handle_request_inner`.
+//!
+//! `handle_request_inner` routes the request and returns
+//! `Result<Response, HttpError>`; `handle` turns an error into its JSON
+//! response (`HttpError::into_response`, the one place that does) and
+//! leaves the request's [`Outcome`] on the response, where the stack's
+//! access log reads it for the request's single log line and its metrics.
+//!
+//! What a SIGHUP may change (routes, header names, timeouts) lives in
+//! [`Live`], swapped whole by [`App::reload`]; a request sees one version
+//! from start to end.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Uri};
+use http_body_util::Either;
+use ipnet::IpNet;
+use serde_json::json;
+
+use crate::config::{AdminConfig, Config};
+use crate::domain::apps::{Apps, MiniProgram};
+use crate::domain::binding::Binding;
+use crate::domain::credentials::Credentials;
+use crate::domain::identity::IdentityHeaders;
+use crate::domain::route::{Route, Routes};
+use crate::domain::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
+use crate::endpoints::login::Login;
+use crate::endpoints::login_limit::LoginLimiter;
+use crate::endpoints::{decrypt, forward_auth, logout, phone, session_check};
+use crate::metrics::Metrics;
+use crate::metrics::Outcome;
+use crate::proxy::{self, Peer, Upstream, UpstreamRoute, UpstreamRoutes};
+use crate::response::Handled;
+use crate::response::HttpError;
+use crate::response::{self, Body};
+use crate::wire::body_idle::RequestBody;
+use crate::wire::canonical_path::canonicalize;
+use crate::wire::request_id::RequestIds;
+use crate::wire::{header, hop_by_hop};
+
+pub struct App {
+    live: ArcSwap<Live>,
+    sessions: Sessions,
+    apps: Apps,
+    login: Login,
+    /// `[binding]`, when configured.
+    binding: Option<Binding>,
+    /// In config order (`UpstreamRoute::index`).
+    upstreams: Vec<Upstream>,
+    draining: AtomicBool,
+    /// Set once the proxy's listeners serve (`/readyz` says "starting" before).
+    started: AtomicBool,
+    /// What WeChat said of the apps' credentials at the last check.
+    credentials: Credentials,
+    metrics: Arc<Metrics>,
+    request_ids: Arc<RequestIds>,
+    login_limiter: LoginLimiter,
+    /// Swapped whole by a reload: its token may be re-read (`admin.token_file`).
+    admin: ArcSwap<AdminConfig>,
+    trusted_proxies: Vec<IpNet>,
+    body_idle_timeout: Duration,
+    /// Per worker thread (`stack::Worker`).
+    max_in_flight: usize,
+}
+
+/// The settings a reload can change.
+pub(crate) struct Live {
+    pub routes: Routes,
+    pub identity: IdentityHeaders,
+    pub session_header: HeaderName,
+    pub upstreams: UpstreamRoutes,
+    pub drain_timeout: Duration,
+}
+
+impl Live {
+    /// `former`: the settings this reload replaces, whose stripped header
+    /// names stay stripped.
+    fn new(config: &Config, former: Option<&Live>) -> Self {
+        let identity = IdentityHeaders::new(
+            &config.headers,
+            &config.session,
+            config.apps.iter().map(|app| app.appid.as_str()),
+        );
+        Self {
+            routes: Routes::new(&config.routes),
+            identity: match former {
+                Some(former) => identity.also_stripping(&former.identity),
+                None => identity,
+            },
+            session_header: config.session.header.clone(),
+            upstreams: UpstreamRoutes::new(&config.upstreams, &config.routes.normalize),
+            drain_timeout: config.server.drain_timeout,
+        }
+    }
+}
+
+impl App {
+    pub fn new(config: &Config) -> Result<Self, StartError> {
+        let prefixes: Vec<&str> = config.upstreams.iter().map(|u| u.prefix.as_str()).collect();
+        let metrics = Arc::new(Metrics::new(&prefixes));
+        Ok(Self {
+            live: ArcSwap::from_pointee(Live::new(config, None)),
+            sessions: Sessions::new(config, metrics.store.clone())?,
+            apps: Apps::new(&config.apps, &metrics.wechat)?,
+            login: Login::new(config),
+            binding: config
+                .binding
+                .as_ref()
+                .map(|b| Binding::new(b, metrics.binding.clone()))
+                .transpose()?,
+            upstreams: config.upstreams.iter().map(Upstream::new).collect(),
+            draining: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            credentials: Credentials::default(),
+            metrics,
+            request_ids: Arc::new(RequestIds::new()),
+            login_limiter: LoginLimiter::new(&config.login),
+            admin: ArcSwap::from_pointee(config.admin.clone()),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            body_idle_timeout: config.server.body_idle_timeout,
+            max_in_flight: config.server.max_in_flight,
+        })
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn request_ids(&self) -> Arc<RequestIds> {
+        self.request_ids.clone()
+    }
+
+    pub(crate) fn login_limiter(&self) -> &LoginLimiter {
+        &self.login_limiter
+    }
+
+    pub(crate) fn apps(&self) -> &Apps {
+        &self.apps
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub(crate) fn admin(&self) -> Arc<AdminConfig> {
+        self.admin.load_full()
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[IpNet] {
+        &self.trusted_proxies
+    }
+
+    pub(crate) fn body_idle_timeout(&self) -> Duration {
+        self.body_idle_timeout
+    }
+
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// The session header's name as last reloaded.
+    pub(crate) fn session_header(&self) -> HeaderName {
+        self.live.load().session_header.clone()
+    }
+
+    /// Whether `path` is the login route (as last reloaded).
+    pub(crate) fn is_login(&self, path: &str) -> bool {
+        self.live.load().routes.is_login(path)
+    }
+
+    /// Takes the reloadable settings of `config`, which the caller has
+    /// checked changes nothing else. Requests in flight finish on the old ones.
+    pub fn reload(&self, config: &Config) {
+        // Secrets re-read from their files or the environment (the reload
+        // checked nothing else of the apps, the admin port or binding changed).
+        for app in &config.apps {
+            if let Some(running) = self.apps.get(&app.appid) {
+                running.wechat.set_secret(&app.secret);
+            }
+        }
+        self.admin.store(Arc::new(config.admin.clone()));
+        if let (Some(binding), Some(new)) = (&self.binding, &config.binding) {
+            binding.set_token(new.token.clone());
+        }
+        let former = self.live.load();
+        self.live.store(Arc::new(Live::new(config, Some(&former))));
+    }
+
+    /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining();
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        self.live.load().drain_timeout
+    }
+
+    /// `/healthz`: the process is alive and serving.
+    pub fn liveness(&self) -> Response<Body> {
+        response::json(StatusCode::OK, &json!({ "status": "ok" }))
+    }
+
+    /// The proxy's listeners are serving: `/readyz` may say ready.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Asks WeChat whether it accepts every app's credentials (at start and
+    /// after a reload); `/readyz` is 503 for those it refuses.
+    pub async fn check_credentials(&self) {
+        self.credentials.check(&self.apps).await;
+    }
+
+    /// `/readyz`: whether this replica can serve — 503 while starting or
+    /// draining, while WeChat refuses an app's credentials (checked at
+    /// start), or while a backend with a `ready_check` cannot serve; 200
+    /// otherwise, whatever the session store's state (named in the body):
+    /// a store every replica shares, in every replica's readiness, would
+    /// take them all out of the Service at once in its outage, public
+    /// routes included. `admin.ready_requires_store` puts the store back in.
+    pub async fn readiness(&self) -> Response<Body> {
+        let store = self.sessions.state();
+        let mut body = json!({ "store": store });
+        // Starting until the listeners serve and WeChat has answered about
+        // the credentials (at most `wechat.timeout`; mock mode at once).
+        let starting = !self.started.load(Ordering::Acquire) || !self.credentials.checked();
+        let status = if starting {
+            "starting"
+        } else if self.draining.load(Ordering::Relaxed) {
+            "draining"
+        } else if let refused @ [_, ..] = &self.credentials.refused()[..] {
+            body["apps"] = json!(
+                refused
+                    .iter()
+                    .map(|(appid, code)| json!({"appid": appid, "errcode": code}))
+                    .collect::<Vec<_>>()
+            );
+            "wechat_misconfigured"
+        } else if let Some((prefix, why)) = self.unready_backend().await {
+            body["upstream"] = json!({ "prefix": prefix, "error": why });
+            "upstream_unavailable"
+        } else if self.admin.load().ready_requires_store && store == "down" {
+            "store_unavailable"
+        } else {
+            "ready"
+        };
+        body["status"] = json!(status);
+        let code = match status {
+            "ready" => StatusCode::OK,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        response::json(code, &body)
+    }
+
+    /// The first backend whose `ready_check` fails, and why.
+    async fn unready_backend(&self) -> Option<(&str, String)> {
+        for upstream in &self.upstreams {
+            if let Err(why) = upstream.ready().await {
+                return Some((upstream.prefix(), why));
+            }
+        }
+        None
+    }
+
+    /// The Prometheus exposition text.
+    pub async fn metrics_text(&self) -> String {
+        self.metrics.encode(self.sessions.live().await)
+    }
+
+    /// Answers one request; an error becomes its JSON answer here. The
+    /// request's outcome travels on the response to the access log.
+    pub(crate) async fn handle(
+        &self,
+        request: Request<RequestBody>,
+        peer: &Peer,
+    ) -> Response<Body> {
+        let mut handled = Handled::from(Outcome::Rejected);
+        let mut response = match self.handle_request_inner(request, peer, &mut handled).await {
+            Ok(response) => response,
+            Err(e) => {
+                if matches!(e, HttpError::BodyMalformed(_) | HttpError::BodyIdle(_)) {
+                    // The client's body failed, whatever route it was on.
+                    handled.outcome = Outcome::Rejected;
+                }
+                e.into_response()
+            }
+        };
+        response.extensions_mut().insert(handled);
+        response
+    }
+
+    async fn handle_request_inner(
+        &self,
+        mut request: Request<RequestBody>,
+        peer: &Peer,
+        handled: &mut Handled,
+    ) -> Result<Response<Body>, HttpError> {
+        let live = self.live.load();
+        // Forward-auth is told by its raw path: Envoy's original path after
+        // the route is made canonical on its own.
+        if let Some(form) = live.routes.forward_auth(request.uri().path()) {
+            return Box::pin(self.forward_auth(&live, &request, form, handled)).await;
+        }
+        // One canonical path for every decision below and for the backend.
+        let canonical = match canonicalize(request.uri().path(), live.routes.normalize())? {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(path) => Some(path),
+        };
+        if let Some(path) = canonical {
+            *request.uri_mut() = with_path(request.uri(), &path)?;
+            handled.path = Some(path.into_boxed_str());
+        }
+        // The rarer routes' futures are boxed: the WeChat calls inside them
+        // are large, and every proxied request's future would otherwise be
+        // as large (6.8 KB before, 4.0 KB after), held for each request in flight.
+        match live.routes.classify(request.method(), request.uri().path()) {
+            Route::Reserved => Err(HttpError::NotFound(
+                "nothing here: this prefix is reserved for wxgate's own routes \
+                 (decrypt, phone, session, auth)",
+            )),
+            Route::Login => {
+                handled.outcome = Outcome::Login;
+                require(&request, "POST")?;
+                Box::pin(self.login.handle(
+                    &self.apps,
+                    &self.sessions,
+                    self.binding.as_ref(),
+                    request,
+                    handled,
+                ))
+                .await
+            }
+            Route::Logout => {
+                handled.outcome = Outcome::Logout;
+                require(&request, "POST")?;
+                logout::handle(&self.sessions, session_id(&live, request.headers())).await
+            }
+            Route::Decrypt => {
+                require(&request, "POST")?;
+                let session = self.authenticate(&live, request.headers(), handled).await?;
+                Box::pin(decrypt::handle(&self.sessions, &session, request)).await
+            }
+            Route::Phone => {
+                require(&request, "POST")?;
+                let session = self.authenticate(&live, request.headers(), handled).await?;
+                Box::pin(phone::handle(
+                    &self.sessions,
+                    &self.app_of(&session)?.wechat,
+                    self.binding.as_ref(),
+                    &session,
+                    request,
+                ))
+                .await
+            }
+            Route::SessionCheck => {
+                require(&request, "GET")?;
+                let session = self.authenticate(&live, request.headers(), handled).await?;
+                Box::pin(session_check::handle(
+                    &self.sessions,
+                    &self.app_of(&session)?.wechat,
+                    &session,
+                ))
+                .await
+            }
+            Route::ForwardAuth => {
+                // A spelling of the auth route that is canonical only now.
+                let form = live.routes.forward_auth(request.uri().path()).flatten();
+                self.forward_auth(&live, &request, form, handled).await
+            }
+            route @ (Route::Public | Route::Protected) => {
+                let upstream = live
+                    .upstreams
+                    .find(request.uri().path())
+                    .ok_or(HttpError::NoUpstream)?;
+                let public = route == Route::Public
+                    || upstream.is_public(request.method(), request.uri().path());
+                if public {
+                    let session = self.resolve(&live, request.headers()).await?;
+                    handled.outcome = Outcome::Public;
+                    handled.user = session.as_ref().map(|s| s.user.clone());
+                    let user = session.as_ref().map(|s| &*s.user);
+                    self.forward(&live, upstream, request, peer, user).await
+                } else {
+                    let session = self.authenticate(&live, request.headers(), handled).await?;
+                    self.forward(&live, upstream, request, peer, Some(&session.user))
+                        .await
+                }
+            }
+        }
+    }
+
+    /// `/_wxgate/auth`: `form` is Envoy's original path, `None` for the
+    /// `X-Forwarded-*` form.
+    async fn forward_auth(
+        &self,
+        live: &Live,
+        request: &Request<RequestBody>,
+        form: Option<&str>,
+        handled: &mut Handled,
+    ) -> Result<Response<Body>, HttpError> {
+        let question = forward_auth::Question::of(&live.routes, &live.upstreams, request, form);
+        // The question's method and path go to the log line even when refused.
+        let question = question.inspect_err(|_| handled.outcome = Outcome::Rejected)?;
+        let session = self.resolve(live, request.headers()).await?;
+        forward_auth::answer(&live.identity, question, session.as_ref(), handled)
+    }
+
+    async fn resolve(
+        &self,
+        live: &Live,
+        headers: &HeaderMap,
+    ) -> Result<Option<Resolved>, HttpError> {
+        match session_id(live, headers) {
+            Some(id) => Ok(self.sessions.resolve(&id).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// The session a route requires; on success the request counts as authenticated.
+    async fn authenticate(
+        &self,
+        live: &Live,
+        headers: &HeaderMap,
+        handled: &mut Handled,
+    ) -> Result<Resolved, HttpError> {
+        let session = self
+            .resolve(live, headers)
+            .await?
+            .ok_or(HttpError::SessionInvalid)?;
+        handled.outcome = Outcome::Authenticated;
+        handled.user = Some(session.user.clone());
+        Ok(session)
+    }
+
+    /// The app of the session's user. Always configured (the stores read
+    /// records of other apps as missing); `unknown_app` would say otherwise.
+    fn app_of(&self, session: &Resolved) -> Result<&MiniProgram, HttpError> {
+        let appid = session.user.appid();
+        self.apps.get(appid).ok_or_else(|| {
+            HttpError::UnknownApp(format!("`{appid}` is not an app of this gateway"))
+        })
+    }
+
+    async fn forward(
+        &self,
+        live: &Live,
+        route: &UpstreamRoute,
+        mut request: Request<RequestBody>,
+        peer: &Peer,
+        user: Option<&UserRecord>,
+    ) -> Result<Response<Body>, HttpError> {
+        let Some(upstream) = self.upstreams.get(route.index) else {
+            return Err(HttpError::NoUpstream);
+        };
+        let upgrade = hop_by_hop::is_upgrade(request.headers());
+        if upgrade && !upstream.allows_upgrade(request.headers()) {
+            // Refused, not downgraded: the client asked for a tunnel.
+            return Err(HttpError::UpgradeNotAllowed);
+        }
+        let headers = request.headers_mut();
+        // Order matters: hop-by-hop first, so `Connection: X-WX-OpenId`
+        // cannot remove what is injected below.
+        hop_by_hop::strip(headers, upgrade);
+        live.identity.strip(headers);
+        if let Some(user) = user {
+            live.identity.inject(headers, user);
+        }
+        let started = Instant::now();
+        let response = upstream
+            .forward(request, peer, upgrade, route.timeout)
+            .await;
+        self.metrics.upstream(route.index, started.elapsed());
+        Ok(response?.map(Either::Left))
+    }
+}
+
+/// `uri` with its path replaced by the canonical `path`, the query's bytes kept.
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, HttpError> {
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(proxy::with_query(path, uri.query())?);
+    Uri::from_parts(parts)
+        .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))
+}
+
+/// The session id, when exactly one well-formed session header is present.
+fn session_id(live: &Live, headers: &HeaderMap) -> Option<SessionId> {
+    header::single(headers, &live.session_header).and_then(|v| SessionId::parse(v.as_bytes()))
+}
+
+/// Why the app could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the WeChat HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("cannot set up the session store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The route accepts only `method` (also what a 405's `Allow` header says).
+pub(crate) fn require<B>(request: &Request<B>, method: &'static str) -> Result<(), HttpError> {
+    if request.method().as_str() == method {
+        Ok(())
+    } else {
+        Err(HttpError::MethodNotAllowed { allow: method })
+    }
+}

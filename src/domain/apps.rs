@@ -1,0 +1,148 @@
+//! The mini-programs wxgate serves (`[wechat]`, `[[apps]]`), and which one
+//! a login is for.
+//!
+//! Each app has its own WeChat client: its credentials, its access token,
+//! its call limit and metrics labelled with its AppID. A login names its
+//! app by `appid` in the body or, when absent, by the `Referer` WeChat puts
+//! on every `wx.request` (`https://servicewechat.com/{appid}/{version}/page-frame.html`).
+//! With one app configured a login need not name it (as before `[[apps]]`)
+//! and the Referer is not consulted; with several, an app named nowhere,
+//! or one not configured, is `400 unknown_app`. After login the session's
+//! user record carries its app, which every later step uses: the injected
+//! AppID, the decryption watermark, the access token.
+//!
+//! Neither the body nor the Referer is trusted for more than choosing whose
+//! credentials the code is exchanged with: a code of one app sent with
+//! another app's fails at WeChat (40029), so naming the wrong app gains nothing.
+
+use http::{HeaderMap, header};
+
+use crate::config::WechatConfig;
+use crate::domain::session::AppTag;
+use crate::domain::wechat::WeChat;
+use crate::metrics::WechatMetrics;
+
+/// The host WeChat's clients send as their `Referer`.
+const REFERER_PREFIX: &str = "https://servicewechat.com/";
+
+pub struct MiniProgram {
+    pub tag: AppTag,
+    pub wechat: WeChat,
+}
+
+pub struct Apps {
+    /// The default app first; never empty (the config guarantees one).
+    list: Vec<MiniProgram>,
+}
+
+impl Apps {
+    pub fn new(configs: &[WechatConfig], metrics: &WechatMetrics) -> Result<Self, reqwest::Error> {
+        let list = configs
+            .iter()
+            .map(|config| {
+                Ok(MiniProgram {
+                    tag: AppTag::of(config),
+                    wechat: WeChat::new(config, metrics.for_app(&config.appid))?,
+                })
+            })
+            .collect::<Result<_, reqwest::Error>>()?;
+        Ok(Self { list })
+    }
+
+    /// Every app, the default one first.
+    pub fn iter(&self) -> impl Iterator<Item = &MiniProgram> {
+        self.list.iter()
+    }
+
+    pub fn get(&self, appid: &str) -> Option<&MiniProgram> {
+        self.list.iter().find(|app| app.tag.appid() == appid)
+    }
+
+    /// The one app, when only one is configured.
+    pub fn only(&self) -> Option<&MiniProgram> {
+        match self.list.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// The app a login is for: `named` (the body's `appid`), else the
+    /// Referer's, else the only app.
+    pub fn for_login(
+        &self,
+        named: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<&MiniProgram, UnknownApp> {
+        let unknown = |appid: &str| {
+            UnknownApp(format!(
+                "`{appid}` is not an app of this gateway; send the appid of a configured \
+                 mini-program"
+            ))
+        };
+        if let Some(appid) = named {
+            return self.get(appid).ok_or_else(|| unknown(appid));
+        }
+        if let Some(only) = self.only() {
+            return Ok(only);
+        }
+        match referer_appid(headers) {
+            Some(appid) => self.get(appid).ok_or_else(|| unknown(appid)),
+            None => Err(UnknownApp(
+                "this gateway serves several mini-programs: send \"appid\" in the login body \
+                 (wx.request sets a Referer naming it, which was missing here)"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+/// A login for no configured app (or, with several, for none named): the
+/// text tells the client what to send.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown app: {0}")]
+pub struct UnknownApp(pub String);
+
+/// The AppID in WeChat's `Referer`, if the request has exactly one of that form.
+fn referer_appid(headers: &HeaderMap) -> Option<&str> {
+    let referer = crate::wire::header::single(headers, &header::REFERER)?
+        .to_str()
+        .ok()?;
+    let rest = referer.strip_prefix(REFERER_PREFIX)?;
+    let (appid, _) = rest.split_once('/')?;
+    (!appid.is_empty()).then_some(appid)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn referer(value: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::REFERER, HeaderValue::from_str(value).unwrap());
+        referer_appid(&headers).map(str::to_owned)
+    }
+
+    #[test]
+    fn the_referer_names_the_app() {
+        let cases = [
+            (
+                "https://servicewechat.com/wx1234567890abcdef/12/page-frame.html",
+                Some("wx1234567890abcdef"),
+            ),
+            (
+                "https://servicewechat.com/wxabc/devtools/page-frame.html",
+                Some("wxabc"),
+            ),
+            ("https://servicewechat.com//12/page-frame.html", None),
+            ("https://servicewechat.com/wxabc", None),
+            ("http://servicewechat.com/wxabc/1/page-frame.html", None),
+            ("https://evil.example/wxabc/1/page-frame.html", None),
+            ("https://servicewechat.com.evil.example/wxabc/1/x", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(referer(value).as_deref(), want, "{value}");
+        }
+    }
+}

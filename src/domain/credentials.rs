@@ -1,0 +1,85 @@
+//! WeChat credentials, checked once at start (and after each reload): a
+//! wrong AppSecret or a missing IP-whitelist entry must show at once, as a
+//! pod that is not Ready with an error line naming the fix, not at the
+//! first user's login as `502 wechat_misconfigured`. WeChat being
+//! unreachable is not a reason to be unready (a WeChat outage must not
+//! take every pod out of the Service): it is a warning.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::domain::apps::Apps;
+use crate::domain::wechat::{WeChatError, errcode};
+
+/// The apps whose credentials WeChat refused, with why.
+#[derive(Default)]
+pub struct Credentials {
+    refused: Mutex<Vec<(String, i64)>>,
+    /// The first check has answered (`/readyz` says "starting" before).
+    checked: AtomicBool,
+}
+
+impl Credentials {
+    /// Whether the first check has answered, one way or the other.
+    pub fn checked(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    /// AppIDs WeChat refused at the last check (with WeChat's errcode).
+    pub fn refused(&self) -> Vec<(String, i64)> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Asks WeChat for a token for every app, concurrently, and records
+    /// which it refused.
+    pub async fn check(&self, apps: &Apps) {
+        let checks = apps.iter().map(|app| async move {
+            let appid = app.tag.appid().to_owned();
+            (appid, app.wechat.check_credentials().await)
+        });
+        let mut refused = Vec::new();
+        for (appid, result) in futures_util::future::join_all(checks).await {
+            match result {
+                Ok(()) => tracing::info!(app = %appid, "WeChat accepts the app's credentials"),
+                Err(e) => match refusal(&e) {
+                    Some((errcode, fix)) => {
+                        tracing::error!(app = %appid, errcode, "WeChat refused the app's credentials: {fix}; not ready until fixed (a SIGHUP re-reads the secret)");
+                        refused.push((appid, errcode));
+                    }
+                    None => {
+                        tracing::warn!(app = %appid, error = %e, "cannot check the app's credentials with WeChat; ready anyway")
+                    }
+                },
+            }
+        }
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = refused;
+        self.checked.store(true, Ordering::Release);
+    }
+}
+
+/// WeChat's errcode and what the operator must do about it, when `e` is
+/// a refusal of the credentials; `None` for any other failure.
+fn refusal(e: &WeChatError) -> Option<(i64, &'static str)> {
+    let WeChatError::Api { errcode, .. } = e else {
+        return None;
+    };
+    let fix = match *errcode {
+        errcode::INVALID_APPID => {
+            Some("the AppID is wrong (40013): copy it from 微信公众平台 → 开发管理 → 开发设置")
+        }
+        errcode::INVALID_APPSECRET => Some(
+            "the AppSecret is wrong (40125): set the current one (开发设置 → AppSecret) in the Secret",
+        ),
+        errcode::IP_NOT_WHITELISTED => Some(
+            "this host's egress IP is not whitelisted (40164): add it under 开发设置 → IP白名单",
+        ),
+        _ => None,
+    }?;
+    Some((*errcode, fix))
+}

@@ -1,0 +1,439 @@
+//! Sessions and the users they belong to.
+//!
+//! A login stores the user's record, keyed by app and openid (see
+//! [`AppTag::user_key`]), and opens a session
+//! that points to it. Resolving a session returns the user record, so every
+//! session of a user sees the user's newest data — above all the newest
+//! session_key, which WeChat rotates on any `wx.login` (exactly one key is
+//! valid per user at a time). A session whose user record is gone is invalid.
+//!
+//! [`SessionStore`] is the one interface every backend implements; the
+//! embedded default is [`MemoryStore`], the moka session cache of `cache.rs`
+//! (which is also the local cache in front of [`RedisStore`]).
+
+mod cache;
+mod id;
+mod memory;
+mod redis;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderValue;
+
+pub use id::SessionId;
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+use crate::config::secret::Secret;
+use crate::metrics::StoreMetrics;
+
+/// What wxgate knows about a WeChat user.
+///
+/// Compact on purpose: the memory store holds one per user, a million of
+/// them in a large deployment. The ids are checked visible ASCII at
+/// construction, so they always make valid header values; the store key
+/// (which ends with the openid) is an `Arc` that the store's user index
+/// and every session share, as is the AppID; the phone number, which few
+/// records carry, is boxed.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    /// [`AppTag::user_key`]: `openid`, or `appid:openid`.
+    key: Arc<str>,
+    /// Where the openid starts in `key` (0 in the single-app layout).
+    openid_at: u8,
+    app: Arc<str>,
+    unionid: Option<Box<str>>,
+    /// The business system's own id for the user (`[binding]`), once bound.
+    user_id: Option<BoundId>,
+    pub session_key: Secret,
+    /// Milliseconds since the Unix epoch (8 bytes rather than `SystemTime`'s 16).
+    pub last_login: u64,
+    /// WeChat said (checksession 87009) that `session_key` is no longer valid.
+    pub key_stale: bool,
+    /// Raised by an operator's "log this user out everywhere": a session
+    /// opened under an older generation no longer resolves. (The memory
+    /// store retires the user's slot instead; Redis compares generations.)
+    pub generation: u32,
+    pub phone: Option<Box<Phone>>,
+}
+
+/// The app a user record belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppTag {
+    appid: Arc<str>,
+    /// The `[wechat]` app: records keyed by openid alone, as when wxgate
+    /// served one app, so stored sessions survive adding `[[apps]]`.
+    single_app_keys: bool,
+}
+
+impl AppTag {
+    /// `appid` is alphanumeric and at most [`crate::config::APPID_MAX`] long (checked at load).
+    pub fn new(appid: &str, single_app_keys: bool) -> Self {
+        Self {
+            appid: Arc::from(appid),
+            single_app_keys,
+        }
+    }
+
+    /// The tag of a configured app.
+    pub fn of(config: &crate::config::WechatConfig) -> Self {
+        Self::new(&config.appid, config.single_app_keys)
+    }
+
+    pub fn appid(&self) -> &str {
+        &self.appid
+    }
+
+    pub fn appid_shared(&self) -> &Arc<str> {
+        &self.appid
+    }
+
+    pub fn single_app_keys(&self) -> bool {
+        self.single_app_keys
+    }
+
+    /// The store key of the record of `openid` in this app: the openid
+    /// itself in the single-app layout, else `appid:openid` (an openid has
+    /// no `:`, so keys of different apps never meet).
+    pub fn user_key(&self, openid: &str) -> String {
+        if self.single_app_keys {
+            openid.to_owned()
+        } else {
+            format!("{}:{openid}", self.appid)
+        }
+    }
+}
+
+/// A bound user id as the binding endpoint gave it: 1 to 128 visible ASCII
+/// bytes, so it always makes a valid header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundId(Box<str>);
+
+impl BoundId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn new(id: &str) -> Option<Self> {
+        let fits = (1..=Self::MAX_LEN).contains(&id.len());
+        (fits && id.bytes().all(|b| b.is_ascii_graphic())).then(|| Self(Box::from(id)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A user's phone number, as WeChat reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phone {
+    /// With the country code for numbers outside mainland China.
+    pub phone_number: String,
+    pub pure_phone_number: String,
+    pub country_code: String,
+}
+
+impl Phone {
+    /// The header form of the number; `None` if it is not printable ASCII.
+    pub fn header_value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&self.phone_number).ok()
+    }
+}
+
+/// A change to a stored user record.
+#[derive(Debug, Clone)]
+pub enum UserUpdate {
+    SetPhone(Phone),
+    /// The user's bound id, from the binding endpoint.
+    SetUserId(BoundId),
+    /// Marks the key stale, but only if it is still `key`: a login that
+    /// raced ahead with a fresh key must not be undone.
+    KeyStale {
+        key: Secret,
+    },
+}
+
+impl UserUpdate {
+    /// Applies the update; `false` when it changes nothing.
+    pub fn apply(&self, user: &mut UserRecord) -> bool {
+        match self {
+            Self::SetPhone(phone) => {
+                let changed = user.phone.as_deref() != Some(phone);
+                user.phone = Some(Box::new(phone.clone()));
+                changed
+            }
+            Self::SetUserId(id) => {
+                let changed = user.user_id.as_ref() != Some(id);
+                user.user_id = Some(id.clone());
+                changed
+            }
+            Self::KeyStale { key } => {
+                let applies = user.session_key == *key && !user.key_stale;
+                user.key_stale |= applies;
+                applies
+            }
+        }
+    }
+}
+
+/// A live session: its user and how long it has left.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub id: SessionId,
+    pub user: Arc<UserRecord>,
+    pub expires_in: Duration,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("WeChat returned an {0} outside [A-Za-z0-9_-]{{1,128}}")]
+pub struct InvalidIdentity(&'static str);
+
+impl UserRecord {
+    pub fn new(
+        app: &AppTag,
+        openid: &str,
+        unionid: Option<&str>,
+        session_key: Secret,
+    ) -> Result<Self, InvalidIdentity> {
+        // WeChat's ids are of this alphabet; anything else (a `:` above
+        // all) would collide with the per-app record key `appid:openid`.
+        fn check<'a>(value: &'a str, what: &'static str) -> Result<&'a str, InvalidIdentity> {
+            let valid = (1..=128).contains(&value.len())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(InvalidIdentity(what));
+            }
+            Ok(value)
+        }
+        let openid = check(openid, "openid")?;
+        let openid_at = if app.single_app_keys {
+            0
+        } else {
+            // An AppID is at most APPID_MAX (64) bytes, checked at load.
+            u8::try_from(app.appid.len() + 1).map_err(|_| InvalidIdentity("appid"))?
+        };
+        Ok(Self {
+            key: Arc::from(app.user_key(openid)),
+            openid_at,
+            app: app.appid.clone(),
+            unionid: unionid
+                .map(|u| check(u, "unionid").map(Box::from))
+                .transpose()?,
+            user_id: None,
+            session_key,
+            last_login: now_ms(),
+            key_stale: false,
+            generation: 0,
+            phone: None,
+        })
+    }
+
+    /// This record after a new login: the new key and unionid; the old
+    /// phone, bound id and generation.
+    pub fn merged_into(&self, mut newer: UserRecord) -> UserRecord {
+        if newer.phone.is_none() {
+            newer.phone = self.phone.clone();
+        }
+        if newer.unionid.is_none() {
+            newer.unionid = self.unionid.clone();
+        }
+        if newer.user_id.is_none() {
+            newer.user_id = self.user_id.clone();
+        }
+        newer.generation = self.generation;
+        newer
+    }
+
+    /// The business system's id for the user, once bound.
+    pub fn user_id(&self) -> Option<&BoundId> {
+        self.user_id.as_ref()
+    }
+
+    /// This record, bound to `id` (a login that has just been bound).
+    pub fn bound_to(mut self, id: BoundId) -> Self {
+        self.user_id = Some(id);
+        self
+    }
+
+    pub fn openid(&self) -> &str {
+        &self.key[usize::from(self.openid_at)..]
+    }
+
+    /// The key the stores file this record under ([`AppTag::user_key`]).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key as the memory store shares it between its indexes.
+    pub(crate) fn key_shared(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// The AppID of the app the user logged in to.
+    pub fn appid(&self) -> &str {
+        &self.app
+    }
+
+    pub fn app(&self) -> AppTag {
+        AppTag {
+            appid: self.app.clone(),
+            single_app_keys: self.openid_at == 0,
+        }
+    }
+
+    pub fn unionid(&self) -> Option<&str> {
+        self.unionid.as_deref()
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(getrandom::Error),
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A session store. Implementations bound sessions by the configured
+/// absolute `ttl`, optional sliding `idle` timeout and `capacity`.
+pub trait SessionStore: Send + Sync {
+    /// Stores `user` as the newest record of its key (keeping the phone
+    /// number of the previous record) and opens a session for it.
+    fn login(
+        &self,
+        user: UserRecord,
+    ) -> impl Future<Output = Result<(SessionId, Arc<UserRecord>), StoreError>> + Send;
+
+    /// The user behind a live session; `None` when unknown, expired or orphaned.
+    /// Counts as activity for the idle timeout.
+    fn resolve(
+        &self,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<Option<Resolved>, StoreError>> + Send;
+
+    /// Ends the session; ending an unknown session is not an error.
+    fn logout(&self, id: &SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Atomically changes the record filed under `key`
+    /// ([`UserRecord::key`]); returns the record as it now stands, or
+    /// `None` when there is none.
+    fn update_user(
+        &self,
+        key: &str,
+        update: UserUpdate,
+    ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
+
+    /// The record filed under `key`, `None` when there is none.
+    fn user(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Arc<UserRecord>>, StoreError>> + Send;
+
+    /// Ends every session of the user, on every replica, in O(1); the
+    /// user's next login opens sessions that work. `false` when there was
+    /// no record (and so no session) under `key`.
+    fn revoke_user(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The store the config asks for. An enum rather than a trait object: the
+/// request path stays free of boxed futures. (Boxed: built once, large.)
+pub enum Sessions {
+    Memory(MemoryStore),
+    Redis(Box<RedisStore>),
+}
+
+impl Sessions {
+    pub fn new(config: &crate::Config, metrics: StoreMetrics) -> Result<Self, StoreError> {
+        Ok(match &config.store {
+            crate::config::StoreConfig::Memory => {
+                Self::Memory(MemoryStore::new(&config.session, metrics))
+            }
+            crate::config::StoreConfig::Redis(redis) => {
+                let apps = config.apps.iter().map(AppTag::of).collect();
+                Self::Redis(Box::new(RedisStore::new(
+                    redis,
+                    &config.session,
+                    apps,
+                    metrics,
+                )?))
+            }
+        })
+    }
+
+    /// Sessions held in this process (memory store); 0 with Redis, whose
+    /// own metrics tell how many keys it holds.
+    pub async fn live(&self) -> u64 {
+        match self {
+            Self::Memory(memory) => memory.live().await,
+            Self::Redis(_) => 0,
+        }
+    }
+
+    /// The store's state as `/readyz` names it: `memory` (always there),
+    /// `up` or `down` (Redis, as its health check last found it).
+    pub fn state(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Redis(redis) if redis.up() => "up",
+            Self::Redis(_) => "down",
+        }
+    }
+}
+
+impl SessionStore for Sessions {
+    async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
+        match self {
+            Self::Memory(s) => s.login(user).await,
+            Self::Redis(s) => s.login(user).await,
+        }
+    }
+
+    async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
+        match self {
+            Self::Memory(s) => s.resolve(id).await,
+            Self::Redis(s) => s.resolve(id).await,
+        }
+    }
+
+    async fn logout(&self, id: &SessionId) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.logout(id).await,
+            Self::Redis(s) => s.logout(id).await,
+        }
+    }
+
+    async fn update_user(
+        &self,
+        key: &str,
+        update: UserUpdate,
+    ) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        match self {
+            Self::Memory(s) => s.update_user(key, update).await,
+            Self::Redis(s) => s.update_user(key, update).await,
+        }
+    }
+
+    async fn user(&self, key: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        match self {
+            Self::Memory(s) => s.user(key).await,
+            Self::Redis(s) => s.user(key).await,
+        }
+    }
+
+    async fn revoke_user(&self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(s) => s.revoke_user(key).await,
+            Self::Redis(s) => s.revoke_user(key).await,
+        }
+    }
+}

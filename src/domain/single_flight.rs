@@ -1,0 +1,47 @@
+//! One call per key at a time, its result shared by every caller waiting
+//! on the key: logins per code (`login`), bindings per openid (`binding`).
+//!
+//! moka's `try_get_with` runs the first caller's future and hands its
+//! result to every caller waiting on that key, and never caches an error.
+//! The entry is dropped as soon as the call completes, so the next call for
+//! the key runs afresh (a replayed code reaches WeChat and gets its own
+//! "code used" answer).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+
+pub struct SingleFlight<V> {
+    calls: Cache<String, V>,
+}
+
+impl<V: Clone + Send + Sync + 'static> Default for SingleFlight<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
+    pub fn new() -> Self {
+        Self {
+            // Entries live only while a call is in flight; the TTL is a backstop.
+            calls: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// `call`'s result, or that of the call for `key` already in flight.
+    pub async fn run<E, F>(&self, key: &str, call: F) -> Result<V, Arc<E>>
+    where
+        F: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
+        let result = self.calls.try_get_with_by_ref(key, call).await;
+        self.calls.invalidate(key).await;
+        result
+    }
+}

@@ -1,0 +1,157 @@
+//! WeChat's server APIs, and their dev-mode stand-in.
+//!
+//! [`WeChat`] is what the rest of wxgate calls: live against WeChat (or any
+//! relay at `wechat.api_base`), or, in `mode = "mock"`, locally for people
+//! trying wxgate without a WeChat account.
+
+mod access_token;
+mod api;
+mod code2session;
+mod mock;
+mod user_api;
+pub mod wxdata;
+
+use std::time::Duration;
+
+use crate::config::secret::Secret;
+use crate::config::{WechatConfig, WechatMode};
+use crate::domain::session::Phone;
+use crate::metrics::WechatMetrics;
+
+use access_token::AccessTokens;
+use api::ApiClient;
+pub use mock::MockWeChat;
+
+/// What a successful `jscode2session` call yields.
+#[derive(Debug, Clone)]
+pub struct WeChatSession {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub session_key: Secret,
+}
+
+/// Why a WeChat API call failed. Messages never contain the secret, an
+/// access token or the request URL (which carries them).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WeChatError {
+    #[error("WeChat answered errcode {errcode}: {errmsg}")]
+    Api { errcode: i64, errmsg: String },
+    #[error("WeChat could not be reached: {0}")]
+    Unreachable(String),
+    #[error("WeChat did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("WeChat answered HTTP {0}")]
+    Status(u16),
+    #[error("WeChat's answer was not understood: {0}")]
+    BadResponse(&'static str),
+    /// `wechat.max_in_flight` calls were out for this long: none was made.
+    #[error("wechat.max_in_flight calls to WeChat are in flight; none freed up within {0:?}")]
+    Saturated(Duration),
+}
+
+/// Documented `errcode`s wxgate acts on.
+pub mod errcode {
+    /// System busy; try again.
+    pub const BUSY: i64 = -1;
+    /// Invalid credential: a bad AppSecret, or an invalid access token.
+    pub const INVALID_CREDENTIAL: i64 = 40001;
+    /// Invalid AppID.
+    pub const INVALID_APPID: i64 = 40013;
+    /// Invalid code (expired, or not from this app).
+    pub const INVALID_CODE: i64 = 40029;
+    /// Invalid AppSecret.
+    pub const INVALID_APPSECRET: i64 = 40125;
+    /// Code already used.
+    pub const CODE_USED: i64 = 40163;
+    /// The server's IP is not on the app's whitelist.
+    pub const IP_NOT_WHITELISTED: i64 = 40164;
+    /// High-risk user: login refused.
+    pub const HIGH_RISK_USER: i64 = 40226;
+    /// Access token expired.
+    pub const TOKEN_EXPIRED: i64 = 42001;
+    /// Rate limit reached.
+    pub const RATE_LIMITED: i64 = 45011;
+    /// checksession: the signature (so the session_key) is no longer valid.
+    pub const SESSION_KEY_INVALID: i64 = 87009;
+}
+
+/// The app's AppSecret, shared by its calls and its token cache, and
+/// replaced in place when a reload re-reads it (`wechat.secret_file`).
+pub type SharedSecret = std::sync::Arc<arc_swap::ArcSwap<Secret>>;
+
+/// The live APIs: one HTTP client, one access-token cache.
+pub struct LiveApi {
+    api: ApiClient,
+    tokens: AccessTokens,
+    appid: String,
+    secret: SharedSecret,
+}
+
+pub enum WeChat {
+    Live(Box<LiveApi>),
+    Mock(MockWeChat),
+}
+
+impl WeChat {
+    pub fn new(config: &WechatConfig, metrics: WechatMetrics) -> Result<Self, reqwest::Error> {
+        Ok(match config.mode {
+            WechatMode::Live => {
+                let secret: SharedSecret =
+                    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(config.secret.clone()));
+                Self::Live(Box::new(LiveApi {
+                    api: ApiClient::new(config, metrics)?,
+                    tokens: AccessTokens::new(&config.appid, &secret),
+                    appid: config.appid.clone(),
+                    secret,
+                }))
+            }
+            WechatMode::Mock => Self::Mock(MockWeChat {
+                timeout: config.timeout,
+            }),
+        })
+    }
+
+    /// Whether WeChat accepts this app's AppID, AppSecret and this host's
+    /// IP (`stable_token`); mock mode always does.
+    pub async fn check_credentials(&self) -> Result<(), WeChatError> {
+        match self {
+            Self::Live(live) => live.tokens.check(&live.api).await,
+            Self::Mock(_) => Ok(()),
+        }
+    }
+
+    /// Uses `secret` from the next call on (a reload re-read it).
+    pub fn set_secret(&self, secret: &Secret) {
+        if let Self::Live(live) = self {
+            live.secret.store(std::sync::Arc::new(secret.clone()));
+        }
+    }
+
+    /// Trades a `wx.login()` code for the user's openid and session_key.
+    pub async fn code2session(&self, code: &str) -> Result<WeChatSession, WeChatError> {
+        match self {
+            Self::Live(live) => live.code2session(code).await,
+            Self::Mock(mock) => mock.code2session(code).await,
+        }
+    }
+
+    /// The phone number behind a `getPhoneNumber` button's code.
+    pub async fn phone_number(&self, code: &str, openid: &str) -> Result<Phone, WeChatError> {
+        match self {
+            Self::Live(live) => live.phone_number(code, openid).await,
+            Self::Mock(mock) => mock.phone_number(code).await,
+        }
+    }
+
+    /// Whether `session_key` is still the user's valid key.
+    pub async fn check_session(
+        &self,
+        openid: &str,
+        session_key: &Secret,
+    ) -> Result<bool, WeChatError> {
+        match self {
+            Self::Live(live) => live.check_session(openid, session_key).await,
+            Self::Mock(_) => Ok(true),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Forward-auth: a front proxy asks "who is this?" and wxgate answers.
+//!
+//! For teams that keep nginx (`auth_request`), Traefik (`ForwardAuth`) or
+//! Envoy (`ext_authz`) in front of their backend. The front proxy sends the
+//! client's headers here; wxgate answers 200 with the identity headers on
+//! the RESPONSE when the session is valid (the proxy copies them onto the
+//! request it forwards), 200 without them for a public route, and 401 JSON
+//! otherwise.
+//!
+//! The route being asked about comes from `X-Forwarded-Method` and
+//! `X-Forwarded-Uri` (nginx, Traefik), or, in Envoy's `path_prefix` form,
+//! from the path after the auth route with the request's own method — then
+//! any `X-Forwarded-*` a client sent is ignored, never taken over the path
+//! Envoy asked about. The path is cut at `?` and `#` and made canonical as
+//! on the proxy port (`canonical_path`), and judged by the same rules: a
+//! path no upstream covers is `404 no_upstream` here too, an ambiguous one
+//! `400 path_ambiguous`. A repeated or non-text `X-Forwarded-Method` or
+//! `X-Forwarded-Uri`, or one that is no method or URI, is a 400: never a
+//! fallback to the auth request's own method or path.
+//!
+//! Stripping client-sent identity headers is the front proxy's job in this
+//! mode; `deploy/` shows how for each proxy.
+
+use crate::wire::body_idle::RequestBody;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+
+use crate::domain::identity::IdentityHeaders;
+use crate::domain::route::{Routes, forwarded_path};
+use crate::domain::session::Resolved;
+use crate::metrics::Outcome;
+use crate::proxy::UpstreamRoutes;
+use crate::response::Handled;
+use crate::response::HttpError;
+use crate::response::{self, Body};
+use crate::wire::canonical_path::canonicalize;
+
+pub const FORWARDED_METHOD: &str = "x-forwarded-method";
+pub const FORWARDED_URI: &str = "x-forwarded-uri";
+
+/// The request the front proxy is asking about.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Question {
+    /// Whether that request is on a public route.
+    pub public: bool,
+    /// Its method and canonical path, for the log line.
+    pub asked: (Method, String),
+}
+
+impl Question {
+    /// `envoy`: the original path of Envoy's form, `None` for the
+    /// `X-Forwarded-*` form.
+    pub fn of(
+        routes: &Routes,
+        upstreams: &UpstreamRoutes,
+        request: &Request<RequestBody>,
+        envoy: Option<&str>,
+    ) -> Result<Self, HttpError> {
+        Self::from_parts(
+            routes,
+            upstreams,
+            request.method(),
+            envoy,
+            request.headers(),
+        )
+    }
+
+    fn from_parts(
+        routes: &Routes,
+        upstreams: &UpstreamRoutes,
+        method: &Method,
+        envoy: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Self, HttpError> {
+        let (method, path) = match envoy {
+            Some(original) => (method.clone(), original),
+            None => {
+                let method = match forwarded(headers, FORWARDED_METHOD)? {
+                    Some(text) => Method::from_bytes(text.as_bytes())
+                        .ok()
+                        .filter(|m| m.as_str().bytes().all(|b| b.is_ascii_alphabetic()))
+                        .ok_or_else(|| bad(FORWARDED_METHOD, "is not an HTTP method"))?,
+                    None => method.clone(),
+                };
+                let path = match forwarded(headers, FORWARDED_URI)? {
+                    Some(uri) => forwarded_path(uri)
+                        .ok_or_else(|| bad(FORWARDED_URI, "is not a path or an absolute URI"))?,
+                    None => "/",
+                };
+                (method, path)
+            }
+        };
+        let path = canonicalize(path, routes.normalize())?;
+        // Judged as the proxy port judges it: a path no upstream covers
+        // has no answer there either.
+        let upstream = upstreams.find(&path).ok_or(HttpError::NoUpstream)?;
+        Ok(Self {
+            public: routes.is_public(&method, &path) || upstream.is_public(&method, &path),
+            asked: (method, path.into_owned()),
+        })
+    }
+}
+
+/// The one value of `name` when present; a repeated or non-text one is a 400.
+fn forwarded<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, HttpError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(bad(name, "is repeated"));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| bad(name, "is not text"))
+}
+
+fn bad(name: &str, why: &str) -> HttpError {
+    HttpError::BadRequest(format!("the front proxy's `{name}` header {why}"))
+}
+
+pub fn answer(
+    identity: &IdentityHeaders,
+    question: Question,
+    session: Option<&Resolved>,
+    handled: &mut Handled,
+) -> Result<Response<Body>, HttpError> {
+    handled.asked = Some(Box::new(question.asked));
+    let outcome = &mut handled.outcome;
+    let mut response = match (session, question.public) {
+        (Some(session), public) => {
+            handled.user = Some(session.user.clone());
+            *outcome = if public {
+                Outcome::Public
+            } else {
+                Outcome::Authenticated
+            };
+            let mut response = response::empty(StatusCode::OK);
+            identity.inject(response.headers_mut(), &session.user);
+            response
+        }
+        (None, true) => {
+            *outcome = Outcome::Public;
+            response::empty(StatusCode::OK)
+        }
+        (None, false) => return Err(HttpError::SessionInvalid),
+    };
+    // An answer about one user must never be reused for another.
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn routes() -> Routes {
+        crate::domain::route::test_routes(&["/public", "GET /api/products"])
+    }
+
+    /// Whether the question is public; `Err(code)` when it is refused.
+    fn public(
+        method: &str,
+        envoy: Option<&str>,
+        forwarded: &[(&'static str, &[u8])],
+    ) -> Result<bool, &'static str> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in forwarded {
+            headers.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let config = crate::config::Config::parse(
+            "[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n",
+            &|_| None,
+        )
+        .unwrap();
+        let upstreams = UpstreamRoutes::new(&config.upstreams, &config.routes.normalize);
+        Question::from_parts(&routes(), &upstreams, &method, envoy, &headers)
+            .map(|q| q.public)
+            .map_err(|e| e.code())
+    }
+
+    fn uri(uri: &str) -> Result<bool, &'static str> {
+        public("GET", None, &[(FORWARDED_URI, uri.as_bytes())])
+    }
+
+    #[test]
+    fn forwarded_uri_table() {
+        let cases = [
+            ("/public/a", Ok(true)),
+            ("/public/a?x=1", Ok(true)),
+            ("/public/../admin", Ok(false)),
+            ("/admin/../public/a", Ok(true)),
+            ("/public/%2e%2e/admin", Err("path_ambiguous")),
+            ("/public/%2E%2E/admin?x", Err("path_ambiguous")),
+            ("/public/..%2fadmin", Err("path_ambiguous")),
+            ("/admin/..;/public", Err("path_ambiguous")),
+            ("/public/../../admin", Err("path_ambiguous")),
+            ("/admin?/public", Ok(false)),
+            ("/admin?next=/public/a", Ok(false)),
+            ("/admin#/public", Ok(false)),
+            ("https://evil.example/public/a", Ok(true)),
+            ("public/a", Err("bad_request")),
+            ("", Err("bad_request")),
+        ];
+        for (forwarded, want) in cases {
+            assert_eq!(uri(forwarded), want, "{forwarded}");
+        }
+    }
+
+    #[test]
+    fn method_comes_from_the_forwarded_header() {
+        let uri = (FORWARDED_URI, &b"/api/products/1"[..]);
+        assert_eq!(
+            public("POST", None, &[uri, (FORWARDED_METHOD, b"GET")]),
+            Ok(true)
+        );
+        assert_eq!(
+            public("GET", None, &[uri, (FORWARDED_METHOD, b"DELETE")]),
+            Ok(false)
+        );
+        // Without the header, the request's own method.
+        assert_eq!(public("GET", None, &[uri]), Ok(true));
+    }
+
+    #[test]
+    fn ambiguous_forwarded_headers_are_refused() {
+        let uri = (FORWARDED_URI, &b"/api/products/1"[..]);
+        let cases: [&[(&'static str, &[u8])]; 5] = [
+            &[uri, (FORWARDED_METHOD, b"G E T")],
+            &[uri, (FORWARDED_METHOD, b"GET"), (FORWARDED_METHOD, b"GET")],
+            &[uri, (FORWARDED_METHOD, b"GE\xffT")],
+            &[uri, uri],
+            &[(FORWARDED_URI, b"/api/products/\xff")],
+        ];
+        for headers in cases {
+            assert_eq!(
+                public("POST", None, headers),
+                Err("bad_request"),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn envoy_path_prefix_form() {
+        let envoy = |method, path| public(method, Some(path), &[]);
+        assert_eq!(envoy("GET", "/public/a"), Ok(true));
+        assert_eq!(envoy("GET", "/admin"), Ok(false));
+        assert_eq!(envoy("GET", "/public/../admin"), Ok(false));
+        assert_eq!(envoy("GET", "/public/%2e%2e/admin"), Err("path_ambiguous"));
+        assert_eq!(envoy("GET", "/api/products"), Ok(true));
+        assert_eq!(envoy("POST", "/api/products"), Ok(false));
+        // A client's X-Forwarded-* never replaces what Envoy asked about.
+        let forged = [
+            (FORWARDED_URI, &b"/public/a"[..]),
+            (FORWARDED_METHOD, &b"GET"[..]),
+        ];
+        assert_eq!(public("GET", Some("/admin"), &forged), Ok(false));
+        assert_eq!(public("POST", Some("/api/products"), &forged), Ok(false));
+    }
+}

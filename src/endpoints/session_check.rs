@@ -1,0 +1,40 @@
+//! `GET /session`: the server-side counterpart of `wx.checkSession`.
+//!
+//! Asks WeChat (`wxa/checksession`) whether the user's session_key is still
+//! valid. When it is not (87009), the user's key is marked stale, so
+//! `/decrypt` answers `session_key_stale` at once instead of trying a key
+//! that cannot work; the next login replaces the key and clears the mark.
+
+use http::{Response, StatusCode};
+use serde_json::json;
+
+use crate::domain::session::{Resolved, SessionStore, UserUpdate};
+use crate::domain::wechat::WeChat;
+use crate::response::HttpError;
+use crate::response::{self, Body};
+
+pub async fn handle<S: SessionStore>(
+    store: &S,
+    wechat: &WeChat,
+    session: &Resolved,
+) -> Result<Response<Body>, HttpError> {
+    let user = &session.user;
+    let valid = !user.key_stale
+        && wechat
+            .check_session(user.openid(), &user.session_key)
+            .await?;
+    if !valid && !user.key_stale {
+        let update = UserUpdate::KeyStale {
+            key: user.session_key.clone(),
+        };
+        store.update_user(user.key(), update).await?;
+    }
+    Ok(response::json(
+        StatusCode::OK,
+        &json!({
+            "valid": valid,
+            "openid": user.openid(),
+            "expires_in": session.expires_in.as_secs(),
+        }),
+    ))
+}

@@ -1,0 +1,50 @@
+//! What happened to a request: one word for its log line and its metrics.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A valid session was required and present.
+    Authenticated,
+    /// A public route, with or without a session.
+    Public,
+    /// No valid session where one was required (401).
+    Rejected,
+    Login,
+    Logout,
+    /// wxgate or something behind it failed (any 5xx).
+    Error,
+}
+
+impl Outcome {
+    /// In `as usize` order, for tables indexed by outcome.
+    pub const ALL: [Self; 6] = [
+        Self::Authenticated,
+        Self::Public,
+        Self::Rejected,
+        Self::Login,
+        Self::Logout,
+        Self::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authenticated => "authenticated",
+            Self::Public => "public",
+            Self::Rejected => "rejected",
+            Self::Login => "login",
+            Self::Logout => "logout",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_discriminant_order() {
+        for (i, outcome) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i, "{outcome:?}");
+        }
+    }
+}

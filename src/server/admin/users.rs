@@ -1,0 +1,141 @@
+//! Operator actions on one user, on the admin port only:
+//!
+//! - `GET /users/{openid}`: the user's record without its secrets (no
+//!   session_key, no phone number: only whether there is one);
+//! - `POST /users/{openid}/logout`: ends every session of the user on every
+//!   replica (an account ban, a stolen phone) in O(1) — the store retires
+//!   the user (memory) or raises its generation (Redis). The user's next
+//!   login works as usual.
+//!
+//! With several apps (`[[apps]]`) the user is named by app too:
+//! `/users/{openid}?appid=wx…` (with one app the appid may be left out).
+//!
+//! With `admin.token` set, both need `Authorization: Bearer <token>`;
+//! without one, they answer only when the admin port listens on loopback
+//! (a sidecar's own pod), never on an address the network reaches.
+
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::app::{App, require};
+use crate::domain::session::{SessionStore, UserRecord};
+use crate::response::HttpError;
+use crate::response::{self, Body};
+
+/// Longest openid accepted in a path; WeChat's are 28 characters.
+const OPENID_LIMIT: usize = 128;
+
+pub async fn handle<B>(
+    app: &App,
+    request: &Request<B>,
+    rest: &str,
+) -> Result<Response<Body>, HttpError> {
+    authorize(app, request.headers())?;
+    let (openid, action) = match rest.split_once('/') {
+        Some((openid, "logout")) => (openid, Action::Logout),
+        Some(_) => {
+            return Err(HttpError::NotFound(
+                "use GET /users/{openid} or POST /users/{openid}/logout",
+            ));
+        }
+        None => (rest, Action::Show),
+    };
+    if openid.is_empty()
+        || openid.len() > OPENID_LIMIT
+        || !openid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(HttpError::BadRequest(
+            "the path must name an openid: letters, digits, `-` and `_`".to_owned(),
+        ));
+    }
+    let named = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("appid="))
+    });
+    let program = match named {
+        Some(appid) => app.apps().get(appid),
+        None => app.apps().only(),
+    }
+    .ok_or_else(|| {
+        HttpError::UnknownApp(
+            "name the user's app with ?appid= (one of the configured AppIDs)".to_owned(),
+        )
+    })?;
+    let key = program.tag.user_key(openid);
+    let sessions = app.sessions();
+    match action {
+        Action::Show => {
+            require(request, "GET")?;
+            let user = sessions
+                .user(&key)
+                .await?
+                .ok_or(HttpError::NotFound("no user with this openid"))?;
+            Ok(response::json(StatusCode::OK, &shown(&user)))
+        }
+        Action::Logout => {
+            require(request, "POST")?;
+            let known = sessions.revoke_user(&key).await?;
+            let appid = program.tag.appid();
+            tracing::info!(
+                appid,
+                openid,
+                known,
+                "operator logged the user out everywhere"
+            );
+            Ok(response::json(
+                StatusCode::OK,
+                &json!({ "revoked": true, "known": known }),
+            ))
+        }
+    }
+}
+
+enum Action {
+    Show,
+    Logout,
+}
+
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+    let admin = app.admin();
+    let Some(token) = &admin.token else {
+        return if admin.actions_open() {
+            Ok(())
+        } else {
+            Err(HttpError::AdminTokenRequired)
+        };
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests of equal length, compared in constant time: neither the
+    // token's bytes nor its length leak through timing.
+    let matches: bool = Sha256::digest(offered.as_bytes())
+        .ct_eq(&Sha256::digest(token.expose().as_bytes()))
+        .into();
+    if matches {
+        Ok(())
+    } else {
+        Err(HttpError::AdminUnauthorized)
+    }
+}
+
+/// What an operator may see of a user.
+fn shown(user: &UserRecord) -> serde_json::Value {
+    let last_login = std::time::UNIX_EPOCH + std::time::Duration::from_millis(user.last_login);
+    json!({
+        "appid": user.appid(),
+        "openid": user.openid(),
+        "unionid": user.unionid(),
+        "user_id": user.user_id().map(|id| id.as_str()),
+        "phone": user.phone.is_some(),
+        "key_stale": user.key_stale,
+        "last_login": humantime::format_rfc3339_seconds(last_login).to_string(),
+    })
+}
