@@ -109,14 +109,15 @@ impl Link {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                 self.pubsub.lock().unwrap().push(text);
             } else if *self.held.borrow() {
-                // The health check's PINGs share the connection: only other
-                // answers count as a read held.
+                // The health check's PINGs share the connection: their answers
+                // pass, or a hold longer than a command timeout would mark the
+                // store down and the read under test would never be sent.
                 let text = String::from_utf8_lossy(&buf[..n]).replace("+PONG\r\n", "");
                 if !text.is_empty() {
                     self.answers_held.fetch_add(1, Ordering::SeqCst);
+                    let mut held = self.held.subscribe();
+                    let _ = held.wait_for(|on| !on).await;
                 }
-                let mut held = self.held.subscribe();
-                let _ = held.wait_for(|on| !on).await;
             }
             if client_write.write_all(&buf[..n]).await.is_err() {
                 break;
