@@ -4,7 +4,8 @@
 //! `POST /login` trades a `wx.login()` code for a wxgate session id; every
 //! other request carrying a valid `X-Session-Id` is streamed to the upstream
 //! with trusted `X-WX-*` identity headers, and any identity header the client
-//! sent is stripped first. See README.md for the whole picture.
+//! sent is stripped first. README.md tells the whole picture; docs/architecture.md
+//! draws the layers this crate is made of.
 #![forbid(unsafe_code)]
 
 // The layers, bottom first: each imports only the ones above it in this
@@ -23,6 +24,6 @@ pub mod wire;
 pub use config::Config;
 pub use server::Server;
 
-/// mimalloc rather than glibc's malloc: measured in bench/ (see README).
+/// mimalloc rather than glibc's malloc: measured in bench/ (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

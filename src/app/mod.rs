@@ -17,10 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, Request, Response, Uri};
 use http_body_util::Either;
 use ipnet::IpNet;
-use serde_json::json;
 
 use crate::config::{AdminConfig, Config};
 use crate::domain::apps::{Apps, MiniProgram};
@@ -37,11 +36,13 @@ use crate::metrics::Outcome;
 use crate::proxy::{self, Peer, Upstream, UpstreamRoute, UpstreamRoutes};
 use crate::response::Handled;
 use crate::response::HttpError;
-use crate::response::{self, Body};
+use crate::response::Body;
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::canonicalize;
 use crate::wire::request_id::RequestIds;
 use crate::wire::{header, hop_by_hop};
+
+mod readiness;
 
 pub struct App {
     live: ArcSwap<Live>,
@@ -69,7 +70,7 @@ pub struct App {
 }
 
 /// The settings a reload can change.
-pub(crate) struct Live {
+struct Live {
     pub routes: Routes,
     pub identity: IdentityHeaders,
     pub session_header: HeaderName,
@@ -199,73 +200,6 @@ impl App {
 
     pub fn drain_timeout(&self) -> Duration {
         self.live.load().drain_timeout
-    }
-
-    /// `/healthz`: the process is alive and serving.
-    pub fn liveness(&self) -> Response<Body> {
-        response::json(StatusCode::OK, &json!({ "status": "ok" }))
-    }
-
-    /// The proxy's listeners are serving: `/readyz` may say ready.
-    pub fn mark_started(&self) {
-        self.started.store(true, Ordering::Release);
-    }
-
-    /// Asks WeChat whether it accepts every app's credentials (at start and
-    /// after a reload); `/readyz` is 503 for those it refuses.
-    pub async fn check_credentials(&self) {
-        self.credentials.check(&self.apps).await;
-    }
-
-    /// `/readyz`: whether this replica can serve — 503 while starting or
-    /// draining, while WeChat refuses an app's credentials (checked at
-    /// start), or while a backend with a `ready_check` cannot serve; 200
-    /// otherwise, whatever the session store's state (named in the body):
-    /// a store every replica shares, in every replica's readiness, would
-    /// take them all out of the Service at once in its outage, public
-    /// routes included. `admin.ready_requires_store` puts the store back in.
-    pub async fn readiness(&self) -> Response<Body> {
-        let store = self.sessions.state();
-        let mut body = json!({ "store": store });
-        // Starting until the listeners serve and WeChat has answered about
-        // the credentials (at most `wechat.timeout`; mock mode at once).
-        let starting = !self.started.load(Ordering::Acquire) || !self.credentials.checked();
-        let status = if starting {
-            "starting"
-        } else if self.draining.load(Ordering::Relaxed) {
-            "draining"
-        } else if let refused @ [_, ..] = &self.credentials.refused()[..] {
-            body["apps"] = json!(
-                refused
-                    .iter()
-                    .map(|(appid, code)| json!({"appid": appid, "errcode": code}))
-                    .collect::<Vec<_>>()
-            );
-            "wechat_misconfigured"
-        } else if let Some((prefix, why)) = self.unready_backend().await {
-            body["upstream"] = json!({ "prefix": prefix, "error": why });
-            "upstream_unavailable"
-        } else if self.admin.load().ready_requires_store && store == "down" {
-            "store_unavailable"
-        } else {
-            "ready"
-        };
-        body["status"] = json!(status);
-        let code = match status {
-            "ready" => StatusCode::OK,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        response::json(code, &body)
-    }
-
-    /// The first backend whose `ready_check` fails, and why.
-    async fn unready_backend(&self) -> Option<(&str, String)> {
-        for upstream in &self.upstreams {
-            if let Err(why) = upstream.ready().await {
-                return Some((upstream.prefix(), why));
-            }
-        }
-        None
     }
 
     /// The Prometheus exposition text.

@@ -12,7 +12,7 @@
 //! same). If they fail, the new session is ended and the error returned.
 //!
 //! With several apps (`[[apps]]`) the body's `appid`, or WeChat's Referer,
-//! says which app the code is for (`apps.rs`).
+//! says which app the code is for (`domain::apps`).
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //! member service, as `/member/card`. Routing picks a backend; it grants
 //! nothing: whether a session is needed is decided separately, and an
 //! upstream's own public routes are judged as `routes.public` are
-//! (`route.rs`).
+//! (`domain::route`).
 //!
 //! The table lives in the app's reloadable settings (timeouts and public
 //! routes may change on SIGHUP); the connection pools, one per upstream,

@@ -5,7 +5,7 @@
 //! nothing of statuses; the `From` impls here are their only mapping.
 //!
 //! Each variant maps to a status and a stable snake_case `code`; clients and
-//! the README's error table depend on those codes. Messages say what the
+//! docs/endpoints.md's error table depend on those codes. Messages say what the
 //! client (or operator) should do and never carry a secret. Nothing a client
 //! or WeChat sends maps to a 500.
 

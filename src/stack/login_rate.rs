@@ -1,7 +1,6 @@
 //! The `/login` rate limit as a layer: `POST` on the login route is
-//! counted per client IP against
-//! [`LoginLimiter`](crate::endpoints::login_limit::LoginLimiter) (its module says why and
-//! how) before it reaches the app; past the limit, 429 `login_rate_limited`
+//! counted per client IP against `endpoints::login_limit::LoginLimiter`
+//! (its module says why and how) before it reaches the app; past the limit, 429 `login_rate_limited`
 //! with `Retry-After`, and no call to WeChat.
 
 use std::net::IpAddr;

@@ -13,7 +13,7 @@
 //! | [`login_rate`] | ours, on governor | `POST /login` per client IP → 429 |
 //! | LoadShed + GlobalConcurrencyLimit | tower | `server.max_in_flight` per worker → 503 `overloaded` |
 //! | [`body_idle`] | ours | a silent request body ends (408) |
-//! | `App::handle` | app.rs | routes, sessions, login, proxy |
+//! | `App::handle` | `app` | routes, sessions, login, proxy |
 //!
 //! The overload bound sheds at once instead of queueing: a request past
 //! the bound is answered 503 `overloaded` with `Retry-After` while the ones

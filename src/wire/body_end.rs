@@ -7,7 +7,7 @@
 //!   Envoy, the timer starts once the request body has ended (or failed),
 //!   so the timeout measures only the backend's own think time.
 //! - The response body hands its upstream connection back to the pool when
-//!   it has been read to the end (see `pool.rs`).
+//!   it has been read to the end (see `proxy::pool`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -113,7 +113,7 @@ mod tests {
         let rotated = MOCK.code2session("alice#2").await.unwrap();
         assert_eq!(rotated.openid, a.openid, "same user");
         assert_ne!(rotated.session_key, a.session_key, "a new key");
-        // The derivation the README documents (checked against node's crypto).
+        // The derivation docs/client.md documents (checked against node's crypto).
         assert_eq!(a.session_key.expose(), "lsgKOuH+n6XT7C6KSxC7pw==");
         assert_eq!(MOCK.phone_number("x").await.unwrap().phone_number.len(), 11);
     }
