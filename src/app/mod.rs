@@ -17,12 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, HeaderName, Request, Response, Uri};
+use http::header::SET_COOKIE;
+use http::{HeaderName, Request, Response, Uri};
 use http_body_util::Either;
 use ipnet::IpNet;
 
-use crate::config::{AdminConfig, Config};
-use crate::domain::apps::{Apps, MiniProgram};
+use crate::config::{AdminConfig, AppKind, Config};
+use crate::domain::apps::{Apps, WechatApp};
 use crate::domain::binding::Binding;
 use crate::domain::credentials::Credentials;
 use crate::domain::identity::IdentityHeaders;
@@ -30,6 +31,7 @@ use crate::domain::route::{Route, Routes};
 use crate::domain::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
 use crate::endpoints::login::Login;
 use crate::endpoints::login_limit::LoginLimiter;
+use crate::endpoints::web_login::WebLogin;
 use crate::endpoints::{decrypt, forward_auth, logout, phone, session_check};
 use crate::metrics::Metrics;
 use crate::metrics::Outcome;
@@ -40,7 +42,7 @@ use crate::response::HttpError;
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::canonicalize;
 use crate::wire::request_id::RequestIds;
-use crate::wire::{header, hop_by_hop};
+use crate::wire::{cookie, hop_by_hop};
 
 mod readiness;
 
@@ -67,6 +69,8 @@ pub struct App {
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
     max_in_flight: usize,
+    /// `[web]` is configured (it is never reloaded in or out).
+    web: bool,
 }
 
 /// The settings a reload can change.
@@ -76,6 +80,8 @@ struct Live {
     pub session_header: HeaderName,
     pub upstreams: UpstreamRoutes,
     pub drain_timeout: Duration,
+    /// `[web]`: browser logins and the session cookie.
+    pub web: Option<WebLogin>,
 }
 
 impl Live {
@@ -96,6 +102,10 @@ impl Live {
             session_header: config.session.header.clone(),
             upstreams: UpstreamRoutes::new(&config.upstreams, &config.routes.normalize),
             drain_timeout: config.server.drain_timeout,
+            web: config
+                .web
+                .as_ref()
+                .map(|web| WebLogin::new(web, &config.routes, config.session.ttl)),
         }
     }
 }
@@ -125,6 +135,7 @@ impl App {
             trusted_proxies: config.server.trusted_proxies.clone(),
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
+            web: config.web.is_some(),
         })
     }
 
@@ -172,6 +183,12 @@ impl App {
     /// Whether `path` is the login route (as last reloaded).
     pub(crate) fn is_login(&self, path: &str) -> bool {
         self.live.load().routes.is_login(path)
+    }
+
+    /// Whether `path` is the browser login's start route, which costs a
+    /// stored login state and a trip to WeChat like a login.
+    pub(crate) fn is_web_start(&self, path: &str) -> bool {
+        self.web && self.live.load().routes.is_web_start(path)
     }
 
     /// Takes the reloadable settings of `config`, which the caller has
@@ -222,7 +239,11 @@ impl App {
                     // The client's body failed, whatever route it was on.
                     handled.outcome = Outcome::Rejected;
                 }
-                e.into_response()
+                if handled.page {
+                    e.into_page()
+                } else {
+                    e.into_response()
+                }
             }
         };
         response.extensions_mut().insert(handled);
@@ -273,19 +294,26 @@ impl App {
             Route::Logout => {
                 handled.outcome = Outcome::Logout;
                 require(&request, "POST")?;
-                logout::handle(&self.sessions, session_id(&live, request.headers())).await
+                let id = credential(&live, &request)?.map(Credential::into_id);
+                let mut response = logout::handle(&self.sessions, id).await?;
+                // A browser's cookie goes too, whichever way it logged out.
+                if let Some(clear) = live.web.as_ref().and_then(WebLogin::clear_session_cookie) {
+                    response.headers_mut().append(SET_COOKIE, clear);
+                }
+                Ok(response)
             }
             Route::Decrypt => {
                 require(&request, "POST")?;
-                let session = self.authenticate(&live, request.headers(), handled).await?;
+                let session = self.authenticate(&live, &request, handled).await?;
+                self.mini_program(&session)?;
                 Box::pin(decrypt::handle(&self.sessions, &session, request)).await
             }
             Route::Phone => {
                 require(&request, "POST")?;
-                let session = self.authenticate(&live, request.headers(), handled).await?;
+                let session = self.authenticate(&live, &request, handled).await?;
                 Box::pin(phone::handle(
                     &self.sessions,
-                    &self.app_of(&session)?.wechat,
+                    &self.mini_program(&session)?.wechat,
                     self.binding.as_ref(),
                     &session,
                     request,
@@ -294,10 +322,10 @@ impl App {
             }
             Route::SessionCheck => {
                 require(&request, "GET")?;
-                let session = self.authenticate(&live, request.headers(), handled).await?;
+                let session = self.authenticate(&live, &request, handled).await?;
                 Box::pin(session_check::handle(
                     &self.sessions,
-                    &self.app_of(&session)?.wechat,
+                    &self.mini_program(&session)?.wechat,
                     &session,
                 ))
                 .await
@@ -307,6 +335,16 @@ impl App {
                 let form = live.routes.forward_auth(request.uri().path()).flatten();
                 self.forward_auth(&live, &request, form, handled).await
             }
+            Route::WebStart => {
+                let web = web_login(&live)?;
+                Box::pin(web.start(&self.apps, &self.sessions, &request, handled)).await
+            }
+            Route::WebCallback => {
+                let web = web_login(&live)?;
+                let binding = self.binding.as_ref();
+                Box::pin(web.callback(&self.apps, &self.sessions, binding, &request, handled)).await
+            }
+            Route::WebMock => web_login(&live)?.mock_page(&self.apps, &request, handled),
             route @ (Route::Public | Route::Protected) => {
                 let upstream = live
                     .upstreams
@@ -315,13 +353,21 @@ impl App {
                 let public = route == Route::Public
                     || upstream.is_public(request.method(), request.uri().path());
                 if public {
-                    let session = self.resolve(&live, request.headers()).await?;
+                    let session = self.resolve(&live, &request).await?;
                     handled.outcome = Outcome::Public;
                     handled.user = session.as_ref().map(|s| s.user.clone());
                     let user = session.as_ref().map(|s| &*s.user);
                     self.forward(&live, upstream, request, peer, user).await
                 } else {
-                    let session = self.authenticate(&live, request.headers(), handled).await?;
+                    let session = match self.authenticate(&live, &request, handled).await {
+                        Err(HttpError::SessionInvalid) if live.web.is_some() => {
+                            // A browser opening the page: to the login, and back.
+                            let redirect =
+                                live.web.as_ref().and_then(|w| w.login_redirect(&request));
+                            return redirect.ok_or(HttpError::SessionInvalid);
+                        }
+                        session => session?,
+                    };
                     self.forward(&live, upstream, request, peer, Some(&session.user))
                         .await
                 }
@@ -341,17 +387,19 @@ impl App {
         let question = forward_auth::Question::of(&live.routes, &live.upstreams, request, form);
         // The question's method and path go to the log line even when refused.
         let question = question.inspect_err(|_| handled.outcome = Outcome::Rejected)?;
-        let session = self.resolve(live, request.headers()).await?;
+        let session = self.resolve(live, request).await?;
         forward_auth::answer(&live.identity, question, session.as_ref(), handled)
     }
 
+    /// The request's session, if it has one. One sent by the cookie alone
+    /// must pass the CSRF check (`WebLogin::allows`) on an unsafe method.
     async fn resolve(
         &self,
         live: &Live,
-        headers: &HeaderMap,
+        request: &Request<RequestBody>,
     ) -> Result<Option<Resolved>, HttpError> {
-        match session_id(live, headers) {
-            Some(id) => Ok(self.sessions.resolve(&id).await?),
+        match credential(live, request)? {
+            Some(credential) => Ok(self.sessions.resolve(&credential.into_id()).await?),
             None => Ok(None),
         }
     }
@@ -360,11 +408,11 @@ impl App {
     async fn authenticate(
         &self,
         live: &Live,
-        headers: &HeaderMap,
+        request: &Request<RequestBody>,
         handled: &mut Handled,
     ) -> Result<Resolved, HttpError> {
         let session = self
-            .resolve(live, headers)
+            .resolve(live, request)
             .await?
             .ok_or(HttpError::SessionInvalid)?;
         handled.outcome = Outcome::Authenticated;
@@ -372,9 +420,19 @@ impl App {
         Ok(session)
     }
 
+    /// The mini-program of the session's user, for the routes only its
+    /// session_key serves; a browser session has none.
+    fn mini_program(&self, session: &Resolved) -> Result<&WechatApp, HttpError> {
+        let app = self.app_of(session)?;
+        match app.kind {
+            AppKind::MiniProgram => Ok(app),
+            _ => Err(HttpError::NoSessionKey),
+        }
+    }
+
     /// The app of the session's user. Always configured (the stores read
     /// records of other apps as missing); `unknown_app` would say otherwise.
-    fn app_of(&self, session: &Resolved) -> Result<&MiniProgram, HttpError> {
+    fn app_of(&self, session: &Resolved) -> Result<&WechatApp, HttpError> {
         let appid = session.user.appid();
         self.apps.get(appid).ok_or_else(|| {
             HttpError::UnknownApp(format!("`{appid}` is not an app of this gateway"))
@@ -402,6 +460,10 @@ impl App {
         // cannot remove what is injected below.
         hop_by_hop::strip(headers, upgrade);
         live.identity.strip(headers);
+        // wxgate's session cookie is its own; the backend's cookies pass.
+        if let Some(web) = &live.web {
+            cookie::strip(headers, web.cookie_name());
+        }
         if let Some(user) = user {
             live.identity.inject(headers, user);
         }
@@ -422,9 +484,51 @@ fn with_path(uri: &Uri, path: &str) -> Result<Uri, HttpError> {
         .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))
 }
 
-/// The session id, when exactly one well-formed session header is present.
-fn session_id(live: &Live, headers: &HeaderMap) -> Option<SessionId> {
-    header::single(headers, &live.session_header).and_then(|v| SessionId::parse(v.as_bytes()))
+/// How a request names its session.
+enum Credential {
+    /// The session header (the mini-program, API clients).
+    Header(SessionId),
+    /// The session cookie (a browser logged in through `[web]`).
+    Cookie(SessionId),
+}
+
+impl Credential {
+    fn into_id(self) -> SessionId {
+        match self {
+            Self::Header(id) | Self::Cookie(id) => id,
+        }
+    }
+}
+
+/// The session header when exactly one well-formed one is present; else,
+/// with `[web]`, the session cookie, refused (`csrf_rejected`) on an unsafe
+/// method from another origin. A present session header is never passed
+/// over for the cookie.
+fn credential(
+    live: &Live,
+    request: &Request<RequestBody>,
+) -> Result<Option<Credential>, HttpError> {
+    let headers = request.headers();
+    let mut sent = headers.get_all(&live.session_header).iter();
+    match (sent.next(), sent.next()) {
+        (Some(one), None) => return Ok(SessionId::parse(one.as_bytes()).map(Credential::Header)),
+        (Some(_), Some(_)) => return Ok(None), // two copies: ambiguous, as none
+        (None, _) => {}
+    }
+    let Some(web) = &live.web else {
+        return Ok(None);
+    };
+    match web.session_id(headers) {
+        Some(_) if !web.allows(request.method(), headers) => Err(HttpError::CsrfRejected),
+        id => Ok(id.map(Credential::Cookie)),
+    }
+}
+
+/// The web login, or a 404 when `[web]` is not configured.
+fn web_login(live: &Live) -> Result<&WebLogin, HttpError> {
+    live.web.as_ref().ok_or(HttpError::NotFound(
+        "nothing here: no official_account or website app is configured ([web])",
+    ))
 }
 
 /// Why the app could not be built.

@@ -35,7 +35,37 @@ pub enum WechatMode {
     Mock,
 }
 
-/// One mini-program.
+/// What kind of WeChat app it is: how its users log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    /// `wx.login()` codes through `jscode2session` (the default).
+    MiniProgram,
+    /// 公众号 web authorisation in WeChat's browser; `userinfo`: the
+    /// `snsapi_userinfo` scope (a consent page, then the profile), else
+    /// `snsapi_base` (silent, openid only).
+    OfficialAccount { userinfo: bool },
+    /// 开放平台 website app: QR login (`snsapi_login`) outside WeChat.
+    Website,
+}
+
+impl AppKind {
+    /// Users of this kind log in in a browser, with a cookie session.
+    pub fn is_web(self) -> bool {
+        !matches!(self, Self::MiniProgram)
+    }
+
+    /// The OAuth scope its authorize URL asks for (web kinds).
+    pub fn scope(self) -> &'static str {
+        match self {
+            Self::MiniProgram => "",
+            Self::OfficialAccount { userinfo: false } => "snsapi_base",
+            Self::OfficialAccount { userinfo: true } => "snsapi_userinfo",
+            Self::Website => "snsapi_login",
+        }
+    }
+}
+
+/// One WeChat app: a mini-program, an official account or a website.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WechatConfig {
     pub appid: String,
@@ -50,6 +80,7 @@ pub struct WechatConfig {
     /// Declared in `[wechat]`: user records keyed by openid alone (the
     /// single-app layout), so existing Redis sessions survive.
     pub single_app_keys: bool,
+    pub kind: AppKind,
 }
 
 /// The config keys of one table, for errors that name them, and its layout.
@@ -63,6 +94,8 @@ struct Keys {
     timeout: &'static str,
     mode: &'static str,
     max_in_flight: &'static str,
+    kind: &'static str,
+    scope: &'static str,
 }
 
 const WECHAT: Keys = Keys {
@@ -74,6 +107,8 @@ const WECHAT: Keys = Keys {
     timeout: "wechat.timeout",
     mode: "wechat.mode",
     max_in_flight: "wechat.max_in_flight",
+    kind: "wechat.kind",
+    scope: "wechat.scope",
 };
 
 const APPS: Keys = Keys {
@@ -85,6 +120,8 @@ const APPS: Keys = Keys {
     timeout: "apps.timeout",
     mode: "apps.mode",
     max_in_flight: "apps.max_in_flight",
+    kind: "apps.kind",
+    scope: "apps.scope",
 };
 
 /// Every app of the config, the `[wechat]` one first; at least one.
@@ -144,6 +181,7 @@ impl WechatConfig {
                 ));
             }
         };
+        let kind = kind(&raw, keys).map_err(|(key, message)| invalid(key, message))?;
         let appid = raw.appid.unwrap_or_default();
         if appid.is_empty()
             || appid.len() > APPID_MAX
@@ -212,6 +250,41 @@ impl WechatConfig {
             mock_allow_non_loopback: raw.mock_allow_non_loopback.unwrap_or(false),
             max_in_flight,
             single_app_keys,
+            kind,
         })
+    }
+}
+
+/// `kind` and `scope`: a scope only where the kind has a choice.
+fn kind(raw: &RawWechat, keys: &Keys) -> Result<AppKind, (&'static str, String)> {
+    let kind = match raw.kind.as_deref().unwrap_or("miniprogram") {
+        "miniprogram" => AppKind::MiniProgram,
+        "official_account" => AppKind::OfficialAccount { userinfo: false },
+        "website" => AppKind::Website,
+        other => {
+            return Err((
+                keys.kind,
+                format!(
+                    "`{other}` is not one of \"miniprogram\", \"official_account\", \"website\""
+                ),
+            ));
+        }
+    };
+    match (kind, raw.scope.as_deref()) {
+        (_, None) => Ok(kind),
+        (AppKind::OfficialAccount { .. }, Some("snsapi_base")) => Ok(kind),
+        (AppKind::OfficialAccount { .. }, Some("snsapi_userinfo")) => {
+            Ok(AppKind::OfficialAccount { userinfo: true })
+        }
+        (AppKind::Website, Some("snsapi_login")) => Ok(kind),
+        (AppKind::OfficialAccount { .. }, Some(other)) => Err((
+            keys.scope,
+            format!("`{other}` is not one of \"snsapi_base\", \"snsapi_userinfo\""),
+        )),
+        (_, Some(_)) => Err((
+            keys.scope,
+            "only an official_account app chooses its scope (a website's is snsapi_login)"
+                .to_owned(),
+        )),
     }
 }

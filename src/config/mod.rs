@@ -19,10 +19,11 @@ mod secret_source;
 mod sections;
 mod store;
 mod upstreams;
+mod web;
 
 use std::path::Path;
 
-pub use apps::{APPID_MAX, SECRET_ENV, WechatConfig, WechatMode};
+pub use apps::{APPID_MAX, AppKind, SECRET_ENV, WechatConfig, WechatMode};
 pub use binding::{BINDING_TOKEN_ENV, BindingConfig};
 pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
@@ -32,6 +33,7 @@ pub use sections::{
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
 pub use upstreams::{ReadyCheck, UpstreamConfig};
+pub use web::WebConfig;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -49,6 +51,8 @@ pub struct Config {
     pub login: LoginConfig,
     /// Off (`None`) unless `[binding]` is present.
     pub binding: Option<BindingConfig>,
+    /// Browser logins: present when an app is an official account or a website.
+    pub web: Option<WebConfig>,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
     pub demo_echo_upstream: bool,
     /// What is allowed but unwise (a secret written in the file), for
@@ -159,6 +163,24 @@ impl Config {
             None => None,
         };
         let binding = BindingConfig::from_raw(raw.binding, binding_token)?;
+        let web = match (raw.web, apps.iter().any(|app| app.kind.is_web())) {
+            (Some(web), true) => Some(WebConfig::from_raw(web)?),
+            (None, true) => {
+                return Err(ConfigError::invalid(
+                    "web.public_url",
+                    "an official_account or website app logs users in in a browser: add [web] \
+                     with public_url, the origin browsers reach wxgate at",
+                ));
+            }
+            (Some(_), false) => {
+                return Err(ConfigError::invalid(
+                    "web.public_url",
+                    "[web] is for official_account and website apps, and none is configured \
+                     (kind = \"official_account\" or \"website\" in [wechat] or [[apps]])",
+                ));
+            }
+            (None, false) => None,
+        };
 
         if let Some(app) = apps.iter().find(|app| {
             app.mode == WechatMode::Mock
@@ -206,6 +228,7 @@ impl Config {
             log,
             login,
             binding,
+            web,
             demo_echo_upstream,
             warnings,
         })

@@ -32,6 +32,7 @@ pub struct RawConfig {
     pub login: RawLogin,
     pub redis: Option<RawRedis>,
     pub binding: Option<RawBinding>,
+    pub web: Option<RawWeb>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +70,18 @@ pub struct RawWechat {
     pub mode: Option<String>,
     pub mock_allow_non_loopback: Option<bool>,
     pub max_in_flight: Option<usize>,
+    pub kind: Option<String>,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub public_url: Option<String>,
+    pub cookie_name: Option<String>,
+    pub cookie_secure: Option<bool>,
+    pub cookie_domain: Option<String>,
+    pub state_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -42,6 +42,12 @@ pub struct PublicRoute {
 }
 
 impl RoutesConfig {
+    /// The browser login's routes under the prefix: start, callback, and
+    /// the mock authorize page (`endpoints::web_login`).
+    pub fn web_paths(&self) -> [String; 3] {
+        ["start", "callback", "mock"].map(|route| format!("{}/oauth/{route}", self.prefix))
+    }
+
     pub(super) fn from_raw(raw: RawRoutes) -> Result<Self, ConfigError> {
         let prefix = path("routes.prefix", raw.prefix, DEFAULT_PREFIX)?
             .trim_end_matches('/')

@@ -1,5 +1,6 @@
-//! The mini-programs wxgate serves (`[wechat]`, `[[apps]]`), and which one
-//! a login is for.
+//! The WeChat apps wxgate serves (`[wechat]`, `[[apps]]`): mini-programs,
+//! and the official accounts and websites whose users log in in a browser
+//! (`kind`); and which one a login is for.
 //!
 //! Each app has its own WeChat client: its credentials, its access token,
 //! its call limit and metrics labelled with its AppID. A login names its
@@ -17,7 +18,7 @@
 
 use http::{HeaderMap, header};
 
-use crate::config::WechatConfig;
+use crate::config::{AppKind, WechatConfig};
 use crate::domain::session::AppTag;
 use crate::domain::wechat::WeChat;
 use crate::metrics::WechatMetrics;
@@ -25,14 +26,15 @@ use crate::metrics::WechatMetrics;
 /// The host WeChat's clients send as their `Referer`.
 const REFERER_PREFIX: &str = "https://servicewechat.com/";
 
-pub struct MiniProgram {
+pub struct WechatApp {
     pub tag: AppTag,
     pub wechat: WeChat,
+    pub kind: AppKind,
 }
 
 pub struct Apps {
     /// The default app first; never empty (the config guarantees one).
-    list: Vec<MiniProgram>,
+    list: Vec<WechatApp>,
 }
 
 impl Apps {
@@ -40,9 +42,10 @@ impl Apps {
         let list = configs
             .iter()
             .map(|config| {
-                Ok(MiniProgram {
+                Ok(WechatApp {
                     tag: AppTag::of(config),
                     wechat: WeChat::new(config, metrics.for_app(&config.appid))?,
+                    kind: config.kind,
                 })
             })
             .collect::<Result<_, reqwest::Error>>()?;
@@ -50,20 +53,52 @@ impl Apps {
     }
 
     /// Every app, the default one first.
-    pub fn iter(&self) -> impl Iterator<Item = &MiniProgram> {
+    pub fn iter(&self) -> impl Iterator<Item = &WechatApp> {
         self.list.iter()
     }
 
-    pub fn get(&self, appid: &str) -> Option<&MiniProgram> {
+    pub fn get(&self, appid: &str) -> Option<&WechatApp> {
         self.list.iter().find(|app| app.tag.appid() == appid)
     }
 
-    /// The one app, when only one is configured.
-    pub fn only(&self) -> Option<&MiniProgram> {
-        match self.list.as_slice() {
-            [only] => Some(only),
+    /// The one mini-program, when only one is configured.
+    pub fn only(&self) -> Option<&WechatApp> {
+        let mut programs = self.mini_programs();
+        match (programs.next(), programs.next()) {
+            (Some(only), None) => Some(only),
             _ => None,
         }
+    }
+
+    fn mini_programs(&self) -> impl Iterator<Item = &WechatApp> {
+        self.list
+            .iter()
+            .filter(|app| app.kind == AppKind::MiniProgram)
+    }
+
+    /// The web app a browser login is for: `named` (the start route's
+    /// `app`), else, inside WeChat's browser (`in_wechat`), the first
+    /// official account, elsewhere the first website; else the first web app.
+    pub fn for_web(&self, named: Option<&str>, in_wechat: bool) -> Result<&WechatApp, UnknownApp> {
+        let web = || self.list.iter().filter(|app| app.kind.is_web());
+        if let Some(appid) = named {
+            return web().find(|app| app.tag.appid() == appid).ok_or_else(|| {
+                UnknownApp(format!(
+                    "`{appid}` is not an official account or website app of this gateway"
+                ))
+            });
+        }
+        let preferred = |app: &&WechatApp| match app.kind {
+            AppKind::OfficialAccount { .. } => in_wechat,
+            AppKind::Website => !in_wechat,
+            AppKind::MiniProgram => false,
+        };
+        web()
+            .find(preferred)
+            .or_else(|| web().next())
+            .ok_or_else(|| {
+                UnknownApp("this gateway has no official account or website app".to_owned())
+            })
     }
 
     /// The app a login is for: `named` (the body's `appid`), else the
@@ -72,21 +107,26 @@ impl Apps {
         &self,
         named: Option<&str>,
         headers: &HeaderMap,
-    ) -> Result<&MiniProgram, UnknownApp> {
+    ) -> Result<&WechatApp, UnknownApp> {
         let unknown = |appid: &str| {
             UnknownApp(format!(
                 "`{appid}` is not an app of this gateway; send the appid of a configured \
                  mini-program"
             ))
         };
+        let program = |appid: &str| {
+            self.get(appid)
+                .filter(|app| app.kind == AppKind::MiniProgram)
+                .ok_or_else(|| unknown(appid))
+        };
         if let Some(appid) = named {
-            return self.get(appid).ok_or_else(|| unknown(appid));
+            return program(appid);
         }
         if let Some(only) = self.only() {
             return Ok(only);
         }
         match referer_appid(headers) {
-            Some(appid) => self.get(appid).ok_or_else(|| unknown(appid)),
+            Some(appid) => program(appid),
             None => Err(UnknownApp(
                 "this gateway serves several mini-programs: send \"appid\" in the login body \
                  (wx.request sets a Referer naming it, which was missing here)"

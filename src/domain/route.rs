@@ -28,6 +28,10 @@ pub enum Route {
     SessionCheck,
     /// "Who is this?" from a front proxy (nginx, Traefik, Envoy).
     ForwardAuth,
+    /// The browser login: off to WeChat, back from it, mock mode's page.
+    WebStart,
+    WebCallback,
+    WebMock,
     /// Under the reserved prefix but no route: 404, never forwarded.
     Reserved,
     /// Proxied without a session (identity injected when one is present).
@@ -44,6 +48,8 @@ pub struct Routes {
     phone: String,
     session: String,
     auth: Option<String>,
+    /// Start, callback, mock page.
+    web: [String; 3],
     public: PublicRoutes,
     normalize: PathPolicy,
 }
@@ -97,6 +103,7 @@ impl Routes {
             phone: config.phone.clone(),
             session: config.session.clone(),
             auth: config.auth.clone(),
+            web: config.web_paths(),
             public: PublicRoutes::new(&config.public, &config.normalize),
             normalize: config.normalize,
         }
@@ -123,7 +130,12 @@ impl Routes {
         } else if self.auth.as_deref().is_some_and(|auth| under(path, auth)) {
             Route::ForwardAuth
         } else if under(path, &self.prefix) {
-            Route::Reserved
+            match &self.web {
+                [start, ..] if path == start => Route::WebStart,
+                [_, callback, _] if path == callback => Route::WebCallback,
+                [.., mock] if path == mock => Route::WebMock,
+                _ => Route::Reserved,
+            }
         } else if self.is_public(method, canonical) {
             Route::Public
         } else {
@@ -147,6 +159,11 @@ impl Routes {
 
     pub fn is_login(&self, path: &str) -> bool {
         path == self.login
+    }
+
+    /// The browser login's start route (rate limited like a login).
+    pub fn is_web_start(&self, path: &str) -> bool {
+        path == self.web[0]
     }
 
     /// Public by `routes.public` (an upstream may add its own, `proxy::UpstreamRoutes`).

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::domain::apps::{Apps, MiniProgram};
+use crate::domain::apps::{Apps, WechatApp};
 use crate::domain::binding::{Binding, Bound};
 use crate::domain::session::{SessionId, SessionStore, UserRecord};
 use crate::domain::single_flight::SingleFlight;
@@ -128,13 +128,25 @@ impl Login {
 }
 
 async fn open_session<S: SessionStore>(
-    app: &MiniProgram,
+    app: &WechatApp,
     store: &S,
     binding: Option<&Binding>,
     code: &str,
 ) -> Result<(SessionId, Arc<UserRecord>), HttpError> {
     let wx = app.wechat.code2session(code).await?;
     let user = UserRecord::new(&app.tag, &wx.openid, wx.unionid.as_deref(), wx.session_key)?;
+    store_and_bind(store, binding, user).await
+}
+
+/// Stores `user` as its app's newest login and opens a session, bound to
+/// the business user id by `[binding]` when configured; with
+/// `binding.required`, no session is handed out unbound. Browser logins
+/// (`web_login`) go the same way.
+pub(crate) async fn store_and_bind<S: SessionStore>(
+    store: &S,
+    binding: Option<&Binding>,
+    user: UserRecord,
+) -> Result<(SessionId, Arc<UserRecord>), HttpError> {
     let (id, user) = store.login(user).await?;
     let Some(binding) = binding else {
         return Ok((id, user));

@@ -8,3 +8,4 @@ pub mod login_limit;
 pub mod logout;
 pub mod phone;
 pub mod session_check;
+pub mod web_login;

@@ -88,6 +88,23 @@ pub enum HttpError {
     /// The path is one backends read differently (`canonical_path`).
     #[error("ambiguous path: {0}")]
     PathAmbiguous(#[from] PathError),
+    /// The web login's `redirect` is not a path on this site.
+    #[error("redirect is not a same-site path")]
+    RedirectInvalid,
+    /// The callback's state is missing, not the browser's, expired or used.
+    #[error("login state missing, foreign, expired or used")]
+    StateInvalid,
+    /// WeChat came back without a code: the user declined.
+    #[error("the user did not authorise the login")]
+    OAuthDenied,
+    /// An unsafe request authenticated by the session cookie alone, from
+    /// another origin.
+    #[error("cross-site request with the session cookie")]
+    CsrfRejected,
+    /// A mini-program route (decrypt, phone, session check) with a
+    /// browser session, which has no session_key.
+    #[error("not a mini-program session")]
+    NoSessionKey,
     /// A handler panicked; the text is the panic's, for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -119,6 +136,10 @@ impl HttpError {
             Self::UnknownApp(_) => StatusCode::BAD_REQUEST,
             Self::NoUpstream => StatusCode::NOT_FOUND,
             Self::PathAmbiguous(_) => StatusCode::BAD_REQUEST,
+            Self::RedirectInvalid | Self::OAuthDenied | Self::NoSessionKey => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::StateInvalid | Self::CsrfRejected => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,6 +182,11 @@ impl HttpError {
             Self::UnknownApp(_) => "unknown_app",
             Self::NoUpstream => "no_upstream",
             Self::PathAmbiguous(_) => "path_ambiguous",
+            Self::RedirectInvalid => "redirect_invalid",
+            Self::StateInvalid => "state_invalid",
+            Self::OAuthDenied => "oauth_denied",
+            Self::CsrfRejected => "csrf_rejected",
+            Self::NoSessionKey => "no_session_key",
             Self::Internal(_) => "internal",
         }
     }
@@ -264,8 +290,46 @@ impl HttpError {
             Self::PathAmbiguous(why) => {
                 format!("{why}: send the path as the backend should read it")
             }
+            Self::RedirectInvalid => "`redirect` must be a path on this site, such as /orders \
+                (no scheme, no host, no //, no backslash)"
+                .to_owned(),
+            Self::StateInvalid => "this login link is not this browser's, has expired or was \
+                used already: start the login again"
+                .to_owned(),
+            Self::OAuthDenied => "the login was not authorised in WeChat: start it again to retry"
+                .to_owned(),
+            Self::CsrfRejected => "a request with the session cookie must come from this site's \
+                own pages (Origin); send X-Session-Id from other clients"
+                .to_owned(),
+            Self::NoSessionKey => "this route is for mini-program sessions: a browser session \
+                has no session_key"
+                .to_owned(),
             Self::Internal(_) => "internal error: the request failed inside wxgate".to_owned(),
         }
+    }
+
+    /// The answer as a plain page for a browser (the web login's routes):
+    /// the same status, code and headers, the message as text.
+    pub fn into_page(&self) -> Response<Body> {
+        let html = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title></head>\n\
+             <body style=\"font-family: sans-serif; max-width: 36em; margin: 3em auto\">\n\
+             <h1>{status}</h1>\n<p id=\"message\">{message}</p>\n<p><code id=\"code\">{code}</code></p>\n</body></html>\n",
+            status = self.status(),
+            message = crate::wire::html::escape(&self.message()),
+            code = self.code(),
+        );
+        let mut response = self.into_response();
+        let json = std::mem::replace(response.headers_mut(), http::HeaderMap::new());
+        let mut page = super::page(self.status(), html);
+        // The JSON answer's own headers (Allow, Retry-After, the mark) stay.
+        for (name, value) in &json {
+            if name != header::CONTENT_TYPE {
+                page.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        *page.extensions_mut() = std::mem::take(response.extensions_mut());
+        page
     }
 
     pub fn into_response(&self) -> Response<Body> {

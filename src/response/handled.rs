@@ -22,6 +22,9 @@ pub struct Handled {
     /// The canonical path, when it differs from the one the client sent
     /// (boxed: most requests send theirs canonical).
     pub path: Option<Box<str>>,
+    /// A browser page (the web login's routes): an error is answered as a
+    /// plain page, not JSON.
+    pub page: bool,
 }
 
 impl From<Outcome> for Handled {
@@ -32,6 +35,7 @@ impl From<Outcome> for Handled {
             asked: None,
             app: None,
             path: None,
+            page: false,
         }
     }
 }

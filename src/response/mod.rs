@@ -33,6 +33,21 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     response
 }
 
+/// An HTML page written by wxgate itself (the web login's): never cached,
+/// never framed by another site.
+pub fn page(status: StatusCode, html: String) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(html))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
 /// An empty answer written by wxgate itself.
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::new())));

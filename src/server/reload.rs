@@ -7,7 +7,7 @@
 //! AppSecrets, the admin and binding tokens — re-read from their files
 //! (`*_file`) or the environment, swapped in place. Anything else
 //! (addresses, threads, the upstreams' URLs and prefixes, the apps, the
-//! session store and its key, lifetimes, `[binding]`) would need new
+//! session store and its key, lifetimes, `[binding]`, `[web]`) would need new
 //! sockets, clients or stored data, so a
 //! file that changes it is refused as a whole: the old config stays, and
 //! the error names the first key that needs a restart. A file that does
@@ -121,6 +121,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         .map(|(key, _)| *key)
         .or_else(|| app_change(&fixed.apps, &old.apps))
         .or_else(|| (fixed.binding != old.binding).then_some("binding"))
+        .or_else(|| (fixed.web != old.web).then_some("web"))
         .or_else(|| (fixed.demo_echo_upstream != old.demo_echo_upstream).then_some("demo"));
     debug_assert!(
         key.is_some() || fixed == *old,
@@ -143,6 +144,7 @@ fn app_change(new: &[WechatConfig], old: &[WechatConfig]) -> Option<&'static str
             "wechat.mode",
             "wechat.api_base",
             "wechat.timeout",
+            "wechat.kind",
             "wechat",
         ]
     } else {
@@ -152,6 +154,7 @@ fn app_change(new: &[WechatConfig], old: &[WechatConfig]) -> Option<&'static str
             "apps.mode",
             "apps.api_base",
             "apps.timeout",
+            "apps.kind",
             "apps",
         ]
     };
@@ -161,6 +164,7 @@ fn app_change(new: &[WechatConfig], old: &[WechatConfig]) -> Option<&'static str
         new.mode != old.mode,
         new.api_base != old.api_base,
         new.timeout != old.timeout,
+        new.kind != old.kind,
     ];
     Some(keys[differs.iter().position(|d| *d).unwrap_or(differs.len())])
 }

@@ -1,5 +1,5 @@
-//! The `/login` rate limit as a layer: `POST` on the login route is
-//! counted per client IP against `endpoints::login_limit::LoginLimiter`
+//! The `/login` rate limit as a layer: `POST` on the login route (and
+//! `GET` on the browser login's start route) is counted per client IP against `endpoints::login_limit::LoginLimiter`
 //! (its module says why and how) before it reaches the app; past the limit, 429 `login_rate_limited`
 //! with `Retry-After`, and no call to WeChat.
 
@@ -55,7 +55,13 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.method() == Method::POST && self.app.is_login(request.uri().path()) {
+        let path = request.uri().path();
+        let limited = match *request.method() {
+            Method::POST => self.app.is_login(path),
+            Method::GET => self.app.is_web_start(path),
+            _ => false,
+        };
+        if limited {
             let ip = client_ip(self.peer, request.headers(), self.app.trusted_proxies());
             if let Err(retry_after) = self.app.login_limiter().check(ip) {
                 let mut response = HttpError::LoginRateLimited { retry_after }.into_response();

@@ -9,8 +9,10 @@ pub mod body_end;
 pub mod body_idle;
 pub mod canonical_path;
 pub mod connection_timer;
+pub mod cookie;
 pub mod header;
 pub mod hop_by_hop;
+pub mod html;
 pub mod request_id;
 
 /// An error and its causes on one line ("client error (Connect): tcp connect

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::SessionCache;
-use super::{Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate};
+use super::pending::PendingLogins;
+use super::{PendingLogin, Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate};
 use crate::config::SessionConfig;
 use crate::metrics::{Layer, StoreMetrics};
 
@@ -20,6 +21,8 @@ pub struct MemoryStore {
     cache: SessionCache,
     ttl: Duration,
     metrics: StoreMetrics,
+    /// Boxed: rarely used, and it would double the store's size.
+    pending: Box<PendingLogins>,
 }
 
 impl MemoryStore {
@@ -28,6 +31,7 @@ impl MemoryStore {
             cache: SessionCache::new(config.capacity, config.ttl, config.idle),
             ttl: config.ttl,
             metrics,
+            pending: Box::default(),
         }
     }
 
@@ -38,6 +42,20 @@ impl MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
+    async fn put_pending(
+        &self,
+        state: &str,
+        pending: PendingLogin,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.pending.put(state, pending, ttl);
+        Ok(())
+    }
+
+    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
+        Ok(self.pending.take(state))
+    }
+
     async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
         let id = SessionId::generate().map_err(StoreError::Random)?;
         let slot = self.cache.store_user(user, true);

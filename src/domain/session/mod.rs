@@ -14,6 +14,7 @@
 mod cache;
 mod id;
 mod memory;
+mod pending;
 mod redis;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use http::HeaderValue;
 
 pub use id::SessionId;
 pub use memory::MemoryStore;
+pub use pending::PendingLogin;
 pub use redis::RedisStore;
 
 use crate::config::secret::Secret;
@@ -57,6 +59,9 @@ pub struct UserRecord {
     /// store retires the user's slot instead; Redis compares generations.)
     pub generation: u32,
     pub phone: Option<Box<Phone>>,
+    /// The WeChat profile (official accounts' `snsapi_userinfo` logins);
+    /// never logged.
+    pub profile: Option<Box<Profile>>,
 }
 
 /// The app a user record belongs to.
@@ -139,6 +144,15 @@ impl Phone {
     pub fn header_value(&self) -> Option<HeaderValue> {
         HeaderValue::from_str(&self.phone_number).ok()
     }
+}
+
+/// A user's public WeChat profile (`sns/userinfo`), as WeChat gives it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Profile {
+    #[serde(default)]
+    pub nickname: String,
+    #[serde(default)]
+    pub headimgurl: String,
 }
 
 /// A change to a stored user record.
@@ -228,6 +242,7 @@ impl UserRecord {
             key_stale: false,
             generation: 0,
             phone: None,
+            profile: None,
         })
     }
 
@@ -236,6 +251,9 @@ impl UserRecord {
     pub fn merged_into(&self, mut newer: UserRecord) -> UserRecord {
         if newer.phone.is_none() {
             newer.phone = self.phone.clone();
+        }
+        if newer.profile.is_none() {
+            newer.profile = self.profile.clone();
         }
         if newer.unionid.is_none() {
             newer.unionid = self.unionid.clone();
@@ -343,6 +361,21 @@ pub trait SessionStore: Send + Sync {
     /// user's next login opens sessions that work. `false` when there was
     /// no record (and so no session) under `key`.
     fn revoke_user(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Files a browser login begun at the start route under its `state`
+    /// for `ttl` (`pending`).
+    fn put_pending(
+        &self,
+        state: &str,
+        pending: PendingLogin,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The login filed under `state`, removed: a second take finds nothing.
+    fn take_pending(
+        &self,
+        state: &str,
+    ) -> impl Future<Output = Result<Option<PendingLogin>, StoreError>> + Send;
 }
 
 /// The store the config asks for. An enum rather than a trait object: the
@@ -434,6 +467,25 @@ impl SessionStore for Sessions {
         match self {
             Self::Memory(s) => s.revoke_user(key).await,
             Self::Redis(s) => s.revoke_user(key).await,
+        }
+    }
+
+    async fn put_pending(
+        &self,
+        state: &str,
+        pending: PendingLogin,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.put_pending(state, pending, ttl).await,
+            Self::Redis(s) => s.put_pending(state, pending, ttl).await,
+        }
+    }
+
+    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
+        match self {
+            Self::Memory(s) => s.take_pending(state).await,
+            Self::Redis(s) => s.take_pending(state).await,
         }
     }
 }

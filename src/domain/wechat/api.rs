@@ -130,6 +130,8 @@ fn api_name(path: &str) -> &'static str {
         Some("stable_token") => "stable_token",
         Some("getuserphonenumber") => "getuserphonenumber",
         Some("checksession") => "checksession",
+        Some("access_token") => "oauth2_access_token",
+        Some("userinfo") => "userinfo",
         _ => "other",
     }
 }

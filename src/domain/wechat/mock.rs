@@ -18,6 +18,10 @@
 //!   busy, `err-40226-x` high-risk user), for login and phone codes alike.
 //! - `slow-ANYTHING` answers nothing within `wechat.timeout`: a timeout.
 //!
+//! - A web authorisation code (official account, website) is read as a
+//!   login code: the same NAME is the same person in the mini-program and
+//!   on H5, with the nickname NAME under `snsapi_userinfo`.
+//!
 //! A phone-number code yields a made-up number derived from it. The config
 //! layer refuses mock mode on a non-loopback address unless explicitly
 //! allowed, and start-up logs a loud warning.
@@ -28,9 +32,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-use super::{WeChatError, WeChatSession};
+use super::{WeChatError, WeChatSession, WebIdentity};
 use crate::config::secret::Secret;
-use crate::domain::session::Phone;
+use crate::domain::session::{Phone, Profile};
 
 pub struct MockWeChat {
     /// `wechat.timeout`: how long a `slow-` code keeps a call waiting.
@@ -58,6 +62,23 @@ impl MockWeChat {
             openid,
             unionid: Some(unionid),
             session_key: Secret::new(STANDARD.encode(&digest("wxgate-mock-key:", code)[..16])),
+        })
+    }
+
+    /// A web authorisation code: the same user as the mini-program code
+    /// of that name (one person across the two; WeChat gives one unionid,
+    /// and in the mock the openids match too). With `userinfo`, the
+    /// profile's nickname is the name.
+    pub async fn web_login(&self, code: &str, userinfo: bool) -> Result<WebIdentity, WeChatError> {
+        let session = self.code2session(code).await?;
+        let name = code.split_once('#').map_or(code, |(name, _)| name);
+        Ok(WebIdentity {
+            openid: session.openid,
+            unionid: session.unionid,
+            profile: userinfo.then(|| Profile {
+                nickname: name.to_owned(),
+                headimgurl: String::new(),
+            }),
         })
     }
 

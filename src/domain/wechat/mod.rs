@@ -9,6 +9,7 @@ mod api;
 mod code2session;
 mod mock;
 mod user_api;
+pub mod web_oauth;
 pub mod wxdata;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::metrics::WechatMetrics;
 use access_token::AccessTokens;
 use api::ApiClient;
 pub use mock::MockWeChat;
+pub use web_oauth::WebIdentity;
 
 /// What a successful `jscode2session` call yields.
 #[derive(Debug, Clone)]
@@ -133,6 +135,20 @@ impl WeChat {
             Self::Live(live) => live.code2session(code).await,
             Self::Mock(mock) => mock.code2session(code).await,
         }
+    }
+
+    /// Trades a web authorisation code for the user's openid, unionid and
+    /// (`userinfo`: the `snsapi_userinfo` scope) profile.
+    pub async fn web_login(&self, code: &str, userinfo: bool) -> Result<WebIdentity, WeChatError> {
+        match self {
+            Self::Live(live) => live.web_login(code, userinfo).await,
+            Self::Mock(mock) => mock.web_login(code, userinfo).await,
+        }
+    }
+
+    /// Mock mode: the authorize page is wxgate's own (`[web]`'s mock page).
+    pub fn is_mock(&self) -> bool {
+        matches!(self, Self::Mock(_))
     }
 
     /// The phone number behind a `getPhoneNumber` button's code.

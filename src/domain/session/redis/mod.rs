@@ -33,8 +33,10 @@ use std::time::Duration;
 use redis::Script;
 use tokio::task::JoinHandle;
 
+use super::pending::state_hash;
 use super::{
-    AppTag, Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate, now_ms,
+    AppTag, PendingLogin, Resolved, SessionId, SessionStore, StoreError, UserRecord, UserUpdate,
+    now_ms,
 };
 use crate::config::{RedisConfig, SessionConfig};
 use crate::domain::session::cache::Hit;
@@ -57,6 +59,7 @@ static LOGIN: LazyLock<Script> = LazyLock::new(|| {
             if new.phone == nil then new.phone = o.phone end
             if new.unionid == nil then new.unionid = o.unionid end
             if new.uid == nil then new.uid = o.uid end
+            if new.prof == nil then new.prof = o.prof end
             new.gen = o.gen
           end
         end
@@ -289,6 +292,44 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl SessionStore for RedisStore {
+    async fn put_pending(
+        &self,
+        state: &str,
+        pending: PendingLogin,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.codec.pending_key(&state_hash(state));
+        let value =
+            serde_json::to_string(&pending).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.connector
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
+        let key = self.codec.pending_key(&state_hash(state));
+        let taken: Option<String> = self
+            .connector
+            .run(|mut c| async move {
+                redis::cmd("GETDEL")
+                    .arg(&key)
+                    .query_async::<Option<String>>(&mut c)
+                    .await
+            })
+            .await?;
+        // Unreadable (another version's format): as good as missing.
+        Ok(taken.and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
     async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
         let id = SessionId::generate().map_err(StoreError::Random)?;
         let hash = session_hash(&id);

@@ -9,8 +9,8 @@
 //!   `appid:openid` for `[[apps]]` entries, whose records also name their
 //!   `app`; `gen` is raised by
 //!   an operator's revocation, which ends every session of an older one.
-//!   With a store key (`WXGATE_STORE_KEY`), the session_key, phone number
-//!   and bound user id are sealed with
+//!   With a store key (`WXGATE_STORE_KEY`), the session_key, phone number,
+//!   bound user id and WeChat profile (`prof`) are sealed with
 //!   AES-256-GCM, a fresh random nonce per write, the user key and field
 //!   name as associated data (a sealed value cannot be moved to another
 //!   user, or to the same openid in another app).
@@ -65,6 +65,9 @@ struct StoredUser {
     /// The bound user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     uid: Option<String>,
+    /// The WeChat profile, as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prof: Option<String>,
 }
 
 pub struct Codec {
@@ -101,6 +104,11 @@ impl Codec {
 
     pub fn session_key(&self, hash: &[u8; 32]) -> String {
         format!("{}s:{}", self.prefix, hex(hash))
+    }
+
+    /// A browser login in flight (`session::pending`), by its state's hash.
+    pub fn pending_key(&self, hash: &[u8; 32]) -> String {
+        format!("{}p:{}", self.prefix, hex(hash))
     }
 
     pub fn user_key(&self, key: &str) -> String {
@@ -145,6 +153,15 @@ impl Codec {
             uid: user
                 .user_id()
                 .map(|id| self.user_id(openid, id))
+                .transpose()?,
+            prof: user
+                .profile
+                .as_ref()
+                .map(|p| {
+                    let json = serde_json::to_string(p)
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    self.seal(openid, "prof", &json)
+                })
                 .transpose()?,
         };
         serde_json::to_string(&stored).map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -195,6 +212,11 @@ impl Codec {
         user.phone = stored
             .phone
             .and_then(|p| self.open(&user_key, "phone", &p))
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .map(Box::new);
+        user.profile = stored
+            .prof
+            .and_then(|p| self.open(&user_key, "prof", &p))
             .and_then(|json| serde_json::from_str(&json).ok())
             .map(Box::new);
         Some(user)

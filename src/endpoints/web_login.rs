@@ -1,0 +1,379 @@
+//! Browser logins for official-account (公众号 H5) and website apps, and
+//! the cookie session they end in — oauth2-proxy's shape on WeChat's
+//! endpoints:
+//!
+//! 1. `GET {prefix}/oauth/start?app=&redirect=` files a pending login under
+//!    a random `state` (in the store, `session::pending`), sets it in a
+//!    short-lived HttpOnly cookie scoped to the callback, and answers 302 to
+//!    WeChat's authorize page (or, in mock mode, to wxgate's own page).
+//! 2. WeChat sends the browser back to `{public_url}{prefix}/oauth/callback`
+//!    with `code` and `state`. The state must equal the cookie's (CSRF: a
+//!    callback an attacker made another browser open has no such cookie),
+//!    and is taken from the store once (a replay finds nothing). The code
+//!    is exchanged, the user record made and bound like a mini-program
+//!    login's, the session cookie set, and the browser sent to `redirect`.
+//!
+//! `redirect` is a same-site path only (`/…`, never `//…`, a scheme, `\`
+//! or a control byte): the start route cannot be made an open redirect.
+//! Errors on these routes are plain pages for a browser (`Handled::page`).
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+use super::login::store_and_bind;
+use crate::config::secret::Secret;
+use crate::config::{AppKind, RoutesConfig, WebConfig};
+use crate::domain::apps::Apps;
+use crate::domain::binding::Binding;
+use crate::domain::session::{PendingLogin, SessionId, SessionStore, UserRecord};
+use crate::domain::wechat::web_oauth::{authorize_page, authorize_url};
+use crate::metrics::Outcome;
+use crate::response::{self, Body, Handled, HttpError};
+use crate::wire::body_idle::RequestBody;
+use crate::wire::cookie::{self, CookieAttributes};
+use crate::wire::html::escape;
+
+/// The browser-login routes and the cookie session's settings.
+pub struct WebLogin {
+    config: WebConfig,
+    start: String,
+    callback: String,
+    mock: String,
+    /// `public_url` + the callback: WeChat's `redirect_uri`.
+    callback_url: String,
+    state_cookie: String,
+    session_ttl: Duration,
+}
+
+impl WebLogin {
+    pub fn new(config: &WebConfig, routes: &RoutesConfig, session_ttl: Duration) -> Self {
+        let [start, callback, mock] = routes.web_paths();
+        Self {
+            callback_url: format!("{}{callback}", config.public_url),
+            state_cookie: format!("{}_state", config.cookie_name),
+            config: config.clone(),
+            start,
+            callback,
+            mock,
+            session_ttl,
+        }
+    }
+
+    /// The session cookie's name (`web.cookie_name`).
+    pub fn cookie_name(&self) -> &str {
+        &self.config.cookie_name
+    }
+
+    /// `GET …/oauth/start`: off to WeChat's authorize page.
+    pub async fn start<S: SessionStore>(
+        &self,
+        apps: &Apps,
+        store: &S,
+        request: &Request<RequestBody>,
+        handled: &mut Handled,
+    ) -> Result<Response<Body>, HttpError> {
+        handled.page = true;
+        require_get(request)?;
+        let query = request.uri().query().unwrap_or("");
+        let redirect = match param(query, "redirect")? {
+            Some(path) => same_site_path(&path)
+                .ok_or(HttpError::RedirectInvalid)?
+                .to_owned(),
+            None => "/".to_owned(),
+        };
+        let named = param(query, "app")?;
+        let app = apps.for_web(named.as_deref(), in_wechat(request.headers()))?;
+        handled.app = Some(app.tag.appid_shared().clone());
+        let state = SessionId::generate()
+            .map_err(|e| HttpError::Internal(format!("no randomness for a login state: {e}")))?
+            .encode();
+        let pending = PendingLogin {
+            appid: app.tag.appid().to_owned(),
+            redirect,
+        };
+        store
+            .put_pending(&state, pending, self.config.state_ttl)
+            .await?;
+        let page = if app.wechat.is_mock() {
+            format!("{}{}", self.config.public_url, self.mock)
+        } else {
+            authorize_page(app.kind)
+        };
+        let location = authorize_url(&page, app.kind, app.tag.appid(), &self.callback_url, &state);
+        let mut response = found(&location)?;
+        let attributes = self.attributes(&self.callback, Some(self.config.state_ttl));
+        if let Some(value) = cookie::set_cookie(&self.state_cookie, &state, &attributes) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Ok(response)
+    }
+
+    /// `GET …/oauth/callback?code&state`: the session cookie, and back to
+    /// where the login began.
+    pub async fn callback<S: SessionStore>(
+        &self,
+        apps: &Apps,
+        store: &S,
+        binding: Option<&Binding>,
+        request: &Request<RequestBody>,
+        handled: &mut Handled,
+    ) -> Result<Response<Body>, HttpError> {
+        handled.page = true;
+        handled.outcome = Outcome::Login;
+        require_get(request)?;
+        let query = request.uri().query().unwrap_or("");
+        let state = param(query, "state")?.ok_or(HttpError::StateInvalid)?;
+        let cookie = cookie::value(request.headers(), &self.state_cookie);
+        if !cookie.is_some_and(|c| constant_time_eq(c.as_bytes(), state.as_bytes())) {
+            return Err(HttpError::StateInvalid);
+        }
+        // Taken once: a replayed callback finds nothing, an old one neither.
+        let pending = store
+            .take_pending(&state)
+            .await?
+            .ok_or(HttpError::StateInvalid)?;
+        // WeChat comes back without a code when the user declines.
+        let code = param(query, "code")?
+            .filter(|code| !code.is_empty() && code.len() <= super::login::CODE_LIMIT)
+            .ok_or(HttpError::OAuthDenied)?;
+        let app = apps
+            .get(&pending.appid)
+            .filter(|app| app.kind.is_web())
+            .ok_or_else(|| {
+                HttpError::UnknownApp(format!("`{}` is no longer configured", pending.appid))
+            })?;
+        handled.app = Some(app.tag.appid_shared().clone());
+        let userinfo = app.kind == AppKind::OfficialAccount { userinfo: true };
+        let identity = app.wechat.web_login(&code, userinfo).await?;
+        // No session_key: a browser session cannot decrypt mini-program data.
+        let mut user = UserRecord::new(
+            &app.tag,
+            &identity.openid,
+            identity.unionid.as_deref(),
+            Secret::new(String::new()),
+        )?;
+        user.profile = identity.profile.map(Box::new);
+        let (id, user) = store_and_bind(store, binding, user).await?;
+        tracing::debug!(session = %id.redacted(), "browser login");
+        handled.user = Some(user);
+        let mut response = found(&pending.redirect)?;
+        let headers = response.headers_mut();
+        if let Some(value) = self.session_cookie(&id) {
+            headers.append(header::SET_COOKIE, value);
+        }
+        let state_attributes = self.attributes(&self.callback, None);
+        if let Some(value) = cookie::clear_cookie(&self.state_cookie, &state_attributes) {
+            headers.append(header::SET_COOKIE, value);
+        }
+        Ok(response)
+    }
+
+    /// Mock mode's stand-in for WeChat's authorize page: the app, a name
+    /// to log in as, and 同意 / Allow, which comes back to the callback
+    /// with that name as the code (the mock's users, `wechat::mock`).
+    pub fn mock_page(
+        &self,
+        apps: &Apps,
+        request: &Request<RequestBody>,
+        handled: &mut Handled,
+    ) -> Result<Response<Body>, HttpError> {
+        handled.page = true;
+        require_get(request)?;
+        let query = request.uri().query().unwrap_or("");
+        let appid = param(query, "appid")?.unwrap_or_default();
+        let app = apps
+            .get(&appid)
+            .filter(|app| app.kind.is_web() && app.wechat.is_mock())
+            .ok_or(HttpError::NotFound(
+                "nothing here: this page stands in for WeChat's only for mock-mode web apps",
+            ))?;
+        // Only ever back to this gateway's own callback.
+        if param(query, "redirect_uri")?.as_deref() != Some(self.callback_url.as_str()) {
+            return Err(HttpError::BadRequest(
+                "redirect_uri is not this gateway's callback".to_owned(),
+            ));
+        }
+        let state = param(query, "state")?.unwrap_or_default();
+        let scope = app.kind.scope();
+        let (appid, state) = (escape(app.tag.appid()), escape(&state));
+        let callback = escape(&self.callback);
+        let page = format!(
+            r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>wxgate mock: 微信授权</title></head>
+<body style="font-family: sans-serif; max-width: 28em; margin: 3em auto">
+<h1>微信授权（模拟）</h1>
+<p>wxgate is in mock mode: this page stands in for WeChat's. App <b id="app">{appid}</b> asks for <code>{scope}</code>.</p>
+<form method="get" action="{callback}">
+<input type="hidden" name="state" value="{state}">
+<label>Log in as <input name="code" id="code" value="alice" autocomplete="off"></label>
+<p><button id="allow" type="submit">同意 / Allow</button>
+<a id="deny" href="{callback}?state={state}">拒绝 / Deny</a></p>
+</form>
+<p><small>The same name is the same person here and in the mini-program (see docs/client.md).</small></p>
+</body></html>
+"#
+        );
+        Ok(response::page(StatusCode::OK, page))
+    }
+
+    /// `Set-Cookie` for a new session, living as long as the session may.
+    pub fn session_cookie(&self, id: &SessionId) -> Option<HeaderValue> {
+        let attributes = self.attributes("/", Some(self.session_ttl));
+        cookie::set_cookie(&self.config.cookie_name, &id.encode(), &attributes)
+    }
+
+    /// `Set-Cookie` that ends the session cookie (logout).
+    pub fn clear_session_cookie(&self) -> Option<HeaderValue> {
+        cookie::clear_cookie(&self.config.cookie_name, &self.attributes("/", None))
+    }
+
+    /// The session id of the session cookie, when well-formed.
+    pub fn session_id(&self, headers: &HeaderMap) -> Option<SessionId> {
+        cookie::value(headers, &self.config.cookie_name)
+            .and_then(|v| SessionId::parse(v.as_bytes()))
+    }
+
+    /// CSRF: whether an unsafe request authenticated by the cookie alone
+    /// comes from `public_url`'s own pages: `Origin` is it, or the browser
+    /// says `Sec-Fetch-Site: same-origin`. Safe methods always pass.
+    pub fn allows(&self, method: &Method, headers: &HeaderMap) -> bool {
+        if matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) {
+            return true;
+        }
+        let same = |name: &str, expected: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case(expected))
+        };
+        same("origin", &self.config.public_url) || same("sec-fetch-site", "same-origin")
+    }
+
+    /// For a browser opening a protected page without a session: 302 to
+    /// the start route, back to this page afterwards. Only top-level
+    /// navigations (`GET`, `Accept: text/html`); an API call keeps its 401.
+    pub fn login_redirect(&self, request: &Request<RequestBody>) -> Option<Response<Body>> {
+        let navigates = request.method() == Method::GET
+            && request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"));
+        if !navigates {
+            return None;
+        }
+        let back = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("redirect", back)
+            .finish();
+        found(&format!("{}?{query}", self.start)).ok()
+    }
+
+    fn attributes<'a>(&'a self, path: &'a str, max_age: Option<Duration>) -> CookieAttributes<'a> {
+        CookieAttributes {
+            path,
+            domain: self.config.cookie_domain.as_deref(),
+            secure: self.config.cookie_secure,
+            max_age,
+        }
+    }
+}
+
+/// `text` when it is a path on this site: `/` then anything but a second
+/// `/` or a `\` (which browsers read as `/`), and visible ASCII only (no
+/// control byte, no space). `//evil`, `/\evil`, `https://evil` and
+/// `%2F%2Fevil` (decoded from the query: `//evil`) are all refused.
+pub fn same_site_path(text: &str) -> Option<&str> {
+    let ok = text.starts_with('/')
+        && !text.starts_with("//")
+        && !text.contains('\\')
+        && text.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(text)
+}
+
+/// The one value of query parameter `name`, decoded; a repeated one is a 400.
+fn param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
+    let mut values = form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned());
+    match (values.next(), values.next()) {
+        (_, Some(_)) => Err(HttpError::BadRequest(format!("`{name}` is repeated"))),
+        (value, None) => Ok(value),
+    }
+}
+
+fn require_get<B>(request: &Request<B>) -> Result<(), HttpError> {
+    match *request.method() {
+        Method::GET | Method::HEAD => Ok(()),
+        _ => Err(HttpError::MethodNotAllowed { allow: "GET" }),
+    }
+}
+
+/// WeChat's own browser says so in its User-Agent.
+fn in_wechat(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.contains("MicroMessenger"))
+}
+
+fn found(location: &str) -> Result<Response<Body>, HttpError> {
+    let value = HeaderValue::from_str(location).map_err(|_| HttpError::RedirectInvalid)?;
+    let mut response = response::empty(StatusCode::FOUND);
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, value);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        let cases = [
+            ("/", true),
+            ("/orders?id=1#top", true),
+            ("/a/b/%2F%2Fx", true),
+            ("//evil.example", false),
+            ("///evil.example", false),
+            ("/\\evil.example", false),
+            ("\\\\evil.example", false),
+            ("https://evil.example", false),
+            ("evil.example", false),
+            ("%2F%2Fevil.example", false),
+            ("/\tevil", false),
+            ("/a b", false),
+            ("/\u{7f}", false),
+            ("/é", false),
+            ("", false),
+        ];
+        for (text, ok) in cases {
+            assert_eq!(same_site_path(text).is_some(), ok, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn params_are_decoded_and_never_ambiguous() {
+        assert_eq!(
+            param("redirect=%2Fa%3Fb%3D1", "redirect")
+                .unwrap()
+                .as_deref(),
+            Some("/a?b=1")
+        );
+        assert_eq!(param("x=1", "redirect").unwrap(), None);
+        assert!(param("state=a&state=b", "state").is_err());
+    }
+}
