@@ -12,8 +12,8 @@ use http::HeaderName;
 use wxgate::config::secret::Secret;
 use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};
 use wxgate::domain::session::{
-    AppTag, BoundId, MemoryStore, Phone, RedisStore, SessionId, SessionStore, Sessions, UserRecord,
-    UserUpdate,
+    AppTag, BoundId, MemoryStore, PendingLogin, Phone, Profile, RedisStore, SessionId,
+    SessionStore, Sessions, UserRecord, UserUpdate,
 };
 use wxgate::metrics::StoreMetrics;
 
@@ -422,6 +422,87 @@ async fn a_bound_user_id_is_shared_by_all_sessions_and_survives_relogin() {
             let record = store.user("o_bind").await.unwrap().unwrap();
             assert_eq!(record.user_id(), Some(&id));
             assert_eq!(record.session_key.expose(), "a2V5Yg==");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_browser_login_is_taken_once_and_not_after_its_ttl() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            let pending = PendingLogin {
+                appid: "wxconformance".into(),
+                redirect: "/orders?id=7".into(),
+            };
+            let ttl = Duration::from_secs(30);
+            store
+                .put_pending("state-a", pending.clone(), ttl)
+                .await
+                .unwrap();
+            store
+                .put_pending("state-b", pending.clone(), ttl)
+                .await
+                .unwrap();
+            assert_eq!(store.take_pending("state-unknown").await.unwrap(), None);
+            let taken = store.take_pending("state-a").await.unwrap();
+            assert_eq!(taken, Some(pending.clone()), "{}", name(&store));
+            assert_eq!(
+                store.take_pending("state-a").await.unwrap(),
+                None,
+                "{}: once",
+                name(&store)
+            );
+            assert_eq!(
+                store.take_pending("state-b").await.unwrap(),
+                Some(pending.clone())
+            );
+            // Past its ttl, nothing (tests/web_login.rs: across replicas).
+            store
+                .put_pending("state-c", pending.clone(), Duration::from_millis(150))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            assert_eq!(
+                store.take_pending("state-c").await.unwrap(),
+                None,
+                "{}: expired",
+                name(&store)
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_user_s_profile_is_kept_across_logins() {
+    for_each_store(
+        session_config(Duration::from_secs(60), None, 100),
+        |make| async move {
+            let store = make();
+            let mut first = user("o_prof", "");
+            first.profile = Some(Box::new(Profile {
+                nickname: "Hana".into(),
+                headimgurl: "https://thirdwx.qlogo.cn/h/132".into(),
+            }));
+            let (id, stored) = store.login(first).await.unwrap();
+            assert_eq!(stored.profile.as_ref().unwrap().nickname, "Hana");
+            // An snsapi_base login brings no profile: the stored one stays.
+            store.login(user("o_prof", "")).await.unwrap();
+            let resolved = store.resolve(&id).await.unwrap().unwrap();
+            assert_eq!(
+                resolved.user.profile.as_ref().map(|p| p.nickname.as_str()),
+                Some("Hana"),
+                "{}",
+                name(&store)
+            );
+            let record = store.user("o_prof").await.unwrap().unwrap();
+            assert_eq!(
+                record.profile.as_ref().unwrap().headimgurl,
+                "https://thirdwx.qlogo.cn/h/132"
+            );
         },
     )
     .await;

@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use wxgate::Config;
-use wxgate::domain::identity::{IdentityHeaders, canonical};
+use wxgate::domain::identity::IdentityHeaders;
+use wxgate::wire::header::folded_name as canonical;
 
 static IDENTITY: LazyLock<IdentityHeaders> = LazyLock::new(|| {
     let text =

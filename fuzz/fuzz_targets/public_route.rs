@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 use wxgate::Config;
-use wxgate::wire::canonical_path::{PathPolicy, canonicalize};
 use wxgate::domain::route::{Route, Routes};
+use wxgate::wire::canonical_path::{PathPolicy, canonicalize};
 
 static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
     let text = "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\n\
@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(canonical.starts_with('/'), "{path:?}");
-    assert!(!canonical.contains("//") && !canonical.contains(['\\', ';']), "{path:?}");
+    assert!(
+        !canonical.contains("//") && !canonical.contains(['\\', ';']),
+        "{path:?}"
+    );
     assert!(
         canonical.split('/').all(|s| s != "." && s != ".."),
         "{path:?} -> {canonical:?}"
@@ -33,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     for method in [Method::GET, Method::POST] {
         if ROUTES.classify(&method, &canonical) == Route::Public {
             let first = canonical.split('/').nth(1).unwrap_or("");
-            assert!(matches!(first, "public" | "static"), "{path:?} -> {canonical:?}");
+            assert!(
+                matches!(first, "public" | "static"),
+                "{path:?} -> {canonical:?}"
+            );
         }
     }
 });

@@ -32,6 +32,7 @@ use crate::domain::wechat::web_oauth::{authorize_page, authorize_url};
 use crate::metrics::Outcome;
 use crate::response::{self, Body, Handled, HttpError};
 use crate::wire::body_idle::RequestBody;
+use crate::wire::canonical_path::same_site_path;
 use crate::wire::cookie::{self, CookieAttributes};
 use crate::wire::html::escape;
 
@@ -285,18 +286,6 @@ impl WebLogin {
     }
 }
 
-/// `text` when it is a path on this site: `/` then anything but a second
-/// `/` or a `\` (which browsers read as `/`), and visible ASCII only (no
-/// control byte, no space). `//evil`, `/\evil`, `https://evil` and
-/// `%2F%2Fevil` (decoded from the query: `//evil`) are all refused.
-pub fn same_site_path(text: &str) -> Option<&str> {
-    let ok = text.starts_with('/')
-        && !text.starts_with("//")
-        && !text.contains('\\')
-        && text.bytes().all(|b| b.is_ascii_graphic());
-    ok.then_some(text)
-}
-
 /// The one value of query parameter `name`, decoded; a repeated one is a 400.
 fn param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
     let mut values = form_urlencoded::parse(query.as_bytes())
@@ -340,30 +329,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redirects_stay_on_this_site() {
-        let cases = [
-            ("/", true),
-            ("/orders?id=1#top", true),
-            ("/a/b/%2F%2Fx", true),
-            ("//evil.example", false),
-            ("///evil.example", false),
-            ("/\\evil.example", false),
-            ("\\\\evil.example", false),
-            ("https://evil.example", false),
-            ("evil.example", false),
-            ("%2F%2Fevil.example", false),
-            ("/\tevil", false),
-            ("/a b", false),
-            ("/\u{7f}", false),
-            ("/é", false),
-            ("", false),
-        ];
-        for (text, ok) in cases {
-            assert_eq!(same_site_path(text).is_some(), ok, "{text:?}");
-        }
-    }
 
     #[test]
     fn params_are_decoded_and_never_ambiguous() {

@@ -306,6 +306,18 @@ pub fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
+/// `text` when it is a path on this site: `/` then anything but a second
+/// `/` or a `\` (which browsers read as `/`), and visible ASCII only (no
+/// control byte, no space). `//evil`, `/\evil`, `https://evil` and
+/// `%2F%2Fevil` (decoded from the query: `//evil`) are all refused.
+pub fn same_site_path(text: &str) -> Option<&str> {
+    let ok = text.starts_with('/')
+        && !text.starts_with("//")
+        && !text.contains('\\')
+        && text.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +459,29 @@ mod tests {
             readings("/s;x/a%2Fb"),
             ["/s;x/a%2Fb", "/s/a%2Fb", "/s;x/a/b", "/s/a/b"]
         );
+    }
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        let cases = [
+            ("/", true),
+            ("/orders?id=1#top", true),
+            ("/a/b/%2F%2Fx", true),
+            ("//evil.example", false),
+            ("///evil.example", false),
+            ("/\\evil.example", false),
+            ("\\\\evil.example", false),
+            ("https://evil.example", false),
+            ("evil.example", false),
+            ("%2F%2Fevil.example", false),
+            ("/\tevil", false),
+            ("/a b", false),
+            ("/\u{7f}", false),
+            ("/é", false),
+            ("", false),
+        ];
+        for (text, ok) in cases {
+            assert_eq!(same_site_path(text).is_some(), ok, "{text:?}");
+        }
     }
 }

@@ -25,6 +25,13 @@
 //! `err:N` → errcode N. `checksession`: 87009 unless the signature is made
 //! with the user's current key.
 //!
+//! Web authorisation (`sns/oauth2/access_token`, official accounts and
+//! websites): a code works once per app (40163 after), wrong credentials
+//! 40013 / 40125, `err:N` errcode N, `union:USER` with a unionid,
+//! `html` an HTTP 502 page, any other code the user it names, without a
+//! unionid. The user's web access token opens `sns/userinfo` (nickname
+//! `nick_USER`) for that openid only; any other answers 40001.
+//!
 //! Several apps (`add_app`): each has its own secret, access token and
 //! session_keys (a user's key rotates per app, as at WeChat), and a phone
 //! number's watermark names the app whose token asked. Unlike WeChat, a
@@ -64,6 +71,8 @@ struct State {
     /// jscode2session calls being answered now, and the most at once.
     in_flight: usize,
     peak_in_flight: usize,
+    /// Web access tokens issued: token → (openid, unionid).
+    web_tokens: HashMap<String, (String, Option<String>)>,
 }
 
 #[derive(Clone)]
@@ -205,6 +214,8 @@ impl WeChatDouble {
             "/cgi-bin/stable_token" => self.stable_token(req).await,
             "/wxa/business/getuserphonenumber" => self.phone_number(req).await,
             "/wxa/checksession" => self.check_session(req),
+            "/sns/oauth2/access_token" => self.web_access_token(req),
+            "/sns/userinfo" => self.userinfo(req),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found".into()),
         }
     }
@@ -300,6 +311,102 @@ impl WeChatDouble {
         } else {
             api_error(87009, "invalid signature")
         }
+    }
+
+    /// How many times `code` was presented to `sns/oauth2/access_token` for `appid`.
+    pub fn web_calls(&self, appid: &str, code: &str) -> usize {
+        let state = self.state.lock().unwrap();
+        state
+            .calls
+            .get(&format!("web/{appid}/{code}"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn web_access_token(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let query = url_pairs(req.uri().query().unwrap_or(""));
+        let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
+        if get("grant_type") != "authorization_code" {
+            return api_error(40002, "invalid grant_type");
+        }
+        let appid = get("appid").to_owned();
+        let Some(secret) = self.secret_of(&appid) else {
+            return api_error(40013, "invalid appid");
+        };
+        if get("secret") != secret {
+            return api_error(40125, "invalid appsecret");
+        }
+        let code = get("code").to_owned();
+        let uses = {
+            let mut state = self.state.lock().unwrap();
+            let n = state
+                .calls
+                .entry(format!("web/{appid}/{code}"))
+                .or_default();
+            *n += 1;
+            *n
+        };
+        let (kind, rest) = code.split_once(':').unwrap_or(("", &code));
+        match (kind, rest) {
+            ("err", n) => return api_error(n.parse().unwrap_or(-1), "test error"),
+            ("", "html") => {
+                return reply(
+                    StatusCode::BAD_GATEWAY,
+                    "text/html",
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>".into(),
+                );
+            }
+            _ if uses > 1 => return api_error(40163, "code been used"),
+            _ => {}
+        }
+        let user = if kind == "union" { rest } else { code.as_str() };
+        let openid = openid_of(user);
+        let unionid = (kind == "union").then(|| unionid_of(user));
+        let token = format!("wat_{appid}_{user}");
+        self.state
+            .lock()
+            .unwrap()
+            .web_tokens
+            .insert(token.clone(), (openid.clone(), unionid.clone()));
+        let mut body = serde_json::json!({
+            "access_token": token,
+            "expires_in": 7200,
+            "refresh_token": "rt",
+            "openid": openid,
+            "scope": "snsapi_userinfo",
+        });
+        if let Some(unionid) = unionid {
+            body["unionid"] = serde_json::json!(unionid);
+        }
+        reply(StatusCode::OK, "text/plain", body.to_string())
+    }
+
+    fn userinfo(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let query = url_pairs(req.uri().query().unwrap_or(""));
+        let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
+        let known = self
+            .state
+            .lock()
+            .unwrap()
+            .web_tokens
+            .get(get("access_token"))
+            .cloned();
+        let Some((openid, unionid)) = known.filter(|(openid, _)| openid == get("openid")) else {
+            return api_error(40001, "invalid credential, access_token is invalid");
+        };
+        let user = openid.trim_start_matches("o_").to_owned();
+        let mut body = serde_json::json!({
+            "openid": openid,
+            "nickname": format!("nick_{user}"),
+            "sex": 0,
+            "province": "", "city": "", "country": "",
+            "headimgurl": format!("https://thirdwx.qlogo.cn/{user}/132"),
+            "privilege": [],
+        });
+        if let Some(unionid) = unionid {
+            body["unionid"] = serde_json::json!(unionid);
+        }
+        reply(StatusCode::OK, "text/plain", body.to_string())
     }
 
     async fn code2session(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -135,6 +135,7 @@ fn shown(user: &UserRecord) -> serde_json::Value {
         "unionid": user.unionid(),
         "user_id": user.user_id().map(|id| id.as_str()),
         "phone": user.phone.is_some(),
+        "profile": user.profile.is_some(),
         "key_stale": user.key_stale,
         "last_login": humantime::format_rfc3339_seconds(last_login).to_string(),
     })
