@@ -78,3 +78,80 @@ impl WebConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AppKind, Config, ConfigError};
+
+    const BASE: &str = "[server]\nlisten = \"127.0.0.1:8080\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n\
+                        [wechat]\nappid = \"wxmini\"\nmode = \"mock\"\n";
+    const OA: &str = "[[apps]]\nappid = \"wxoa\"\nmode = \"mock\"\nkind = \"official_account\"\n";
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, &|_| None).map_err(|e| match e {
+            ConfigError::Invalid { key, .. } => key.to_owned(),
+            other => other.to_string(),
+        })
+    }
+
+    #[test]
+    fn a_web_app_needs_web_and_web_needs_a_web_app() {
+        let web = "[web]\npublic_url = \"https://m.example.com\"\n";
+        let config = parse(&format!("{BASE}{web}{OA}")).unwrap();
+        let web_config = config.web.unwrap();
+        assert_eq!(web_config.public_url, "https://m.example.com");
+        assert_eq!(web_config.cookie_name, "wxgate_session");
+        assert!(web_config.cookie_secure);
+        assert_eq!(web_config.state_ttl, std::time::Duration::from_secs(600));
+        assert_eq!(
+            config.apps[1].kind,
+            AppKind::OfficialAccount { userinfo: false }
+        );
+        assert_eq!(parse(&format!("{BASE}{OA}")).unwrap_err(), "web.public_url");
+        assert_eq!(
+            parse(&format!("{BASE}{web}")).unwrap_err(),
+            "web.public_url"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let web = |extra: &str| {
+            format!("{BASE}[web]\npublic_url = \"https://m.example.com\"\n{extra}{OA}")
+        };
+        let cases = [
+            (
+                format!("{BASE}[web]\npublic_url = \"https://m.example.com/app\"\n{OA}"),
+                "web.public_url",
+            ),
+            (
+                format!("{BASE}[web]\npublic_url = \"m.example.com\"\n{OA}"),
+                "web.public_url",
+            ),
+            (
+                format!("{BASE}[web]\npublic_url = \"ftp://m.example.com\"\n{OA}"),
+                "web.public_url",
+            ),
+            (web("cookie_name = \"a b\"\n"), "web.cookie_name"),
+            (web("cookie_name = \"\"\n"), "web.cookie_name"),
+            (
+                web("cookie_domain = \"exa mple.com\"\n"),
+                "web.cookie_domain",
+            ),
+            (web("state_ttl = \"0s\"\n"), "web.state_ttl"),
+            (web("").replace("official_account", "webapp"), "apps.kind"),
+            (web("") + "scope = \"snsapi_login\"\n", "apps.scope"),
+            (format!("{BASE}scope = \"snsapi_base\"\n"), "wechat.scope"),
+        ];
+        for (text, key) in cases {
+            assert_eq!(parse(&text).err().as_deref(), Some(key), "{text}");
+        }
+        let userinfo = parse(&(web("") + "scope = \"snsapi_userinfo\"\n")).unwrap();
+        assert_eq!(
+            userinfo.apps[1].kind,
+            AppKind::OfficialAccount { userinfo: true }
+        );
+        let site = parse(&web("").replace("official_account", "website")).unwrap();
+        assert_eq!(site.apps[1].kind, AppKind::Website);
+    }
+}
