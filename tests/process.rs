@@ -919,12 +919,21 @@ async fn a_rolling_update_under_load_fails_no_request_and_loses_no_session() {
             (sent, failed)
         }));
     }
+    // Asked on a new connection each time: an idle pooled one may be closed
+    // by the very reload being waited for (nginx's old workers drop them).
     let generation = |n: usize| {
-        let http = http.clone();
+        let http = fresh.clone();
         let url = url("/_generation");
         async move {
             let deadline = Instant::now() + Duration::from_secs(10);
-            while http.get(&url).send().await.unwrap().text().await.unwrap() != n.to_string() {
+            loop {
+                let seen = match http.get(&url).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                if seen == n.to_string() {
+                    break;
+                }
                 assert!(Instant::now() < deadline, "nginx never reloaded");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

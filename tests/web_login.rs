@@ -640,3 +640,27 @@ async fn websites_use_qr_login_and_wechat_s_browser_gets_the_official_account() 
     assert!(in_wechat.starts_with("https://open.weixin.qq.com/connect/oauth2/authorize?"));
     assert_eq!(param(&in_wechat, "appid").as_deref(), Some(OA));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_auth_accepts_the_cookie_and_judges_csrf_on_the_request_asked_about() {
+    let setup = Setup::new().await;
+    let gate = setup.config(None).start().await;
+    let cookie = log_in(&gate, &gate, "union:sol").await;
+    // nginx auth_request: a GET subrequest with the original request's headers.
+    let ask = |method: &str, origin: &str| {
+        browser()
+            .get(gate.url("/_wxgate/auth"))
+            .header("x-forwarded-method", method)
+            .header("x-forwarded-uri", "/orders")
+            .header(COOKIE, &cookie)
+            .header(ORIGIN, origin)
+            .send()
+    };
+    let read = ask("GET", "https://evil.example").await.unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.headers()["x-wx-unionid"], unionid_of("sol").as_str());
+    let forged = ask("POST", "https://evil.example").await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(forged.headers()["x-wxgate-error"], "csrf_rejected");
+    assert_eq!(ask("POST", PUBLIC).await.unwrap().status(), 200);
+}

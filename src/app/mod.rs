@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::header::SET_COOKIE;
-use http::{HeaderName, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, Method, Request, Response, Uri};
 use http_body_util::Either;
 use ipnet::IpNet;
 
@@ -294,7 +294,8 @@ impl App {
             Route::Logout => {
                 handled.outcome = Outcome::Logout;
                 require(&request, "POST")?;
-                let id = credential(&live, &request)?.map(Credential::into_id);
+                let id = credential(&live, request.method(), request.headers())?
+                    .map(Credential::into_id);
                 let mut response = logout::handle(&self.sessions, id).await?;
                 // A browser's cookie goes too, whichever way it logged out.
                 if let Some(clear) = live.web.as_ref().and_then(WebLogin::clear_session_cookie) {
@@ -387,7 +388,11 @@ impl App {
         let question = forward_auth::Question::of(&live.routes, &live.upstreams, request, form);
         // The question's method and path go to the log line even when refused.
         let question = question.inspect_err(|_| handled.outcome = Outcome::Rejected)?;
-        let session = self.resolve(live, request).await?;
+        // CSRF is judged on the request asked about (nginx and Envoy pass
+        // its headers, Origin included, on to the auth subrequest).
+        let session = self
+            .resolve_for(live, &question.asked.0, request.headers())
+            .await?;
         forward_auth::answer(&live.identity, question, session.as_ref(), handled)
     }
 
@@ -398,7 +403,19 @@ impl App {
         live: &Live,
         request: &Request<RequestBody>,
     ) -> Result<Option<Resolved>, HttpError> {
-        match credential(live, request)? {
+        self.resolve_for(live, request.method(), request.headers())
+            .await
+    }
+
+    /// [`Self::resolve`] for a request of `method` (forward-auth: the one
+    /// the front proxy asks about, not its own subrequest's).
+    async fn resolve_for(
+        &self,
+        live: &Live,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<Resolved>, HttpError> {
+        match credential(live, method, headers)? {
             Some(credential) => Ok(self.sessions.resolve(&credential.into_id()).await?),
             None => Ok(None),
         }
@@ -506,9 +523,9 @@ impl Credential {
 /// over for the cookie.
 fn credential(
     live: &Live,
-    request: &Request<RequestBody>,
+    method: &Method,
+    headers: &HeaderMap,
 ) -> Result<Option<Credential>, HttpError> {
-    let headers = request.headers();
     let mut sent = headers.get_all(&live.session_header).iter();
     match (sent.next(), sent.next()) {
         (Some(one), None) => return Ok(SessionId::parse(one.as_bytes()).map(Credential::Header)),
@@ -519,7 +536,7 @@ fn credential(
         return Ok(None);
     };
     match web.session_id(headers) {
-        Some(_) if !web.allows(request.method(), headers) => Err(HttpError::CsrfRejected),
+        Some(_) if !web.allows(method, headers) => Err(HttpError::CsrfRejected),
         id => Ok(id.map(Credential::Cookie)),
     }
 }
