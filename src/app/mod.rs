@@ -143,8 +143,8 @@ impl App {
         &self.metrics
     }
 
-    pub(crate) fn request_ids(&self) -> Arc<RequestIds> {
-        self.request_ids.clone()
+    pub(crate) fn request_ids(&self) -> &RequestIds {
+        &self.request_ids
     }
 
     pub(crate) fn login_limiter(&self) -> &LoginLimiter {
@@ -173,11 +173,6 @@ impl App {
 
     pub(crate) fn max_in_flight(&self) -> usize {
         self.max_in_flight
-    }
-
-    /// The session header's name as last reloaded.
-    pub(crate) fn session_header(&self) -> HeaderName {
-        self.live.load().session_header.clone()
     }
 
     /// Whether `path` is the login route (as last reloaded).

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
@@ -271,7 +270,7 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(stack::connection(&app, Peer::new(peer), &worker));
+        let service = stack::PerConnection::new(stack::connection(&app, Peer::new(peer), &worker));
         // Each connection's header-read timeout on its own shared timer.
         let connection = builder
             .clone()

@@ -1,17 +1,14 @@
 //! The request stack: each concern a tower layer, composed with
-//! `ServiceBuilder` once per connection and served through hyper-util's
-//! tower adapter. Outermost first:
+//! `ServiceBuilder` once per connection and served to hyper through
+//! [`PerConnection`], which calls it in place instead of cloning it per
+//! request (hyper-util's adapter clones the whole stack for every request).
+//! Outermost first:
 //!
 //! | layer | from | what it does |
 //! |---|---|---|
-//! | `keep_acceptable` (MapRequest) | `request_id` | drops an odd client `X-Request-Id` |
-//! | SetRequestId | tower-http, our `MakeId` | gives the request its id (upstream sees it) |
-//! | PropagateRequestId | tower-http | puts the id on every response |
-//! | SetSensitiveRequestHeaders | tower-http | session header, `Authorization`, `Cookie` |
-//! | [`access_log`] | ours | the one log line and metrics; layer errors → JSON |
-//! | CatchPanic | tower-http | a panic → 500 `internal`; the worker keeps serving |
-//! | [`login_rate`] | ours, on governor | `POST /login` per client IP → 429 |
-//! | LoadShed + GlobalConcurrencyLimit | tower | `server.max_in_flight` per worker → 503 `overloaded` |
+//! | [`observe`] | ours | the request id, the one log line and metrics, panics → 500 |
+//! | [`login_rate`] | ours, on governor | `POST /login` (and the browser login's start) per client IP → 429 |
+//! | [`overload`] | ours | `server.max_in_flight` per worker → 503 `overloaded`, at once |
 //! | [`body_idle`] | ours | a silent request body ends (408) |
 //! | `App::handle` | `app` | routes, sessions, login, proxy |
 //!
@@ -19,36 +16,31 @@
 //! the bound is answered 503 `overloaded` with `Retry-After` while the ones
 //! in flight complete. It sits inside the rate limit, so 429s cost no slot,
 //! and outside the body timeout, so a slow body holds its slot until it ends.
+//!
+//! Every layer is ready at once (none waits for capacity: the overload
+//! bound answers in `call`), which is what lets one stack per connection
+//! be called in place.
 
-pub mod access_log;
 pub mod client_ip;
 pub mod login_rate;
+pub mod observe;
+pub mod overload;
 
-use std::any::Any;
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
-use http::{HeaderName, Request, Response, header};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Semaphore;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
-use tower::{BoxError, Service, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower::{Service, ServiceBuilder};
 
 use crate::app::App;
 use crate::proxy::Peer;
-use crate::response::Body;
-use crate::response::HttpError;
+use crate::response::{Body, HttpError};
 use crate::wire::body_idle::{self, RequestBody};
-use crate::wire::request_id::{self, MakeId};
-
-/// The body of every response the stack gives (CatchPanic boxes them).
-pub type BoxBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
 
 /// What one worker's connections share: its bound on requests in flight.
 #[derive(Clone)]
@@ -64,15 +56,14 @@ impl Worker {
     }
 }
 
-/// What serves one connection: the whole stack, as hyper-util's adapter needs it.
+/// What serves one connection: the whole stack.
 pub trait ConnectionService:
     Service<
         Request<Incoming>,
-        Response = Response<BoxBody>,
+        Response = Response<Body>,
         Error = Infallible,
         Future: Send + 'static,
-    > + Clone
-    + Send
+    > + Send
     + 'static
 {
 }
@@ -80,13 +71,67 @@ pub trait ConnectionService:
 impl<S> ConnectionService for S where
     S: Service<
             Request<Incoming>,
-            Response = Response<BoxBody>,
+            Response = Response<Body>,
             Error = Infallible,
             Future: Send + 'static,
-        > + Clone
-        + Send
+        > + Send
         + 'static
 {
+}
+
+/// A connection's stack as hyper calls it (`&self`, one request at a time
+/// on an HTTP/1 connection): called in place, never cloned.
+pub struct PerConnection<S>(RefCell<S>);
+
+impl<S: ConnectionService> PerConnection<S> {
+    pub fn new(stack: S) -> Self {
+        Self(RefCell::new(stack))
+    }
+}
+
+impl<S: ConnectionService> hyper::service::Service<Request<Incoming>> for PerConnection<S> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = PerRequest<S::Future>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        // hyper's HTTP/1 dispatcher calls one request at a time; the future
+        // returned owns what it needs, so the borrow ends here.
+        let Ok(mut stack) = self.0.try_borrow_mut() else {
+            return PerRequest::Busy;
+        };
+        // Every layer is ready at once (see the module doc).
+        match stack.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => PerRequest::Called {
+                future: stack.call(request),
+            },
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => PerRequest::Busy,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = PerRequestProj]
+    pub enum PerRequest<F> {
+        Called { #[pin] future: F },
+        /// Never met: the stack was busy or not ready.
+        Busy,
+    }
+}
+
+impl<F> std::future::Future for PerRequest<F>
+where
+    F: std::future::Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            PerRequestProj::Called { future } => future.poll(cx),
+            PerRequestProj::Busy => Poll::Ready(Ok(HttpError::Overloaded.into_response())),
+        }
+    }
 }
 
 /// The app's service for one connection, inside the whole stack.
@@ -114,55 +159,32 @@ pub fn layered<S>(
 ) -> impl ConnectionService
 where
     S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>
-        + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
 {
-    let sensitive: [HeaderName; 3] = [app.session_header(), header::AUTHORIZATION, header::COOKIE];
     ServiceBuilder::new()
-        .map_request(request_id::keep_acceptable::<Incoming>)
-        .layer(SetRequestIdLayer::new(
-            request_id::HEADER.clone(),
-            MakeId(app.request_ids()),
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id::HEADER.clone()))
-        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
-        .layer(access_log::AccessLogLayer { app: app.clone() })
-        .layer(CatchPanicLayer::custom(answer_panic as fn(_) -> _))
+        .layer(observe::ObserveLayer { app: app.clone() })
         .layer(login_rate::LoginRateLayer {
             app: app.clone(),
             peer: client,
         })
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
-            worker.in_flight.clone(),
-        ))
+        .layer(overload::OverloadLayer {
+            in_flight: worker.in_flight.clone(),
+        })
         .layer(body_idle::BodyIdleLayer {
             timeout: app.body_idle_timeout(),
         })
         .service(inner)
 }
 
-/// A handler panicked: 500 `internal`, the panic's text for the log only.
-fn answer_panic(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
-    let text = match panic.downcast::<String>() {
-        Ok(text) => *text,
-        Err(panic) => panic
-            .downcast_ref::<&str>()
-            .map_or("a panic without a message", |text| *text)
-            .to_owned(),
-    };
-    HttpError::Internal(format!("a handler panicked: {text}")).into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::StatusCode;
+    use bytes::Bytes;
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::TokioIo;
-    use hyper_util::service::TowerToHyperService;
     use tokio::net::{TcpListener, TcpStream};
 
     #[tokio::test]
@@ -184,7 +206,7 @@ mod tests {
         let worker = Worker::new(8);
         tokio::spawn(async move {
             let (stream, peer) = listener.accept().await.unwrap();
-            let service = TowerToHyperService::new(layered(&app, peer.ip(), &worker, inner));
+            let service = PerConnection::new(layered(&app, peer.ip(), &worker, inner));
             let served = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

@@ -7,16 +7,12 @@
 //! 16-digit counter. Unique per process and practically across a fleet, and
 //! it costs one atomic add rather than a random draw per request.
 //!
-//! tower-http's `SetRequestId` and `PropagateRequestId` carry the id (see
-//! `stack`); this module supplies what they leave to us: [`keep_acceptable`]
-//! removes an odd client id first (they keep any id present), and
-//! [`MakeId`] makes the fresh ones.
+//! [`settle`] gives a request its id; `stack::observe` calls it, keeps the
+//! id in its own future for the log line and puts it on the response.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::{HeaderMap, HeaderName, HeaderValue, Request};
-use tower_http::request_id::{MakeRequestId, RequestId};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -58,26 +54,20 @@ impl Default for RequestIds {
     }
 }
 
-/// Makes ids for tower-http's `SetRequestId`, from the app's one counter.
-#[derive(Clone)]
-pub struct MakeId(pub Arc<RequestIds>);
-
-impl MakeRequestId for MakeId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(self.0.next()))
+/// The request's id, set on its headers: the client's when it sent exactly
+/// one and it is acceptable, else a fresh one from `ids` (replacing every
+/// odd copy). The caller keeps the returned value for the log line and the
+/// response.
+pub fn settle(headers: &mut HeaderMap, ids: &RequestIds) -> HeaderValue {
+    let mut sent = headers.get_all(&HEADER).iter();
+    if let (Some(one), None) = (sent.next(), sent.next())
+        && acceptable(one.as_bytes())
+    {
+        return one.clone();
     }
-}
-
-/// Removes the client's ids unless there is exactly one and it is acceptable.
-pub fn keep_acceptable<B>(mut request: Request<B>) -> Request<B> {
-    if request.headers().contains_key(&HEADER) && !has_acceptable(request.headers()) {
-        request.headers_mut().remove(&HEADER);
-    }
-    request
-}
-
-fn has_acceptable(headers: &HeaderMap) -> bool {
-    crate::wire::header::single(headers, &HEADER).is_some_and(|v| acceptable(v.as_bytes()))
+    let id = ids.next();
+    headers.insert(HEADER.clone(), id.clone());
+    id
 }
 
 /// `n` as lower-case hex, zero-padded to fill `out` (16 digits for a u64).
@@ -103,17 +93,14 @@ mod tests {
 
     /// The id a request with these X-Request-Id values ends up with.
     fn id_for(values: &[&str]) -> String {
-        let mut request = Request::new(());
+        let mut headers = HeaderMap::new();
         for v in values {
-            request
-                .headers_mut()
-                .append(&HEADER, HeaderValue::from_str(v).unwrap());
+            headers.append(&HEADER, HeaderValue::from_str(v).unwrap());
         }
-        let request = keep_acceptable(request);
-        match request.headers().get(&HEADER) {
-            Some(kept) => kept.to_str().unwrap().to_owned(),
-            None => RequestIds::new().next().to_str().unwrap().to_owned(),
-        }
+        let id = settle(&mut headers, &RequestIds::new());
+        let on_request: Vec<_> = headers.get_all(&HEADER).iter().collect();
+        assert_eq!(on_request, [&id], "the request carries exactly its id");
+        id.to_str().unwrap().to_owned()
     }
 
     #[test]

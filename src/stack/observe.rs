@@ -1,0 +1,241 @@
+//! The outermost layer: every request's id, its one log line and metrics,
+//! and panic containment — one layer, because each of these as a layer of
+//! its own (tower-http's SetRequestId, PropagateRequestId, CatchPanic, and
+//! an access log) moved the request and the response once more, kept the
+//! id in an extension map allocated per message and boxed every body; this
+//! one keeps the id and the log line's facts in its own future.
+//!
+//! - **Request id** (`wire::request_id::settle`): the client's when
+//!   acceptable, else a fresh one; the upstream sees it, the response
+//!   carries it (unless the backend set its own), the log line names it.
+//! - **Log line and metrics** for every answer the stack gives — the app's
+//!   and the layers' that answer by themselves (overload, rate limit,
+//!   panic). Errors become responses in one function,
+//!   [`HttpError::into_response`], which leaves the error in the response's
+//!   extensions beside the app's [`Handled`]; this layer reads both back.
+//!   The line's level says who must act: error for an operator fault or a
+//!   bug, warn for any other 5xx, info otherwise.
+//! - **Panics** in the app's call or future become 500 `internal` (the
+//!   panic's text in the log only); the worker and the connection keep
+//!   serving.
+//!
+//! No header is ever logged (the line names its fields), so none needs
+//! marking as sensitive.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::header::Entry;
+use http::{HeaderValue, Method, Request, Response, Uri};
+use pin_project_lite::pin_project;
+use tower::{BoxError, Layer, Service};
+
+use crate::app::App;
+use crate::domain::session::{BoundId, UserRecord};
+use crate::metrics::{InFlight, Outcome};
+use crate::response::{Body, Handled, HttpError};
+use crate::wire::describe;
+use crate::wire::request_id::{self, HEADER};
+
+#[derive(Clone)]
+pub struct ObserveLayer {
+    pub app: Arc<App>,
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            app: self.app.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    app: Arc<App>,
+}
+
+impl<S, B> Service<Request<B>> for Observe<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Observed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Readiness errors are answered in `call`, where there is a request.
+        match self.inner.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Observed<S::Future> {
+        let request_id = request_id::settle(request.headers_mut(), self.app.request_ids());
+        let line = Line {
+            started: Instant::now(),
+            _in_flight: self.app.metrics().in_flight(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            request_id,
+            app: self.app.clone(),
+        };
+        let inner = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(future) => State::Running { future },
+            Err(panic) => State::Panicked {
+                text: Some(panic_text(panic)),
+            },
+        };
+        Observed {
+            inner,
+            line: Some(line),
+        }
+    }
+}
+
+pin_project! {
+    pub struct Observed<F> {
+        #[pin]
+        inner: State<F>,
+        line: Option<Line>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running { #[pin] future: F },
+        /// The call itself panicked: there is no future to poll.
+        Panicked { text: Option<String> },
+    }
+}
+
+impl<F, E> Future for Observed<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.inner.project() {
+            StateProj::Running { future } => {
+                match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(response))) => response,
+                    Ok(Poll::Ready(Err(e))) => layer_error(e.into()).into_response(),
+                    Err(panic) => panicked(panic_text(panic)),
+                }
+            }
+            StateProj::Panicked { text } => panicked(text.take().unwrap_or_default()),
+        };
+        // A panicked future is never polled again: there is one answer.
+        Poll::Ready(Ok(match this.line.take() {
+            Some(line) => line.write(response),
+            None => response, // polled again after completion: nothing left to log
+        }))
+    }
+}
+
+/// What the line needs of the request, taken before it moves on.
+struct Line {
+    started: Instant,
+    _in_flight: InFlight,
+    method: Method,
+    uri: Uri,
+    request_id: HeaderValue,
+    app: Arc<App>,
+}
+
+impl Line {
+    fn write(self, mut response: Response<Body>) -> Response<Body> {
+        let elapsed = self.started.elapsed();
+        let error = response.extensions_mut().remove::<HttpError>();
+        let handled = response
+            .extensions_mut()
+            .remove::<Handled>()
+            .unwrap_or(Handled::from(Outcome::Rejected));
+        let mut outcome = handled.outcome;
+        // Forward-auth: the request asked about, not the auth route itself;
+        // else the canonical path every decision took.
+        let (method, path) = match (handled.asked.as_deref(), handled.path.as_deref()) {
+            (Some((method, path)), _) => (method, path.as_str()),
+            (None, Some(path)) => (&self.method, path),
+            (None, None) => (&self.method, self.uri.path()),
+        };
+        let user = handled.user.as_deref();
+        let app = handled.app.as_deref().or(user.map(UserRecord::appid));
+        let status = response.status();
+        let metrics = self.app.metrics();
+        if outcome == Outcome::Login {
+            metrics.login(error.as_ref().map_or("ok", HttpError::code), app);
+        }
+        if status.is_server_error() {
+            outcome = Outcome::Error;
+        }
+        metrics.request(outcome, status.as_u16(), elapsed);
+        let request_id = self.request_id.to_str().unwrap_or("-");
+        macro_rules! log_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    method = %method,
+                    path,
+                    status = status.as_u16(),
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                    outcome = outcome.as_str(),
+                    request_id,
+                    app,
+                    openid = user.map(UserRecord::openid),
+                    user_id = user.and_then(UserRecord::user_id).map(BoundId::as_str),
+                    forward_auth = handled.asked.is_some().then_some(true),
+                    code = error.as_ref().map(HttpError::code),
+                    error = error.as_ref().map(tracing::field::display),
+                    "request"
+                )
+            };
+        }
+        match &error {
+            Some(e) if e.is_operator_fault() => log_line!(error),
+            Some(_) if status.is_server_error() => log_line!(warn),
+            _ => log_line!(info),
+        }
+        // On every answer, unless the backend gave one of its own.
+        if let Entry::Vacant(vacant) = response.headers_mut().entry(&HEADER) {
+            vacant.insert(self.request_id);
+        }
+        response
+    }
+}
+
+/// The error a layer returned instead of a response.
+fn layer_error(e: BoxError) -> HttpError {
+    HttpError::Internal(describe(&*e))
+}
+
+/// A handler panicked: 500 `internal`, the panic's text for the log only.
+fn panicked(text: String) -> Response<Body> {
+    HttpError::Internal(format!("a handler panicked: {text}")).into_response()
+}
+
+fn panic_text(panic: Box<dyn Any + Send + 'static>) -> String {
+    match panic.downcast::<String>() {
+        Ok(text) => *text,
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map_or("a panic without a message", |text| *text)
+            .to_owned(),
+    }
+}
