@@ -41,6 +41,7 @@ use crate::response::Handled;
 use crate::response::HttpError;
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::canonicalize;
+use crate::wire::client_ip::client_ip;
 use crate::wire::request_id::RequestIds;
 use crate::wire::{cookie, hop_by_hop};
 
@@ -69,8 +70,6 @@ pub struct App {
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
     max_in_flight: usize,
-    /// `[web]` is configured (it is never reloaded in or out).
-    web: bool,
 }
 
 /// The settings a reload can change.
@@ -135,7 +134,6 @@ impl App {
             trusted_proxies: config.server.trusted_proxies.clone(),
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
-            web: config.web.is_some(),
         })
     }
 
@@ -145,10 +143,6 @@ impl App {
 
     pub(crate) fn request_ids(&self) -> &RequestIds {
         &self.request_ids
-    }
-
-    pub(crate) fn login_limiter(&self) -> &LoginLimiter {
-        &self.login_limiter
     }
 
     pub(crate) fn apps(&self) -> &Apps {
@@ -163,27 +157,12 @@ impl App {
         self.admin.load_full()
     }
 
-    pub(crate) fn trusted_proxies(&self) -> &[IpNet] {
-        &self.trusted_proxies
-    }
-
     pub(crate) fn body_idle_timeout(&self) -> Duration {
         self.body_idle_timeout
     }
 
     pub(crate) fn max_in_flight(&self) -> usize {
         self.max_in_flight
-    }
-
-    /// Whether `path` is the login route (as last reloaded).
-    pub(crate) fn is_login(&self, path: &str) -> bool {
-        self.live.load().routes.is_login(path)
-    }
-
-    /// Whether `path` is the browser login's start route, which costs a
-    /// stored login state and a trip to WeChat like a login.
-    pub(crate) fn is_web_start(&self, path: &str) -> bool {
-        self.web && self.live.load().routes.is_web_start(path)
     }
 
     /// Takes the reloadable settings of `config`, which the caller has
@@ -277,6 +256,7 @@ impl App {
             Route::Login => {
                 handled.outcome = Outcome::Login;
                 require(&request, "POST")?;
+                self.limit_login(&request, peer)?;
                 Box::pin(self.login.handle(
                     &self.apps,
                     &self.sessions,
@@ -333,6 +313,7 @@ impl App {
             }
             Route::WebStart => {
                 let web = web_login(&live)?;
+                self.limit_login(&request, peer)?;
                 Box::pin(web.start(&self.apps, &self.sessions, &request, handled)).await
             }
             Route::WebCallback => {
@@ -430,6 +411,17 @@ impl App {
         handled.outcome = Outcome::Authenticated;
         handled.user = Some(session.user.clone());
         Ok(session)
+    }
+
+    /// The login rate limit: each login (and browser login start) costs a
+    /// WeChat call with the app's credentials, so a client IP gets
+    /// `[login] burst`, then `rate` (`endpoints::login_limit`). Checked
+    /// before the body is read: a refused login costs nothing more.
+    fn limit_login(&self, request: &Request<RequestBody>, peer: &Peer) -> Result<(), HttpError> {
+        let ip = client_ip(peer.ip(), request.headers(), &self.trusted_proxies);
+        self.login_limiter
+            .check(ip)
+            .map_err(|retry_after| HttpError::LoginRateLimited { retry_after })
     }
 
     /// The mini-program of the session's user, for the routes only its

@@ -356,7 +356,7 @@ impl HttpError {
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        // For the request's log line (`access_log`), which names the error.
+        // For the request's log line (`stack::observe`), which names the error.
         response.extensions_mut().insert(self.clone());
         response
     }

@@ -7,28 +7,25 @@
 //! | layer | from | what it does |
 //! |---|---|---|
 //! | [`observe`] | ours | the request id, the one log line and metrics, panics → 500 |
-//! | [`login_rate`] | ours, on governor | `POST /login` (and the browser login's start) per client IP → 429 |
 //! | [`overload`] | ours | `server.max_in_flight` per worker → 503 `overloaded`, at once |
 //! | [`body_idle`] | ours | a silent request body ends (408) |
 //! | `App::handle` | `app` | routes, sessions, login, proxy |
 //!
 //! The overload bound sheds at once instead of queueing: a request past
 //! the bound is answered 503 `overloaded` with `Retry-After` while the ones
-//! in flight complete. It sits inside the rate limit, so 429s cost no slot,
-//! and outside the body timeout, so a slow body holds its slot until it ends.
+//! in flight complete. It sits outside the body timeout, so a slow body
+//! holds its slot until it ends. The login rate limit is the login route's
+//! own (`endpoints::login_limit`): no other request pays for it.
 //!
 //! Every layer is ready at once (none waits for capacity: the overload
 //! bound answers in `call`), which is what lets one stack per connection
 //! be called in place.
 
-pub mod client_ip;
-pub mod login_rate;
 pub mod observe;
 pub mod overload;
 
 use std::cell::RefCell;
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -136,7 +133,6 @@ where
 
 /// The app's service for one connection, inside the whole stack.
 pub fn connection(app: &Arc<App>, peer: Peer, worker: &Worker) -> impl ConnectionService {
-    let client = peer.ip();
     let inner = {
         let (app, peer) = (app.clone(), Arc::new(peer));
         tower::service_fn(move |request| {
@@ -147,16 +143,11 @@ pub fn connection(app: &Arc<App>, peer: Peer, worker: &Worker) -> impl Connectio
             Box::pin(async move { Ok::<_, Infallible>(app.handle(request, &peer).await) })
         })
     };
-    layered(app, client, worker, inner)
+    layered(app, worker, inner)
 }
 
 /// `inner` inside the whole stack (tests wrap services of their own).
-pub fn layered<S>(
-    app: &Arc<App>,
-    client: IpAddr,
-    worker: &Worker,
-    inner: S,
-) -> impl ConnectionService
+pub fn layered<S>(app: &Arc<App>, worker: &Worker, inner: S) -> impl ConnectionService
 where
     S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>
         + Send
@@ -165,10 +156,6 @@ where
 {
     ServiceBuilder::new()
         .layer(observe::ObserveLayer { app: app.clone() })
-        .layer(login_rate::LoginRateLayer {
-            app: app.clone(),
-            peer: client,
-        })
         .layer(overload::OverloadLayer {
             in_flight: worker.in_flight.clone(),
         })
@@ -181,8 +168,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::StatusCode;
     use bytes::Bytes;
+    use http::StatusCode;
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::TokioIo;
     use tokio::net::{TcpListener, TcpStream};
@@ -205,8 +192,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let worker = Worker::new(8);
         tokio::spawn(async move {
-            let (stream, peer) = listener.accept().await.unwrap();
-            let service = PerConnection::new(layered(&app, peer.ip(), &worker, inner));
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = PerConnection::new(layered(&app, &worker, inner));
             let served = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

@@ -8,6 +8,7 @@ pub mod body;
 pub mod body_end;
 pub mod body_idle;
 pub mod canonical_path;
+pub mod client_ip;
 pub mod connection_timer;
 pub mod cookie;
 pub mod header;
