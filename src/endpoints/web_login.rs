@@ -75,9 +75,7 @@ impl WebLogin {
         request: &Request<RequestBody>,
         handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
-        handled.page = true;
-        require_get(request)?;
-        let query = request.uri().query().unwrap_or("");
+        let query = browser_route(request, handled)?;
         let redirect = match param(query, "redirect")? {
             Some(path) => same_site_path(&path)
                 .ok_or(HttpError::RedirectInvalid)?
@@ -121,10 +119,8 @@ impl WebLogin {
         request: &Request<RequestBody>,
         handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
-        handled.page = true;
         handled.outcome = Outcome::Login;
-        require_get(request)?;
-        let query = request.uri().query().unwrap_or("");
+        let query = browser_route(request, handled)?;
         let state = param(query, "state")?.ok_or(HttpError::StateInvalid)?;
         let cookie = cookie::value(request.headers(), &self.state_cookie);
         if !cookie.is_some_and(|c| constant_time_eq(c.as_bytes(), state.as_bytes())) {
@@ -180,9 +176,7 @@ impl WebLogin {
         request: &Request<RequestBody>,
         handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
-        handled.page = true;
-        require_get(request)?;
-        let query = request.uri().query().unwrap_or("");
+        let query = browser_route(request, handled)?;
         let appid = param(query, "appid")?.unwrap_or_default();
         let app = apps
             .get(&appid)
@@ -297,9 +291,14 @@ fn param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
     }
 }
 
-fn require_get<B>(request: &Request<B>) -> Result<(), HttpError> {
+/// A browser route: answered as a page, `GET` only; its query.
+fn browser_route<'a, B>(
+    request: &'a Request<B>,
+    handled: &mut Handled,
+) -> Result<&'a str, HttpError> {
+    handled.page = true;
     match *request.method() {
-        Method::GET | Method::HEAD => Ok(()),
+        Method::GET | Method::HEAD => Ok(request.uri().query().unwrap_or("")),
         _ => Err(HttpError::MethodNotAllowed { allow: "GET" }),
     }
 }

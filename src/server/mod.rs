@@ -132,12 +132,7 @@ impl Server {
     /// completes, then drains. (Tests, and callers that bring a runtime.)
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
-        let (stop_admin, admin_stopped) = watch::channel(false);
-        // The listeners were bound in `bind`: connections queue from now on.
-        self.app.mark_started();
-        let app = self.app.clone();
-        tokio::spawn(async move { app.check_credentials().await });
-        tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
+        let stop_admin = begin(&self.app, self.admin);
         let serving: Vec<_> = self
             .listeners
             .into_iter()
@@ -159,12 +154,7 @@ impl Server {
     /// logins, WeChat and Redis clients) lives in one `App`.
     pub async fn run_per_core(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
-        let (stop_admin, admin_stopped) = watch::channel(false);
-        // The listeners were bound in `bind`: connections queue from now on.
-        self.app.mark_started();
-        let app = self.app.clone();
-        tokio::spawn(async move { app.check_credentials().await });
-        tokio::spawn(admin::serve(self.app.clone(), self.admin, admin_stopped));
+        let stop_admin = begin(&self.app, self.admin);
         let mut listeners = self.listeners.into_iter();
         let Some(first) = listeners.next() else {
             return;
@@ -245,6 +235,19 @@ fn socket_for(addr: SocketAddr) -> std::io::Result<TcpSocket> {
 
 /// One listener's accept loop, until `stop` turns true; then drains its
 /// connections for up to `server.drain_timeout` (as last reloaded).
+/// What both ways of running begin with: the app marked started (the
+/// listeners were bound in `bind`: connections queue from now on), WeChat
+/// asked about the credentials, the admin port served until the sender
+/// returned says stop.
+fn begin(app: &Arc<App>, admin: TcpListener) -> watch::Sender<bool> {
+    let (stop_admin, admin_stopped) = watch::channel(false);
+    app.mark_started();
+    let checking = app.clone();
+    tokio::spawn(async move { checking.check_credentials().await });
+    tokio::spawn(admin::serve(app.clone(), admin, admin_stopped));
+    stop_admin
+}
+
 async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     // HTTP/1.1 only (with upgrades): what mini-program traffic reaches a
     // sidecar as. hyper-util's auto builder, which also sniffed for h2c,

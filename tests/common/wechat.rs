@@ -323,20 +323,30 @@ impl WeChatDouble {
             .unwrap_or(0)
     }
 
-    fn web_access_token(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let query = url_pairs(req.uri().query().unwrap_or(""));
+    /// The grant type and the app's credentials, as both code exchanges
+    /// check them: the AppID, or WeChat's documented refusal.
+    fn authorized(&self, query: &HashMap<String, String>) -> Result<String, (i64, &'static str)> {
         let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
         if get("grant_type") != "authorization_code" {
-            return api_error(40002, "invalid grant_type");
+            return Err((40002, "invalid grant_type"));
         }
         let appid = get("appid").to_owned();
         let Some(secret) = self.secret_of(&appid) else {
-            return api_error(40013, "invalid appid");
+            return Err((40013, "invalid appid"));
         };
         if get("secret") != secret {
-            return api_error(40125, "invalid appsecret");
+            return Err((40125, "invalid appsecret"));
         }
-        let code = get("code").to_owned();
+        Ok(appid)
+    }
+
+    fn web_access_token(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let query = url_pairs(req.uri().query().unwrap_or(""));
+        let appid = match self.authorized(&query) {
+            Ok(appid) => appid,
+            Err((errcode, errmsg)) => return api_error(errcode, errmsg),
+        };
+        let code = query.get("code").cloned().unwrap_or_default();
         let uses = {
             let mut state = self.state.lock().unwrap();
             let n = state
@@ -411,18 +421,11 @@ impl WeChatDouble {
 
     async fn code2session(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query: HashMap<String, String> = url_pairs(req.uri().query().unwrap_or(""));
-        let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
-        if get("grant_type") != "authorization_code" {
-            return api_error(40002, "invalid grant_type");
-        }
-        let appid = get("appid").to_owned();
-        let Some(secret) = self.secret_of(&appid) else {
-            return api_error(40013, "invalid appid");
+        let appid = match self.authorized(&query) {
+            Ok(appid) => appid,
+            Err((errcode, errmsg)) => return api_error(errcode, errmsg),
         };
-        if get("secret") != secret {
-            return api_error(40125, "invalid appsecret");
-        }
-        let code = get("js_code").to_owned();
+        let code = query.get("js_code").cloned().unwrap_or_default();
         let uses = {
             let mut state = self.state.lock().unwrap();
             // Codes are per app: the default app's counted by code alone.
