@@ -3,9 +3,12 @@
 //!
 //! `handle_request_inner` routes the request and returns
 //! `Result<Response, HttpError>`; `handle` turns an error into its JSON
-//! response (`HttpError::into_response`, the one place that does) and
-//! leaves the request's [`Outcome`] on the response, where the stack's
-//! access log reads it for the request's single log line and its metrics.
+//! response (`HttpError::into_response`, the one place that does; a plain
+//! page on the browser login's routes) and leaves the request's
+//! [`Outcome`] on the response, where the stack's observe layer reads it
+//! for the request's single log line and its metrics. Who is asking (the
+//! session header or cookie, CSRF) is `credential`'s; `/readyz` is
+//! `readiness`'s.
 //!
 //! What a SIGHUP may change (routes, header names, timeouts) lives in
 //! [`Live`], swapped whole by [`App::reload`]; a request sees one version
@@ -18,17 +21,17 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::header::SET_COOKIE;
-use http::{HeaderMap, HeaderName, Method, Request, Response, Uri};
+use http::{HeaderName, Request, Response, Uri};
 use http_body_util::Either;
 use ipnet::IpNet;
 
-use crate::config::{AdminConfig, AppKind, Config};
-use crate::domain::apps::{Apps, WechatApp};
+use crate::config::{AdminConfig, Config};
+use crate::domain::apps::Apps;
 use crate::domain::binding::Binding;
 use crate::domain::credentials::Credentials;
 use crate::domain::identity::IdentityHeaders;
 use crate::domain::route::{Route, Routes};
-use crate::domain::session::{Resolved, SessionId, SessionStore, Sessions, StoreError, UserRecord};
+use crate::domain::session::{Sessions, StoreError, UserRecord};
 use crate::endpoints::login::Login;
 use crate::endpoints::login_limit::LoginLimiter;
 use crate::endpoints::web_login::WebLogin;
@@ -45,7 +48,10 @@ use crate::wire::client_ip::client_ip;
 use crate::wire::request_id::RequestIds;
 use crate::wire::{cookie, hop_by_hop};
 
+mod credential;
 mod readiness;
+
+use credential::{Credential, credential};
 
 pub struct App {
     live: ArcSwap<Live>,
@@ -372,47 +378,6 @@ impl App {
         forward_auth::answer(&live.identity, question, session.as_ref(), handled)
     }
 
-    /// The request's session, if it has one. One sent by the cookie alone
-    /// must pass the CSRF check (`WebLogin::allows`) on an unsafe method.
-    async fn resolve(
-        &self,
-        live: &Live,
-        request: &Request<RequestBody>,
-    ) -> Result<Option<Resolved>, HttpError> {
-        self.resolve_for(live, request.method(), request.headers())
-            .await
-    }
-
-    /// [`Self::resolve`] for a request of `method` (forward-auth: the one
-    /// the front proxy asks about, not its own subrequest's).
-    async fn resolve_for(
-        &self,
-        live: &Live,
-        method: &Method,
-        headers: &HeaderMap,
-    ) -> Result<Option<Resolved>, HttpError> {
-        match credential(live, method, headers)? {
-            Some(credential) => Ok(self.sessions.resolve(&credential.into_id()).await?),
-            None => Ok(None),
-        }
-    }
-
-    /// The session a route requires; on success the request counts as authenticated.
-    async fn authenticate(
-        &self,
-        live: &Live,
-        request: &Request<RequestBody>,
-        handled: &mut Handled,
-    ) -> Result<Resolved, HttpError> {
-        let session = self
-            .resolve(live, request)
-            .await?
-            .ok_or(HttpError::SessionInvalid)?;
-        handled.outcome = Outcome::Authenticated;
-        handled.user = Some(session.user.clone());
-        Ok(session)
-    }
-
     /// The login rate limit: each login (and browser login start) costs a
     /// WeChat call with the app's credentials, so a client IP gets
     /// `[login] burst`, then `rate` (`endpoints::login_limit`). Checked
@@ -422,25 +387,6 @@ impl App {
         self.login_limiter
             .check(ip)
             .map_err(|retry_after| HttpError::LoginRateLimited { retry_after })
-    }
-
-    /// The mini-program of the session's user, for the routes only its
-    /// session_key serves; a browser session has none.
-    fn mini_program(&self, session: &Resolved) -> Result<&WechatApp, HttpError> {
-        let app = self.app_of(session)?;
-        match app.kind {
-            AppKind::MiniProgram => Ok(app),
-            _ => Err(HttpError::NoSessionKey),
-        }
-    }
-
-    /// The app of the session's user. Always configured (the stores read
-    /// records of other apps as missing); `unknown_app` would say otherwise.
-    fn app_of(&self, session: &Resolved) -> Result<&WechatApp, HttpError> {
-        let appid = session.user.appid();
-        self.apps.get(appid).ok_or_else(|| {
-            HttpError::UnknownApp(format!("`{appid}` is not an app of this gateway"))
-        })
     }
 
     async fn forward(
@@ -486,46 +432,6 @@ fn with_path(uri: &Uri, path: &str) -> Result<Uri, HttpError> {
     parts.path_and_query = Some(proxy::with_query(path, uri.query())?);
     Uri::from_parts(parts)
         .map_err(|_| HttpError::BadRequest("the request path is not valid".to_owned()))
-}
-
-/// How a request names its session.
-enum Credential {
-    /// The session header (the mini-program, API clients).
-    Header(SessionId),
-    /// The session cookie (a browser logged in through `[web]`).
-    Cookie(SessionId),
-}
-
-impl Credential {
-    fn into_id(self) -> SessionId {
-        match self {
-            Self::Header(id) | Self::Cookie(id) => id,
-        }
-    }
-}
-
-/// The session header when exactly one well-formed one is present; else,
-/// with `[web]`, the session cookie, refused (`csrf_rejected`) on an unsafe
-/// method from another origin. A present session header is never passed
-/// over for the cookie.
-fn credential(
-    live: &Live,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<Option<Credential>, HttpError> {
-    let mut sent = headers.get_all(&live.session_header).iter();
-    match (sent.next(), sent.next()) {
-        (Some(one), None) => return Ok(SessionId::parse(one.as_bytes()).map(Credential::Header)),
-        (Some(_), Some(_)) => return Ok(None), // two copies: ambiguous, as none
-        (None, _) => {}
-    }
-    let Some(web) = &live.web else {
-        return Ok(None);
-    };
-    match web.session_id(headers) {
-        Some(_) if !web.allows(method, headers) => Err(HttpError::CsrfRejected),
-        id => Ok(id.map(Credential::Cookie)),
-    }
 }
 
 /// The web login, or a 404 when `[web]` is not configured.
