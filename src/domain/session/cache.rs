@@ -4,26 +4,27 @@
 //! with `store = "redis"` it is the local copy in front of Redis, each
 //! entry living at most `local_ttl` (see `redis/mod.rs`).
 //!
-//! Two moka caches, one job each:
-//! - `sessions`: id (or its hash) → the session's [`UserSlot`] and deadlines.
-//!   A hit is this one lookup. moka's per-entry [`Expiry`] ends an entry at
-//!   its absolute deadline or after `idle` without a read, whichever comes
-//!   first, and moka never returns an expired entry.
-//! - `users`: user key (openid, or appid:openid) → the same `UserSlot`,
-//!   so a login finds the user's
-//!   record and replaces its session_key in place. Every session of the
-//!   user shares the slot, so every one of them decrypts with the newest key.
+//! Two maps, one job each:
+//! - `sessions`, the moka cache: id (or its hash) → the session's
+//!   [`UserSlot`] and deadlines. A hit is this one lookup. moka's per-entry
+//!   [`Expiry`] ends an entry at its absolute deadline or after `idle`
+//!   without a read, whichever comes first, and moka never returns an
+//!   expired entry. It evicts by LRU, not moka's default TinyLFU: TinyLFU
+//!   may refuse to admit a new entry, and a fresh login must never be the
+//!   one refused.
+//! - `users` ([`UserIndex`]): user key (openid, or appid:openid) → the same
+//!   `UserSlot`, so a login finds the user's record and replaces its
+//!   session_key in place. Every session of the user shares the slot, so
+//!   every one of them decrypts with the newest key.
 //!
-//! A slot leaves service when its `users` entry goes (expired, evicted by
-//! capacity, or evicted by a revocation): it is marked retired, and the
+//! A slot leaves service at its own deadline (`user_lifetime` after the
+//! user's newest store) or when the index drops it (a revocation, or room
+//! needed for users that sessions hold): it is then retired, and the
 //! sessions that point to it stop resolving, as a session whose user record
 //! is gone must.
 //!
 //! moka never answers an expired entry; its timer wheel removes one from
 //! memory (and from the live count) within about a second of its deadline.
-//!
-//! Both caches evict by LRU, not moka's default TinyLFU: TinyLFU may refuse
-//! to admit a new entry, and a fresh login must never be the one refused.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -32,12 +33,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use moka::Expiry;
-use moka::notification::RemovalCause;
-use moka::ops::compute::{CompResult, Op};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use super::UserRecord;
+use super::user_index::UserIndex;
 
 /// A user's current record, shared by the user's index entry and sessions.
 pub struct UserSlot {
@@ -52,11 +52,11 @@ impl UserSlot {
         self.record.load_full()
     }
 
-    fn serves(&self, at: u64) -> bool {
+    pub(super) fn serves(&self, at: u64) -> bool {
         !self.retired.load(Ordering::Acquire) && at < self.until.load(Ordering::Acquire)
     }
 
-    fn retire(&self) {
+    pub(super) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
     }
 }
@@ -149,7 +149,7 @@ impl Expiry<[u8; 32], SessionEntry> for SessionExpiry {
 
 pub struct SessionCache {
     sessions: Cache<[u8; 32], SessionEntry, RandomIdHash>,
-    users: Cache<Arc<str>, Arc<UserSlot>>,
+    users: UserIndex,
     user_lifetime: Duration,
     idle: Option<Duration>,
     epoch: Epoch,
@@ -169,20 +169,7 @@ impl SessionCache {
                 .eviction_policy(EvictionPolicy::lru())
                 .expire_after(SessionExpiry { idle, epoch })
                 .build_with_hasher(RandomIdHash),
-            users: Cache::builder()
-                .max_capacity(capacity)
-                .eviction_policy(EvictionPolicy::lru())
-                // From the last store (a login), which `store_user` does as
-                // a put; cheaper than a per-entry expiry.
-                .time_to_live(user_lifetime)
-                // A replaced entry keeps its slot (`store_user` puts the
-                // same one back); any other removal ends the slot's service.
-                .eviction_listener(|_, slot: Arc<UserSlot>, cause| {
-                    if cause != RemovalCause::Replaced {
-                        slot.retire();
-                    }
-                })
-                .build(),
+            users: UserIndex::new(capacity),
             user_lifetime,
             idle,
             epoch,
@@ -261,32 +248,24 @@ impl SessionCache {
         let key = record.key_shared().clone();
         let now = self.epoch.now();
         let until = now.saturating_add(nanos(self.user_lifetime));
-        // Serialised per user by moka with any other compute on it.
-        let result = self.users.entry(key).and_compute_with(|current| {
-            let slot = match current.map(|entry| entry.into_value()) {
-                Some(slot) if slot.serves(now) => {
-                    let newer = if merge {
-                        slot.record.load().merged_into(record)
-                    } else {
-                        record
-                    };
-                    slot.record.store(Arc::new(newer));
-                    slot.until.store(until, Ordering::Release);
-                    slot
-                }
-                _ => Arc::new(UserSlot {
-                    record: ArcSwap::from_pointee(record),
-                    until: AtomicU64::new(until),
-                    retired: AtomicBool::new(false),
-                }),
-            };
-            Op::Put(slot)
-        });
-        match result {
-            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => entry.into_value(),
-            // `Op::Put` always leaves an entry.
-            _ => unreachable!("moka's compute with Op::Put stored nothing"),
-        }
+        // Serialised per user with any other change of it.
+        self.users.put(&key, now, |current| match current {
+            Some(slot) if slot.serves(now) => {
+                let newer = if merge {
+                    slot.record.load().merged_into(record)
+                } else {
+                    record
+                };
+                slot.record.store(Arc::new(newer));
+                slot.until.store(until, Ordering::Release);
+                slot.clone()
+            }
+            _ => Arc::new(UserSlot {
+                record: ArcSwap::from_pointee(record),
+                until: AtomicU64::new(until),
+                retired: AtomicBool::new(false),
+            }),
+        })
     }
 
     /// Changes the user's record with `change` (which says whether it
@@ -298,46 +277,33 @@ impl SessionCache {
         change: impl FnOnce(&mut UserRecord) -> bool,
     ) -> Option<Arc<UserRecord>> {
         let now = self.epoch.now();
-        let mut stored = None;
-        // A compute, so it serialises with a concurrent login of the user.
-        self.users
-            .entry(Arc::from(key))
-            .and_compute_with(|current| {
-                if let Some(slot) = current.map(|entry| entry.into_value())
-                    && slot.serves(now)
-                {
-                    let mut record = UserRecord::clone(&slot.record.load());
-                    if change(&mut record) {
-                        slot.record.store(Arc::new(record));
-                    }
-                    stored = Some(slot.record());
-                }
-                Op::Nop
-            });
-        stored
+        // Under the index's lock, so it serialises with a concurrent login of the user.
+        self.users.with(key, |current| {
+            let slot = current.filter(|slot| slot.serves(now))?;
+            let mut record = UserRecord::clone(&slot.record.load());
+            if change(&mut record) {
+                slot.record.store(Arc::new(record));
+            }
+            Some(slot.record())
+        })
     }
 
     /// Forgets the user: every cached session of the user stops resolving.
     /// `false` when the user was not here.
     pub fn evict_user(&self, key: &str) -> bool {
-        match self.users.remove(key) {
-            Some(slot) => {
-                slot.retire();
-                true
-            }
-            None => false,
-        }
+        self.users.remove(key)
     }
 
     /// Forgets everything (after missing revocations).
     pub fn clear(&self) {
         self.sessions.invalidate_all();
-        self.users.invalidate_all();
+        self.users.clear();
     }
 
-    /// Cached sessions, once moka has applied every pending expiry and eviction.
+    /// Cached sessions, once moka has applied every pending expiry and
+    /// eviction (and the user index has dropped what may no longer serve).
     pub fn live(&self) -> u64 {
-        self.users.run_pending_tasks();
+        self.users.sweep_all(self.epoch.now());
         self.sessions.run_pending_tasks();
         self.sessions.entry_count()
     }
@@ -479,6 +445,35 @@ mod tests {
             slot.retired.load(Ordering::Acquire),
             "expiry retires the slot"
         );
+    }
+
+    #[test]
+    fn a_full_user_index_drops_only_users_no_session_holds() {
+        // 64 users of room: one per shard.
+        let cache = SessionCache::new(64, LONG, None);
+        let held: Vec<_> = (0..20).map(|n| login(&cache, n)).collect();
+        for n in 100..20_000 {
+            cache.store_user(user(&format!("o{n}"), "k"), true);
+        }
+        // Each shard sweeps once it doubles: far fewer than 20,000 remain.
+        assert!(cache.users.len() < 64 * 64 * 2, "{}", cache.users.len());
+        for key in &held {
+            assert!(cache.get(key).is_some(), "a user a session holds was dropped");
+        }
+        assert!(cache.user("o3").is_some());
+    }
+
+    #[test]
+    fn users_past_their_lifetime_are_reclaimed_by_the_next_sweep() {
+        let short = Duration::from_millis(50);
+        let cache = SessionCache::new(1_000_000, short, None);
+        for n in 0..10_000 {
+            login(&cache, n);
+        }
+        std::thread::sleep(short * 2);
+        cache.live();
+        assert_eq!(cache.users.len(), 0);
+        assert!(cache.user("o1").is_none());
     }
 
     #[test]

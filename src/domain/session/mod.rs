@@ -16,6 +16,7 @@ mod id;
 mod memory;
 mod pending;
 mod redis;
+mod user_index;
 
 use std::future::Future;
 use std::sync::Arc;
