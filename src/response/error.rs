@@ -9,10 +9,13 @@
 //! client (or operator) should do and never carry a secret. Nothing a client
 //! or WeChat sends maps to a 500.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use bytes::Bytes;
+use serde::Serialize;
+
 use http::{HeaderValue, Response, StatusCode, header};
-use serde_json::json;
 
 use super::Body;
 use crate::domain::apps::UnknownApp;
@@ -332,13 +335,42 @@ impl HttpError {
         page
     }
 
-    pub fn into_response(&self) -> Response<Body> {
-        let mut value = json!({ "code": self.code(), "message": self.message() });
-        if let Self::WeChat(WeChatError::Api { errcode, .. }) = self {
-            value["errcode"] = json!(errcode);
+    /// `{"code", "message"}` (and WeChat's `errcode` when it gave one).
+    fn body(&self) -> Bytes {
+        // The answer to every request without a valid session, and so what
+        // a flood of them is served: written once, not per request.
+        static SESSION_INVALID: LazyLock<Bytes> =
+            LazyLock::new(|| HttpError::SessionInvalid.render());
+        match self {
+            Self::SessionInvalid => SESSION_INVALID.clone(),
+            _ => self.render(),
         }
+    }
+
+    fn render(&self) -> Bytes {
+        #[derive(Serialize)]
+        struct ErrorBody<'a> {
+            code: &'a str,
+            message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            errcode: Option<i64>,
+        }
+        let errcode = match self {
+            Self::WeChat(WeChatError::Api { errcode, .. }) => Some(*errcode),
+            _ => None,
+        };
+        let body = ErrorBody {
+            code: self.code(),
+            message: &self.message(),
+            errcode,
+        };
+        // Strings and an integer: serde_json cannot fail on them.
+        serde_json::to_vec(&body).map_or_else(|_| Bytes::new(), Bytes::from)
+    }
+
+    pub fn into_response(&self) -> Response<Body> {
         let status = self.status();
-        let mut response = super::json(status, &value);
+        let mut response = super::json_bytes(status, self.body());
         let headers = response.headers_mut();
         // The mark of wxgate's own answers: a client tells them from its
         // backend's by this header, never by the body (`proxy` removes a

@@ -21,7 +21,12 @@ pub type Body = Either<crate::proxy::ResponseBody, Full<Bytes>>;
 
 /// A JSON answer written by wxgate itself.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(value.to_string()))));
+    json_bytes(status, Bytes::from(value.to_string()))
+}
+
+/// A JSON answer whose body is already written.
+pub fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -458,7 +458,10 @@ mod tests {
         // Each shard sweeps once it doubles: far fewer than 20,000 remain.
         assert!(cache.users.len() < 64 * 64 * 2, "{}", cache.users.len());
         for key in &held {
-            assert!(cache.get(key).is_some(), "a user a session holds was dropped");
+            assert!(
+                cache.get(key).is_some(),
+                "a user a session holds was dropped"
+            );
         }
         assert!(cache.user("o3").is_some());
     }
