@@ -3,9 +3,9 @@
 //! that logs everyone out. Checked once at start, a warning when it does
 //! not fit (the operator may know their sessions are smaller).
 
-/// Resident bytes per live session, as bench/run measures them (moka
-/// entries and the user record), and the process without sessions.
-pub const BYTES_PER_SESSION: u64 = 900;
+/// Resident bytes per live session, as bench/run measures them (684: the moka
+/// entry, the user index and record), and the process without sessions.
+pub const BYTES_PER_SESSION: u64 = 700;
 pub const PROCESS_BYTES: u64 = 30 << 20;
 
 /// The cgroup memory limit (v2, else v1), `None` when there is none.
