@@ -40,8 +40,8 @@ use crate::metrics::Metrics;
 use crate::metrics::Outcome;
 use crate::proxy::{self, Peer, Upstream, UpstreamRoute, UpstreamRoutes};
 use crate::response::Body;
-use crate::response::Handled;
 use crate::response::HttpError;
+use crate::response::{Answer, Handled};
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::canonicalize;
 use crate::wire::client_ip::client_ip;
@@ -205,29 +205,32 @@ impl App {
     }
 
     /// Answers one request; an error becomes its JSON answer here. The
-    /// request's outcome travels on the response to the access log.
-    pub(crate) async fn handle(
-        &self,
-        request: Request<RequestBody>,
-        peer: &Peer,
-    ) -> Response<Body> {
+    /// request's outcome travels beside the response to the access log.
+    pub(crate) async fn handle(&self, request: Request<RequestBody>, peer: &Peer) -> Answer {
         let mut handled = Handled::from(Outcome::Rejected);
-        let mut response = match self.handle_request_inner(request, peer, &mut handled).await {
-            Ok(response) => response,
+        match self.handle_request_inner(request, peer, &mut handled).await {
+            Ok(response) => Answer {
+                response,
+                handled,
+                error: None,
+            },
             Err(e) => {
                 if matches!(e, HttpError::BodyMalformed(_) | HttpError::BodyIdle(_)) {
                     // The client's body failed, whatever route it was on.
                     handled.outcome = Outcome::Rejected;
                 }
-                if handled.page {
+                let response = if handled.page {
                     e.into_page()
                 } else {
                     e.into_response()
+                };
+                Answer {
+                    response,
+                    handled,
+                    error: Some(e),
                 }
             }
-        };
-        response.extensions_mut().insert(handled);
-        response
+        }
     }
 
     async fn handle_request_inner(

@@ -322,16 +322,14 @@ impl HttpError {
             message = crate::wire::html::escape(&self.message()),
             code = self.code(),
         );
-        let mut response = self.into_response();
-        let json = std::mem::replace(response.headers_mut(), http::HeaderMap::new());
+        let json = self.into_response();
         let mut page = super::page(self.status(), html);
         // The JSON answer's own headers (Allow, Retry-After, the mark) stay.
-        for (name, value) in &json {
+        for (name, value) in json.headers() {
             if name != header::CONTENT_TYPE {
                 page.headers_mut().insert(name.clone(), value.clone());
             }
         }
-        *page.extensions_mut() = std::mem::take(response.extensions_mut());
         page
     }
 
@@ -388,8 +386,6 @@ impl HttpError {
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        // For the request's log line (`stack::observe`), which names the error.
-        response.extensions_mut().insert(self.clone());
         response
     }
 }
@@ -528,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_rounds_the_wait_up_and_the_error_travels_with_the_response() {
+    fn retry_after_rounds_the_wait_up() {
         for (wait_ms, header) in [(200, "1"), (1_000, "1"), (1_200, "2"), (59_001, "60")] {
             let error = HttpError::LoginRateLimited {
                 retry_after: Duration::from_millis(wait_ms),
@@ -539,8 +535,6 @@ mod tests {
                 header,
                 "{wait_ms} ms"
             );
-            let carried = response.extensions().get::<HttpError>();
-            assert_eq!(carried.map(HttpError::code), Some("login_rate_limited"));
         }
         let response = HttpError::Overloaded.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");

@@ -1,12 +1,37 @@
-//! What the app leaves on a request's response for the access log
-//! ([`Handled`]): its outcome, who it was for, what it asked.
+//! What the app hands the access log with a request's response
+//! ([`Answer`]): the response, and beside it ([`Handled`]) its outcome,
+//! who it was for, what it asked, and the error it answers, if any.
+//!
+//! Beside the response, not in its extensions: an extension map is an
+//! allocation and a hashed insert and remove per request, for facts that
+//! only the observe layer, one step up, reads.
 
 use std::sync::Arc;
 
-use http::Method;
+use http::{Method, Response};
 
+use super::{Body, HttpError};
 use crate::domain::session::UserRecord;
 use crate::metrics::Outcome;
+
+/// A response and what the log line says of it.
+pub struct Answer {
+    pub response: Response<Body>,
+    pub handled: Handled,
+    /// The error this response answers (named on the log line).
+    pub error: Option<HttpError>,
+}
+
+impl Answer {
+    /// `error`'s answer, for a request refused before any route saw it.
+    pub fn error(error: HttpError) -> Self {
+        Self {
+            response: error.into_response(),
+            handled: Handled::from(Outcome::Rejected),
+            error: Some(error),
+        }
+    }
+}
 
 /// What the access log learns from the app about one request.
 #[derive(Debug, Clone)]

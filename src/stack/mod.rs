@@ -36,7 +36,7 @@ use tower::{Service, ServiceBuilder};
 
 use crate::app::App;
 use crate::proxy::Peer;
-use crate::response::{Body, HttpError};
+use crate::response::{Answer, Body, HttpError};
 use crate::wire::body_idle::{self, RequestBody};
 
 /// What one worker's connections share: its bound on requests in flight.
@@ -149,9 +149,7 @@ pub fn connection(app: &Arc<App>, peer: Peer, worker: &Worker) -> impl Connectio
 /// `inner` inside the whole stack (tests wrap services of their own).
 pub fn layered<S>(app: &Arc<App>, worker: &Worker, inner: S) -> impl ConnectionService
 where
-    S: Service<Request<RequestBody>, Response = Response<Body>, Error = Infallible>
-        + Send
-        + 'static,
+    S: Service<Request<RequestBody>, Response = Answer, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
 {
     ServiceBuilder::new()
@@ -186,7 +184,11 @@ mod tests {
         let app = Arc::new(App::new(&config).unwrap());
         let inner = tower::service_fn(|request: Request<RequestBody>| async move {
             assert_ne!(request.uri().path(), "/boom", "a bug in a handler");
-            Ok::<_, Infallible>(crate::response::empty(StatusCode::NO_CONTENT))
+            Ok::<_, Infallible>(crate::response::Answer {
+                response: crate::response::empty(StatusCode::NO_CONTENT),
+                handled: crate::response::Handled::from(crate::metrics::Outcome::Authenticated),
+                error: None,
+            })
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

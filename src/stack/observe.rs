@@ -10,9 +10,9 @@
 //!   carries it (unless the backend set its own), the log line names it.
 //! - **Log line and metrics** for every answer the stack gives — the app's
 //!   and the layers' that answer by themselves (overload, rate limit,
-//!   panic). Errors become responses in one function,
-//!   [`HttpError::into_response`], which leaves the error in the response's
-//!   extensions beside the app's [`Handled`]; this layer reads both back.
+//!   panic). The layers below hand it an [`Answer`]: the response, and
+//!   beside it the app's [`Handled`] and the error answered, kept out of
+//!   the response's extensions (a map allocated per message).
 //!   The line's level says who must act: error for an operator fault or a
 //!   bug, warn for any other 5xx, info otherwise.
 //! - **Panics** in the app's call or future become 500 `internal` (the
@@ -39,7 +39,7 @@ use tower::{BoxError, Layer, Service};
 use crate::app::App;
 use crate::domain::session::{BoundId, UserRecord};
 use crate::metrics::{InFlight, Outcome};
-use crate::response::{Body, Handled, HttpError};
+use crate::response::{Answer, Body, HttpError};
 use crate::wire::describe;
 use crate::wire::request_id::{self, HEADER};
 
@@ -67,7 +67,7 @@ pub struct Observe<S> {
 
 impl<S, B> Service<Request<B>> for Observe<S>
 where
-    S: Service<Request<B>, Response = Response<Body>>,
+    S: Service<Request<B>, Response = Answer>,
     S::Error: Into<BoxError>,
 {
     type Response = Response<Body>;
@@ -124,19 +124,19 @@ pin_project! {
 
 impl<F, E> Future for Observed<F>
 where
-    F: Future<Output = Result<Response<Body>, E>>,
+    F: Future<Output = Result<Answer, E>>,
     E: Into<BoxError>,
 {
     type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = match this.inner.project() {
+        let answer = match this.inner.project() {
             StateProj::Running { future } => {
                 match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(Ok(response))) => response,
-                    Ok(Poll::Ready(Err(e))) => layer_error(e.into()).into_response(),
+                    Ok(Poll::Ready(Ok(answer))) => answer,
+                    Ok(Poll::Ready(Err(e))) => Answer::error(layer_error(e.into())),
                     Err(panic) => panicked(panic_text(panic)),
                 }
             }
@@ -144,8 +144,8 @@ where
         };
         // A panicked future is never polled again: there is one answer.
         Poll::Ready(Ok(match this.line.take() {
-            Some(line) => line.write(response),
-            None => response, // polled again after completion: nothing left to log
+            Some(line) => line.write(answer),
+            None => answer.response, // polled again after completion: nothing left to log
         }))
     }
 }
@@ -161,13 +161,13 @@ struct Line {
 }
 
 impl Line {
-    fn write(self, mut response: Response<Body>) -> Response<Body> {
+    fn write(self, answer: Answer) -> Response<Body> {
         let elapsed = self.started.elapsed();
-        let error = response.extensions_mut().remove::<HttpError>();
-        let handled = response
-            .extensions_mut()
-            .remove::<Handled>()
-            .unwrap_or(Handled::from(Outcome::Rejected));
+        let Answer {
+            mut response,
+            handled,
+            error,
+        } = answer;
         let mut outcome = handled.outcome;
         // Forward-auth: the request asked about, not the auth route itself;
         // else the canonical path every decision took.
@@ -226,8 +226,8 @@ fn layer_error(e: BoxError) -> HttpError {
 }
 
 /// A handler panicked: 500 `internal`, the panic's text for the log only.
-fn panicked(text: String) -> Response<Body> {
-    HttpError::Internal(format!("a handler panicked: {text}")).into_response()
+fn panicked(text: String) -> Answer {
+    Answer::error(HttpError::Internal(format!("a handler panicked: {text}")))
 }
 
 fn panic_text(panic: Box<dyn Any + Send + 'static>) -> String {

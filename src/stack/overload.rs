@@ -14,12 +14,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::Request;
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use crate::response::{Body, HttpError};
+use crate::response::{Answer, HttpError};
 
 #[derive(Clone)]
 pub struct OverloadLayer {
@@ -45,9 +45,9 @@ pub struct Overload<S> {
 
 impl<S, B> Service<Request<B>> for Overload<S>
 where
-    S: Service<Request<B>, Response = Response<Body>>,
+    S: Service<Request<B>, Response = Answer>,
 {
-    type Response = Response<Body>;
+    type Response = Answer;
     type Error = S::Error;
     type Future = Bounded<S::Future>;
 
@@ -76,14 +76,14 @@ pin_project! {
 
 impl<F, E> Future for Bounded<F>
 where
-    F: Future<Output = Result<Response<Body>, E>>,
+    F: Future<Output = Result<Answer, E>>,
 {
-    type Output = Result<Response<Body>, E>;
+    type Output = Result<Answer, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             BoundedProj::Admitted { future, .. } => future.poll(cx),
-            BoundedProj::Shed => Poll::Ready(Ok(HttpError::Overloaded.into_response())),
+            BoundedProj::Shed => Poll::Ready(Ok(Answer::error(HttpError::Overloaded))),
         }
     }
 }
