@@ -715,6 +715,8 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(json["request_id"], "trace-4711", "{line}");
     assert_eq!(json["status"], 401, "{line}");
     assert_eq!(json["outcome"], "rejected", "{line}");
+    // The error the answer carries reaches the line (beside the response, not on it).
+    assert_eq!(json["code"], "session_invalid", "{line}");
     assert_eq!(json["level"], "INFO", "{line}");
     assert!(json.get("openid").is_none(), "no user, no openid: {line}");
 }
