@@ -1,6 +1,6 @@
 //! Typed, validated configuration.
 //!
-//! Loading happens in two layers, as in linkerd2-proxy: [`raw`] mirrors the
+//! Loading happens in two layers, as in linkerd2-proxy: `raw.rs` mirrors the
 //! TOML file, and [`Config::parse`] turns it into typed values (`Duration`,
 //! `SocketAddr`, `HeaderName`, …), applying defaults and checking every rule
 //! before anything binds a port. Errors name the offending key so

@@ -11,7 +11,7 @@
 //! - **Log line and metrics** for every answer the stack gives — the app's
 //!   and the layers' that answer by themselves (overload, rate limit,
 //!   panic). The layers below hand it an [`Answer`]: the response, and
-//!   beside it the app's [`Handled`] and the error answered, kept out of
+//!   beside it the app's [`Handled`](crate::response::Handled) and the error answered, kept out of
 //!   the response's extensions (a map allocated per message).
 //!   The line's level says who must act: error for an operator fault or a
 //!   bug, warn for any other 5xx, info otherwise.

@@ -37,29 +37,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use super::UserRecord;
-use super::user_index::UserIndex;
-
-/// A user's current record, shared by the user's index entry and sessions.
-pub struct UserSlot {
-    record: ArcSwap<UserRecord>,
-    /// Nanoseconds after the cache's epoch from which the slot may not serve.
-    until: AtomicU64,
-    retired: AtomicBool,
-}
-
-impl UserSlot {
-    pub fn record(&self) -> Arc<UserRecord> {
-        self.record.load_full()
-    }
-
-    pub(super) fn serves(&self, at: u64) -> bool {
-        !self.retired.load(Ordering::Acquire) && at < self.until.load(Ordering::Acquire)
-    }
-
-    pub(super) fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
-    }
-}
+use super::user_index::{UserIndex, UserSlot};
 
 /// Instants as nanoseconds after the cache's start: 8 bytes, not 16.
 #[derive(Clone, Copy)]

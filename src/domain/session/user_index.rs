@@ -21,9 +21,34 @@
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::cache::UserSlot;
+use arc_swap::ArcSwap;
+
+use super::UserRecord;
+
+/// A user's current record, shared by the user's index entry and sessions.
+pub struct UserSlot {
+    pub(super) record: ArcSwap<UserRecord>,
+    /// Nanoseconds after the cache's epoch from which the slot may not serve.
+    pub(super) until: AtomicU64,
+    pub(super) retired: AtomicBool,
+}
+
+impl UserSlot {
+    pub fn record(&self) -> Arc<UserRecord> {
+        self.record.load_full()
+    }
+
+    pub(super) fn serves(&self, at: u64) -> bool {
+        !self.retired.load(Ordering::Acquire) && at < self.until.load(Ordering::Acquire)
+    }
+
+    pub(super) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+}
 
 /// Enough shards that logins on every core rarely meet on one lock.
 const SHARDS: usize = 64;
