@@ -28,10 +28,9 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use moka::Expiry;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
@@ -238,11 +237,7 @@ impl SessionCache {
                 slot.until.store(until, Ordering::Release);
                 slot.clone()
             }
-            _ => Arc::new(UserSlot {
-                record: ArcSwap::from_pointee(record),
-                until: AtomicU64::new(until),
-                retired: AtomicBool::new(false),
-            }),
+            _ => Arc::new(UserSlot::new(record, until)),
         })
     }
 

@@ -37,6 +37,15 @@ pub struct UserSlot {
 }
 
 impl UserSlot {
+    /// A serving slot holding `record` until `until`.
+    pub(super) fn new(record: UserRecord, until: u64) -> Self {
+        Self {
+            record: ArcSwap::from_pointee(record),
+            until: AtomicU64::new(until),
+            retired: AtomicBool::new(false),
+        }
+    }
+
     pub fn record(&self) -> Arc<UserRecord> {
         self.record.load_full()
     }
