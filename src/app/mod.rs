@@ -15,6 +15,7 @@
 //! from start to end.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ use crate::domain::binding::Binding;
 use crate::domain::credentials::Credentials;
 use crate::domain::identity::IdentityHeaders;
 use crate::domain::route::{Route, Routes};
-use crate::domain::session::{Sessions, StoreError, UserRecord};
+use crate::domain::session::{ClientQuota, Sessions, StoreError, UserRecord};
 use crate::endpoints::login::Login;
 use crate::endpoints::login_limit::LoginLimiter;
 use crate::endpoints::web_login::WebLogin;
@@ -44,7 +45,7 @@ use crate::response::HttpError;
 use crate::response::{Answer, Handled};
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::canonicalize;
-use crate::wire::client_ip::client_ip;
+use crate::wire::client_ip::{bucket, client_ip};
 use crate::wire::request_id::RequestIds;
 use crate::wire::{cookie, hop_by_hop};
 
@@ -70,6 +71,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
     login_limiter: LoginLimiter,
+    /// Browser logins in flight per client (`[web]`'s start route).
+    login_quota: ClientQuota,
     /// Swapped whole by a reload: its token may be re-read (`admin.token_file`).
     admin: ArcSwap<AdminConfig>,
     trusted_proxies: Vec<IpNet>,
@@ -136,6 +139,13 @@ impl App {
             metrics,
             request_ids: Arc::new(RequestIds::new()),
             login_limiter: LoginLimiter::new(&config.login),
+            // `[web]` cannot change on a reload: its state_ttl is fixed.
+            login_quota: ClientQuota::new(
+                config
+                    .web
+                    .as_ref()
+                    .map_or(Duration::from_secs(600), |web| web.state_ttl),
+            ),
             admin: ArcSwap::from_pointee(config.admin.clone()),
             trusted_proxies: config.server.trusted_proxies.clone(),
             body_idle_timeout: config.server.body_idle_timeout,
@@ -321,16 +331,21 @@ impl App {
                 self.forward_auth(&live, &request, form, handled).await
             }
             Route::WebStart => {
+                handled.outcome = Outcome::LoginStart;
                 let web = web_login(&live)?;
-                self.limit_login(&request, peer)?;
-                Box::pin(web.start(&self.apps, &self.sessions, &request, handled)).await
+                let client = self.limit_login(&request, peer)?;
+                let quota = (&self.login_quota, client);
+                Box::pin(web.start(&self.apps, &self.sessions, quota, &request, handled)).await
             }
             Route::WebCallback => {
                 let web = web_login(&live)?;
                 let binding = self.binding.as_ref();
                 Box::pin(web.callback(&self.apps, &self.sessions, binding, &request, handled)).await
             }
-            Route::WebMock => web_login(&live)?.mock_page(&self.apps, &request, handled),
+            Route::WebMock => {
+                handled.outcome = Outcome::LoginStart;
+                web_login(&live)?.mock_page(&self.apps, &request, handled)
+            }
             route @ (Route::Public | Route::Protected) => {
                 let upstream = live
                     .upstreams
@@ -385,11 +400,17 @@ impl App {
     /// WeChat call with the app's credentials, so a client IP gets
     /// `[login] burst`, then `rate` (`endpoints::login_limit`). Checked
     /// before the body is read: a refused login costs nothing more.
-    fn limit_login(&self, request: &Request<RequestBody>, peer: &Peer) -> Result<(), HttpError> {
-        let ip = client_ip(peer.ip(), request.headers(), &self.trusted_proxies);
+    /// The client counted (its bucket: an IPv6 /64 is one client).
+    fn limit_login(
+        &self,
+        request: &Request<RequestBody>,
+        peer: &Peer,
+    ) -> Result<IpAddr, HttpError> {
+        let client = bucket(client_ip(peer.ip(), request.headers(), &self.trusted_proxies));
         self.login_limiter
-            .check(ip)
-            .map_err(|retry_after| HttpError::LoginRateLimited { retry_after })
+            .check(client)
+            .map_err(|retry_after| HttpError::LoginRateLimited { retry_after })?;
+        Ok(client)
     }
 
     async fn forward(
@@ -415,7 +436,7 @@ impl App {
         live.identity.strip(headers);
         // wxgate's session cookie is its own; the backend's cookies pass.
         if let Some(web) = &live.web {
-            cookie::strip(headers, web.cookie_name());
+            cookie::strip(headers, &web.cookie_names());
         }
         if let Some(user) = user {
             live.identity.inject(headers, user);

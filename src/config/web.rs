@@ -69,10 +69,30 @@ impl WebConfig {
             }
         }
         let state_ttl = super::timeout("web.state_ttl", raw.state_ttl, "10m")?;
+        let cookie_secure = raw.cookie_secure.unwrap_or(true);
+        // The cookie prefixes' rules (RFC 6265bis §4.1.3): a browser drops
+        // a prefixed cookie set without them, so every login would fail.
+        let prefixed = ["__Host-", "__Secure-"]
+            .into_iter()
+            .find(|prefix| cookie_name.starts_with(prefix));
+        if let Some(prefix) = prefixed
+            && !cookie_secure
+        {
+            return Err(ConfigError::invalid(
+                "web.cookie_secure",
+                format!("a `{prefix}` cookie must be Secure: remove `cookie_secure = false`"),
+            ));
+        }
+        if prefixed == Some("__Host-") && cookie_domain.is_some() {
+            return Err(ConfigError::invalid(
+                "web.cookie_domain",
+                "a `__Host-` cookie is bound to its host and takes no Domain: remove cookie_domain",
+            ));
+        }
         Ok(Self {
             public_url: url.trim_end_matches('/').to_owned(),
             cookie_name,
-            cookie_secure: raw.cookie_secure.unwrap_or(true),
+            cookie_secure,
             cookie_domain,
             state_ttl,
         })
@@ -139,6 +159,18 @@ mod tests {
                 "web.cookie_domain",
             ),
             (web("state_ttl = \"0s\"\n"), "web.state_ttl"),
+            (
+                web("cookie_name = \"__Host-wx\"\ncookie_secure = false\n"),
+                "web.cookie_secure",
+            ),
+            (
+                web("cookie_name = \"__Secure-wx\"\ncookie_secure = false\n"),
+                "web.cookie_secure",
+            ),
+            (
+                web("cookie_name = \"__Host-wx\"\ncookie_domain = \"example.com\"\n"),
+                "web.cookie_domain",
+            ),
             (web("").replace("official_account", "webapp"), "apps.kind"),
             (web("") + "scope = \"snsapi_login\"\n", "apps.scope"),
             (format!("{BASE}scope = \"snsapi_base\"\n"), "wechat.scope"),

@@ -16,7 +16,7 @@
 //! then changes nothing). A flood wider than that can reset the oldest
 //! clients' buckets; `wechat.max_in_flight` still bounds the WeChat calls.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use governor::{Quota, RateLimiter};
 use moka::sync::Cache;
 
 use crate::config::LoginConfig;
+use crate::wire::client_ip::bucket;
 
 /// Clients whose buckets are remembered at once (~200 bytes each).
 pub const MAX_CLIENTS: u64 = 65_536;
@@ -81,17 +82,6 @@ impl LoginLimiter {
         self.limiter
             .check_key(&bucket(ip))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
-    }
-}
-
-/// IPv4 addresses count alone; IPv6 ones by their /64.
-fn bucket(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(bits))
-        }
     }
 }
 

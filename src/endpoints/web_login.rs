@@ -17,6 +17,7 @@
 //! or a control byte): the start route cannot be made an open redirect.
 //! Errors on these routes are plain pages for a browser (`Handled::page`).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -27,14 +28,20 @@ use crate::config::secret::Secret;
 use crate::config::{AppKind, RoutesConfig, WebConfig};
 use crate::domain::apps::Apps;
 use crate::domain::binding::Binding;
-use crate::domain::session::{PendingLogin, SessionId, SessionStore, UserRecord};
+use crate::domain::session::{
+    ClientQuota, PendingLogin, REDIRECT_LIMIT, SessionId, SessionStore, UserRecord,
+};
 use crate::domain::wechat::web_oauth::{authorize_page, authorize_url};
 use crate::metrics::Outcome;
 use crate::response::{self, Body, Handled, HttpError};
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::same_site_path;
-use crate::wire::cookie::{self, CookieAttributes};
+use crate::wire::cookie::{self, CookieAttributes, Found};
 use crate::wire::html::escape;
+
+/// The cookie-name prefix that binds a cookie to the host (`Secure`,
+/// `Path=/`, no `Domain`): no sibling subdomain can set or toss it.
+pub const HOST_PREFIX: &str = "__Host-";
 
 /// The browser-login routes and the cookie session's settings.
 pub struct WebLogin {
@@ -45,15 +52,41 @@ pub struct WebLogin {
     /// `public_url` + the callback: WeChat's `redirect_uri`.
     callback_url: String,
     state_cookie: String,
+    /// The state cookie's `Path`: the callback, or `/` under the
+    /// `__Host-` prefix, whose rules (RFC 6265bis §4.1.3.2) demand it.
+    state_path: String,
+    /// Where a sibling subdomain may have tossed a session cookie of the
+    /// same name (`Domain=` each parent of `public_url`'s host).
+    toss_domains: Vec<String>,
     session_ttl: Duration,
 }
 
 impl WebLogin {
     pub fn new(config: &WebConfig, routes: &RoutesConfig, session_ttl: Duration) -> Self {
         let [start, callback, mock] = routes.web_paths();
+        let host_prefixed = config.cookie_name.starts_with(HOST_PREFIX);
+        let host = config
+            .public_url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split(':').next().unwrap_or(rest));
+        // A `__Host-` cookie cannot be set with `Domain=`: nothing to toss.
+        let toss_domains = if host_prefixed || host.parse::<std::net::IpAddr>().is_ok() {
+            Vec::new()
+        } else {
+            let labels: Vec<&str> = host.split('.').collect();
+            (0..labels.len().saturating_sub(1))
+                .map(|i| labels[i..].join("."))
+                .collect()
+        };
         Self {
             callback_url: format!("{}{callback}", config.public_url),
             state_cookie: format!("{}_state", config.cookie_name),
+            state_path: if host_prefixed {
+                "/".to_owned()
+            } else {
+                callback.clone()
+            },
+            toss_domains,
             config: config.clone(),
             start,
             callback,
@@ -62,21 +95,25 @@ impl WebLogin {
         }
     }
 
-    /// The session cookie's name (`web.cookie_name`).
-    pub fn cookie_name(&self) -> &str {
-        &self.config.cookie_name
+    /// The cookies wxgate owns (the session's and the login state's):
+    /// never passed to a backend.
+    pub fn cookie_names(&self) -> [&str; 2] {
+        [&self.config.cookie_name, &self.state_cookie]
     }
 
-    /// `GET …/oauth/start`: off to WeChat's authorize page.
+    /// `GET …/oauth/start`: off to WeChat's authorize page. `client`'s
+    /// oldest login in flight is dropped past its quota (`session::pending`).
     pub async fn start<S: SessionStore>(
         &self,
         apps: &Apps,
         store: &S,
+        (quota, client): (&ClientQuota, IpAddr),
         request: &Request<RequestBody>,
         handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
         let query = browser_route(request, handled)?;
         let redirect = match param(query, "redirect")? {
+            Some(path) if path.len() > REDIRECT_LIMIT => return Err(HttpError::RedirectInvalid),
             Some(path) => same_site_path(&path)
                 .ok_or(HttpError::RedirectInvalid)?
                 .to_owned(),
@@ -85,9 +122,7 @@ impl WebLogin {
         let named = param(query, "app")?;
         let app = apps.for_web(named.as_deref(), in_wechat(request.headers()))?;
         handled.app = Some(app.tag.appid_shared().clone());
-        let state = SessionId::generate()
-            .map_err(|e| HttpError::Internal(format!("no randomness for a login state: {e}")))?
-            .encode();
+        let state = new_state()?;
         let pending = PendingLogin {
             appid: app.tag.appid().to_owned(),
             redirect,
@@ -95,6 +130,9 @@ impl WebLogin {
         store
             .put_pending(&state, pending, self.config.state_ttl)
             .await?;
+        if let Some(oldest) = quota.file(client, &state) {
+            store.forget_pending(&oldest).await?;
+        }
         let page = if app.wechat.is_mock() {
             format!("{}{}", self.config.public_url, self.mock)
         } else {
@@ -102,7 +140,7 @@ impl WebLogin {
         };
         let location = authorize_url(&page, app.kind, app.tag.appid(), &self.callback_url, &state);
         let mut response = found(&location)?;
-        let attributes = self.attributes(&self.callback, Some(self.config.state_ttl));
+        let attributes = self.attributes(&self.state_path, Some(self.config.state_ttl));
         if let Some(value) = cookie::set_cookie(&self.state_cookie, &state, &attributes) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -121,9 +159,11 @@ impl WebLogin {
     ) -> Result<Response<Body>, HttpError> {
         handled.outcome = Outcome::Login;
         let query = browser_route(request, handled)?;
-        let state = param(query, "state")?.ok_or(HttpError::StateInvalid)?;
-        let cookie = cookie::value(request.headers(), &self.state_cookie);
-        if !cookie.is_some_and(|c| constant_time_eq(c.as_bytes(), state.as_bytes())) {
+        let state = param(query, "state")?
+            .filter(|state| is_state(state))
+            .ok_or(HttpError::StateInvalid)?;
+        let cookie = cookie::value(request.headers(), &self.state_cookie).single();
+        if !cookie.is_some_and(|c| constant_time_eq(c, state.as_bytes())) {
             return Err(HttpError::StateInvalid);
         }
         // Taken once: a replayed callback finds nothing, an old one neither.
@@ -157,10 +197,24 @@ impl WebLogin {
         handled.user = Some(user);
         let mut response = found(&pending.redirect)?;
         let headers = response.headers_mut();
+        // Two session cookies came (one tossed by a sibling subdomain):
+        // clear the tossed ones wxgate can name, or the new session would
+        // be as ambiguous as the old one.
+        if cookie::value(request.headers(), &self.config.cookie_name) == Found::Ambiguous {
+            for domain in &self.toss_domains {
+                let attributes = CookieAttributes {
+                    domain: Some(domain),
+                    ..self.attributes("/", None)
+                };
+                if let Some(value) = cookie::clear_cookie(&self.config.cookie_name, &attributes) {
+                    headers.append(header::SET_COOKIE, value);
+                }
+            }
+        }
         if let Some(value) = self.session_cookie(&id) {
             headers.append(header::SET_COOKIE, value);
         }
-        let state_attributes = self.attributes(&self.callback, None);
+        let state_attributes = self.attributes(&self.state_path, None);
         if let Some(value) = cookie::clear_cookie(&self.state_cookie, &state_attributes) {
             headers.append(header::SET_COOKIE, value);
         }
@@ -225,10 +279,12 @@ impl WebLogin {
         cookie::clear_cookie(&self.config.cookie_name, &self.attributes("/", None))
     }
 
-    /// The session id of the session cookie, when well-formed.
+    /// The session id of the session cookie, when there is one
+    /// well-formed value (two different ones are none).
     pub fn session_id(&self, headers: &HeaderMap) -> Option<SessionId> {
         cookie::value(headers, &self.config.cookie_name)
-            .and_then(|v| SessionId::parse(v.as_bytes()))
+            .single()
+            .and_then(SessionId::parse)
     }
 
     /// CSRF: whether an unsafe request authenticated by the cookie alone
@@ -318,6 +374,20 @@ fn found(location: &str) -> Result<Response<Body>, HttpError> {
     headers.insert(header::LOCATION, value);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// A new login's `state`: 256 random bits as 64 hex digits, inside
+/// WeChat's documented `state` (`a-zA-Z0-9`, at most 128 bytes).
+fn new_state() -> Result<String, HttpError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| HttpError::Internal(format!("no randomness for a login state: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A `state` as WeChat documents it; anything else was not made here.
+fn is_state(state: &str) -> bool {
+    (1..=128).contains(&state.len()) && state.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -12,17 +12,20 @@ pub enum Outcome {
     Logout,
     /// wxgate or something behind it failed (any 5xx).
     Error,
+    /// A browser login sent to WeChat's authorize page (or mock mode's).
+    LoginStart,
 }
 
 impl Outcome {
     /// In `as usize` order, for tables indexed by outcome.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Authenticated,
         Self::Public,
         Self::Rejected,
         Self::Login,
         Self::Logout,
         Self::Error,
+        Self::LoginStart,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Outcome {
             Self::Login => "login",
             Self::Logout => "logout",
             Self::Error => "error",
+            Self::LoginStart => "login_start",
         }
     }
 }

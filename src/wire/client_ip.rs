@@ -40,6 +40,19 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     client
 }
 
+/// The client as per-client limits count it: an IPv4 address alone, an
+/// IPv6 one by its /64 (the block one host usually holds, so rotating
+/// addresses within it does not make a new client).
+pub fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+    }
+}
+
 /// An address as proxies write it: bare, or with a port (`1.2.3.4:5`, `[::1]:5`).
 fn parse(entry: &str) -> Option<IpAddr> {
     if let Ok(ip) = entry.parse() {

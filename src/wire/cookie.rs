@@ -9,31 +9,79 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{COOKIE, HeaderMap, HeaderValue};
 
-/// The first value of cookie `name` in the request, if any. A browser may
-/// send two (a host-only cookie and a domain cookie of the same name, most
-/// specific path first, §5.4): the first is the one it ranks first.
-pub fn value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|header| header.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .find_map(|pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value.trim_matches('"'))
-        })
+/// What the request's `Cookie` headers hold under one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'a> {
+    None,
+    /// One value (sent once, or sent again unchanged).
+    One(&'a [u8]),
+    /// Two different values: a browser sends both when a sibling
+    /// subdomain set one with `Domain=` (cookie tossing), and the one it
+    /// sends first is not the one wxgate set. Neither is acted on.
+    Ambiguous,
 }
 
-/// Removes every `name=…` pair from the `Cookie` headers, keeping the
-/// others as sent; a header left empty goes.
-pub fn strip(headers: &mut HeaderMap, name: &str) {
-    let carries = |value: &HeaderValue| {
-        value
-            .to_str()
-            .is_ok_and(|text| text.split(';').any(|pair| is(pair, name)))
-    };
+impl<'a> Found<'a> {
+    pub fn single(self) -> Option<&'a [u8]> {
+        match self {
+            Self::One(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// The `name=value` pairs of one `Cookie` header, as bytes. Browsers send
+/// any byte a server set (UTF-8 and DEL included, not only RFC 6265's
+/// cookie-octets), so the header is never skipped for not being ASCII:
+/// pairs split at `;`, the name before the first `=`, both trimmed of
+/// spaces and tabs (§5.4 as browsers implement it).
+fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|&b| b == b';').filter_map(|pair| {
+        let at = pair.iter().position(|&b| b == b'=')?;
+        Some((trim(&pair[..at]), trim(&pair[at + 1..])))
+    })
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// The value of cookie `name` in the request, unquoted (RFC 6265 allows a
+/// DQUOTE'd value).
+pub fn value<'a>(headers: &'a HeaderMap, name: &str) -> Found<'a> {
+    let mut found = Found::None;
+    for header in headers.get_all(COOKIE) {
+        for (key, value) in pairs(header.as_bytes()) {
+            if key != name.as_bytes() {
+                continue;
+            }
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            found = match found {
+                Found::None => Found::One(value),
+                Found::One(first) if first == value => found,
+                _ => return Found::Ambiguous,
+            };
+        }
+    }
+    found
+}
+
+/// Removes every pair named in `names` from the `Cookie` headers, keeping
+/// the others byte for byte; a header left empty goes. A header that
+/// cannot be rebuilt (a byte `HeaderValue` refuses, such as DEL) goes
+/// whole: wxgate's session id never reaches the backend.
+pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
+    let ours = |key: &[u8]| names.iter().any(|name| name.as_bytes() == key);
+    let carries = |value: &HeaderValue| pairs(value.as_bytes()).any(|(key, _)| ours(key));
     // Most requests carry no such cookie: look before rebuilding.
     if !headers.get_all(COOKIE).iter().any(carries) {
         return;
@@ -42,16 +90,26 @@ pub fn strip(headers: &mut HeaderMap, name: &str) {
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| {
-            let Ok(text) = value.to_str() else {
-                return Some(value.clone()); // not text: not one of ours either
-            };
-            let rest: Vec<&str> = text
-                .split(';')
-                .map(str::trim)
-                .filter(|pair| !pair.is_empty() && !is(pair, name))
-                .collect();
+            if !carries(value) {
+                return Some(value.clone());
+            }
+            let mut rest = Vec::with_capacity(value.len());
+            for pair in value.as_bytes().split(|&b| b == b';') {
+                let pair = trim(pair);
+                let named = pair
+                    .iter()
+                    .position(|&b| b == b'=')
+                    .is_some_and(|at| ours(trim(&pair[..at])));
+                if pair.is_empty() || named {
+                    continue;
+                }
+                if !rest.is_empty() {
+                    rest.extend_from_slice(b"; ");
+                }
+                rest.extend_from_slice(pair);
+            }
             (!rest.is_empty())
-                .then(|| HeaderValue::from_str(&rest.join("; ")).ok())
+                .then(|| HeaderValue::from_maybe_shared(Bytes::from(rest)).ok())
                 .flatten()
         })
         .collect();
@@ -59,12 +117,6 @@ pub fn strip(headers: &mut HeaderMap, name: &str) {
     for value in kept {
         headers.append(COOKIE, value);
     }
-}
-
-fn is(pair: &str, name: &str) -> bool {
-    pair.trim()
-        .split_once('=')
-        .is_some_and(|(key, _)| key == name)
 }
 
 /// The attributes of a cookie wxgate sets.
@@ -112,25 +164,31 @@ pub fn clear_cookie(name: &str, attributes: &CookieAttributes) -> Option<HeaderV
 mod tests {
     use super::*;
 
-    fn headers(cookies: &[&str]) -> HeaderMap {
+    fn headers(cookies: &[&[u8]]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for cookie in cookies {
-            headers.append(COOKIE, HeaderValue::from_str(cookie).unwrap());
+            headers.append(COOKIE, HeaderValue::from_bytes(cookie).unwrap());
         }
         headers
     }
 
     #[test]
-    fn finds_the_first_value_of_the_name_only() {
-        let cases: &[(&[&str], Option<&str>)] = &[
-            (&["wxs=abc"], Some("abc")),
-            (&["a=1; wxs=abc; b=2"], Some("abc")),
-            (&["a=1", "wxs=abc"], Some("abc")),
-            (&["wxs=first; wxs=second"], Some("first")),
-            (&["xwxs=abc; wxs_=1"], None),
-            (&["wxs"], None),
-            (&["wxs=\"q\""], Some("q")),
-            (&[], None),
+    fn finds_the_value_of_the_name_only() {
+        let utf8 = "nick=张三; wxs=abc".as_bytes();
+        let cases: &[(&[&[u8]], Found)] = &[
+            (&[b"wxs=abc"], Found::One(b"abc")),
+            (&[b"a=1; wxs=abc; b=2"], Found::One(b"abc")),
+            (&[b"a=1", b"wxs=abc"], Found::One(b"abc")),
+            (&[b"wxs=same; wxs=same"], Found::One(b"same")),
+            (&[b"wxs=first; wxs=second"], Found::Ambiguous),
+            (&[b"wxs=first", b"wxs=second"], Found::Ambiguous),
+            (&[b"xwxs=abc; wxs_=1"], Found::None),
+            (&[b"wxs"], Found::None),
+            (&[b"wxs=\"q\""], Found::One(b"q")),
+            (&[b" wxs = abc ;"], Found::One(b"abc")),
+            (&[utf8], Found::One(b"abc")),
+            (&[b"a=\x80\xff; wxs=abc"], Found::One(b"abc")),
+            (&[], Found::None),
         ];
         for (cookies, expected) in cases {
             assert_eq!(value(&headers(cookies), "wxs"), *expected, "{cookies:?}");
@@ -138,22 +196,22 @@ mod tests {
     }
 
     #[test]
-    fn strips_its_own_pair_and_keeps_the_rest_as_sent() {
-        let cases: &[(&[&str], &[&str])] = &[
-            (&["a=1; wxs=abc; b=2"], &["a=1; b=2"]),
-            (&["wxs=abc"], &[]),
-            (&["a=1", "wxs=abc"], &["a=1"]),
-            (&["wxs=1; wxs=2; c=3"], &["c=3"]),
-            (&["xwxs=keep; wxs_=keep"], &["xwxs=keep; wxs_=keep"]),
+    fn strips_its_own_pairs_and_keeps_the_rest_as_sent() {
+        let utf8 = "nick=张三; wxs=abc".as_bytes();
+        let cases: &[(&[&[u8]], &[&[u8]])] = &[
+            (&[b"a=1; wxs=abc; b=2"], &[b"a=1; b=2"]),
+            (&[b"wxs=abc"], &[]),
+            (&[b"a=1", b"wxs=abc"], &[b"a=1"]),
+            (&[b"wxs=1; wxs=2; c=3"], &[b"c=3"]),
+            (&[b"wxs_state=s; c=3"], &[b"c=3"]),
+            (&[b"xwxs=keep; wxs_=keep"], &[b"xwxs=keep; wxs_=keep"]),
+            (&[utf8], &["nick=张三".as_bytes()]),
+            (&[b"a=\x80; wxs=1"], &[b"a=\x80"]),
         ];
         for (cookies, expected) in cases {
             let mut h = headers(cookies);
-            strip(&mut h, "wxs");
-            let left: Vec<&str> = h
-                .get_all(COOKIE)
-                .iter()
-                .map(|v| v.to_str().unwrap())
-                .collect();
+            strip(&mut h, &["wxs", "wxs_state"]);
+            let left: Vec<&[u8]> = h.get_all(COOKIE).iter().map(|v| v.as_bytes()).collect();
             assert_eq!(&left, expected, "{cookies:?}");
         }
     }

@@ -56,6 +56,11 @@ impl SessionStore for MemoryStore {
         Ok(self.pending.take(state))
     }
 
+    async fn forget_pending(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.pending.forget(hash);
+        Ok(())
+    }
+
     async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
         let id = SessionId::generate().map_err(StoreError::Random)?;
         let slot = self.cache.store_user(user, true);

@@ -26,7 +26,7 @@ use http::HeaderValue;
 
 pub use id::SessionId;
 pub use memory::MemoryStore;
-pub use pending::PendingLogin;
+pub use pending::{ClientQuota, PER_CLIENT, PendingLogin, REDIRECT_LIMIT};
 pub use redis::RedisStore;
 
 use crate::config::secret::Secret;
@@ -377,6 +377,13 @@ pub trait SessionStore: Send + Sync {
         &self,
         state: &str,
     ) -> impl Future<Output = Result<Option<PendingLogin>, StoreError>> + Send;
+
+    /// Drops the login filed under the state whose hash is `hash`
+    /// (`pending::state_hash`): a client's oldest, past its quota.
+    fn forget_pending(
+        &self,
+        hash: &[u8; 32],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The store the config asks for. An enum rather than a trait object: the
@@ -487,6 +494,13 @@ impl SessionStore for Sessions {
         match self {
             Self::Memory(s) => s.take_pending(state).await,
             Self::Redis(s) => s.take_pending(state).await,
+        }
+    }
+
+    async fn forget_pending(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.forget_pending(hash).await,
+            Self::Redis(s) => s.forget_pending(hash).await,
         }
     }
 }

@@ -330,6 +330,13 @@ impl SessionStore for RedisStore {
         Ok(taken.and_then(|text| serde_json::from_str(&text).ok()))
     }
 
+    async fn forget_pending(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
+        let key = self.codec.pending_key(hash);
+        self.connector
+            .run(|mut c| async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await })
+            .await
+    }
+
     async fn login(&self, user: UserRecord) -> Result<(SessionId, Arc<UserRecord>), StoreError> {
         let id = SessionId::generate().map_err(StoreError::Random)?;
         let hash = session_hash(&id);
