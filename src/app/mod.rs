@@ -75,7 +75,7 @@ pub struct App {
     login_quota: ClientQuota,
     /// Swapped whole by a reload: its token may be re-read (`admin.token_file`).
     admin: ArcSwap<AdminConfig>,
-    trusted_proxies: Vec<IpNet>,
+    trusted_proxies: Arc<[IpNet]>,
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
     max_in_flight: usize,
@@ -147,7 +147,7 @@ impl App {
                     .map_or(Duration::from_secs(600), |web| web.state_ttl),
             ),
             admin: ArcSwap::from_pointee(config.admin.clone()),
-            trusted_proxies: config.server.trusted_proxies.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone().into(),
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
         })
@@ -175,6 +175,11 @@ impl App {
 
     pub(crate) fn body_idle_timeout(&self) -> Duration {
         self.body_idle_timeout
+    }
+
+    /// `server.trusted_proxies`, for each connection's [`Peer`].
+    pub(crate) fn trusted_proxies(&self) -> &Arc<[IpNet]> {
+        &self.trusted_proxies
     }
 
     pub(crate) fn max_in_flight(&self) -> usize {
@@ -393,7 +398,9 @@ impl App {
         let session = self
             .resolve_for(live, &question.asked.0, request.headers())
             .await?;
-        forward_auth::answer(&live.identity, question, session.as_ref(), handled)
+        let owned_cookies = live.web.as_ref().map(WebLogin::cookie_names);
+        let asked = (request.headers(), owned_cookies.as_ref().map_or(&[][..], |n| &n[..]));
+        forward_auth::answer(&live.identity, question, session.as_ref(), asked, handled)
     }
 
     /// The login rate limit: each login (and browser login start) costs a
@@ -433,7 +440,7 @@ impl App {
         // Order matters: hop-by-hop first, so `Connection: X-WX-OpenId`
         // cannot remove what is injected below.
         hop_by_hop::strip(headers, upgrade);
-        live.identity.strip(headers);
+        live.identity.strip(headers, peer.is_trusted());
         // wxgate's session cookie is its own; the backend's cookies pass.
         if let Some(web) = &live.web {
             cookie::strip(headers, &web.cookie_names());

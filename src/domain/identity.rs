@@ -22,7 +22,37 @@ use crate::config::{
     DEFAULT_IDENTITY_HEADERS, DEFAULT_SESSION_HEADER, HeadersConfig, SessionConfig,
 };
 use crate::domain::session::UserRecord;
-use crate::wire::header::{folded, folded_name as canonical, folds_to as same};
+use crate::wire::header::{FoldedNames, folded_name as canonical};
+
+/// The headers by which a proxy tells the next hop who the client is and
+/// how it connected. From a client they are lies a backend may believe
+/// (Tomcat's RemoteIpValve trusts 127.0.0.1, where a sidecar connects
+/// from; Spring, Rack and ASP.NET read several): removed, in every
+/// spelling, unless the peer is in `server.trusted_proxies`.
+pub const PROXY_HEADERS: [&str; 16] = [
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Ssl",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Server",
+    "X-Forwarded-By",
+    "Forwarded",
+    "X-Real-IP",
+    "X-Client-IP",
+    "True-Client-IP",
+    "X-Cluster-Client-IP",
+    "Front-End-Https",
+    "X-Url-Scheme",
+];
+
+/// `stripped` and the proxy headers.
+fn untrusted(mut stripped: Vec<String>) -> FoldedNames {
+    stripped.extend(PROXY_HEADERS.iter().map(|name| canonical(name)));
+    FoldedNames::new(stripped)
+}
 
 /// Stripped from every client request, whether or not phone injection is on.
 pub const DEFAULT_PHONE_HEADER: &str = "X-WX-Phone";
@@ -37,32 +67,6 @@ pub const ROUTING_OVERRIDES: [&str; 5] = [
     "X-Method-Override",
 ];
 
-/// The first letter or digit of `name`, folded.
-fn first(name: &str) -> Option<u8> {
-    folded(name).next()
-}
-
-/// Header names are folded into a stack buffer of this many bytes.
-const FOLD_BUFFER: usize = 64;
-
-/// Each byte folded: letters and digits to their lower case, anything else to 0.
-const FOLD: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        if byte.is_ascii_alphanumeric() {
-            table[b] = byte.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    table
-};
-
-fn length_bit(len: usize) -> u64 {
-    1 << len.min(63)
-}
-
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
     openid: HeaderName,
@@ -72,16 +76,11 @@ pub struct IdentityHeaders {
     /// Every configured AppID as a header value, made once.
     appid_values: Vec<(Box<str>, HeaderValue)>,
     phone: Option<HeaderName>,
-    /// Canonical names removed from every client request.
-    stripped: Vec<String>,
-    /// The first folded byte of every stripped name: most header names
-    /// (`host`, `accept`, `content-type`, …) are ruled out by it alone.
-    first_bytes: [bool; 128],
-    /// Bit `n` set when some stripped name folds to `n` bytes (63: longer):
-    /// the `x-` names left are mostly ruled out by their folded length.
-    lengths: u64,
-    /// The longest stripped name's length.
-    longest: usize,
+    /// Removed from every client request.
+    stripped: FoldedNames,
+    /// Removed from a request that did not come through a trusted proxy:
+    /// `stripped` and the proxy headers ([`PROXY_HEADERS`]).
+    stripped_untrusted: FoldedNames,
     /// The session header's canonical name when it is forwarded.
     forwarded: Option<String>,
 }
@@ -129,31 +128,10 @@ impl IdentityHeaders {
                 .into_iter()
                 .filter_map(|appid| Some((Box::from(appid), HeaderValue::from_str(appid).ok()?)))
                 .collect(),
-            stripped,
-            first_bytes: [false; 128],
-            lengths: 0,
-            longest: 0,
+            stripped_untrusted: untrusted(stripped.clone()),
+            stripped: FoldedNames::new(stripped),
             forwarded,
         }
-        .indexed()
-    }
-
-    /// `stripped` without repeats, and the quick rejections of
-    /// [`Self::is_stripped`] made from it: the first folded byte and folded
-    /// length of every stripped name, and the longest.
-    fn indexed(mut self) -> Self {
-        self.stripped.sort();
-        self.stripped.dedup();
-        self.longest = self.stripped.iter().map(String::len).max().unwrap_or(0);
-        self.first_bytes = [false; 128];
-        self.lengths = 0;
-        for name in &self.stripped {
-            if let Some(b) = first(name) {
-                self.first_bytes[usize::from(b & 0x7f)] = true;
-                self.lengths |= length_bit(name.len());
-            }
-        }
-        self
     }
 
     /// These headers, also stripping every name `former` stripped (the
@@ -162,69 +140,30 @@ impl IdentityHeaders {
     /// header now forwarded (`forward_session_header`) is kept.
     pub fn also_stripping(mut self, former: &Self) -> Self {
         let kept = self.forwarded.clone();
-        self.stripped.extend(
+        let mut names: Vec<String> = self.stripped.names().to_vec();
+        names.extend(
             former
                 .stripped
+                .names()
                 .iter()
                 .filter(|name| Some(*name) != kept.as_ref())
                 .cloned(),
         );
-        self.indexed()
+        self.stripped_untrusted = untrusted(names.clone());
+        self.stripped = FoldedNames::new(names);
+        self
     }
 
-    fn is_stripped(&self, name: &HeaderName) -> bool {
-        let name = name.as_str();
-        if self.longest >= FOLD_BUFFER {
-            // Only with a configured name longer than the buffer.
-            return self.stripped.iter().any(|c| same(name, c));
-        }
-        let bytes = name.as_bytes();
-        // Most names (`host`, `accept`, …) are ruled out by their first byte.
-        if let Some(&b) = bytes.first() {
-            let f = FOLD[usize::from(b)];
-            if f != 0 && !self.first_bytes[usize::from(f & 0x7f)] {
-                return false;
-            }
-        }
-        // Folded in one pass into a buffer, without branching on what each
-        // byte is, and given up once it folds longer than every stripped name.
-        let mut folded = [0u8; FOLD_BUFFER];
-        let mut len = 0;
-        for &b in bytes {
-            let f = FOLD[usize::from(b)];
-            folded[len] = f;
-            len += usize::from(f != 0);
-            if len > self.longest {
-                return false;
-            }
-        }
-        // A name of no letters or digits folds to "", which no stripped name is.
-        let folded = &folded[..len];
-        self.lengths & length_bit(len) != 0 && self.stripped.iter().any(|c| c.as_bytes() == folded)
-    }
-
-    /// Removes every client-sent identity header, in all its spellings.
-    pub fn strip(&self, headers: &mut HeaderMap) {
-        // One pass finds the forged names (usually only the session header),
-        // kept on the stack; more than fit are removed one pass at a time.
-        let mut found: [Option<HeaderName>; 4] = Default::default();
-        let mut more = false;
-        let mut slots = found.iter_mut();
-        for name in headers.keys().filter(|k| self.is_stripped(k)) {
-            match slots.next() {
-                Some(slot) => *slot = Some(name.clone()),
-                None => {
-                    more = true;
-                    break;
-                }
-            }
-        }
-        for name in found.into_iter().flatten() {
-            headers.remove(name);
-        }
-        while more && let Some(name) = headers.keys().find(|k| self.is_stripped(k)).cloned() {
-            headers.remove(name);
-        }
+    /// Removes every client-sent identity header, in all its spellings;
+    /// from a peer that is not a trusted proxy, the proxy headers too
+    /// (`proxy::forwarded` sets wxgate's own).
+    pub fn strip(&self, headers: &mut HeaderMap, trusted_peer: bool) {
+        let names = if trusted_peer {
+            &self.stripped
+        } else {
+            &self.stripped_untrusted
+        };
+        names.remove_from(headers);
     }
 
     /// Sets the identity of `user`. Call after [`Self::strip`].
@@ -317,7 +256,7 @@ mod tests {
         }
         h.insert("x-wx-openid-extra", HeaderValue::from_static("kept"));
         h.insert("accept", HeaderValue::from_static("*/*"));
-        ids.strip(&mut h);
+        ids.strip(&mut h, true);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(h.contains_key("x-wx-openid-extra") && h.contains_key("accept"));
@@ -341,7 +280,7 @@ mod tests {
                 HeaderValue::from_static("forged"),
             );
         }
-        ids.strip(&mut h);
+        ids.strip(&mut h, true);
         let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
         assert_eq!(left, [format!("{long}x").to_ascii_lowercase()]);
     }
@@ -351,7 +290,7 @@ mod tests {
         let ids = identity("[session]\nforward_session_header = true\n");
         let mut h = HeaderMap::new();
         h.insert("x-session-id", HeaderValue::from_static("abc"));
-        ids.strip(&mut h);
+        ids.strip(&mut h, true);
         assert!(h.contains_key("x-session-id"));
     }
 
@@ -372,7 +311,7 @@ mod tests {
         let openid = canonical("X-WX-OpenId");
         assert_eq!(openid, "xwxopenid");
         for (name, matches) in cases {
-            assert_eq!(same(name, &openid), matches, "{name}");
+            assert_eq!(crate::wire::header::folds_to(name, &openid), matches, "{name}");
         }
     }
 
@@ -396,10 +335,10 @@ mod tests {
             h
         };
         let mut h = forged();
-        identity("").strip(&mut h);
+        identity("").strip(&mut h, true);
         assert!(h.is_empty(), "{h:?}");
         let mut h = forged();
-        identity("[headers]\npass_routing_overrides = true\n").strip(&mut h);
+        identity("[headers]\npass_routing_overrides = true\n").strip(&mut h, true);
         assert_eq!(h.len(), names.len());
     }
 }

@@ -11,17 +11,25 @@
 //! `X-Forwarded-Uri` (nginx, Traefik), or, in Envoy's `path_prefix` form,
 //! from the path after the auth route with the request's own method — then
 //! any `X-Forwarded-*` a client sent is ignored, never taken over the path
-//! Envoy asked about. The path is cut at `?` and `#` and made canonical as
-//! on the proxy port (`canonical_path`), and judged by the same rules: a
-//! path no upstream covers is `404 no_upstream` here too, an ambiguous one
-//! `400 path_ambiguous`. A repeated or non-text `X-Forwarded-Method` or
+//! Envoy asked about. The path is cut at `?` and judged by the proxy
+//! port's rules (`canonical_path`): a path no upstream covers is
+//! `404 no_upstream` here too, an ambiguous one `400 path_ambiguous`. Unlike
+//! the proxy port, which forwards the canonical path it judged, wxgate does
+//! not forward here: the front proxy routes the path as written (Envoy's
+//! default `normalize_path: false`, a prefix rewrite), so a path whose
+//! written form is not already canonical (`/x/../shop`, `//`, `%73tatic`)
+//! or that carries a `#` is refused as `path_ambiguous`, never judged on a
+//! form the front proxy may not route to. A repeated or non-text `X-Forwarded-Method` or
 //! `X-Forwarded-Uri`, or one that is no method or URI, is a 400: never a
 //! fallback to the auth request's own method or path.
 //!
-//! Stripping client-sent identity headers is the front proxy's job in this
-//! mode; `deploy/` shows how for each proxy.
+//! Stripping client-sent identity headers, the session header and wxgate's
+//! session cookie is the front proxy's job in this mode; the answer carries
+//! the request's other cookies for it (`pass_cookies`), and `deploy/`
+//! shows how for each proxy.
 
 use crate::wire::body_idle::RequestBody;
+use http::header::{COOKIE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::domain::identity::IdentityHeaders;
@@ -32,7 +40,8 @@ use crate::proxy::UpstreamRoutes;
 use crate::response::Handled;
 use crate::response::HttpError;
 use crate::response::{self, Body};
-use crate::wire::canonical_path::canonicalize;
+use crate::wire::canonical_path::{PathError, as_written};
+use crate::wire::cookie;
 
 pub const FORWARDED_METHOD: &str = "x-forwarded-method";
 pub const FORWARDED_URI: &str = "x-forwarded-uri";
@@ -82,6 +91,7 @@ impl Question {
                     None => method.clone(),
                 };
                 let path = match forwarded(headers, FORWARDED_URI)? {
+                    Some(uri) if uri.contains('#') => return Err(PathError::Fragment.into()),
                     Some(uri) => forwarded_path(uri)
                         .ok_or_else(|| bad(FORWARDED_URI, "is not a path or an absolute URI"))?,
                     None => "/",
@@ -89,7 +99,7 @@ impl Question {
                 (method, path)
             }
         };
-        let path = canonicalize(path, routes.normalize())?;
+        let path = as_written(path, routes.normalize())?;
         // Judged as the proxy port judges it: a path no upstream covers
         // has no answer there either.
         let upstream = upstreams.find(&path).ok_or(HttpError::NoUpstream)?;
@@ -119,10 +129,13 @@ fn bad(name: &str, why: &str) -> HttpError {
     HttpError::BadRequest(format!("the front proxy's `{name}` header {why}"))
 }
 
+/// The answer to `question`, asked with `asked`'s headers. `owned_cookies`:
+/// the cookies wxgate owns (`[web]`), which the backend must not get.
 pub fn answer(
     identity: &IdentityHeaders,
     question: Question,
     session: Option<&Resolved>,
+    (asked, owned_cookies): (&HeaderMap, &[&str]),
     handled: &mut Handled,
 ) -> Result<Response<Body>, HttpError> {
     handled.asked = Some(Box::new(question.asked));
@@ -150,13 +163,48 @@ pub fn answer(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
     );
+    pass_cookies(asked, owned_cookies, response.headers_mut());
     Ok(response)
+}
+
+/// Envoy's ext_authz removes the request headers this answer header names.
+static ENVOY_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-headers-to-remove");
+
+/// The request's cookies without wxgate's, as `Cookie` on the answer, for
+/// the front proxy to put on the request it forwards in place of the
+/// client's (nginx `auth_request_set`, Traefik `authResponseHeaders`,
+/// Envoy `allowed_upstream_headers`): in this mode only the front proxy
+/// can keep wxgate's session id from the backend. None left: no `Cookie`
+/// (nginx sends none, Traefik deletes the client's) and Envoy is told to
+/// remove the client's.
+fn pass_cookies(asked: &HeaderMap, owned: &[&str], answer: &mut HeaderMap) {
+    if !asked.contains_key(COOKIE) {
+        return;
+    }
+    let mut cookies = HeaderMap::new();
+    for value in asked.get_all(COOKIE) {
+        cookies.append(COOKIE, value.clone());
+    }
+    cookie::strip(&mut cookies, owned);
+    let mut joined = Vec::new();
+    for value in cookies.get_all(COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+        Ok(value) if !value.is_empty() => {
+            answer.insert(COOKIE, value);
+        }
+        _ => {
+            answer.insert(&ENVOY_REMOVE, HeaderValue::from_static("cookie"));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
-
     use super::*;
 
     fn routes() -> Routes {
@@ -194,8 +242,13 @@ mod tests {
         let cases = [
             ("/public/a", Ok(true)),
             ("/public/a?x=1", Ok(true)),
-            ("/public/../admin", Ok(false)),
-            ("/admin/../public/a", Ok(true)),
+            ("/public/../admin", Err("path_ambiguous")),
+            ("/admin/../public/a", Err("path_ambiguous")),
+            ("/x/../public/a", Err("path_ambiguous")),
+            ("/%70ublic/a", Err("path_ambiguous")),
+            ("//public/a", Err("path_ambiguous")),
+            ("/public/./a", Err("path_ambiguous")),
+            ("/public/%c3%a9", Ok(true)),
             ("/public/%2e%2e/admin", Err("path_ambiguous")),
             ("/public/%2E%2E/admin?x", Err("path_ambiguous")),
             ("/public/..%2fadmin", Err("path_ambiguous")),
@@ -203,7 +256,8 @@ mod tests {
             ("/public/../../admin", Err("path_ambiguous")),
             ("/admin?/public", Ok(false)),
             ("/admin?next=/public/a", Ok(false)),
-            ("/admin#/public", Ok(false)),
+            ("/admin#/public", Err("path_ambiguous")),
+            ("/public#/../admin", Err("path_ambiguous")),
             ("https://evil.example/public/a", Ok(true)),
             ("public/a", Err("bad_request")),
             ("", Err("bad_request")),
@@ -252,7 +306,8 @@ mod tests {
         let envoy = |method, path| public(method, Some(path), &[]);
         assert_eq!(envoy("GET", "/public/a"), Ok(true));
         assert_eq!(envoy("GET", "/admin"), Ok(false));
-        assert_eq!(envoy("GET", "/public/../admin"), Ok(false));
+        assert_eq!(envoy("GET", "/public/../admin"), Err("path_ambiguous"));
+        assert_eq!(envoy("GET", "/vault/../public/a"), Err("path_ambiguous"));
         assert_eq!(envoy("GET", "/public/%2e%2e/admin"), Err("path_ambiguous"));
         assert_eq!(envoy("GET", "/api/products"), Ok(true));
         assert_eq!(envoy("POST", "/api/products"), Ok(false));

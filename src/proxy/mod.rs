@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use ipnet::IpNet;
 
 use crate::config::UpstreamConfig;
 use crate::wire::body_end;
@@ -26,6 +28,7 @@ use crate::wire::connection_timer::ConnectionTimer;
 use crate::wire::header::WXGATE_ERROR;
 use crate::wire::hop_by_hop;
 
+mod forwarded;
 mod pool;
 mod ready_check;
 mod routing;
@@ -51,34 +54,48 @@ pub enum ProxyError {
     BadPath,
 }
 
-static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
-
-/// What the proxy keeps per accepted connection: the far end, its
-/// `X-Forwarded-For` entry formatted once rather than once per request,
-/// and the timer its requests share for the upstream's answer.
+/// What the proxy keeps per accepted connection: the far end, whether it
+/// is a trusted proxy, its `X-Forwarded-For` entry and the port it reached
+/// formatted once rather than once per request, and the timer its requests
+/// share for the upstream's answer.
 pub struct Peer {
     addr: IpAddr,
     /// `addr` as a header value.
     ip: HeaderValue,
+    /// The port the peer connected to, as a header value.
+    port: HeaderValue,
+    /// `server.trusted_proxies`, when the peer is one of them.
+    trusted: Option<Arc<[IpNet]>>,
     upstream_timer: ConnectionTimer,
 }
 
 impl Peer {
-    pub fn new(addr: SocketAddr) -> Self {
-        // An IP address always makes a valid header value.
+    /// `addr` connected to `local`; `trusted_proxies` decide what its proxy
+    /// headers are worth (`forwarded`).
+    pub fn new(addr: SocketAddr, local: SocketAddr, trusted_proxies: &Arc<[IpNet]>) -> Self {
+        // An IP address and a port always make valid header values.
         let ip = HeaderValue::from_maybe_shared(Bytes::from(addr.ip().to_string()))
             .unwrap_or(HeaderValue::from_static("unknown"));
+        let trusted = trusted_proxies
+            .iter()
+            .any(|net| net.contains(&addr.ip()))
+            .then(|| trusted_proxies.clone());
         Self {
             addr: addr.ip(),
             ip,
+            port: HeaderValue::from(local.port()),
+            trusted,
             upstream_timer: ConnectionTimer::default(),
         }
     }
 
     pub fn ip(&self) -> IpAddr {
         self.addr
+    }
+
+    /// Whether the peer is a trusted proxy, whose proxy headers count.
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.is_some()
     }
 }
 
@@ -220,29 +237,7 @@ impl Upstream {
             }
         };
 
-        // X-Forwarded-For is appended to, as nginx's $proxy_add_x_forwarded_for
-        // does; Proto and Host set by a proxy in front of wxgate are kept.
-        match headers.entry(&X_FORWARDED_FOR) {
-            Entry::Occupied(mut prior) => {
-                let prior_value = prior.get().as_bytes();
-                let mut joined = Vec::with_capacity(prior_value.len() + 2 + peer.ip.len());
-                joined.extend_from_slice(prior_value);
-                joined.extend_from_slice(b", ");
-                joined.extend_from_slice(peer.ip.as_bytes());
-                if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
-                    prior.insert(value);
-                }
-            }
-            Entry::Vacant(vacant) => {
-                vacant.insert(peer.ip.clone());
-            }
-        }
-        headers
-            .entry(&X_FORWARDED_PROTO)
-            .or_insert_with(|| HeaderValue::from_static("http"));
-        if let (Entry::Vacant(vacant), Some(host)) = (headers.entry(&X_FORWARDED_HOST), host) {
-            vacant.insert(host);
-        }
+        forwarded::set(headers, peer, host);
         Ok(())
     }
 }

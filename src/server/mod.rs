@@ -258,6 +258,10 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
     // Each connection task holds a receiver: `drain.send` asks them to
     // finish, and `drain.closed()` resolves once the last one has ended.
     let (drain, draining) = watch::channel(());
+    let Ok(local) = listener.local_addr() else {
+        tracing::error!("the listener has no address; not serving it");
+        return;
+    };
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -273,7 +277,7 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = stack::PerConnection::new(stack::connection(&app, Peer::new(peer), &worker));
+        let service = stack::PerConnection::new(stack::connection(&app, Peer::new(peer, local, app.trusted_proxies()), &worker));
         // Each connection's header-read timeout on its own shared timer.
         let connection = builder
             .clone()

@@ -85,6 +85,29 @@ pub enum PathError {
     AboveRoot,
     #[error("the path has `..` beside an empty segment (`//`), which backends resolve differently")]
     DotsBesideEmpty,
+    /// Forward-auth only: wxgate does not forward, so it answers only
+    /// about a path the front proxy routes as written.
+    #[error(
+        "the path is not in canonical form (`.` or `..` segments, `//`, or an encoded letter, digit or `-._~`), which the front proxy may route as written"
+    )]
+    NotCanonical,
+    /// Forward-auth only: no request target carries a fragment.
+    #[error("the URI has a `#` fragment, which no request target carries")]
+    Fragment,
+}
+
+/// `path` when it is canonical as written (a percent-escape's hex case
+/// aside: every reader decodes `%c3` and `%C3` alike), for a decision
+/// about a request wxgate will not forward itself (forward-auth).
+pub fn as_written<'a>(path: &'a str, policy: &PathPolicy) -> Result<Cow<'a, str>, PathError> {
+    let canonical = canonicalize(path, policy)?;
+    // The canonical form only resolves, merges, decodes or upper-cases
+    // hex: of the same length and equal but for case, only hex changed.
+    if canonical.len() == path.len() && canonical.eq_ignore_ascii_case(path) {
+        Ok(canonical)
+    } else {
+        Err(PathError::NotCanonical)
+    }
 }
 
 /// The canonical form of `path`; borrowed when it is already canonical

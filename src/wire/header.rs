@@ -39,3 +39,128 @@ pub fn folded(name: &str) -> impl Iterator<Item = u8> + '_ {
 pub fn folds_to(name: &str, folded_name: &str) -> bool {
     folded(name).eq(folded_name.bytes())
 }
+
+/// The first letter or digit of `name`, folded.
+fn first(name: &str) -> Option<u8> {
+    folded(name).next()
+}
+
+/// Header names are folded into a stack buffer of this many bytes.
+const FOLD_BUFFER: usize = 64;
+
+/// Each byte folded: letters and digits to their lower case, anything else to 0.
+const FOLD: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() {
+            table[b] = byte.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    table
+};
+
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
+/// A set of header names matched in every spelling a lenient backend
+/// folds together (`folded_name`), with quick rejections for the names
+/// almost every request carries: a request pays a table lookup per header,
+/// not a fold.
+#[derive(Debug, Clone)]
+pub struct FoldedNames {
+    /// Folded names, sorted, without repeats.
+    names: Vec<String>,
+    /// The first folded byte of every name: most header names (`host`,
+    /// `accept`, `content-type`, …) are ruled out by it alone.
+    first_bytes: [bool; 128],
+    /// Bit `n` set when some name folds to `n` bytes (63: longer): the
+    /// `x-` names left are mostly ruled out by their folded length.
+    lengths: u64,
+    /// The longest name's length.
+    longest: usize,
+}
+
+impl FoldedNames {
+    /// `names` folded already (`folded_name`).
+    pub fn new(mut names: Vec<String>) -> Self {
+        names.sort();
+        names.dedup();
+        let mut first_bytes = [false; 128];
+        let mut lengths = 0;
+        for name in &names {
+            if let Some(b) = first(name) {
+                first_bytes[usize::from(b & 0x7f)] = true;
+                lengths |= length_bit(name.len());
+            }
+        }
+        Self {
+            longest: names.iter().map(String::len).max().unwrap_or(0),
+            names,
+            first_bytes,
+            lengths,
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        let name = name.as_str();
+        if self.longest >= FOLD_BUFFER {
+            // Only with a configured name longer than the buffer.
+            return self.names.iter().any(|c| folds_to(name, c));
+        }
+        let bytes = name.as_bytes();
+        // Most names (`host`, `accept`, …) are ruled out by their first byte.
+        if let Some(&b) = bytes.first() {
+            let f = FOLD[usize::from(b)];
+            if f != 0 && !self.first_bytes[usize::from(f & 0x7f)] {
+                return false;
+            }
+        }
+        // Folded in one pass into a buffer, without branching on what each
+        // byte is, and given up once it folds longer than every name.
+        let mut folded = [0u8; FOLD_BUFFER];
+        let mut len = 0;
+        for &b in bytes {
+            let f = FOLD[usize::from(b)];
+            folded[len] = f;
+            len += usize::from(f != 0);
+            if len > self.longest {
+                return false;
+            }
+        }
+        // A name of no letters or digits folds to "", which no name is.
+        let folded = &folded[..len];
+        self.lengths & length_bit(len) != 0 && self.names.iter().any(|c| c.as_bytes() == folded)
+    }
+
+    /// Removes every header whose name is in the set, every value of it.
+    pub fn remove_from(&self, headers: &mut HeaderMap) {
+        // One pass finds the names (usually only the session header), kept
+        // on the stack; more than fit are removed one pass at a time.
+        let mut found: [Option<HeaderName>; 4] = Default::default();
+        let mut more = false;
+        let mut slots = found.iter_mut();
+        for name in headers.keys().filter(|k| self.contains(k)) {
+            match slots.next() {
+                Some(slot) => *slot = Some(name.clone()),
+                None => {
+                    more = true;
+                    break;
+                }
+            }
+        }
+        for name in found.into_iter().flatten() {
+            headers.remove(name);
+        }
+        while more && let Some(name) = headers.keys().find(|k| self.contains(k)).cloned() {
+            headers.remove(name);
+        }
+    }
+}
