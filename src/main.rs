@@ -145,11 +145,12 @@ async fn reload_on_sighup(path: PathBuf, reloader: Reloader, log_level: LogLevel
             Ok(config) => config,
             Err(e) => {
                 tracing::error!(error = %e, path = %path.display(), "config reload refused: the file does not load; the running config stays");
+                reloader.refused_unloadable();
                 continue;
             }
         };
         let level = config.log.level.clone();
-        match reloader.reload(config) {
+        match reloader.reload(config).await {
             Ok(()) => {
                 if let Err(e) = log_level.modify(|filter| {
                     if let Ok(new) = EnvFilter::try_new(&level) {

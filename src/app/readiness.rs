@@ -13,6 +13,8 @@ use http::{Response, StatusCode};
 use serde_json::json;
 
 use super::App;
+use crate::config::secret::Secret;
+use crate::domain::credentials::refusal;
 use crate::response::{self, Body};
 
 impl App {
@@ -30,6 +32,25 @@ impl App {
     /// after a reload); `/readyz` is 503 for those it refuses.
     pub async fn check_credentials(&self) {
         self.credentials.check(&self.apps).await;
+    }
+
+    /// Whether a reload may swap `secret` in for `appid`: `Err` with
+    /// WeChat's errcode and the fix when WeChat refuses it while it accepts
+    /// the running one (a reload must never make things worse). A WeChat
+    /// that cannot be asked, or already refuses the running secret, lets
+    /// it through: then the new one can only help.
+    pub async fn may_swap_secret(
+        &self,
+        appid: &str,
+        secret: &Secret,
+    ) -> Result<(), (i64, &'static str)> {
+        let Some(app) = self.apps.get(appid) else {
+            return Ok(());
+        };
+        match app.wechat.check_secret(secret).await {
+            Err(e) if !self.credentials.refuses(appid) => refusal(&e).map_or(Ok(()), Err),
+            _ => Ok(()),
+        }
     }
 
     /// `/readyz`: whether this replica can serve — 503 while starting or

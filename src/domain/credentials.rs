@@ -33,6 +33,15 @@ impl Credentials {
             .clone()
     }
 
+    /// Whether WeChat refused `appid`'s running credentials at the last check.
+    pub fn refuses(&self, appid: &str) -> bool {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(refused, _)| refused == appid)
+    }
+
     /// Asks WeChat for a token for every app, concurrently, and records
     /// which it refused.
     pub async fn check(&self, apps: &Apps) {
@@ -65,7 +74,7 @@ impl Credentials {
 
 /// WeChat's errcode and what the operator must do about it, when `e` is
 /// a refusal of the credentials; `None` for any other failure.
-fn refusal(e: &WeChatError) -> Option<(i64, &'static str)> {
+pub fn refusal(e: &WeChatError) -> Option<(i64, &'static str)> {
     let WeChatError::Api { errcode, .. } = e else {
         return None;
     };

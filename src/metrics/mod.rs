@@ -51,6 +51,7 @@ pub mod names {
     pub const STORE_STALE_SERVED: &str = "wxgate_store_stale_served";
     pub const STORE_REVOCATIONS: &str = "wxgate_store_revocations_heard";
     pub const BINDING_REQUESTS: &str = "wxgate_binding_requests";
+    pub const CONFIG_RELOADS: &str = "wxgate_config_reloads";
 }
 
 /// The media type `encode` writes.
@@ -72,6 +73,8 @@ pub struct Metrics {
     upstream_duration: Vec<SecondsHistogram>,
     logins: Family<[(&'static str, String); 2], Counter>,
     sessions_live: Gauge,
+    /// SIGHUP reloads: `[applied, refused]`.
+    config_reloads: [Counter; 2],
     pub wechat: WechatMetrics,
     pub store: StoreMetrics,
     pub binding: BindingMetrics,
@@ -151,6 +154,16 @@ impl Metrics {
             sessions_live.clone(),
         );
 
+        let reloads_family = Family::<Labels1, Counter>::default();
+        let config_reloads = ["applied", "refused"]
+            .map(|result| reloads_family.get_or_create_owned(&[("result", result)]));
+        registry.register(
+            names::CONFIG_RELOADS,
+            "Config reloads (SIGHUP), by result: applied, or refused (the file does not load, \
+             changes a setting that needs a restart, or holds credentials WeChat refuses)",
+            reloads_family,
+        );
+
         let wechat = WechatMetrics::default();
         registry.register(
             names::WECHAT_REQUESTS,
@@ -211,6 +224,7 @@ impl Metrics {
             upstream_duration,
             logins,
             sessions_live,
+            config_reloads,
             wechat,
             store,
             binding,
@@ -222,6 +236,11 @@ impl Metrics {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.requests[outcome as usize][class].inc();
         self.request_duration[outcome as usize].observe(elapsed);
+    }
+
+    /// Counts a config reload, applied or refused.
+    pub fn config_reload(&self, applied: bool) {
+        self.config_reloads[usize::from(!applied)].inc();
     }
 
     /// Counts a request for as long as the returned guard lives.

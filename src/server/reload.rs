@@ -11,7 +11,10 @@
 //! sockets, clients or stored data, so a
 //! file that changes it is refused as a whole: the old config stays, and
 //! the error names the first key that needs a restart. A file that does
-//! not load is refused the same way; nothing half-applies.
+//! not load is refused the same way; nothing half-applies. And a reload
+//! never makes things worse: a changed AppSecret is asked of WeChat first,
+//! and one it refuses (40013, 40125, 40164) for an app whose running
+//! secret it accepts refuses the whole file.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +25,17 @@ use crate::config::{Config, WechatConfig};
 pub enum ReloadError {
     #[error("`{0}` cannot change without a restart; the running config stays")]
     NeedsRestart(&'static str),
+    /// A new AppSecret WeChat refuses, for an app whose running one it
+    /// accepts: applied, it would fail every login to the app (rolled to
+    /// every pod by a ConfigMap change, an outage).
+    #[error(
+        "app {appid}: WeChat refuses the new credentials (errcode {errcode}): {fix}; the running config stays"
+    )]
+    CredentialsRefused {
+        appid: String,
+        errcode: i64,
+        fix: &'static str,
+    },
 }
 
 /// Holds the running config and applies new ones.
@@ -38,16 +52,50 @@ impl Reloader {
         }
     }
 
-    /// Applies `new` if it changes only reloadable settings.
-    pub fn reload(&self, new: Config) -> Result<(), ReloadError> {
-        // A panic elsewhere while holding the lock leaves a whole Config.
-        let mut running = self
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(key) = needs_restart(&running, &new) {
-            return Err(ReloadError::NeedsRestart(key));
+    /// Applies `new` if it changes only reloadable settings and WeChat
+    /// does not refuse a secret it changes; counted either way
+    /// (`wxgate_config_reloads_total`).
+    pub async fn reload(&self, new: Config) -> Result<(), ReloadError> {
+        let result = self.apply(new).await;
+        self.app.metrics().config_reload(result.is_ok());
+        result
+    }
+
+    /// A file that does not load was refused before it got here: counted.
+    pub fn refused_unloadable(&self) {
+        self.app.metrics().config_reload(false);
+    }
+
+    async fn apply(&self, new: Config) -> Result<(), ReloadError> {
+        // The secrets this file changes, asked of WeChat before anything is
+        // swapped. (SIGHUPs are handled one at a time: nothing changes the
+        // running config between this look and the swap below.)
+        let changed: Vec<_> = {
+            let running = self.running();
+            if let Some(key) = needs_restart(&running, &new) {
+                return Err(ReloadError::NeedsRestart(key));
+            }
+            new.apps
+                .iter()
+                .filter(|app| {
+                    running
+                        .apps
+                        .iter()
+                        .any(|old| old.appid == app.appid && old.secret != app.secret)
+                })
+                .map(|app| (app.appid.clone(), app.secret.clone()))
+                .collect()
+        };
+        for (appid, secret) in &changed {
+            if let Err((errcode, fix)) = self.app.may_swap_secret(appid, secret).await {
+                return Err(ReloadError::CredentialsRefused {
+                    appid: appid.clone(),
+                    errcode,
+                    fix,
+                });
+            }
         }
+        let mut running = self.running();
         self.app.reload(&new);
         *running = new;
         // A secret may have been re-read: ask WeChat again.
@@ -56,6 +104,13 @@ impl Reloader {
             runtime.spawn(async move { app.check_credentials().await });
         }
         Ok(())
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Config> {
+        // A panic elsewhere while holding the lock leaves a whole Config.
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -91,6 +91,13 @@ impl AccessTokens {
         Ok(())
     }
 
+    /// Whether WeChat accepts `secret` (a reload's candidate), without
+    /// keeping its token or touching the running secret. A normal
+    /// `stable_token` call: the running token stays valid.
+    pub async fn check_candidate(&self, api: &ApiClient, secret: &Secret) -> Result<(), WeChatError> {
+        self.fetch_with(api, secret, false).await.map(drop)
+    }
+
     async fn current(&self, api: &ApiClient) -> Result<Secret, WeChatError> {
         let mut state = self.state.lock().await;
         if let Some(token) = &state.token
@@ -129,10 +136,20 @@ impl AccessTokens {
     }
 
     async fn fetch(&self, api: &ApiClient, force_refresh: bool) -> Result<Token, WeChatError> {
+        let secret = self.secret.load_full();
+        self.fetch_with(api, &secret, force_refresh).await
+    }
+
+    async fn fetch_with(
+        &self,
+        api: &ApiClient,
+        secret: &Secret,
+        force_refresh: bool,
+    ) -> Result<Token, WeChatError> {
         let body = json!({
             "grant_type": "client_credential",
             "appid": self.appid,
-            "secret": self.secret.load().expose(),
+            "secret": secret.expose(),
             "force_refresh": force_refresh,
         });
         let reply: Reply = api.post("/cgi-bin/stable_token", &[], &body).await?;

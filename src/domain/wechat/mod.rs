@@ -122,6 +122,15 @@ impl WeChat {
         }
     }
 
+    /// Whether WeChat accepts `secret` for this app, asked before a reload
+    /// swaps it in; mock mode accepts any.
+    pub async fn check_secret(&self, secret: &Secret) -> Result<(), WeChatError> {
+        match self {
+            Self::Live(live) => live.tokens.check_candidate(&live.api, secret).await,
+            Self::Mock(_) => Ok(()),
+        }
+    }
+
     /// Uses `secret` from the next call on (a reload re-read it).
     pub fn set_secret(&self, secret: &Secret) {
         if let Self::Live(live) = self {
