@@ -67,8 +67,10 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Syntax(#[from] toml::de::Error),
+    /// Not TOML, or not the shape wxgate reads. Never the line's text: the
+    /// line may hold a secret (`secret = …`).
+    #[error("{at}{message}")]
+    Syntax { at: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -81,6 +83,23 @@ impl ConfigError {
         }
     }
 
+    /// `e` as where (line, column, key) and what, without the text there.
+    fn syntax(text: &str, e: &toml::de::Error) -> Self {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let key = key_at(text, line)
+                .map(|key| format!(", key `{key}`"))
+                .unwrap_or_default();
+            format!("line {line}, column {column}{key}: ")
+        });
+        Self::Syntax {
+            at,
+            message: without_values(e.message()),
+        }
+    }
+
     /// What is wrong, without the key.
     pub(crate) fn message(&self) -> String {
         match self {
@@ -88,6 +107,42 @@ impl ConfigError {
             other => other.to_string(),
         }
     }
+}
+
+/// The dotted key set on line `line` (1-based) of `text`: the table it is
+/// in and the name before `=`; the table itself on a header line.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?.trim();
+    let header = |l: &str| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+    };
+    if let Some(table) = header(here) {
+        return Some(table);
+    }
+    let name = here.split_once('=')?.0.trim();
+    let table = lines[..line - 1].iter().rev().find_map(|l| header(l));
+    Some(match table {
+        Some(table) => format!("{table}.{name}"),
+        None => name.to_owned(),
+    })
+}
+
+/// serde's message with the offending value taken out: `invalid type:
+/// string "…", expected …` names the kind only, for the value may be a
+/// secret.
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((unexpected, expected)) = rest.split_once(", expected")
+        {
+            let kind = unexpected.split_whitespace().next().unwrap_or("value");
+            return format!("{prefix}{kind}, expected{expected}");
+        }
+    }
+    message.lines().next().unwrap_or(message).to_owned()
 }
 
 impl Config {
@@ -102,7 +157,8 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text)?;
+        let raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::syntax(text, &e))?;
         let mut warnings = Vec::new();
         // A secret written in the file travels with it: into the repository,
         // the ConfigMap, every `kubectl describe`.

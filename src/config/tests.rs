@@ -295,8 +295,40 @@ fn unknown_keys_are_errors_that_name_the_key() {
         (format!("{MINIMAL}[sesion]\n"), "sesion"),
     ] {
         let e = Config::parse(&text, &no_env).unwrap_err();
-        assert!(matches!(e, ConfigError::Syntax(_)));
+        assert!(matches!(e, ConfigError::Syntax { .. }));
         assert!(e.to_string().contains(key), "{e}");
+    }
+}
+
+#[test]
+fn syntax_and_type_errors_name_line_and_key_never_the_value() {
+    let secret = "S3cr3tV4lu3";
+    let cases = [
+        // A type error: the secret written as a number-like string is fine,
+        // as an array it is the wrong type.
+        (
+            MINIMAL.replace("\"file-secret\"", &format!("[\"{secret}\"]")),
+            "key `wechat.secret`",
+        ),
+        (
+            MINIMAL.replace("\"file-secret\"", "42"),
+            "key `wechat.secret`",
+        ),
+        // A syntax error on the secret's line (an unterminated string).
+        (
+            MINIMAL.replace("\"file-secret\"", &format!("\"{secret}")),
+            "key `wechat.secret`",
+        ),
+        (
+            format!("{MINIMAL}[session]\nttl = {secret}\n"),
+            "key `session.ttl`",
+        ),
+    ];
+    for (text, key) in cases {
+        let e = Config::parse(&text, &no_env).unwrap_err().to_string();
+        assert!(!e.contains(secret), "{e}");
+        assert!(e.contains(key), "{e}");
+        assert!(e.starts_with("line "), "{e}");
     }
 }
 

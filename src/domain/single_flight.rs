@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
+/// The keys of calls in flight, in bytes.
+const BUDGET: u64 = 8 * 1024 * 1024;
+
 pub struct SingleFlight<V> {
     calls: Cache<String, V>,
 }
@@ -26,9 +29,15 @@ impl<V: Clone + Send + Sync + 'static> Default for SingleFlight<V> {
 impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
     pub fn new() -> Self {
         Self {
-            // Entries live only while a call is in flight; the TTL is a backstop.
+            // Entries live only while a call is in flight; the TTL is a
+            // backstop. Keys come from unauthenticated requests (a login's
+            // code, up to 1 KiB): weighed, and LRU so a full cache admits a
+            // new call rather than refusing it. An evicted entry only stops
+            // sharing: the waiters of a call in flight are moka's own.
             calls: Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(BUDGET)
+                .weigher(|key: &String, _| u32::try_from(key.len() + 64).unwrap_or(u32::MAX))
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .time_to_live(Duration::from_secs(60))
                 .build(),
         }

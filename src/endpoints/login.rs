@@ -31,7 +31,7 @@ use crate::endpoints::decrypt;
 use crate::response::Handled;
 use crate::response::HttpError;
 use crate::response::{self, Body};
-use crate::wire::body;
+use crate::wire::{body, json};
 
 /// Largest accepted login body (encrypted data included).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -177,8 +177,9 @@ fn parse(bytes: &[u8]) -> Result<LoginBody, HttpError> {
     if bytes.is_empty() {
         return Err(bad("the body is empty"));
     }
-    let raw: RawLoginBody =
-        serde_json::from_slice(bytes).map_err(|_| bad("the body is not a JSON object"))?;
+    let object = json::object(bytes).map_err(|e| bad(&e.to_string()))?;
+    let raw: RawLoginBody = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|_| bad("the body is not a JSON object"))?;
     let code = match raw.code {
         None | Some(serde_json::Value::Null) => return Err(bad("`code` is missing")),
         Some(serde_json::Value::String(code)) if code.is_empty() => {
@@ -238,7 +239,9 @@ mod tests {
     #[test]
     fn bad_bodies_are_rejected_with_a_reason() {
         let long = format!(r#"{{"code":"{}"}}"#, "a".repeat(CODE_LIMIT + 1));
-        let cases: [(&[u8], &str); 12] = [
+        let cases: [(&[u8], &str); 14] = [
+            (br#"{"code":"a","code":"b"}"#, "repeats the key `code`"),
+            (br#"{"code":"c","iv":"x","iv":"y"}"#, "repeats the key `iv`"),
             (b"", "empty"),
             (b"code=abc", "not a JSON object"),
             (b"[1,2]", "not a JSON object"),

@@ -407,6 +407,7 @@ impl From<ReadError> for HttpError {
             ReadError::NotJson { shape } => {
                 Self::BadRequest(format!("send a JSON body like {shape}"))
             }
+            e @ ReadError::RepeatedKey(_) => Self::BadRequest(e.to_string()),
             ReadError::Idle(timeout) => Self::BodyIdle(timeout),
             ReadError::Unreadable => {
                 Self::BadRequest("the request body could not be read".to_owned())

@@ -19,6 +19,9 @@ pub enum ReadError {
     /// Not a JSON object of the expected shape; `shape` shows one.
     #[error("send a JSON body like {shape}")]
     NotJson { shape: String },
+    /// A key given twice (`wire::json`): which one counts is ambiguous.
+    #[error("the body repeats the key `{0}`: send each key once")]
+    RepeatedKey(String),
     #[error("the request body sent nothing for {0:?}")]
     Idle(Duration),
     #[error("the request body could not be read")]
@@ -38,10 +41,11 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
         shape: shape.to_owned(),
     };
     // serde would also read a struct from a JSON array; only objects are meant.
-    match serde_json::from_slice(&bytes).map_err(|_| bad())? {
-        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|_| bad()),
-        _ => Err(bad()),
-    }
+    let object = super::json::object(&bytes).map_err(|e| match e {
+        super::json::JsonError::RepeatedKey(key) => ReadError::RepeatedKey(key),
+        super::json::JsonError::NotAnObject => bad(),
+    })?;
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(|_| bad())
 }
 
 /// Reads a whole request body of at most `limit` bytes.

@@ -14,6 +14,7 @@ pub mod cookie;
 pub mod header;
 pub mod hop_by_hop;
 pub mod html;
+pub mod json;
 pub mod request_id;
 
 /// An error and its causes on one line ("client error (Connect): tcp connect
