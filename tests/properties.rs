@@ -175,10 +175,12 @@ proptest! {
     #[test]
     fn no_spelling_of_an_identity_header_survives(
         parts in prop::collection::vec(
-            (prop::sample::select(vec!["x", "wx", "openid", "union", "id", "app", "phone", "session"]),
+            (prop::sample::select(vec!["x", "wx", "openid", "union", "id", "app", "phone", "session",
+                                       "forwarded", "for", "proto", "host", "real", "ip"]),
              prop::sample::select(vec!["", "-", "_", ".", "+", "~", "--", "!", "*"]),
              prop::bool::ANY),
             1..6),
+        trusted_peer in prop::bool::ANY,
     ) {
         let mut name = String::new();
         for (word, separator, upper) in &parts {
@@ -195,8 +197,12 @@ proptest! {
         let identity = IdentityHeaders::new(&config.headers, &config.session, ["wxapp"]);
         let mut headers = HeaderMap::new();
         headers.append(header.clone(), HeaderValue::from_static("forged"));
-        identity.strip(&mut headers);
-        let protected = ["X-WX-OpenId", "X-WX-UnionId", "X-WX-AppId", "X-WX-Phone", "X-Session-Id"];
+        identity.strip(&mut headers, trusted_peer);
+        let mut protected = vec!["X-WX-OpenId", "X-WX-UnionId", "X-WX-AppId", "X-WX-Phone", "X-Session-Id"];
+        // From a client that is not a trusted proxy, the proxy headers too.
+        if !trusted_peer {
+            protected.extend(["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-IP"]);
+        }
         if protected.iter().any(|p| fold(p) == fold(&name)) {
             prop_assert!(headers.is_empty(), "{name} survived the strip");
         }
