@@ -612,24 +612,62 @@ async fn secrets_come_from_files_and_a_sighup_re_reads_them() {
     assert_eq!(status("file1").await, 200);
     assert_eq!(admin("first-admin-token-0001").await, 404);
 
-    // Rotated in the mounted Secret: a SIGHUP takes both, no restart.
+    // A wrong secret in the mounted Secret: WeChat refuses it while it
+    // accepts the running one, so the whole reload is refused (the admin
+    // token too), logins go on and the replica stays ready.
     std::fs::write(&secret, "a-wrong-secret").unwrap();
     std::fs::write(&token, "second-admin-token-02").unwrap();
     gate.reload(&config.text());
-    gate.until_logged(&["config reloaded"]).await;
-    assert_eq!(status("file2").await, 502, "the new (wrong) secret is used");
-    assert_eq!(admin("first-admin-token-0001").await, 401);
-    assert_eq!(admin("second-admin-token-02").await, 404);
-    std::fs::write(&secret, SECRET).unwrap();
+    gate.until_logged(&[
+        "config reload refused",
+        "app wxtestappid0001",
+        "40125",
+        "AppSecret",
+    ])
+    .await;
+    assert_eq!(status("file2").await, 200, "the running secret still serves");
+    assert_eq!(admin("first-admin-token-0001").await, 404);
+    assert_eq!(admin("second-admin-token-02").await, 401, "nothing half-applied");
+    let ready = http.get(gate.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = |admin_token: &'static str| {
+        let (http, url) = (http.clone(), gate.admin_url("/metrics"));
+        async move {
+            let text = http.get(url).bearer_auth(admin_token).send().await.unwrap();
+            text.text().await.unwrap()
+        }
+    };
+    let text = metrics("first-admin-token-0001").await;
+    assert!(
+        text.contains(r#"wxgate_config_reloads_total{result="refused"} 1"#),
+        "{text}"
+    );
+
+    // The secret reset on WeChat's side (the running one stops working):
+    // the new one in the Secret and a SIGHUP take both, no restart.
+    wechat.add_app(common::APPID, "rotated-app-secret-0002");
+    assert_eq!(status("file3").await, 502, "WeChat refuses the old secret now");
+    std::fs::write(&secret, "rotated-app-secret-0002\n").unwrap();
     gate.reload(&config.text());
     gate.until_logged(&["config reloaded"]).await;
+    assert_eq!(admin("first-admin-token-0001").await, 401);
+    assert_eq!(admin("second-admin-token-02").await, 404);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while status("file3").await != 200 {
+    while status("file4").await != 200 {
         assert!(
             Instant::now() < deadline,
-            "the right secret never came back"
+            "the rotated secret never served"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = metrics("second-admin-token-02").await;
+    assert!(
+        text.contains(r#"wxgate_config_reloads_total{result="applied"} 1"#),
+        "{text}"
+    );
+    let logs = gate.logs();
+    for secret in ["a-wrong-secret", "rotated-app-secret-0002"] {
+        assert!(!logs.contains(secret), "a secret reached a log line");
     }
     assert!(!gate.logs().contains(SECRET), "a secret reached a log line");
     let _ = std::fs::remove_dir_all(&dir);

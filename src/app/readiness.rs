@@ -37,8 +37,9 @@ impl App {
     /// Whether a reload may swap `secret` in for `appid`: `Err` with
     /// WeChat's errcode and the fix when WeChat refuses it while it accepts
     /// the running one (a reload must never make things worse). A WeChat
-    /// that cannot be asked, or already refuses the running secret, lets
-    /// it through: then the new one can only help.
+    /// that cannot be asked, or that refuses the running secret too (at the
+    /// last check, or asked again now), lets it through: then the new one
+    /// can only help.
     pub async fn may_swap_secret(
         &self,
         appid: &str,
@@ -47,9 +48,19 @@ impl App {
         let Some(app) = self.apps.get(appid) else {
             return Ok(());
         };
-        match app.wechat.check_secret(secret).await {
-            Err(e) if !self.credentials.refuses(appid) => refusal(&e).map_or(Ok(()), Err),
-            _ => Ok(()),
+        let Err(e) = app.wechat.check_secret(secret).await else {
+            return Ok(());
+        };
+        let Some(refused) = refusal(&e) else {
+            return Ok(());
+        };
+        if self.credentials.refuses(appid) {
+            return Ok(());
+        }
+        // Reset on WeChat's side since the last check?
+        match app.wechat.check_credentials().await {
+            Err(running) if refusal(&running).is_some() => Ok(()),
+            _ => Err(refused),
         }
     }
 

@@ -125,17 +125,20 @@ impl WeChatDouble {
         self.state.lock().unwrap().peak_in_flight
     }
 
-    /// Another mini-program, with its own secret.
+    /// Another mini-program, with its own secret; for an app already
+    /// known (`APPID` too), its AppSecret reset: the old one stops working
+    /// at once, as on 微信公众平台.
     pub fn add_app(&self, appid: &str, secret: &str) {
         let mut state = self.state.lock().unwrap();
         state.apps.insert(appid.to_owned(), secret.to_owned());
     }
 
     fn secret_of(&self, appid: &str) -> Option<String> {
-        if appid == APPID {
-            return Some(SECRET.to_owned());
+        let state = self.state.lock().unwrap();
+        match state.apps.get(appid) {
+            Some(secret) => Some(secret.clone()),
+            None => (appid == APPID).then(|| SECRET.to_owned()),
         }
-        self.state.lock().unwrap().apps.get(appid).cloned()
     }
 
     /// The apps of the getuserphonenumber calls so far, by their tokens.
