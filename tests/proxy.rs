@@ -51,19 +51,22 @@ async fn hop_by_hop_request_headers_are_dropped_and_forwarded_headers_added() {
     }
     assert_eq!(header_values(&echo, "x-end-to-end"), ["yes"]);
     assert_eq!(header_values(&echo, "host"), ["app.example"]);
-    assert_eq!(
-        header_values(&echo, "x-forwarded-for"),
-        ["203.0.113.7, 127.0.0.1"]
-    );
+    // The client is no trusted proxy: its X-Forwarded-For is replaced.
+    assert_eq!(header_values(&echo, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(header_values(&echo, "x-real-ip"), ["127.0.0.1"]);
     assert_eq!(header_values(&echo, "x-forwarded-proto"), ["http"]);
     assert_eq!(header_values(&echo, "x-forwarded-host"), ["app.example"]);
+    assert_eq!(
+        header_values(&echo, "x-forwarded-port"),
+        [gate.addr.port().to_string()]
+    );
     assert_eq!(header_values(&echo, "content-length"), ["2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_without_host_gets_the_upstreams_and_forwarded_proto_and_host_are_kept() {
+async fn a_request_without_host_gets_the_upstreams_and_a_clients_forwarded_proto_and_host_do_not_count() {
     let (_w, upstream, gate, id) = setup().await;
-    // HTTP/1.0 allows no Host; a proxy in front of wxgate already set Proto and Host.
+    // HTTP/1.0 allows no Host; a client (no trusted proxy) claims Proto and Host.
     let request = format!(
         "GET /x HTTP/1.0\r\nX-Session-Id: {id}\r\nX-Forwarded-Proto: https\r\n\
          X-Forwarded-Host: shop.example\r\n\r\n"
@@ -72,8 +75,12 @@ async fn a_request_without_host_gets_the_upstreams_and_forwarded_proto_and_host_
     assert_eq!(status, 200, "{body}");
     let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(header_values(&echo, "host"), [upstream.addr.to_string()]);
-    assert_eq!(header_values(&echo, "x-forwarded-proto"), ["https"]);
-    assert_eq!(header_values(&echo, "x-forwarded-host"), ["shop.example"]);
+    assert_eq!(header_values(&echo, "x-forwarded-proto"), ["http"]);
+    // The Host wxgate sent, as it knows of none asked for.
+    assert_eq!(
+        header_values(&echo, "x-forwarded-host"),
+        [upstream.addr.to_string()]
+    );
     assert_eq!(header_values(&echo, "x-forwarded-for"), ["127.0.0.1"]);
 }
 
