@@ -12,6 +12,7 @@ pub mod link;
 pub mod nginx;
 pub mod redis;
 pub mod upstream;
+pub mod web;
 pub mod wechat;
 
 use std::collections::BTreeMap;
