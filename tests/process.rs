@@ -625,9 +625,17 @@ async fn secrets_come_from_files_and_a_sighup_re_reads_them() {
         "AppSecret",
     ])
     .await;
-    assert_eq!(status("file2").await, 200, "the running secret still serves");
+    assert_eq!(
+        status("file2").await,
+        200,
+        "the running secret still serves"
+    );
     assert_eq!(admin("first-admin-token-0001").await, 404);
-    assert_eq!(admin("second-admin-token-02").await, 401, "nothing half-applied");
+    assert_eq!(
+        admin("second-admin-token-02").await,
+        401,
+        "nothing half-applied"
+    );
     let ready = http.get(gate.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let metrics = |admin_token: &'static str| {
@@ -646,7 +654,11 @@ async fn secrets_come_from_files_and_a_sighup_re_reads_them() {
     // The secret reset on WeChat's side (the running one stops working):
     // the new one in the Secret and a SIGHUP take both, no restart.
     wechat.add_app(common::APPID, "rotated-app-secret-0002");
-    assert_eq!(status("file3").await, 502, "WeChat refuses the old secret now");
+    assert_eq!(
+        status("file3").await,
+        502,
+        "WeChat refuses the old secret now"
+    );
     std::fs::write(&secret, "rotated-app-secret-0002\n").unwrap();
     gate.reload(&config.text());
     gate.until_logged(&["config reloaded"]).await;
@@ -654,10 +666,7 @@ async fn secrets_come_from_files_and_a_sighup_re_reads_them() {
     assert_eq!(admin("second-admin-token-02").await, 404);
     let deadline = Instant::now() + Duration::from_secs(5);
     while status("file4").await != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the rotated secret never served"
-        );
+        assert!(Instant::now() < deadline, "the rotated secret never served");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let text = metrics("second-admin-token-02").await;

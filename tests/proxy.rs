@@ -64,7 +64,8 @@ async fn hop_by_hop_request_headers_are_dropped_and_forwarded_headers_added() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_without_host_gets_the_upstreams_and_a_clients_forwarded_proto_and_host_do_not_count() {
+async fn a_request_without_host_gets_the_upstreams_and_a_clients_forwarded_proto_and_host_do_not_count()
+ {
     let (_w, upstream, gate, id) = setup().await;
     // HTTP/1.0 allows no Host; a client (no trusted proxy) claims Proto and Host.
     let request = format!(

@@ -399,7 +399,10 @@ impl App {
             .resolve_for(live, &question.asked.0, request.headers())
             .await?;
         let owned_cookies = live.web.as_ref().map(WebLogin::cookie_names);
-        let asked = (request.headers(), owned_cookies.as_ref().map_or(&[][..], |n| &n[..]));
+        let asked = (
+            request.headers(),
+            owned_cookies.as_ref().map_or(&[][..], |n| &n[..]),
+        );
         forward_auth::answer(&live.identity, question, session.as_ref(), asked, handled)
     }
 
@@ -413,7 +416,11 @@ impl App {
         request: &Request<RequestBody>,
         peer: &Peer,
     ) -> Result<IpAddr, HttpError> {
-        let client = bucket(client_ip(peer.ip(), request.headers(), &self.trusted_proxies));
+        let client = bucket(client_ip(
+            peer.ip(),
+            request.headers(),
+            &self.trusted_proxies,
+        ));
         self.login_limiter
             .check(client)
             .map_err(|retry_after| HttpError::LoginRateLimited { retry_after })?;

@@ -311,7 +311,11 @@ mod tests {
         let openid = canonical("X-WX-OpenId");
         assert_eq!(openid, "xwxopenid");
         for (name, matches) in cases {
-            assert_eq!(crate::wire::header::folds_to(name, &openid), matches, "{name}");
+            assert_eq!(
+                crate::wire::header::folds_to(name, &openid),
+                matches,
+                "{name}"
+            );
         }
     }
 

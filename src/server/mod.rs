@@ -277,7 +277,11 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = stack::PerConnection::new(stack::connection(&app, Peer::new(peer, local, app.trusted_proxies()), &worker));
+        let service = stack::PerConnection::new(stack::connection(
+            &app,
+            Peer::new(peer, local, app.trusted_proxies()),
+            &worker,
+        ));
         // Each connection's header-read timeout on its own shared timer.
         let connection = builder
             .clone()

@@ -48,7 +48,10 @@ fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 fn trim(bytes: &[u8]) -> &[u8] {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
@@ -77,8 +80,9 @@ pub fn value<'a>(headers: &'a HeaderMap, name: &str) -> Found<'a> {
 
 /// Removes every pair named in `names` from the `Cookie` headers, keeping
 /// the others byte for byte; a header left empty goes. A header that
-/// cannot be rebuilt (a byte `HeaderValue` refuses, such as DEL) goes
-/// whole: wxgate's session id never reaches the backend.
+/// could not be rebuilt (a byte `HeaderValue` refuses, which hyper's parser
+/// already answers 400) would go whole: wxgate's session id never reaches
+/// the backend.
 pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
     let ours = |key: &[u8]| names.iter().any(|name| name.as_bytes() == key);
     let carries = |value: &HeaderValue| pairs(value.as_bytes()).any(|(key, _)| ours(key));

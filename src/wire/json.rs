@@ -125,7 +125,10 @@ mod tests {
         let repeated = |key: &str| Err(JsonError::RepeatedKey(key.to_owned()));
         let cases: &[(&str, Result<usize, JsonError>)] = &[
             (r#"{"code":"a"}"#, Ok(1)),
-            (r#"{"code":"a","iv":"b","n":[1,{"x":null}],"f":1.5,"t":true}"#, Ok(5)),
+            (
+                r#"{"code":"a","iv":"b","n":[1,{"x":null}],"f":1.5,"t":true}"#,
+                Ok(5),
+            ),
             (r#"{"code":"a","code":"b"}"#, repeated("code")),
             (r#"{"a":{"k":1,"k":2}}"#, repeated("k")),
             (r#"{"a":[{"k":1,"k":1}]}"#, repeated("k")),

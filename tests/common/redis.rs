@@ -122,6 +122,12 @@ impl RedisServer {
             .collect()
     }
 
+    /// Empties the server, for the next part of a test.
+    pub fn flush(&self) {
+        let mut c = self.connection().expect("redis connection");
+        redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+    }
+
     /// Milliseconds left on `key` (-2: missing, -1: no expiry).
     pub fn pttl(&self, key: &str) -> i64 {
         let mut c = self.connection().expect("redis connection");

@@ -125,4 +125,3 @@ pub async fn callback(gate: &Gate, query: &str, cookie: Option<&str>) -> reqwest
     }
     request.send().await.unwrap()
 }
-

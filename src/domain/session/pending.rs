@@ -188,7 +188,11 @@ mod tests {
         let (entries, weight) = logins.usage();
         assert!(entries <= 101, "{entries}");
         assert!(weight <= 100 * login(REDIRECT_LIMIT).weight() as u64);
-        assert_eq!(logins.take("honest"), Some(login(10)), "a new login is admitted");
+        assert_eq!(
+            logins.take("honest"),
+            Some(login(10)),
+            "a new login is admitted"
+        );
         assert_eq!(logins.take("flood-0"), None, "the oldest went");
     }
 

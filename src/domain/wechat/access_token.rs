@@ -94,7 +94,11 @@ impl AccessTokens {
     /// Whether WeChat accepts `secret` (a reload's candidate), without
     /// keeping its token or touching the running secret. A normal
     /// `stable_token` call: the running token stays valid.
-    pub async fn check_candidate(&self, api: &ApiClient, secret: &Secret) -> Result<(), WeChatError> {
+    pub async fn check_candidate(
+        &self,
+        api: &ApiClient,
+        secret: &Secret,
+    ) -> Result<(), WeChatError> {
         self.fetch_with(api, secret, false).await.map(drop)
     }
 
