@@ -107,7 +107,7 @@ fn headers(c: &mut Criterion) {
             || request.clone(),
             |headers| {
                 wxgate::wire::hop_by_hop::strip(headers, false);
-                identity.strip(headers);
+                identity.strip(headers, false);
                 identity.inject(headers, &user);
             },
             criterion::BatchSize::SmallInput,

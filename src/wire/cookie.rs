@@ -202,7 +202,9 @@ mod tests {
     #[test]
     fn strips_its_own_pairs_and_keeps_the_rest_as_sent() {
         let utf8 = "nick=张三; wxs=abc".as_bytes();
-        let cases: &[(&[&[u8]], &[&[u8]])] = &[
+        // (the Cookie headers sent, what is left of them)
+        type Case<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
+        let cases: &[Case] = &[
             (&[b"a=1; wxs=abc; b=2"], &[b"a=1; b=2"]),
             (&[b"wxs=abc"], &[]),
             (&[b"a=1", b"wxs=abc"], &[b"a=1"]),
