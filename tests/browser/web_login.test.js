@@ -133,3 +133,32 @@ test('another site cannot post with the cookie', async () => {
   evil.close();
   await context.close();
 });
+
+test('a __Host- cookie name logs in: the browser keeps both cookies its prefix rules allow', async () => {
+  // Chromium drops a __Host- cookie that is not Secure, has a Domain or a
+  // Path other than /: a state cookie scoped to the callback never came back.
+  const port = await freePort();
+  const hostBase = `http://127.0.0.1:${port}`;
+  const hosted = await startGateway(
+    { server: { listen: `"127.0.0.1:${port}"` }, web: { public_url: `"${hostBase}"`, cookie_name: '"__Host-wx"' } },
+    `[[apps]]\nappid = "${OA}"\nkind = "official_account"\nmode = "mock"\n`,
+  );
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${hostBase}/orders?id=9`);
+    assert.match(page.url(), /\/_wxgate\/oauth\/mock\?/);
+    const state = (await context.cookies(hostBase)).find((c) => c.name === '__Host-wx_state');
+    assert.ok(state, 'the browser kept the state cookie');
+    assert.equal(state.path, '/');
+    await Promise.all([page.waitForURL(`${hostBase}/orders?id=9`), page.locator('#allow').click()]);
+    const seen = await echoed(page);
+    assert.equal(seen.headers['x-wx-appid'], OA);
+    assert.ok(!String(seen.headers.cookie || '').includes('__Host-wx'), "wxgate's cookies stay with wxgate");
+    const session = (await context.cookies(hostBase)).find((c) => c.name === '__Host-wx');
+    assert.ok(session && session.secure && session.path === '/', 'the session cookie is kept');
+  } finally {
+    await context.close();
+    await hosted.stop();
+  }
+});
