@@ -10,6 +10,11 @@
 //! `X.WX.OpenId` and `X+WX+OpenId` arrive as `HTTP_X_WX_OPENID` too.
 //! Duplicates go too: `HeaderMap::remove` drops every value of a name.
 //!
+//! From a peer outside `server.trusted_proxies` the same pass removes the
+//! proxy headers ([`PROXY_HEADERS`]: `X-Forwarded-*`, `Forwarded`,
+//! `X-Real-IP`, …), which `proxy::forwarded` then sets from what wxgate
+//! knows itself.
+//!
 //! The same pass removes the routing overrides (`X-Original-URL`,
 //! `X-HTTP-Method-Override`, …) unless `headers.pass_routing_overrides`:
 //! IIS, Symfony and Laravel route or dispatch by them, so a client could

@@ -6,9 +6,9 @@
 //! credentials, against the app's WeChat quota. Without a limit one client
 //! posting made-up codes spends that quota for every real user.
 //!
-//! The client is `stack::client_ip`: the peer, or what a
-//! trusted proxy says. IPv6 clients are counted per /64, the block one
-//! host usually holds, so rotating addresses within it does not help.
+//! The client is `wire::client_ip`'s: the peer, or what a trusted proxy
+//! says, counted by its `bucket` (IPv6 per /64, the block one host usually
+//! holds, so rotating addresses within it does not help).
 //!
 //! Memory stays bounded under a flood of distinct addresses: governor's
 //! per-key state lives in a moka cache of [`MAX_CLIENTS`] entries (LRU),
