@@ -39,14 +39,14 @@ const SCHEME: HeaderValue = HeaderValue::from_static("http");
 /// identity strip ran first (for an untrusted peer it removed theirs).
 pub(super) fn set(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue>) {
     let Some(trusted) = &peer.trusted else {
-        // Every name below is absent: plain inserts.
-        headers.insert(&X_FORWARDED_FOR, peer.ip.clone());
-        headers.insert(&X_REAL_IP, peer.ip.clone());
-        headers.insert(&X_FORWARDED_PROTO, SCHEME);
+        // Every name below is absent: appended, with nothing to replace.
+        headers.append(&X_FORWARDED_FOR, peer.ip.clone());
+        headers.append(&X_REAL_IP, peer.ip.clone());
+        headers.append(&X_FORWARDED_PROTO, SCHEME);
         if let Some(host) = host {
-            headers.insert(&X_FORWARDED_HOST, host);
+            headers.append(&X_FORWARDED_HOST, host);
         }
-        headers.insert(&X_FORWARDED_PORT, peer.port.clone());
+        headers.append(&X_FORWARDED_PORT, peer.port.clone());
         return;
     };
     // Read before the peer is appended: the chain as the proxies wrote it.

@@ -62,14 +62,11 @@ const FOLD: [u8; 256] = {
     table
 };
 
-fn length_bit(len: usize) -> u64 {
-    1 << len.min(63)
-}
-
 /// A set of header names matched in every spelling a lenient backend
 /// folds together (`folded_name`), with quick rejections for the names
 /// almost every request carries: a request pays a table lookup per header,
-/// not a fold.
+/// a fold only for the `x-` names, and a comparison only with the names of
+/// the same folded length.
 #[derive(Debug, Clone)]
 pub struct FoldedNames {
     /// Folded names, sorted, without repeats.
@@ -77,11 +74,8 @@ pub struct FoldedNames {
     /// The first folded byte of every name: most header names (`host`,
     /// `accept`, `content-type`, …) are ruled out by it alone.
     first_bytes: [bool; 128],
-    /// Bit `n` set when some name folds to `n` bytes (63: longer): the
-    /// `x-` names left are mostly ruled out by their folded length.
-    lengths: u64,
-    /// The longest name's length.
-    longest: usize,
+    /// The names by their folded length (index: the length).
+    by_length: Vec<Vec<Box<[u8]>>>,
 }
 
 impl FoldedNames {
@@ -90,18 +84,18 @@ impl FoldedNames {
         names.sort();
         names.dedup();
         let mut first_bytes = [false; 128];
-        let mut lengths = 0;
+        let longest = names.iter().map(String::len).max().unwrap_or(0);
+        let mut by_length = vec![Vec::new(); longest + 1];
         for name in &names {
             if let Some(b) = first(name) {
                 first_bytes[usize::from(b & 0x7f)] = true;
-                lengths |= length_bit(name.len());
+                by_length[name.len()].push(Box::from(name.as_bytes()));
             }
         }
         Self {
-            longest: names.iter().map(String::len).max().unwrap_or(0),
             names,
             first_bytes,
-            lengths,
+            by_length,
         }
     }
 
@@ -111,7 +105,8 @@ impl FoldedNames {
 
     pub fn contains(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
-        if self.longest >= FOLD_BUFFER {
+        let longest = self.by_length.len().saturating_sub(1);
+        if longest >= FOLD_BUFFER {
             // Only with a configured name longer than the buffer.
             return self.names.iter().any(|c| folds_to(name, c));
         }
@@ -131,13 +126,13 @@ impl FoldedNames {
             let f = FOLD[usize::from(b)];
             folded[len] = f;
             len += usize::from(f != 0);
-            if len > self.longest {
+            if len > longest {
                 return false;
             }
         }
         // A name of no letters or digits folds to "", which no name is.
         let folded = &folded[..len];
-        self.lengths & length_bit(len) != 0 && self.names.iter().any(|c| c.as_bytes() == folded)
+        self.by_length[len].iter().any(|c| **c == *folded)
     }
 
     /// Removes every header whose name is in the set, every value of it.
