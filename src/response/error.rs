@@ -294,7 +294,7 @@ impl HttpError {
                 format!("{why}: send the path as the backend should read it")
             }
             Self::RedirectInvalid => "`redirect` must be a path on this site, such as /orders \
-                (no scheme, no host, no //, no backslash)"
+                (no scheme, no host, no //, no backslash, at most 1,024 bytes)"
                 .to_owned(),
             Self::StateInvalid => "this login link is not this browser's, has expired or was \
                 used already: start the login again"
