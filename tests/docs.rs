@@ -186,3 +186,33 @@ fn both_readmes_name_the_same_real_keys_and_sections() {
         );
     }
 }
+
+/// Every `| status | \`code\` |` row of docs/endpoints.md's error table.
+fn documented_errors() -> BTreeSet<(u16, String)> {
+    read("docs/endpoints.md")
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.split('|').map(str::trim).skip(1);
+            let status = cells.next()?.parse().ok()?;
+            let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((status, code.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_error_table_lists_every_answer_and_only_those() {
+    let answered: BTreeSet<(u16, String)> = wxgate::response::HttpError::catalogue()
+        .into_iter()
+        .map(|(status, code)| (status, code.to_owned()))
+        .collect();
+    let documented = documented_errors();
+    assert!(documented.contains(&(401, "session_invalid".to_owned())));
+    let missing: Vec<_> = answered.difference(&documented).collect();
+    assert!(missing.is_empty(), "not in docs/endpoints.md: {missing:?}");
+    let unknown: Vec<_> = documented.difference(&answered).collect();
+    assert!(
+        unknown.is_empty(),
+        "documented, never answered: {unknown:?}"
+    );
+}

@@ -73,22 +73,12 @@ impl Credentials {
 }
 
 /// WeChat's errcode and what the operator must do about it, when `e` is
-/// a refusal of the credentials; `None` for any other failure.
+/// a refusal of the credentials (`errcode::ERRCODES`' fixes); `None` for
+/// any other failure.
 pub fn refusal(e: &WeChatError) -> Option<(i64, &'static str)> {
     let WeChatError::Api { errcode, .. } = e else {
         return None;
     };
-    let fix = match *errcode {
-        errcode::INVALID_APPID => {
-            Some("the AppID is wrong (40013): copy it from 微信公众平台 → 开发管理 → 开发设置")
-        }
-        errcode::INVALID_APPSECRET => Some(
-            "the AppSecret is wrong (40125): set the current one (开发设置 → AppSecret) in the Secret",
-        ),
-        errcode::IP_NOT_WHITELISTED => Some(
-            "this host's egress IP is not whitelisted (40164): add it under 开发设置 → IP白名单",
-        ),
-        _ => None,
-    }?;
+    let fix = errcode::describe(*errcode)?.fix?;
     Some((*errcode, fix))
 }

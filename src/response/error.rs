@@ -20,8 +20,9 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::Body;
 use crate::domain::apps::UnknownApp;
 use crate::domain::session::{InvalidIdentity, StoreError};
+use crate::domain::wechat::WeChatError;
+use crate::domain::wechat::errcode::{self, Fault};
 use crate::domain::wechat::wxdata::DecryptError;
-use crate::domain::wechat::{WeChatError, errcode};
 use crate::proxy::ProxyError;
 use crate::wire::body::ReadError;
 use crate::wire::canonical_path::PathError;
@@ -113,201 +114,331 @@ pub enum HttpError {
     Internal(String),
 }
 
-impl HttpError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::SessionInvalid => StatusCode::UNAUTHORIZED,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::SessionKeyStale => StatusCode::CONFLICT,
-            Self::WatermarkMismatch | Self::SignatureMismatch => StatusCode::BAD_REQUEST,
-            Self::WeChat(e) => wechat_status(e),
-            Self::InvalidIdentity(_) => StatusCode::BAD_GATEWAY,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
-            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::UpgradeNotAllowed | Self::BodyMalformed(_) => StatusCode::BAD_REQUEST,
-            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::LoginRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::BindingUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UserNotBound => StatusCode::FORBIDDEN,
-            Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
-            Self::AdminTokenRequired => StatusCode::FORBIDDEN,
-            Self::UnknownApp(_) => StatusCode::BAD_REQUEST,
-            Self::NoUpstream => StatusCode::NOT_FOUND,
-            Self::PathAmbiguous(_) => StatusCode::BAD_REQUEST,
-            Self::RedirectInvalid | Self::OAuthDenied | Self::NoSessionKey => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::StateInvalid | Self::CsrfRejected => StatusCode::FORBIDDEN,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+/// What an error is, to the client and to the operator, in one place.
+struct Description<'a> {
+    status: StatusCode,
+    /// Stable, snake_case: clients and docs/endpoints.md's table use it.
+    code: &'static str,
+    /// Only the operator can fix it (or it is a bug): logged at error.
+    operator_fault: bool,
+    /// What the client (or operator) should do; never a secret.
+    message: Message<'a>,
+}
+
+enum Message<'a> {
+    Says(&'static str),
+    /// Text the error carries (already fit for the client).
+    Given(&'a str),
+    Made(String),
+}
+
+impl<'a> Description<'a> {
+    const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            operator_fault: false,
+            message: Message::Says(message),
         }
     }
 
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::SessionInvalid => "session_invalid",
-            Self::BadRequest(_) => "bad_request",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::NotFound(_) => "not_found",
-            Self::SessionKeyStale => "session_key_stale",
-            Self::WatermarkMismatch => "watermark_mismatch",
-            Self::SignatureMismatch => "signature_mismatch",
-            Self::WeChat(WeChatError::Api { errcode, .. }) => match *errcode {
-                errcode::INVALID_CODE => "code_invalid",
-                errcode::CODE_USED => "code_used",
-                errcode::BUSY => "wechat_busy",
-                errcode::RATE_LIMITED => "wechat_rate_limited",
-                errcode::HIGH_RISK_USER => "user_high_risk",
-                _ if self.is_operator_fault() => "wechat_misconfigured",
-                _ => "wechat_error",
-            },
-            Self::WeChat(WeChatError::Timeout(_)) => "wechat_timeout",
-            Self::WeChat(WeChatError::Saturated(_)) => "wechat_busy",
-            Self::InvalidIdentity(_) => "wechat_error",
-            Self::WeChat(_) => "wechat_unavailable",
-            Self::Store(_) => "store_unavailable",
-            Self::UpstreamUnavailable(_) => "upstream_unavailable",
-            Self::UpstreamTimeout(_) => "upstream_timeout",
-            Self::BodyIdle(_) => "request_timeout",
-            Self::UpgradeNotAllowed => "upgrade_not_allowed",
-            Self::BodyMalformed(_) => "bad_request",
-            Self::Overloaded => "overloaded",
-            Self::LoginRateLimited { .. } => "login_rate_limited",
-            Self::BindingUnavailable(_) => "binding_unavailable",
-            Self::UserNotBound => "user_not_bound",
-            Self::AdminUnauthorized => "admin_unauthorized",
-            Self::AdminTokenRequired => "admin_token_required",
-            Self::UnknownApp(_) => "unknown_app",
-            Self::NoUpstream => "no_upstream",
-            Self::PathAmbiguous(_) => "path_ambiguous",
-            Self::RedirectInvalid => "redirect_invalid",
-            Self::StateInvalid => "state_invalid",
-            Self::OAuthDenied => "oauth_denied",
-            Self::CsrfRejected => "csrf_rejected",
-            Self::NoSessionKey => "no_session_key",
-            Self::Internal(_) => "internal",
+    fn with(status: StatusCode, code: &'static str, message: Message<'a>) -> Self {
+        Self {
+            status,
+            code,
+            operator_fault: false,
+            message,
         }
+    }
+
+    const fn operator_fault(mut self) -> Self {
+        self.operator_fault = true;
+        self
+    }
+}
+
+impl HttpError {
+    /// Each variant, described once: status, code, fault and message.
+    fn describe(&self) -> Description<'_> {
+        use Message::{Given, Made};
+        use StatusCode as S;
+        match self {
+            Self::SessionInvalid => Description::new(
+                S::UNAUTHORIZED,
+                "session_invalid",
+                "no valid session: log in again (wx.login, then POST the code to the login route)",
+            ),
+            Self::BadRequest(m) => Description::with(S::BAD_REQUEST, "bad_request", Given(m)),
+            Self::PayloadTooLarge { limit } => Description::with(
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                Made(format!("the request body is over {limit} bytes")),
+            ),
+            Self::MethodNotAllowed { allow } => Description::with(
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                Made(format!("use {allow} on this route")),
+            ),
+            Self::NotFound(what) => Description::new(S::NOT_FOUND, "not_found", what),
+            Self::SessionKeyStale => Description::new(
+                S::CONFLICT,
+                "session_key_stale",
+                "the encrypted data was made with a newer session_key than wxgate holds for \
+                 this user: call wx.login(), POST the new code to the login route, then fetch \
+                 the encrypted data again and retry",
+            ),
+            Self::WatermarkMismatch => Description::new(
+                S::BAD_REQUEST,
+                "watermark_mismatch",
+                "the encrypted data belongs to another mini-program (watermark.appid differs)",
+            ),
+            Self::SignatureMismatch => Description::new(
+                S::BAD_REQUEST,
+                "signature_mismatch",
+                "rawData does not match its signature: send rawData and signature exactly as \
+                 WeChat gave them",
+            ),
+            Self::WeChat(WeChatError::Api { errcode, .. }) => match errcode::describe(*errcode) {
+                Some(known) => {
+                    let description =
+                        Description::new(fault_status(known.fault), known.code, known.message);
+                    if known.fault == Fault::Operator {
+                        description.operator_fault()
+                    } else {
+                        description
+                    }
+                }
+                None => {
+                    Description::new(S::BAD_GATEWAY, "wechat_error", "WeChat refused the request")
+                }
+            },
+            Self::WeChat(WeChatError::Timeout(_)) => Description::new(
+                S::GATEWAY_TIMEOUT,
+                "wechat_timeout",
+                "WeChat did not answer in time: try again",
+            ),
+            Self::WeChat(WeChatError::Saturated(_)) => Description::new(
+                S::SERVICE_UNAVAILABLE,
+                "wechat_busy",
+                "too many calls to WeChat are in flight: try again in a moment",
+            ),
+            Self::WeChat(
+                WeChatError::Unreachable(_) | WeChatError::Status(_) | WeChatError::BadResponse(_),
+            ) => Description::new(
+                S::BAD_GATEWAY,
+                "wechat_unavailable",
+                "WeChat could not be reached or gave an unusable answer: try again",
+            ),
+            Self::InvalidIdentity(_) => Description::new(
+                S::BAD_GATEWAY,
+                "wechat_error",
+                "WeChat answered with an identity wxgate cannot use: the login is refused",
+            ),
+            Self::Store(_) => Description::new(
+                S::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session store is unavailable: try again shortly",
+            ),
+            Self::UpstreamUnavailable(_) => Description::new(
+                S::BAD_GATEWAY,
+                "upstream_unavailable",
+                "the backend could not be reached",
+            ),
+            Self::UpstreamTimeout(_) => Description::new(
+                S::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the backend did not answer in time",
+            ),
+            Self::BodyIdle(timeout) => Description::with(
+                S::REQUEST_TIMEOUT,
+                "request_timeout",
+                Made(format!(
+                    "the request body sent nothing for {}s: send it without pauses",
+                    timeout.as_secs_f64()
+                )),
+            ),
+            Self::UpgradeNotAllowed => Description::new(
+                S::BAD_REQUEST,
+                "upgrade_not_allowed",
+                "this upgrade is not allowed here (upstream.upgrades lists the protocols that are)",
+            ),
+            Self::BodyMalformed(_) => Description::new(
+                S::BAD_REQUEST,
+                "bad_request",
+                "the request body is malformed (bad chunked framing)",
+            ),
+            Self::Overloaded => Description::new(
+                S::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the gateway is at its limit of requests in flight: try again shortly",
+            ),
+            Self::LoginRateLimited { .. } => Description::new(
+                S::TOO_MANY_REQUESTS,
+                "login_rate_limited",
+                "too many logins from this address: wait for Retry-After seconds, then log in again",
+            ),
+            Self::BindingUnavailable(_) => Description::new(
+                S::SERVICE_UNAVAILABLE,
+                "binding_unavailable",
+                "the account service could not be asked who this user is: try again shortly",
+            ),
+            Self::UserNotBound => Description::new(
+                S::FORBIDDEN,
+                "user_not_bound",
+                "this WeChat user has no account here yet: register first",
+            ),
+            Self::AdminUnauthorized => Description::new(
+                S::UNAUTHORIZED,
+                "admin_unauthorized",
+                "send the admin token as `Authorization: Bearer <admin.token>`",
+            ),
+            Self::AdminTokenRequired => Description::new(
+                S::FORBIDDEN,
+                "admin_token_required",
+                "operator actions answer on a non-loopback admin address only with admin.token \
+                 (or WXGATE_ADMIN_TOKEN) set",
+            ),
+            Self::UnknownApp(why) => Description::with(S::BAD_REQUEST, "unknown_app", Given(why)),
+            Self::NoUpstream => {
+                Description::new(S::NOT_FOUND, "no_upstream", "no backend serves this path")
+            }
+            Self::PathAmbiguous(why) => Description::with(
+                S::BAD_REQUEST,
+                "path_ambiguous",
+                Made(format!(
+                    "{why}: send the path as the backend should read it"
+                )),
+            ),
+            Self::RedirectInvalid => Description::new(
+                S::BAD_REQUEST,
+                "redirect_invalid",
+                "`redirect` must be a path on this site, such as /orders (no scheme, no host, \
+                 no //, no backslash, at most 1,024 bytes)",
+            ),
+            Self::StateInvalid => Description::new(
+                S::FORBIDDEN,
+                "state_invalid",
+                "this login link is not this browser's, has expired or was used already: start \
+                 the login again",
+            ),
+            Self::OAuthDenied => Description::new(
+                S::BAD_REQUEST,
+                "oauth_denied",
+                "the login was not authorised in WeChat: start it again to retry",
+            ),
+            Self::CsrfRejected => Description::new(
+                S::FORBIDDEN,
+                "csrf_rejected",
+                "a request with the session cookie must come from this site's own pages \
+                 (Origin); send X-Session-Id from other clients",
+            ),
+            Self::NoSessionKey => Description::new(
+                S::BAD_REQUEST,
+                "no_session_key",
+                "this route is for mini-program sessions: a browser session has no session_key",
+            ),
+            // The panic's text is for the log only.
+            Self::Internal(_) => Description::new(
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error: the request failed inside wxgate",
+            )
+            .operator_fault(),
+        }
+    }
+
+    /// Every (status, code) an error answer can carry, from one sample of
+    /// each variant and each errcode of WeChat's wxgate tells apart: what
+    /// docs/endpoints.md's table must list (tests/docs.rs checks).
+    pub fn catalogue() -> Vec<(u16, &'static str)> {
+        let mut all: Vec<(u16, &'static str)> = Self::samples()
+            .iter()
+            .map(|e| (e.status().as_u16(), e.code()))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// One of each variant (a WeChat refusal per described errcode and
+    /// one undescribed), each of WeChat's failures.
+    fn samples() -> Vec<Self> {
+        let api = |errcode| WeChatError::Api {
+            errcode,
+            errmsg: String::new(),
+        };
+        let second = Duration::from_secs(1);
+        let mut samples = vec![
+            Self::SessionInvalid,
+            Self::BadRequest(String::new()),
+            Self::PayloadTooLarge { limit: 1 },
+            Self::MethodNotAllowed { allow: "GET" },
+            Self::NotFound(""),
+            Self::SessionKeyStale,
+            Self::WatermarkMismatch,
+            Self::SignatureMismatch,
+            Self::WeChat(api(0)),
+            Self::WeChat(WeChatError::Unreachable(String::new())),
+            Self::WeChat(WeChatError::Timeout(second)),
+            Self::WeChat(WeChatError::Status(500)),
+            Self::WeChat(WeChatError::BadResponse("")),
+            Self::WeChat(WeChatError::Saturated(second)),
+            Self::Store(StoreError::Unavailable(String::new())),
+            Self::UpstreamUnavailable(String::new()),
+            Self::UpstreamTimeout(second),
+            Self::BodyIdle(second),
+            Self::Overloaded,
+            Self::LoginRateLimited {
+                retry_after: second,
+            },
+            Self::UpgradeNotAllowed,
+            Self::BodyMalformed(String::new()),
+            Self::BindingUnavailable(String::new()),
+            Self::UserNotBound,
+            Self::AdminUnauthorized,
+            Self::AdminTokenRequired,
+            Self::UnknownApp(String::new()),
+            Self::NoUpstream,
+            Self::PathAmbiguous(PathError::NotAPath),
+            Self::RedirectInvalid,
+            Self::StateInvalid,
+            Self::OAuthDenied,
+            Self::CsrfRejected,
+            Self::NoSessionKey,
+            Self::Internal(String::new()),
+        ];
+        samples.extend(
+            errcode::ERRCODES
+                .iter()
+                .map(|e| Self::WeChat(api(e.errcode))),
+        );
+        // An openid WeChat never gives (empty): the record refuses it.
+        let app = crate::domain::session::AppTag::new("wxsample", true);
+        let secret = crate::config::secret::Secret::new(String::new());
+        if let Err(e) = crate::domain::session::UserRecord::new(&app, "", None, secret) {
+            samples.push(Self::InvalidIdentity(e));
+        }
+        samples
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.describe().status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.describe().code
     }
 
     /// Faults only the operator can fix (wrong appid or secret), and bugs
     /// (a handler panicked): logged loudly.
     pub fn is_operator_fault(&self) -> bool {
-        matches!(self, Self::Internal(_))
-            || matches!(
-                self,
-                Self::WeChat(WeChatError::Api { errcode, .. })
-                    if matches!(
-                        *errcode,
-                        errcode::INVALID_APPID
-                            | errcode::INVALID_APPSECRET
-                            | errcode::INVALID_CREDENTIAL
-                            | errcode::IP_NOT_WHITELISTED
-                    )
-            )
+        self.describe().operator_fault
     }
 
     fn message(&self) -> String {
-        const RELOGIN: &str = "call wx.login() again and post the new code";
-        match self {
-            Self::SessionInvalid => {
-                "no valid session: log in again (wx.login, then POST the code to the login route)"
-                    .to_owned()
-            }
-            Self::BadRequest(m) => m.clone(),
-            Self::PayloadTooLarge { limit } => format!("the request body is over {limit} bytes"),
-            Self::MethodNotAllowed { allow } => format!("use {allow} on this route"),
-            Self::NotFound(what) => (*what).to_owned(),
-            Self::SessionKeyStale => "the encrypted data was made with a newer session_key than wxgate \
-                holds for this user: call wx.login(), POST the new code to the login route, \
-                then fetch the encrypted data again and retry"
-                .to_owned(),
-            Self::WatermarkMismatch => {
-                "the encrypted data belongs to another mini-program (watermark.appid differs)".to_owned()
-            }
-            Self::SignatureMismatch => {
-                "rawData does not match its signature: send rawData and signature exactly as WeChat gave them".to_owned()
-            }
-            Self::WeChat(WeChatError::Api { errcode, .. }) => match *errcode {
-                errcode::INVALID_CODE => format!("the login code is invalid or expired: {RELOGIN}"),
-                errcode::CODE_USED => format!("the login code was already used: {RELOGIN}"),
-                errcode::BUSY => "WeChat is busy: try again in a moment".to_owned(),
-                errcode::RATE_LIMITED => {
-                    "WeChat's rate limit was reached: try again later".to_owned()
-                }
-                errcode::HIGH_RISK_USER => {
-                    "WeChat refused this login because it considers the user high-risk".to_owned()
-                }
-                _ if self.is_operator_fault() => {
-                    "WeChat rejected this server's credentials or address; the operator must fix \
-                     the app's appid, secret or IP whitelist"
-                        .to_owned()
-                }
-                _ => "WeChat refused the request".to_owned(),
-            },
-            Self::WeChat(WeChatError::Timeout(_)) => {
-                "WeChat did not answer in time: try again".to_owned()
-            }
-            Self::WeChat(WeChatError::Saturated(_)) => {
-                "too many calls to WeChat are in flight: try again in a moment".to_owned()
-            }
-            Self::InvalidIdentity(_) => {
-                "WeChat answered with an identity wxgate cannot use: the login is refused".to_owned()
-            }
-            Self::WeChat(_) => {
-                "WeChat could not be reached or gave an unusable answer: try again".to_owned()
-            }
-            Self::Store(_) => "the session store is unavailable: try again shortly".to_owned(),
-            Self::UpstreamUnavailable(_) => "the backend could not be reached".to_owned(),
-            Self::UpstreamTimeout(_) => "the backend did not answer in time".to_owned(),
-            Self::BodyIdle(timeout) => format!(
-                "the request body sent nothing for {}s: send it without pauses",
-                timeout.as_secs_f64()
-            ),
-            Self::UpgradeNotAllowed => {
-                "this upgrade is not allowed here (upstream.upgrades lists the protocols that are)".to_owned()
-            }
-            Self::BodyMalformed(_) => "the request body is malformed (bad chunked framing)".to_owned(),
-            Self::Overloaded => "the gateway is at its limit of requests in flight: try again shortly".to_owned(),
-            Self::LoginRateLimited { .. } => {
-                "too many logins from this address: wait for Retry-After seconds, then log in again".to_owned()
-            }
-            Self::BindingUnavailable(_) => {
-                "the account service could not be asked who this user is: try again shortly".to_owned()
-            }
-            Self::UserNotBound => {
-                "this WeChat user has no account here yet: register first".to_owned()
-            }
-            Self::AdminUnauthorized => {
-                "send the admin token as `Authorization: Bearer <admin.token>`".to_owned()
-            }
-            Self::AdminTokenRequired => "operator actions answer on a non-loopback admin address \
-                only with admin.token (or WXGATE_ADMIN_TOKEN) set"
-                .to_owned(),
-            Self::UnknownApp(why) => why.clone(),
-            Self::NoUpstream => "no backend serves this path".to_owned(),
-            Self::PathAmbiguous(why) => {
-                format!("{why}: send the path as the backend should read it")
-            }
-            Self::RedirectInvalid => "`redirect` must be a path on this site, such as /orders \
-                (no scheme, no host, no //, no backslash, at most 1,024 bytes)"
-                .to_owned(),
-            Self::StateInvalid => "this login link is not this browser's, has expired or was \
-                used already: start the login again"
-                .to_owned(),
-            Self::OAuthDenied => "the login was not authorised in WeChat: start it again to retry"
-                .to_owned(),
-            Self::CsrfRejected => "a request with the session cookie must come from this site's \
-                own pages (Origin); send X-Session-Id from other clients"
-                .to_owned(),
-            Self::NoSessionKey => "this route is for mini-program sessions: a browser session \
-                has no session_key"
-                .to_owned(),
-            Self::Internal(_) => "internal error: the request failed inside wxgate".to_owned(),
+        match self.describe().message {
+            Message::Says(text) | Message::Given(text) => text.to_owned(),
+            Message::Made(text) => text,
         }
     }
 
@@ -434,20 +565,14 @@ impl From<UnknownApp> for HttpError {
     }
 }
 
-fn wechat_status(e: &WeChatError) -> StatusCode {
-    match e {
-        WeChatError::Api { errcode, .. } => match *errcode {
-            errcode::INVALID_CODE | errcode::CODE_USED => StatusCode::BAD_REQUEST,
-            errcode::BUSY => StatusCode::SERVICE_UNAVAILABLE,
-            errcode::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
-            errcode::HIGH_RISK_USER => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_GATEWAY,
-        },
-        WeChatError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        WeChatError::Saturated(_) => StatusCode::SERVICE_UNAVAILABLE,
-        WeChatError::Unreachable(_) | WeChatError::Status(_) | WeChatError::BadResponse(_) => {
-            StatusCode::BAD_GATEWAY
-        }
+/// The status of a WeChat refusal, by whose it is.
+fn fault_status(fault: Fault) -> StatusCode {
+    match fault {
+        Fault::Client => StatusCode::BAD_REQUEST,
+        Fault::User => StatusCode::FORBIDDEN,
+        Fault::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        Fault::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Fault::Operator => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -522,6 +647,52 @@ mod tests {
             assert_eq!(err.code(), code, "{err:?}");
             assert_eq!(err.is_operator_fault(), operator, "{err:?}");
         }
+    }
+
+    /// Which variant `e` is: exhaustive, so a new variant must be added
+    /// here, and the test below makes it join the samples too.
+    fn variant(e: &HttpError) -> usize {
+        use HttpError as E;
+        match e {
+            E::SessionInvalid => 0,
+            E::BadRequest(_) => 1,
+            E::PayloadTooLarge { .. } => 2,
+            E::MethodNotAllowed { .. } => 3,
+            E::NotFound(_) => 4,
+            E::SessionKeyStale => 5,
+            E::WatermarkMismatch => 6,
+            E::SignatureMismatch => 7,
+            E::WeChat(_) => 8,
+            E::InvalidIdentity(_) => 9,
+            E::Store(_) => 10,
+            E::UpstreamUnavailable(_) => 11,
+            E::UpstreamTimeout(_) => 12,
+            E::BodyIdle(_) => 13,
+            E::Overloaded => 14,
+            E::LoginRateLimited { .. } => 15,
+            E::UpgradeNotAllowed => 16,
+            E::BodyMalformed(_) => 17,
+            E::BindingUnavailable(_) => 18,
+            E::UserNotBound => 19,
+            E::AdminUnauthorized => 20,
+            E::AdminTokenRequired => 21,
+            E::UnknownApp(_) => 22,
+            E::NoUpstream => 23,
+            E::PathAmbiguous(_) => 24,
+            E::RedirectInvalid => 25,
+            E::StateInvalid => 26,
+            E::OAuthDenied => 27,
+            E::CsrfRejected => 28,
+            E::NoSessionKey => 29,
+            E::Internal(_) => 30,
+        }
+    }
+
+    #[test]
+    fn the_samples_hold_every_variant() {
+        let seen: std::collections::BTreeSet<usize> =
+            HttpError::samples().iter().map(variant).collect();
+        assert_eq!(seen, (0..=30).collect());
     }
 
     #[test]

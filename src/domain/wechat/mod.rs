@@ -7,6 +7,7 @@
 mod access_token;
 mod api;
 mod code2session;
+pub mod errcode;
 mod mock;
 mod user_api;
 pub mod web_oauth;
@@ -49,32 +50,6 @@ pub enum WeChatError {
     /// `wechat.max_in_flight` calls were out for this long: none was made.
     #[error("wechat.max_in_flight calls to WeChat are in flight; none freed up within {0:?}")]
     Saturated(Duration),
-}
-
-/// Documented `errcode`s wxgate acts on.
-pub mod errcode {
-    /// System busy; try again.
-    pub const BUSY: i64 = -1;
-    /// Invalid credential: a bad AppSecret, or an invalid access token.
-    pub const INVALID_CREDENTIAL: i64 = 40001;
-    /// Invalid AppID.
-    pub const INVALID_APPID: i64 = 40013;
-    /// Invalid code (expired, or not from this app).
-    pub const INVALID_CODE: i64 = 40029;
-    /// Invalid AppSecret.
-    pub const INVALID_APPSECRET: i64 = 40125;
-    /// Code already used.
-    pub const CODE_USED: i64 = 40163;
-    /// The server's IP is not on the app's whitelist.
-    pub const IP_NOT_WHITELISTED: i64 = 40164;
-    /// High-risk user: login refused.
-    pub const HIGH_RISK_USER: i64 = 40226;
-    /// Access token expired.
-    pub const TOKEN_EXPIRED: i64 = 42001;
-    /// Rate limit reached.
-    pub const RATE_LIMITED: i64 = 45011;
-    /// checksession: the signature (so the session_key) is no longer valid.
-    pub const SESSION_KEY_INVALID: i64 = 87009;
 }
 
 /// The app's AppSecret, shared by its calls and its token cache, and
