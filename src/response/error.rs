@@ -349,7 +349,7 @@ impl HttpError {
 
     /// Every (status, code) an error answer can carry, from one sample of
     /// each variant and each errcode of WeChat's wxgate tells apart: what
-    /// docs/endpoints.md's table must list (tests/docs.rs checks).
+    /// docs/endpoints.md's table must list (tests/it/docs.rs checks).
     pub fn catalogue() -> Vec<(u16, &'static str)> {
         let mut all: Vec<(u16, &'static str)> = Self::samples()
             .iter()

@@ -7,14 +7,12 @@
 //! No browser here (tests/browser does that): redirects are followed by
 //! hand and cookies carried by hand, so each hop's headers are checked.
 
-mod common;
-
-use common::binding::BindingDouble;
-use common::redis::RedisServer;
-use common::upstream::header_values;
-use common::web::*;
-use common::wechat::{openid_of, unionid_of};
-use common::{APPID, Gate};
+use crate::common::binding::BindingDouble;
+use crate::common::redis::RedisServer;
+use crate::common::upstream::header_values;
+use crate::common::web::*;
+use crate::common::wechat::{openid_of, unionid_of};
+use crate::common::{APPID, Gate};
 use reqwest::header::{ACCEPT, COOKIE, LOCATION, ORIGIN};
 use serde_json::json;
 
@@ -395,18 +393,11 @@ async fn on_redis_a_login_begun_at_one_replica_ends_at_another() {
         .header(COOKIE, &cookie)
         .header(ORIGIN, PUBLIC);
     assert_eq!(logout.send().await.unwrap().status(), 204);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    crate::common::until("A still serves the logged-out cookie", || async {
         let at_a = browser().get(a.url("/orders")).header(COOKIE, &cookie);
-        if at_a.send().await.unwrap().status() == 401 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "A still serves the logged-out cookie"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        at_a.send().await.unwrap().status() == 401
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,7 +412,7 @@ async fn one_person_has_one_business_user_id_in_the_mini_program_and_on_h5() {
     let in_app = gate.login("union:pat").await;
     let cookie = log_in(&gate, &gate, "union:pat").await;
     let expected = format!("acct-union-{}", unionid_of("pat"));
-    let from_app = common::json(gate.get("/orders", &in_app)).await;
+    let from_app = crate::common::json(gate.get("/orders", &in_app)).await;
     assert_eq!(header_values(&from_app, "x-user-id"), [expected.as_str()]);
     let from_h5 = echo_with(&gate, &cookie).await;
     assert_eq!(header_values(&from_h5, "x-user-id"), [expected.as_str()]);
@@ -475,7 +466,7 @@ async fn browser_sessions_have_no_session_key_and_the_apps_keep_their_logins_apa
         .post(gate.url("/_wxgate/decrypt"))
         .header(COOKIE, &cookie)
         .header(ORIGIN, PUBLIC)
-        .json(&json!({"encryptedData": "AAAA", "iv": common::IV}));
+        .json(&json!({"encryptedData": "AAAA", "iv": crate::common::IV}));
     let response = decrypt.send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["x-wxgate-error"], "no_session_key");

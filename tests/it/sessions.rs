@@ -1,15 +1,13 @@
 //! Session lifetime: absolute TTL, sliding idle timeout, logout, re-login.
 //! Timings leave wide margins (a loaded 2-core machine must not flake).
 
-mod common;
-
 use std::time::Duration;
 
-use common::upstream::header_values;
-use common::wechat::openid_of;
-use common::{GateConfig, Upstream, WeChatDouble, assert_error};
+use crate::common::upstream::header_values;
+use crate::common::wechat::openid_of;
+use crate::common::{GateConfig, Upstream, WeChatDouble, assert_error};
 
-async fn gate_with(session: &[(&str, &str)]) -> (WeChatDouble, Upstream, common::Gate) {
+async fn gate_with(session: &[(&str, &str)]) -> (WeChatDouble, Upstream, crate::common::Gate) {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
     let mut config = GateConfig::new(&wechat, &upstream);
@@ -20,7 +18,7 @@ async fn gate_with(session: &[(&str, &str)]) -> (WeChatDouble, Upstream, common:
     (wechat, upstream, gate)
 }
 
-async fn status(gate: &common::Gate, id: &str) -> u16 {
+async fn status(gate: &crate::common::Gate, id: &str) -> u16 {
     gate.get("/x", id).send().await.unwrap().status().as_u16()
 }
 
@@ -103,7 +101,7 @@ async fn a_users_sessions_all_resolve_to_the_same_identity() {
     let first = gate.login("yara").await;
     let second = gate.login("union:yara").await;
     for id in [&first, &second] {
-        let echo = common::json(gate.get("/x", id)).await;
+        let echo = crate::common::json(gate.get("/x", id)).await;
         assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("yara")]);
         // The newest login brought a unionid; the older session sees it too.
         assert_eq!(header_values(&echo, "x-wx-unionid"), ["u_yara"]);
@@ -117,7 +115,7 @@ async fn probes_answer_on_the_admin_port_and_the_proxy_port_forwards_those_paths
         let probe = gate.http.get(gate.admin_url(path)).send().await.unwrap();
         assert_eq!(probe.status(), 200, "{path} on the admin port");
         // The backend's own /healthz: wxgate's rules apply (a session), then it is forwarded.
-        common::assert_error(
+        crate::common::assert_error(
             gate.http.get(gate.url(path)).send().await.unwrap(),
             401,
             "session_invalid",
@@ -125,7 +123,7 @@ async fn probes_answer_on_the_admin_port_and_the_proxy_port_forwards_those_paths
         .await;
     }
     let id = gate.login("hana").await;
-    let echo = common::json(gate.get("/healthz", &id)).await;
+    let echo = crate::common::json(gate.get("/healthz", &id)).await;
     assert_eq!(echo["uri"], "/healthz");
     assert_eq!(upstream.hits(), 1);
 }
@@ -136,7 +134,7 @@ async fn the_backends_own_paths_reach_it_and_wxgate_keeps_only_its_prefix() {
     let id = gate.login("ines").await;
     // Paths a legacy backend may already serve, which wxgate once claimed.
     for path in ["/auth/profile", "/auth", "/decrypt", "/phone", "/session"] {
-        let echo = common::json(gate.get(path, &id)).await;
+        let echo = crate::common::json(gate.get(path, &id)).await;
         assert_eq!(echo["uri"], path);
     }
     assert_eq!(upstream.hits(), 5);
@@ -146,7 +144,8 @@ async fn the_backends_own_paths_reach_it_and_wxgate_keeps_only_its_prefix() {
     assert_eq!(check.headers()["x-wx-openid"], openid_of("ines").as_str());
     // ...and nothing else under it is forwarded.
     for path in ["/_wxgate/", "/_wxgate/users", "/_wxgate/decrypt/x"] {
-        common::assert_error(gate.get(path, &id).send().await.unwrap(), 404, "not_found").await;
+        crate::common::assert_error(gate.get(path, &id).send().await.unwrap(), 404, "not_found")
+            .await;
     }
     assert_eq!(upstream.hits(), 5);
 }
@@ -161,6 +160,6 @@ async fn another_prefix_moves_every_route_under_it() {
     let id = gate.login("jon").await;
     let check = gate.get("/gw/auth/orders", &id).send().await.unwrap();
     assert_eq!(check.status(), 200);
-    let echo = common::json(gate.get("/_wxgate/auth", &id)).await;
+    let echo = crate::common::json(gate.get("/_wxgate/auth", &id)).await;
     assert_eq!(echo["uri"], "/_wxgate/auth", "no longer reserved");
 }

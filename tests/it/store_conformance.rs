@@ -2,12 +2,10 @@
 //! the same cases run against the memory store and the Redis store (with
 //! its local cache on and off), through the `SessionStore` trait only.
 
-mod common;
-
 use std::future::Future;
 use std::time::Duration;
 
-use common::redis::{RedisCluster, RedisServer};
+use crate::common::redis::{RedisCluster, RedisServer};
 use http::HeaderName;
 use wxgate::config::secret::Secret;
 use wxgate::config::{RedisConfig, RedisNodes, SessionConfig};

@@ -1,10 +1,8 @@
 //! No forged identity ever reaches the upstream.
 
-mod common;
-
-use common::upstream::{header_names, header_values};
-use common::wechat::openid_of;
-use common::{APPID, GateConfig, Upstream, WeChatDouble, assert_error, raw};
+use crate::common::upstream::{header_names, header_values};
+use crate::common::wechat::openid_of;
+use crate::common::{APPID, GateConfig, Upstream, WeChatDouble, assert_error, raw};
 
 // Every spelling a backend may fold to the same name: lighttpd's CGI layer
 // maps any byte that is not a letter or digit to `_`.
@@ -48,7 +46,7 @@ async fn forged_headers_are_replaced_on_protected_routes() {
     let upstream = Upstream::start().await;
     let gate = GateConfig::new(&wechat, &upstream).start().await;
     let id = gate.login("ivan").await;
-    let echo = common::json(with_forgeries(gate.get("/orders", &id))).await;
+    let echo = crate::common::json(with_forgeries(gate.get("/orders", &id))).await;
     assert_no_forgery(&echo);
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("ivan")]);
     assert_eq!(header_values(&echo, "x-wx-appid"), [APPID]);
@@ -64,18 +62,18 @@ async fn public_routes_strip_forgeries_and_inject_only_a_real_session() {
     let gate = config.start().await;
 
     let anonymous = with_forgeries(gate.http.get(gate.url("/public/list")));
-    let echo = common::json(anonymous).await;
+    let echo = crate::common::json(anonymous).await;
     assert_no_forgery(&echo);
     assert!(header_values(&echo, "x-wx-openid").is_empty());
     assert!(header_values(&echo, "x-wx-appid").is_empty());
 
     let id = gate.login("judy").await;
-    let echo = common::json(with_forgeries(gate.get("/public/list", &id))).await;
+    let echo = crate::common::json(with_forgeries(gate.get("/public/list", &id))).await;
     assert_no_forgery(&echo);
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("judy")]);
 
     // An invalid session on a public route is served anonymously, not refused.
-    let echo = common::json(gate.get("/public/list", "not-a-session")).await;
+    let echo = crate::common::json(gate.get("/public/list", "not-a-session")).await;
     assert!(header_values(&echo, "x-wx-openid").is_empty());
 
     // Traversal out of the public prefix needs a session.
@@ -111,14 +109,14 @@ async fn the_session_id_is_not_forwarded_unless_configured() {
     let upstream = Upstream::start().await;
     let gate = GateConfig::new(&wechat, &upstream).start().await;
     let id = gate.login("nina").await;
-    let echo = common::json(gate.get("/x", &id).header("X_Session_Id", &id)).await;
+    let echo = crate::common::json(gate.get("/x", &id).header("X_Session_Id", &id)).await;
     assert!(!echo.to_string().contains(&id), "{echo}");
 
     let mut config = GateConfig::new(&wechat, &upstream);
     config.set("session", "forward_session_header", "true");
     let gate = config.start().await;
     let id = gate.login("olga").await;
-    let echo = common::json(gate.get("/x", &id)).await;
+    let echo = crate::common::json(gate.get("/x", &id)).await;
     assert_eq!(header_values(&echo, "x-session-id"), [id]);
 }
 

@@ -2,15 +2,13 @@
 //! bound id on every session and in both stores, forged ids stripped, and
 //! every way the endpoint can fail, with `required` on and off.
 
-mod common;
-
 use std::time::Duration;
 
-use common::binding::{BindingDouble, Mode, account_of};
-use common::redis::RedisServer;
-use common::upstream::header_values;
-use common::wechat::openid_of;
-use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error, metric};
+use crate::common::binding::{BindingDouble, Mode, account_of};
+use crate::common::redis::RedisServer;
+use crate::common::upstream::header_values;
+use crate::common::wechat::openid_of;
+use crate::common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error, metric};
 use serde_json::json;
 
 struct Setup {
@@ -40,7 +38,7 @@ impl Setup {
 }
 
 async fn user_ids(gate: &Gate, session: &str) -> Vec<String> {
-    let echo = common::json(gate.get("/x", session)).await;
+    let echo = crate::common::json(gate.get("/x", session)).await;
     header_values(&echo, "x-user-id")
 }
 
@@ -64,7 +62,7 @@ async fn concurrent_logins_of_one_user_bind_once_and_every_session_carries_the_i
         assert_eq!(auth.as_deref(), Some("Bearer binding-token-1234"));
         assert_eq!(
             *body,
-            json!({"appid": common::APPID, "openid": openid_of("kim"), "unionid": null, "phone": null})
+            json!({"appid": crate::common::APPID, "openid": openid_of("kim"), "unionid": null, "phone": null})
         );
         for session in &sessions {
             assert_eq!(
@@ -104,13 +102,13 @@ async fn a_forged_user_id_never_reaches_the_backend() {
         "x-user_id",
     ] {
         let forged = |session: &str| gate.get("/x", session).header(name, "admin");
-        let echo = common::json(forged(&bound)).await;
+        let echo = crate::common::json(forged(&bound)).await;
         assert_eq!(
             header_values(&echo, "x-user-id"),
             [account_of(&openid_of("lou"))],
             "{name}"
         );
-        let echo = common::json(forged(&unbound)).await;
+        let echo = crate::common::json(forged(&unbound)).await;
         let all = echo["headers"].as_array().unwrap();
         assert!(
             !all.iter().any(|h| h[1] == "admin"),
@@ -167,7 +165,7 @@ async fn when_binding_is_required_a_failing_endpoint_hands_out_no_session() {
 async fn an_unreachable_endpoint_is_503_when_required() {
     let setup = Setup::new().await;
     let mut config = setup.config(true);
-    let closed = common::closed_port().await;
+    let closed = crate::common::closed_port().await;
     config.set("binding", "url", &format!("\"http://{closed}/bind\""));
     let gate = config.start().await;
     assert_error(

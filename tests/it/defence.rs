@@ -3,18 +3,16 @@
 //! body idle timeout. Real sockets throughout; the WeChat double counts
 //! the calls that reach it.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{GateConfig, Upstream, WeChatDouble, assert_error, raw};
+use crate::common::{GateConfig, Upstream, WeChatDouble, assert_error, raw};
 use futures_util::StreamExt;
 
 async fn gate(
     wechat: &WeChatDouble,
     upstream: &Upstream,
     extra: &[(&str, &str, &str)],
-) -> common::Gate {
+) -> crate::common::Gate {
     let mut config = GateConfig::new(wechat, upstream);
     config.set("routes", "public", r#"["/public", "/upload", "/slow"]"#);
     for (table, key, value) in extra {
@@ -24,7 +22,7 @@ async fn gate(
 }
 
 async fn login_as(
-    gate: &common::Gate,
+    gate: &crate::common::Gate,
     code: &str,
     forwarded_for: Option<&str>,
 ) -> reqwest::Response {
@@ -79,7 +77,7 @@ async fn a_login_flood_from_one_ip_gets_429s_and_spends_at_most_the_quota() {
     );
     let metrics = gate.metrics().await;
     assert_eq!(
-        common::metric(
+        crate::common::metric(
             &metrics,
             r#"wxgate_logins_total{result="login_rate_limited",app="none"}"#
         ),
@@ -170,15 +168,14 @@ async fn overload_is_answered_at_once_while_requests_in_flight_complete() {
     let (wechat, upstream) = (WeChatDouble::start().await, Upstream::start().await);
     let config = [("server", "threads", "1"), ("server", "max_in_flight", "2")];
     let gate = gate(&wechat, &upstream, &config).await;
-    let slow = |gate: &common::Gate| gate.http.get(gate.url("/slow?ms=1500")).send();
+    let slow = |gate: &crate::common::Gate| gate.http.get(gate.url("/slow?ms=1500")).send();
     let (first, second) = (slow(&gate), slow(&gate));
     let in_flight = tokio::spawn(async move { tokio::join!(first, second) });
     // Until both are in flight: the echo upstream counts them.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while upstream.hits() < 2 {
-        assert!(Instant::now() < deadline, "the slow requests never arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::common::until("the slow requests never arrived", || async {
+        upstream.hits() >= 2
+    })
+    .await;
     let asked = Instant::now();
     let response = gate.http.get(gate.url("/public/x")).send().await.unwrap();
     assert!(

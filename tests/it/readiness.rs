@@ -3,9 +3,7 @@
 //! credentials WeChat refuses (checked at start); the session store's
 //! state is only named (tests/fleet.rs).
 
-mod common;
-
-use common::{Gate, GateConfig, Upstream, WeChatDouble, closed_port};
+use crate::common::{Gate, GateConfig, Upstream, WeChatDouble, closed_port};
 
 /// `/readyz`'s body once it answers `want`.
 async fn until_readyz(gate: &Gate, want: u16) -> serde_json::Value {
@@ -25,7 +23,7 @@ async fn a_backend_that_cannot_serve_keeps_the_replica_unready() {
         assert_eq!(body["upstream"]["prefix"], "/", "{body}");
         // The app comes up, on the address wxgate was told.
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        common::serve(listener, |_| async {
+        crate::common::serve(listener, |_| async {
             http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"up")))
         });
         let body = until_readyz(&gate, 200).await;

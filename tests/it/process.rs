@@ -1,8 +1,6 @@
 //! The `wxgate` binary as an operator runs it: `check-config`, SIGTERM
 //! draining, constant memory while streaming, and log lines free of secrets.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::binding::{BindingDouble, Mode};
-use common::redis::RedisServer;
-use common::{GateConfig, SECRET, Upstream, WeChatDouble};
+use crate::common::binding::{BindingDouble, Mode};
+use crate::common::redis::RedisServer;
+use crate::common::{GateConfig, SECRET, Upstream, WeChatDouble};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
@@ -84,24 +82,16 @@ impl Process {
 
     /// Waits until a log line contains every one of `parts`.
     async fn until_logged(&self, parts: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = self
-                .logs
-                .lock()
-                .unwrap()
+        let logged = || {
+            let lines = self.logs.lock().unwrap();
+            lines
                 .iter()
-                .any(|line| parts.iter().all(|p| line.contains(p)));
-            if found {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no line with {parts:?}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+                .any(|line| parts.iter().all(|p| line.contains(p)))
+        };
+        let what = crate::common::eventually::Later(|| {
+            format!("no line with {parts:?}:\n{}", self.logs())
+        });
+        crate::common::until(what, || async { logged() }).await;
     }
 
     fn url(&self, path: &str) -> String {
@@ -115,18 +105,19 @@ impl Process {
     /// `/readyz` is 200 and the session store not down.
     async fn until_ready(&self) {
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(ready) = http.get(self.admin_url("/readyz")).send().await
+        let url = self.admin_url("/readyz");
+        let what = crate::common::eventually::Later(|| format!("never ready:\n{}", self.logs()));
+        crate::common::until(what, || async {
+            if let Ok(ready) = http.get(&url).send().await
                 && ready.status() == 200
                 && let Ok(body) = ready.json::<serde_json::Value>().await
-                && body["store"] != "down"
             {
-                return;
+                body["store"] != "down"
+            } else {
+                false
             }
-            assert!(Instant::now() < deadline, "never ready:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
     }
 
     fn signal(&self, name: &str) {
@@ -139,17 +130,10 @@ impl Process {
 
     /// Waits for the process to exit; panics after `limit`.
     fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "wxgate did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = &mut self.child;
+        crate::common::eventually::blocking(limit, "wxgate did not exit", || {
+            child.try_wait().unwrap()
+        })
     }
 
     fn peak_rss_kib(&self) -> u64 {
@@ -183,7 +167,7 @@ fn logged(line: &str, field: &str) -> String {
 }
 
 async fn login(http: &reqwest::Client, url: String, code: &str) -> String {
-    let body = common::json(http.post(url).body(format!(r#"{{"code":"{code}"}}"#))).await;
+    let body = crate::common::json(http.post(url).body(format!(r#"{{"code":"{code}"}}"#))).await;
     body["session_id"].as_str().expect("session_id").to_owned()
 }
 
@@ -316,7 +300,7 @@ async fn streaming_a_large_body_runs_in_constant_memory() {
     let count = SIZE / chunk.len() as u64;
     let stream =
         futures_util::stream::iter((0..count).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let report = common::json(
+    let report = crate::common::json(
         http.post(gate.url("/upload"))
             .header("x-session-id", &id)
             .body(reqwest::Body::wrap_stream(stream)),
@@ -408,7 +392,10 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
         .unwrap();
     assert_eq!(check.status(), 200);
     let shown = http
-        .get(gate.admin_url(&format!("/users/{}", common::wechat::openid_of("cleo"))))
+        .get(gate.admin_url(&format!(
+            "/users/{}",
+            crate::common::wechat::openid_of("cleo")
+        )))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -554,8 +541,8 @@ async fn every_identity_header_name_since_start_stays_stripped_after_renames() {
         .unwrap();
     assert!(!echo.to_string().contains("forged"), "{echo}");
     assert_eq!(
-        common::upstream::header_values(&echo, "x-b-open"),
-        [common::wechat::openid_of("rena")]
+        crate::common::upstream::header_values(&echo, "x-b-open"),
+        [crate::common::wechat::openid_of("rena")]
     );
 }
 
@@ -653,7 +640,7 @@ async fn secrets_come_from_files_and_a_sighup_re_reads_them() {
 
     // The secret reset on WeChat's side (the running one stops working):
     // the new one in the Secret and a SIGHUP take both, no restart.
-    wechat.add_app(common::APPID, "rotated-app-secret-0002");
+    wechat.add_app(crate::common::APPID, "rotated-app-secret-0002");
     assert_eq!(
         status("file3").await,
         502,
@@ -664,11 +651,10 @@ async fn secrets_come_from_files_and_a_sighup_re_reads_them() {
     gate.until_logged(&["config reloaded"]).await;
     assert_eq!(admin("first-admin-token-0001").await, 401);
     assert_eq!(admin("second-admin-token-02").await, 404);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while status("file4").await != 200 {
-        assert!(Instant::now() < deadline, "the rotated secret never served");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::common::until("the rotated secret never served", || async {
+        status("file4").await == 200
+    })
+    .await;
     let text = metrics("second-admin-token-02").await;
     assert!(
         text.contains(r#"wxgate_config_reloads_total{result="applied"} 1"#),
@@ -814,12 +800,12 @@ async fn a_log_line_says_who_did_what() {
     let proxied = line_of("req-proxied");
     assert_eq!(
         proxied["openid"],
-        common::wechat::openid_of("vera"),
+        crate::common::wechat::openid_of("vera"),
         "{proxied}"
     );
     assert_eq!(
         proxied["user_id"],
-        common::binding::account_of(&common::wechat::openid_of("vera")),
+        crate::common::binding::account_of(&crate::common::wechat::openid_of("vera")),
         "{proxied}"
     );
     assert_eq!(
@@ -835,7 +821,7 @@ async fn a_log_line_says_who_did_what() {
     assert_eq!(asked["forward_auth"], true, "{asked}");
     assert_eq!(
         asked["openid"],
-        common::wechat::openid_of("vera"),
+        crate::common::wechat::openid_of("vera"),
         "{asked}"
     );
 }
@@ -920,7 +906,7 @@ fn front(listen: SocketAddr, replicas: &[&Process], generation: usize) -> String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_update_under_load_fails_no_request_and_loses_no_session() {
-    use common::nginx::{Nginx, free_addr};
+    use crate::common::nginx::{Nginx, free_addr};
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
     let redis = RedisServer::start();
@@ -974,18 +960,14 @@ async fn a_rolling_update_under_load_fails_no_request_and_loses_no_session() {
         let http = fresh.clone();
         let url = url("/_generation");
         async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
+            crate::common::until("nginx never reloaded", || async {
                 let seen = match http.get(&url).send().await {
                     Ok(r) => r.text().await.unwrap_or_default(),
                     Err(_) => String::new(),
                 };
-                if seen == n.to_string() {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "nginx never reloaded");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+                seen == n.to_string()
+            })
+            .await;
         }
     };
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,10 +1,8 @@
 //! Operator actions on the admin port: a user's record without secrets,
 //! and "log this user out everywhere", guarded by the admin token.
 
-mod common;
-
-use common::wechat::openid_of;
-use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error};
+use crate::common::wechat::openid_of;
+use crate::common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error};
 
 const TOKEN: &str = "an-admin-token-long-enough";
 
@@ -25,7 +23,7 @@ async fn logging_a_user_out_ends_every_session_and_the_next_login_works() {
     let (first, second) = (gate.login("kai").await, gate.login("slow:1:kai").await);
     let other = gate.login("lena").await;
 
-    let answer = common::json(revoke(&gate, "kai")).await;
+    let answer = crate::common::json(revoke(&gate, "kai")).await;
     assert_eq!(answer, serde_json::json!({"revoked": true, "known": true}));
     for id in [&first, &second] {
         assert_eq!(status(&gate, id).await, 401);
@@ -39,7 +37,7 @@ async fn logging_a_user_out_ends_every_session_and_the_next_login_works() {
     assert_eq!(status(&gate, &again).await, 200);
     assert_eq!(status(&gate, &first).await, 401, "revoked stays revoked");
 
-    let unknown = common::json(revoke(&gate, "nobody")).await;
+    let unknown = crate::common::json(revoke(&gate, "nobody")).await;
     assert_eq!(unknown["known"], false);
 }
 

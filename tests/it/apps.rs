@@ -3,13 +3,11 @@
 //! The double gives a user the same openid in every app (WeChat does not),
 //! so a gateway that filed users by openid alone would fail these tests.
 
-mod common;
-
-use common::binding::BindingDouble;
-use common::redis::RedisServer;
-use common::upstream::header_values;
-use common::wechat::{openid_of, unionid_of};
-use common::{APPID, Gate, GateConfig, Upstream, WeChatDouble, assert_error, metric};
+use crate::common::binding::BindingDouble;
+use crate::common::redis::RedisServer;
+use crate::common::upstream::header_values;
+use crate::common::wechat::{openid_of, unionid_of};
+use crate::common::{APPID, Gate, GateConfig, Upstream, WeChatDouble, assert_error, metric};
 use serde_json::json;
 
 const SHOP: &str = "wxshopapp000002";
@@ -66,21 +64,24 @@ fn referer(appid: &str) -> String {
 }
 
 async fn appid_seen(gate: &Gate, session: &str) -> Vec<String> {
-    let echo = common::json(gate.get("/x", session)).await;
+    let echo = crate::common::json(gate.get("/x", session)).await;
     header_values(&echo, "x-wx-appid")
 }
 
 /// A profile watermarked for `appid`, encrypted with `key`.
 fn encrypt(key: &str, appid: &str) -> String {
-    common::encrypt(
+    crate::common::encrypt(
         key,
         &json!({"nickName": "Cy", "watermark": {"timestamp": 1477314187, "appid": appid}}),
     )
 }
 
 async fn decrypt(gate: &Gate, session: &str, data: &str) -> reqwest::Response {
-    gate.post_decrypt(session, json!({ "encryptedData": data, "iv": common::IV }))
-        .await
+    gate.post_decrypt(
+        session,
+        json!({ "encryptedData": data, "iv": crate::common::IV }),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +221,8 @@ async fn sessions_never_cross_apps() {
         );
         assert_eq!(appid_seen(&gate, &in_shop).await, [SHOP], "redis={redis}");
         // A forged AppID is replaced by the session's own.
-        let echo = common::json(gate.get("/x", &in_default).header("x-wx-appid", SHOP)).await;
+        let echo =
+            crate::common::json(gate.get("/x", &in_default).header("x-wx-appid", SHOP)).await;
         assert_eq!(header_values(&echo, "x-wx-appid"), [APPID]);
 
         let default_key = setup.wechat.current_key_in(APPID, "cy");
@@ -304,7 +306,7 @@ async fn one_person_is_one_business_user_across_apps() {
     let in_shop = login(&gate, json!({"code": "union:dee", "appid": SHOP})).await;
     let expected = format!("acct-union-{}", unionid_of("dee"));
     for session in [&in_default, &in_shop] {
-        let echo = common::json(gate.get("/x", session)).await;
+        let echo = crate::common::json(gate.get("/x", session)).await;
         assert_eq!(header_values(&echo, "x-user-id"), [expected.as_str()]);
     }
     // Asked once per app, each time with that app and the shared unionid.
@@ -364,7 +366,7 @@ async fn redis_sessions_survive_adding_an_app_and_end_with_a_removed_one() {
     after.redis(&server.url());
     let new = after.start().await;
     new.until_ready().await;
-    let echo = common::json(new.get("/x", &session)).await;
+    let echo = crate::common::json(new.get("/x", &session)).await;
     assert_eq!(header_values(&echo, "x-wx-appid"), [APPID]);
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("fay")]);
     let key = setup.wechat.current_key_in(APPID, "fay");

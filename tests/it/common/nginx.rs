@@ -58,18 +58,13 @@ impl Nginx {
             .stdout(Stdio::null())
             .spawn()
             .expect("nginx (scripts/test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
         for addr in listening {
-            while tokio::net::TcpStream::connect(addr).await.is_err() {
-                assert!(Instant::now() < deadline, "nginx did not start");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            super::until(format!("nginx did not listen on {addr}"), || async {
+                tokio::net::TcpStream::connect(addr).await.is_ok()
+            })
+            .await;
         }
         Self { child, dir, master }
-    }
-
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
     }
 
     /// Replaces the `server` blocks and reloads (SIGHUP, as `nginx -s

@@ -1,11 +1,7 @@
 //! The admin port: Prometheus metrics that move with traffic, and probes.
 
-mod common;
-
-use std::time::Duration;
-
-use common::redis::RedisServer;
-use common::{GateConfig, Upstream, WeChatDouble, metric};
+use crate::common::redis::RedisServer;
+use crate::common::{GateConfig, Upstream, WeChatDouble, metric};
 
 const AUTHENTICATED_2XX: &str = r#"wxgate_requests_total{outcome="authenticated",status="2xx"}"#;
 const REJECTED_4XX: &str = r#"wxgate_requests_total{outcome="rejected",status="4xx"}"#;
@@ -124,11 +120,10 @@ async fn in_flight_and_errors_are_counted() {
     let gate = config.start().await;
 
     let slow = tokio::spawn(gate.http.get(gate.url("/slow?ms=1500")).send());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while metric(&gate.metrics().await, "wxgate_requests_in_flight") < 1.0 {
-        assert!(std::time::Instant::now() < deadline, "never in flight");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::common::until("never in flight", || async {
+        metric(&gate.metrics().await, "wxgate_requests_in_flight") >= 1.0
+    })
+    .await;
     assert_eq!(slow.await.unwrap().unwrap().status(), 200);
     assert_eq!(
         metric(&gate.metrics().await, "wxgate_requests_in_flight"),
@@ -151,7 +146,7 @@ async fn admin_port_serves_probes_and_nothing_else() {
         let response = gate.http.get(gate.admin_url(path)).send().await.unwrap();
         assert_eq!(response.status(), status, "{path}");
     }
-    common::assert_error(
+    crate::common::assert_error(
         gate.http
             .get(gate.admin_url("/orders"))
             .send()
@@ -161,7 +156,7 @@ async fn admin_port_serves_probes_and_nothing_else() {
         "not_found",
     )
     .await;
-    common::assert_error(
+    crate::common::assert_error(
         gate.http
             .post(gate.admin_url("/metrics"))
             .send()
@@ -173,7 +168,7 @@ async fn admin_port_serves_probes_and_nothing_else() {
     .await;
     // The proxy port does not answer /metrics itself: it is an ordinary
     // protected path there.
-    common::assert_error(
+    crate::common::assert_error(
         gate.http.get(gate.url("/metrics")).send().await.unwrap(),
         401,
         "session_invalid",

@@ -2,13 +2,11 @@
 //! rotation, /decrypt, login with data, phone numbers, access tokens and
 //! the server-side session check.
 
-mod common;
-
 use std::time::Duration;
 
-use common::upstream::header_values;
-use common::wechat::openid_of;
-use common::{APPID, Gate, GateConfig, IV, Upstream, WeChatDouble, assert_error, encrypt};
+use crate::common::upstream::header_values;
+use crate::common::wechat::openid_of;
+use crate::common::{APPID, Gate, GateConfig, IV, Upstream, WeChatDouble, assert_error, encrypt};
 use serde_json::json;
 use sha1::{Digest, Sha1};
 
@@ -184,7 +182,7 @@ async fn phone_number_by_code_is_injected_only_when_configured() {
         assert_eq!(phone["phoneNumber"], "13800138000");
         assert_eq!(phone["countryCode"], "86");
 
-        let echo = common::json(
+        let echo = crate::common::json(
             gate.get("/x", &id)
                 .header("X-WX-Phone", "forged")
                 .header("x_wx_phone", "forged"),
@@ -205,7 +203,7 @@ async fn legacy_phone_decryption_is_kept_and_survives_relogin() {
     assert_eq!(response.status(), 200);
     let newer = gate.login("slow:1:pia").await;
     for session in [&id, &newer] {
-        let echo = common::json(gate.get("/x", session)).await;
+        let echo = crate::common::json(gate.get("/x", session)).await;
         assert_eq!(header_values(&echo, "x-wx-phone"), ["13911112222"]);
         assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("pia")]);
     }

@@ -1,15 +1,13 @@
 //! `POST /login` against the WeChat test double: success, every documented
 //! error code, broken and slow answers, bad bodies, one call per code.
 
-mod common;
-
 use std::time::Duration;
 
-use common::upstream::header_values;
-use common::wechat::{openid_of, unionid_of};
-use common::{APPID, GateConfig, SECRET, Upstream, WeChatDouble, assert_error};
+use crate::common::upstream::header_values;
+use crate::common::wechat::{openid_of, unionid_of};
+use crate::common::{APPID, GateConfig, SECRET, Upstream, WeChatDouble, assert_error};
 
-async fn setup() -> (WeChatDouble, Upstream, common::Gate) {
+async fn setup() -> (WeChatDouble, Upstream, crate::common::Gate) {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
     let gate = GateConfig::new(&wechat, &upstream).start().await;
@@ -36,7 +34,7 @@ async fn login_returns_a_session_and_never_the_session_key() {
     );
     assert_eq!(body.as_object().unwrap().len(), 2, "{text}");
 
-    let echo = common::json(gate.get("/me", id)).await;
+    let echo = crate::common::json(gate.get("/me", id)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("alice")]);
     assert_eq!(header_values(&echo, "x-wx-appid"), [APPID]);
     assert!(
@@ -49,7 +47,7 @@ async fn login_returns_a_session_and_never_the_session_key() {
 async fn unionid_is_injected_when_wechat_gives_one() {
     let (_wechat, _upstream, gate) = setup().await;
     let id = gate.login("union:bob").await;
-    let echo = common::json(gate.get("/me", &id)).await;
+    let echo = crate::common::json(gate.get("/me", &id)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("bob")]);
     assert_eq!(header_values(&echo, "x-wx-unionid"), [unionid_of("bob")]);
 }
@@ -124,7 +122,7 @@ async fn unreachable_wechat_is_502() {
     config.set(
         "wechat",
         "api_base",
-        &format!("\"http://{}\"", common::closed_port().await),
+        &format!("\"http://{}\"", crate::common::closed_port().await),
     );
     let gate = config.start().await;
     let body = assert_error(
@@ -231,7 +229,7 @@ async fn many_concurrent_users_never_cross_identities() {
         let gate = &gate;
         async move {
             for _ in 0..3 {
-                let echo = common::json(gate.get("/whoami", id)).await;
+                let echo = crate::common::json(gate.get("/whoami", id)).await;
                 assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of(user)]);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }

@@ -5,9 +5,9 @@
 //! - [`Upstream`]: an echo backend that reports what it received.
 //! - [`GateConfig`]: builds a config and starts wxgate in-process on an
 //!   ephemeral port.
-#![allow(dead_code)]
 
 pub mod binding;
+pub mod eventually;
 pub mod link;
 pub mod nginx;
 pub mod redis;
@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use eventually::{PATIENCE, eventually, until};
 pub use upstream::Upstream;
 pub use wechat::WeChatDouble;
 
@@ -200,25 +201,25 @@ impl Gate {
         &self,
         done: impl Fn(u16, &serde_json::Value) -> bool,
     ) -> (u16, serde_json::Value) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut last = (0, serde_json::Value::Null);
-        loop {
-            if let Ok(ready) = self.http.get(self.admin_url("/readyz")).send().await {
-                let status = ready.status().as_u16();
-                if let Ok(body) = ready.json::<serde_json::Value>().await {
-                    if done(status, &body) {
-                        return (status, body);
-                    }
-                    last = (status, body);
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
+        let last = std::sync::Mutex::new((0, serde_json::Value::Null));
+        let what = eventually::Later(|| {
+            let last = last.lock().unwrap();
+            format!(
                 "wxgate at {}: /readyz never got there; last {last:?}",
                 self.addr
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+            )
+        });
+        eventually(PATIENCE, what, || async {
+            let ready = self.http.get(self.admin_url("/readyz")).send().await.ok()?;
+            let status = ready.status().as_u16();
+            let body = ready.json::<serde_json::Value>().await.ok()?;
+            if done(status, &body) {
+                return Some((status, body));
+            }
+            *last.lock().unwrap() = (status, body);
+            None
+        })
+        .await
     }
 
     /// Waits until `/readyz` no longer says "starting" (its first WeChat

@@ -87,10 +87,6 @@ impl BindingDouble {
         self.state.lock().unwrap().calls.clone()
     }
 
-    pub fn peak_in_flight(&self) -> usize {
-        self.state.lock().unwrap().peak_in_flight
-    }
-
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let followed = req.uri().path() == "/followed";
         let auth = req

@@ -2,29 +2,27 @@
 //! front of the echo backend, asking wxgate's `/auth`. Only the addresses
 //! in the file are replaced. (scripts/test installs nginx when missing.)
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::binding::{BindingDouble, account_of};
-use common::upstream::{header_names, header_values};
-use common::wechat::openid_of;
-use common::{GateConfig, Upstream, WeChatDouble, assert_error};
+use crate::common::binding::{BindingDouble, account_of};
+use crate::common::upstream::{header_names, header_values};
+use crate::common::wechat::openid_of;
+use crate::common::{GateConfig, Upstream, WeChatDouble, assert_error};
 
 /// deploy/nginx/wxgate-auth.conf with only its addresses replaced.
 struct Nginx {
-    _nginx: common::nginx::Nginx,
+    _nginx: crate::common::nginx::Nginx,
     addr: SocketAddr,
 }
 
 impl Nginx {
     async fn start(upstream: SocketAddr, wxgate: SocketAddr) -> Self {
-        let addr = common::nginx::free_addr();
-        let example = include_str!("../deploy/nginx/wxgate-auth.conf")
+        let addr = crate::common::nginx::free_addr();
+        let example = include_str!("../../deploy/nginx/wxgate-auth.conf")
             .replace("127.0.0.1:3000", &upstream.to_string())
             .replace("127.0.0.1:8080", &wxgate.to_string())
             .replace("listen 8000;", &format!("listen {addr};"));
-        let nginx = common::nginx::Nginx::start(&example, &[addr]).await;
+        let nginx = crate::common::nginx::Nginx::start(&example, &[addr]).await;
         Self {
             _nginx: nginx,
             addr,
@@ -52,7 +50,7 @@ async fn the_nginx_example_lets_only_real_identities_through() {
     let http = reqwest::Client::new();
 
     // Login goes through nginx to wxgate itself.
-    let login = common::json(http.post(nginx.url("/login")).body(r#"{"code":"uma"}"#)).await;
+    let login = crate::common::json(http.post(nginx.url("/login")).body(r#"{"code":"uma"}"#)).await;
     let id = login["session_id"].as_str().expect("session_id").to_owned();
 
     let forged = |request: reqwest::RequestBuilder| {
@@ -64,7 +62,8 @@ async fn the_nginx_example_lets_only_real_identities_through() {
             .header("X-User-Id", "forged")
     };
     let echo =
-        common::json(forged(http.get(nginx.url("/orders?x=1"))).header("x-session-id", &id)).await;
+        crate::common::json(forged(http.get(nginx.url("/orders?x=1"))).header("x-session-id", &id))
+            .await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("uma")]);
     assert_eq!(
         header_values(&echo, "x-user-id"),
@@ -90,7 +89,7 @@ async fn the_nginx_example_lets_only_real_identities_through() {
     assert_eq!(check["valid"], true, "{check}");
 
     // Public route, no session: passes, with no identity at all.
-    let echo = common::json(forged(http.get(nginx.url("/public/list")))).await;
+    let echo = crate::common::json(forged(http.get(nginx.url("/public/list")))).await;
     assert!(header_values(&echo, "x-wx-openid").is_empty(), "{echo}");
     assert!(!echo.to_string().contains("forged"), "{echo}");
 
@@ -109,7 +108,7 @@ async fn the_nginx_example_lets_only_real_identities_through() {
         ("/public/..;/orders", 400),
     ] {
         let request = format!("GET {trick} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-        let (got, head, _) = common::raw(nginx.addr, &request).await;
+        let (got, head, _) = crate::common::raw(nginx.addr, &request).await;
         assert_eq!(got, status, "{trick}");
         assert!(
             head.to_ascii_lowercase()

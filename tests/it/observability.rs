@@ -4,14 +4,12 @@
 //! dashboard use is one wxgate exports. (scripts/test installs Debian's
 //! prometheus, which brings promtool.)
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::binding::BindingDouble;
-use common::{Gate, GateConfig, Upstream, WeChatDouble};
+use crate::common::binding::BindingDouble;
+use crate::common::{Gate, GateConfig, Upstream, WeChatDouble};
 
 const RULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -168,7 +166,7 @@ async fn a_real_prometheus_scrapes_wxgate() {
     let dir = std::env::temp_dir().join(format!("wxgate-prometheus-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let addr = common::nginx::free_addr();
+    let addr = crate::common::nginx::free_addr();
     let config = format!(
         "global:\n  scrape_interval: 1s\nrule_files: [{RULES:?}]\nscrape_configs:\n  - job_name: wxgate\n    \
          static_configs:\n      - targets: [\"{}\"]\n",
@@ -192,34 +190,30 @@ async fn a_real_prometheus_scrapes_wxgate() {
     let prometheus = Prometheus { child, dir, addr };
     let http = reqwest::Client::new();
     let api = |path: &str| format!("http://{}{path}", prometheus.addr);
-    let deadline = Instant::now() + Duration::from_secs(60);
     // The target is up, and a wxgate series comes back through the query API.
-    loop {
-        let targets = http.get(api("/api/v1/targets")).send().await;
-        let query = http
-            .get(api("/api/v1/query"))
-            .query(&[("query", "sum(wxgate_requests_total)")])
-            .send()
-            .await;
-        if let (Ok(targets), Ok(query)) = (targets, query)
-            && let (Ok(targets), Ok(query)) = (
-                targets.json::<serde_json::Value>().await,
-                query.json::<serde_json::Value>().await,
-            )
-        {
+    crate::common::eventually(
+        60 * Duration::from_secs(1),
+        "Prometheus never scraped wxgate",
+        || async {
+            let targets = http.get(api("/api/v1/targets")).send().await.ok()?;
+            let query = http
+                .get(api("/api/v1/query"))
+                .query(&[("query", "sum(wxgate_requests_total)")])
+                .send()
+                .await
+                .ok()?;
+            let targets = targets.json::<serde_json::Value>().await.ok()?;
+            let query = query.json::<serde_json::Value>().await.ok()?;
             let up = targets["data"]["activeTargets"]
                 .as_array()
                 .is_some_and(|t| t.iter().any(|t| t["health"] == "up"));
             let value = query["data"]["result"][0]["value"][1]
                 .as_str()
                 .and_then(|v| v.parse::<f64>().ok());
-            if up && value.is_some_and(|v| v >= 1.0) {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "Prometheus never scraped wxgate");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            (up && value.is_some_and(|v| v >= 1.0)).then_some(())
+        },
+    )
+    .await;
     // The rules loaded.
     let rules: serde_json::Value = http
         .get(api("/api/v1/rules"))

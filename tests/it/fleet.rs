@@ -2,15 +2,13 @@
 //! propagate within a second, restarts lose nothing, outages degrade to
 //! 503 (never 401) and heal by themselves, and nothing usable sits in Redis.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::link::Link;
-use common::redis::{RedisCluster, RedisServer};
-use common::upstream::header_values;
-use common::wechat::openid_of;
-use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error};
+use crate::common::link::Link;
+use crate::common::redis::{RedisCluster, RedisServer};
+use crate::common::upstream::header_values;
+use crate::common::wechat::openid_of;
+use crate::common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error};
 
 struct Fleet {
     wechat: WeChatDouble,
@@ -51,7 +49,7 @@ async fn a_login_at_one_replica_works_at_another() {
     let fleet = Fleet::new().await;
     let (a, b) = (fleet.replica().await, fleet.replica().await);
     let id = a.login("alma").await;
-    let echo = common::json(b.get("/x", &id)).await;
+    let echo = crate::common::json(b.get("/x", &id)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("alma")]);
 }
 
@@ -90,7 +88,7 @@ async fn a_new_login_reaches_every_replica_s_cached_user() {
     a.login("union:cleo").await; // a new key and a unionid
     let started = Instant::now();
     loop {
-        let echo = common::json(b.get("/x", &first)).await;
+        let echo = crate::common::json(b.get("/x", &first)).await;
         if header_values(&echo, "x-wx-unionid") == ["u_cleo"] {
             break;
         }
@@ -137,7 +135,10 @@ async fn a_redis_outage_is_503_not_401_and_heals_without_a_restart() {
     until_store(&b, "down").await;
     let ready = b.http.get(b.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    assert_eq!(common::metric(&b.metrics().await, "wxgate_store_up"), 0.0);
+    assert_eq!(
+        crate::common::metric(&b.metrics().await, "wxgate_store_up"),
+        0.0
+    );
 
     fleet.redis.resume();
     b.until_ready().await;
@@ -282,7 +283,7 @@ async fn an_operator_logout_ends_the_user_s_sessions_on_every_replica_within_a_s
         assert_eq!(status(gate, id).await, 200);
     }
     let url = a.admin_url(&format!("/users/{}/logout", openid_of("rita")));
-    let revoked = common::json(a.http.post(url)).await;
+    let revoked = crate::common::json(a.http.post(url)).await;
     assert_eq!(revoked["revoked"], true);
     let started = Instant::now();
     for (gate, id) in [(&a, &at_a), (&a, &at_b), (&b, &at_a), (&b, &at_b)] {
@@ -314,16 +315,15 @@ async fn replica_behind_a_link(fleet: &Fleet) -> (Gate, Link) {
 
 /// Revocations B has heard and applied (its own count).
 async fn heard(b: &Gate) -> f64 {
-    common::metric(&b.metrics().await, "wxgate_store_revocations_heard_total")
+    crate::common::metric(&b.metrics().await, "wxgate_store_revocations_heard_total")
 }
 
 /// Waits until B has applied more than `than` revocations.
 async fn until_heard(b: &Gate, than: f64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while heard(b).await <= than {
-        assert!(Instant::now() < deadline, "B never heard the revocation");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    crate::common::until("B never heard the revocation", || async {
+        heard(b).await > than
+    })
+    .await;
 }
 
 /// Holds B's Redis answers while `during` runs at A, until B has applied
@@ -380,8 +380,7 @@ async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
     let fleet = Fleet::new().await;
     let a = fleet.replica().await;
     let (b, link) = replica_behind_a_link(&fleet).await;
-    let payload =
-        serde_json::json!({"nickName": "n", "watermark": {"appid": common::APPID, "timestamp": 1}});
+    let payload = serde_json::json!({"nickName": "n", "watermark": {"appid": crate::common::APPID, "timestamp": 1}});
     for round in 0..10 {
         let user = format!("turn{round}");
         let before = heard(&b).await;
@@ -396,8 +395,8 @@ async fn a_key_rotation_during_another_replica_s_read_never_goes_back() {
         let code = format!("slow:1:{user}");
         let (first, _) = while_b_reads(&b, &link, read, a.login(&code)).await;
         assert_eq!(first, 200, "round {round}");
-        let newest = common::encrypt(&fleet.wechat.current_key(&user), &payload);
-        let body = serde_json::json!({"encryptedData": newest, "iv": common::IV});
+        let newest = crate::common::encrypt(&fleet.wechat.current_key(&user), &payload);
+        let body = serde_json::json!({"encryptedData": newest, "iv": crate::common::IV});
         assert_eq!(
             b.post_decrypt(&id, body).await.status(),
             200,
@@ -447,7 +446,7 @@ async fn ready_requires_store_puts_the_store_back_in_readiness() {
     fleet.redis.resume();
     gate.until_ready().await;
     assert_eq!(
-        common::metric(&gate.metrics().await, "wxgate_store_up"),
+        crate::common::metric(&gate.metrics().await, "wxgate_store_up"),
         1.0
     );
 }
@@ -473,7 +472,7 @@ async fn stale_if_error_serves_cached_sessions_through_an_outage_and_nothing_els
             "a cached session keeps working"
         );
     }
-    let served = common::metric(&a.metrics().await, "wxgate_store_stale_served_total");
+    let served = crate::common::metric(&a.metrics().await, "wxgate_store_stale_served_total");
     assert!(served >= 3.0, "{served}");
     // What the cache does not hold, and every write, still waits for Redis.
     assert_error(

@@ -2,14 +2,12 @@
 //! queries, status and header pass-through, streaming both ways, upgrades,
 //! upstream failures.
 
-mod common;
-
-use common::upstream::{header_names, header_values};
-use common::{GateConfig, Upstream, WeChatDouble, assert_error, raw};
+use crate::common::upstream::{header_names, header_values};
+use crate::common::{GateConfig, Upstream, WeChatDouble, assert_error, raw};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn setup() -> (WeChatDouble, Upstream, common::Gate, String) {
+async fn setup() -> (WeChatDouble, Upstream, crate::common::Gate, String) {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
     // The echo backend upgrades to its own `echo` protocol.
@@ -132,7 +130,7 @@ async fn path_prefix_of_the_upstream_url_is_prepended() {
         .start()
         .await;
     let id = gate.login("rob").await;
-    let echo = common::json(gate.get("/x?y=1", &id)).await;
+    let echo = crate::common::json(gate.get("/x?y=1", &id)).await;
     assert_eq!(echo["uri"], "/base/x?y=1");
 }
 
@@ -196,7 +194,10 @@ async fn large_bodies_stream_both_ways() {
     assert_eq!(received, SIZE);
 }
 
-async fn upgrade(gate: &common::Gate, session: Option<&str>) -> (String, tokio::net::TcpStream) {
+async fn upgrade(
+    gate: &crate::common::Gate,
+    session: Option<&str>,
+) -> (String, tokio::net::TcpStream) {
     let mut stream = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
     let session = session
         .map(|id| format!("X-Session-Id: {id}\r\n"))
@@ -263,7 +264,7 @@ async fn upstream_connections_are_kept_alive_and_closed_ones_never_reused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_refused_is_502_and_timeout_is_504() {
     let wechat = WeChatDouble::start().await;
-    let closed = common::closed_port().await;
+    let closed = crate::common::closed_port().await;
     let gate = GateConfig::with_upstream_url(&wechat, &format!("http://{closed}"))
         .start()
         .await;

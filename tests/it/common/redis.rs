@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct RedisServer {
     pub port: u16,
@@ -88,16 +88,15 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be on PATH (`.ci/run` installs it; apt-get install redis-server)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() && self.ping()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
+        super::eventually::blocking(
+            super::PATIENCE,
+            format!("redis-server did not start on port {}", self.port),
+            || {
+                let up = TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok();
+                (up && self.ping()).then_some(())
+            },
+        );
     }
 
     fn ping(&self) -> bool {
@@ -158,14 +157,17 @@ impl RedisCluster {
             .expect("redis-cli (Debian's redis-tools, which redis-server depends on)");
         assert!(created.success(), "redis-cli --cluster create failed");
         let cluster = Self { nodes };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cluster.nodes.iter().all(RedisServer::cluster_ok) {
-            assert!(
-                Instant::now() < deadline,
-                "the cluster never reached cluster_state:ok"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::eventually::blocking(
+            2 * super::PATIENCE,
+            "the cluster never reached cluster_state:ok",
+            || {
+                cluster
+                    .nodes
+                    .iter()
+                    .all(RedisServer::cluster_ok)
+                    .then_some(())
+            },
+        );
         cluster
     }
 

@@ -7,12 +7,10 @@
 //! backend that trusts 127.0.0.1); and what forward-auth hands the front
 //! proxy. The flood's figures at scale are bench/flood's.
 
-mod common;
-
-use common::redis::RedisServer;
-use common::upstream::{header_names, header_values};
-use common::web::*;
-use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error, raw};
+use crate::common::redis::RedisServer;
+use crate::common::upstream::{header_names, header_values};
+use crate::common::web::*;
+use crate::common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error, raw};
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, COOKIE, LOCATION};
 
@@ -358,8 +356,8 @@ async fn a_legacy_backend_that_trusts_loopback_gets_the_real_client() {
     // nginx's realip module as the backend, trusting 127.0.0.1 (where a
     // sidecar connects from) as Tomcat's RemoteIpValve does: it reports the
     // client address, scheme and host it believes.
-    let addr = common::nginx::free_addr();
-    let backend = common::nginx::Nginx::start(
+    let addr = crate::common::nginx::free_addr();
+    let backend = crate::common::nginx::Nginx::start(
         &format!(
             "server {{ listen {addr}; set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For; \
              real_ip_recursive on; location / {{ default_type text/plain; \
@@ -394,12 +392,12 @@ async fn the_nginx_forward_auth_example_keeps_wxgate_s_cookie_from_the_backend()
     let setup = Setup::new().await;
     let gate = setup.config(None).start().await;
     let session = logged_in(&gate, "fred").await;
-    let addr = common::nginx::free_addr();
-    let example = include_str!("../deploy/nginx/wxgate-auth.conf")
+    let addr = crate::common::nginx::free_addr();
+    let example = include_str!("../../deploy/nginx/wxgate-auth.conf")
         .replace("127.0.0.1:3000", &setup.upstream.addr.to_string())
         .replace("127.0.0.1:8080", &gate.addr.to_string())
         .replace("listen 8000;", &format!("listen {addr};"));
-    let _nginx = common::nginx::Nginx::start(&example, &[addr]).await;
+    let _nginx = crate::common::nginx::Nginx::start(&example, &[addr]).await;
     let get = |cookie: String| {
         reqwest::Client::new()
             .get(format!("http://{addr}/orders"))

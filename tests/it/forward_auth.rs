@@ -1,11 +1,9 @@
 //! Forward-auth (`/auth`) for nginx `auth_request`, Traefik ForwardAuth and
 //! Envoy `ext_authz`, and the request id every answer carries.
 
-mod common;
-
-use common::upstream::header_values;
-use common::wechat::{openid_of, unionid_of};
-use common::{APPID, Gate, GateConfig, Upstream, WeChatDouble, assert_error};
+use crate::common::upstream::header_values;
+use crate::common::wechat::{openid_of, unionid_of};
+use crate::common::{APPID, Gate, GateConfig, Upstream, WeChatDouble, assert_error};
 
 async fn gate(wechat: &WeChatDouble, upstream: &Upstream) -> Gate {
     let mut config = GateConfig::new(wechat, upstream);
@@ -149,7 +147,7 @@ async fn an_empty_auth_route_turns_forward_auth_off() {
     let gate = config.start().await;
     let id = gate.login("sven").await;
     // Off: the reserved prefix still keeps the path from the backend.
-    common::assert_error(
+    crate::common::assert_error(
         gate.get("/_wxgate/auth", &id).send().await.unwrap(),
         404,
         "not_found",

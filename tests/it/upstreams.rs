@@ -2,11 +2,9 @@
 //! echo server: routing by longest prefix, `strip_prefix`, public routes
 //! per upstream, `404 no_upstream`, and a backend down failing only its prefix.
 
-mod common;
-
-use common::upstream::header_values;
-use common::wechat::openid_of;
-use common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error, closed_port};
+use crate::common::upstream::header_values;
+use crate::common::wechat::openid_of;
+use crate::common::{Gate, GateConfig, Upstream, WeChatDouble, assert_error, closed_port};
 
 struct Services {
     _wechat: WeChatDouble,
@@ -58,7 +56,7 @@ url = "http://{down}"
 }
 
 async fn uri_seen(gate: &Gate, path: &str, session: &str) -> String {
-    let echo = common::json(gate.get(path, session)).await;
+    let echo = crate::common::json(gate.get(path, session)).await;
     assert_eq!(header_values(&echo, "x-wx-openid"), [openid_of("gus")]);
     echo["uri"].as_str().unwrap().to_owned()
 }
@@ -109,7 +107,7 @@ async fn each_prefix_reaches_its_own_backend_the_longest_winning() {
     // Each upstream's answers are timed under its own prefix.
     let metrics = s.gate.metrics().await;
     let timed = |prefix: &str| {
-        common::metric(
+        crate::common::metric(
             &metrics,
             &format!(r#"wxgate_upstream_duration_seconds_count{{upstream="{prefix}"}}"#),
         )
@@ -226,9 +224,9 @@ async fn a_catch_all_upstream_takes_what_no_prefix_claims() {
     ));
     let gate = config.start().await;
     let session = gate.login("hal").await;
-    let echo = common::json(gate.get("/shop/x", &session)).await;
+    let echo = crate::common::json(gate.get("/shop/x", &session)).await;
     assert_eq!(echo["uri"], "/shop/x");
-    let echo = common::json(gate.get("/anything", &session)).await;
+    let echo = crate::common::json(gate.get("/anything", &session)).await;
     assert_eq!(echo["uri"], "/anything");
     assert_eq!((main.hits(), shop.hits()), (1, 1));
 }

@@ -17,12 +17,10 @@
 //! (2) is the upstream the backend's own reading of the path belongs to,
 //! and (3) without a session, served a public path.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::nginx::{Nginx, free_addr};
-use common::{Gate, GateConfig, WeChatDouble, raw};
+use crate::common::nginx::{Nginx, free_addr};
+use crate::common::{Gate, GateConfig, WeChatDouble, raw};
 use proptest::prelude::*;
 
 const SERVERS: [&str; 4] = ["vault", "orders", "shop", "main"];

@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -61,20 +60,9 @@ impl Link {
         self.answers_held.load(Ordering::SeqCst)
     }
 
-    /// Pub/sub chunks that carried `needle` (`s:` for a session's
-    /// revocation, `u:` for a user's).
-    pub fn heard(&self, needle: &str) -> usize {
-        let chunks = self.pubsub.lock().unwrap();
-        chunks.iter().filter(|c| c.contains(needle)).count()
-    }
-
     /// Waits until `probe` exceeds `than`.
     pub async fn until(&self, probe: impl Fn(&Self) -> usize, than: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while probe(self) <= than {
-            assert!(Instant::now() < deadline, "the link never saw it");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        super::until("the link never saw it", || async { probe(self) > than }).await;
     }
 
     async fn carry(self, client: TcpStream, server: TcpStream) {

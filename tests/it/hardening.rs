@@ -2,12 +2,10 @@
 //! nobody allowed (h2c smuggling), routing overrides, malformed bodies
 //! passed off as upstream failures. Raw sockets, a recording backend.
 
-mod common;
+use crate::common::upstream::{header_names, header_values};
+use crate::common::{GateConfig, Upstream, WeChatDouble, metric, raw};
 
-use common::upstream::{header_names, header_values};
-use common::{GateConfig, Upstream, WeChatDouble, metric, raw};
-
-async fn start(extra: &[(&str, &str, &str)]) -> (WeChatDouble, Upstream, common::Gate) {
+async fn start(extra: &[(&str, &str, &str)]) -> (WeChatDouble, Upstream, crate::common::Gate) {
     let (wechat, upstream) = (WeChatDouble::start().await, Upstream::start().await);
     let mut config = GateConfig::new(&wechat, &upstream);
     config.set("routes", "public", r#"["/public", "/upload", "/ws"]"#);
@@ -64,7 +62,7 @@ async fn routing_overrides_are_removed_unless_the_backend_needs_them() {
         ("X.HTTP.Method", "DELETE"),
         ("x-method-override", "DELETE"),
     ];
-    let send = |gate: &common::Gate| {
+    let send = |gate: &crate::common::Gate| {
         let mut request = gate.http.get(gate.url("/public/products"));
         for (name, value) in overrides {
             request = request.header(name, value);
