@@ -30,7 +30,8 @@ fn behind_a_proxy(setup: &Setup, redis: Option<&RedisServer>) -> GateConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_login_starts_evicts_its_own_and_honest_slow_logins_come_back() {
+async fn a_flood_of_login_starts_evicts_its_own_and_honest_slow_logins_come_back_memory_and_redis()
+{
     let redis = RedisServer::start();
     for store in [None, Some(&redis)] {
         let name = if store.is_some() { "redis" } else { "memory" };
@@ -352,7 +353,7 @@ async fn wxgate_owns_the_proxy_headers_unless_a_trusted_proxy_sent_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_legacy_backend_that_trusts_loopback_gets_the_real_client() {
+async fn a_legacy_backend_that_trusts_loopback_gets_the_real_client_nginx_realip() {
     // nginx's realip module as the backend, trusting 127.0.0.1 (where a
     // sidecar connects from) as Tomcat's RemoteIpValve does: it reports the
     // client address, scheme and host it believes.

@@ -201,7 +201,7 @@ async fn one_app_needs_no_appid_and_ignores_the_referer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_never_cross_apps() {
+async fn sessions_never_cross_apps_memory_and_redis() {
     for redis in [false, true] {
         let setup = Setup::new().await;
         let server = redis.then(RedisServer::start);

@@ -43,7 +43,8 @@ async fn user_ids(gate: &Gate, session: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_logins_of_one_user_bind_once_and_every_session_carries_the_id() {
+async fn concurrent_logins_of_one_user_bind_once_and_every_session_carries_the_id_memory_and_redis()
+{
     for redis in [false, true] {
         let setup = Setup::new().await;
         let server = redis.then(RedisServer::start);

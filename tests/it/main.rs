@@ -3,12 +3,27 @@
 //! Prometheus; nothing of wxgate's own mocked. A module per area.
 //!
 //! One binary links once (23 did before), which CI's time and disk feel.
-//! Tests that need a server from outside the repo name it: their module
-//! (`nginx`, `fleet` and `store_conformance` with Redis, `observability`
-//! with Prometheus) or their name (`…_redis…`, `…nginx…`), so
-//! `cargo test redis` or `cargo test -- --skip nginx` selects them.
+//! A test that needs a server from outside the repo names it, in its
+//! module (`redis::`, `nginx::`, `prometheus::`) or its own name, so
+//! `cargo test redis` runs them and `cargo test -- --skip redis --skip
+//! nginx --skip prometheus` runs the rest.
 
 mod common;
+
+/// Needs `redis-server` (and `redis-cli` for the cluster).
+mod redis {
+    mod fleet;
+    mod store_conformance;
+}
+
+/// Needs `nginx`.
+mod nginx {
+    mod example;
+    mod paths;
+}
+
+/// Needs `prometheus` and `promtool`.
+mod prometheus;
 
 mod admin_users;
 mod anonymous;
@@ -16,21 +31,16 @@ mod apps;
 mod binding;
 mod defence;
 mod docs;
-mod fleet;
 mod forward_auth;
 mod hardening;
 mod identity;
 mod login;
 mod metrics;
-mod nginx;
-mod observability;
-mod paths;
 mod process;
 mod properties;
 mod proxy;
 mod readiness;
 mod session_key;
 mod sessions;
-mod store_conformance;
 mod upstreams;
 mod web_login;

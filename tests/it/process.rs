@@ -451,7 +451,7 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_share_sessions_and_a_killed_one_loses_nothing() {
+async fn two_processes_on_redis_share_sessions_and_a_killed_one_loses_nothing() {
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;
     let redis = RedisServer::start();
@@ -905,7 +905,7 @@ fn front(listen: SocketAddr, replicas: &[&Process], generation: usize) -> String
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rolling_update_under_load_fails_no_request_and_loses_no_session() {
+async fn a_rolling_update_on_redis_behind_nginx_fails_no_request_and_loses_no_session() {
     use crate::common::nginx::{Nginx, free_addr};
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;

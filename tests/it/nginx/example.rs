@@ -18,7 +18,7 @@ struct Nginx {
 impl Nginx {
     async fn start(upstream: SocketAddr, wxgate: SocketAddr) -> Self {
         let addr = crate::common::nginx::free_addr();
-        let example = include_str!("../../deploy/nginx/wxgate-auth.conf")
+        let example = include_str!("../../../deploy/nginx/wxgate-auth.conf")
             .replace("127.0.0.1:3000", &upstream.to_string())
             .replace("127.0.0.1:8080", &wxgate.to_string())
             .replace("listen 8000;", &format!("listen {addr};"));
