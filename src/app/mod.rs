@@ -4,9 +4,10 @@
 //! `handle_request_inner` routes the request and returns
 //! `Result<Response, HttpError>`; `handle` turns an error into its JSON
 //! response (`HttpError::into_response`, the one place that does; a plain
-//! page on the browser login's routes) and leaves the request's
-//! [`Outcome`] on the response, where the stack's observe layer reads it
-//! for the request's single log line and its metrics. Who is asking (the
+//! page on the browser login's routes) and hands the stack's observe layer
+//! an [`Answer`]: the response, what was handled (the request's
+//! [`Outcome`], its user) and the error answered, for the request's single
+//! log line and its metrics. Who is asking (the
 //! session header or cookie, CSRF) is `credential`'s; `/readyz` is
 //! `readiness`'s.
 //!

@@ -57,7 +57,7 @@ pub mod names {
 /// The media type `encode` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// 0.5 ms … 10 s: a proxy hop is sub-millisecond, a WeChat call tens of ms.
+/// The status classes requests are counted by (`wxgate_requests_total{status}`).
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 type Labels1 = [(&'static str, &'static str); 1];

@@ -7,8 +7,8 @@
 //! turns 503, idle keep-alive connections are closed, and in-flight requests
 //! get up to `drain_timeout` to finish before `run` returns.
 //!
-//! `[server] threads` listeners share the port (`SO_REUSEPORT`); `main`
-//! serves each on its own thread (`run_per_core`). The admin listener runs
+//! `[server] threads` listeners share the port (`SO_REUSEPORT`);
+//! [`Server::run_per_core`], which `main` calls, serves each on its own thread. The admin listener runs
 //! on the caller's runtime until the drain is over. `SO_REUSEPORT` would
 //! also let a second process (another wxgate started by mistake) join the
 //! port and take half its connections, so the port is first probed
