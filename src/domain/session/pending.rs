@@ -136,7 +136,7 @@ impl PendingLogins {
 /// The newest [`PER_CLIENT`] logins in flight of each client, by state
 /// hash: filing one more hands back the oldest, which the start route
 /// drops from the store. A client the quota forgot (idle for `state_ttl`,
-/// or pushed out by [`QUOTA_CLIENTS`] busier ones) starts counting again.
+/// or pushed out by `QUOTA_CLIENTS` busier ones) starts counting again.
 pub struct ClientQuota {
     clients: Cache<IpAddr, Arc<Mutex<VecDeque<[u8; 32]>>>>,
 }
