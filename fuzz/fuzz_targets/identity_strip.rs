@@ -1,5 +1,7 @@
 //! Identity stripping over any header names: no header whose letters and
-//! digits fold to an identity (or the session) header survives.
+//! digits fold to an identity (or the session) header survives, nor, from
+//! a peer that is no trusted proxy, to a proxy header. The fold is this
+//! target's own (the oracle), not the one the strip uses.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -7,8 +9,7 @@ use std::sync::LazyLock;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use wxgate::Config;
-use wxgate::domain::identity::IdentityHeaders;
-use wxgate::wire::header::folded_name as canonical;
+use wxgate::domain::identity::{IdentityHeaders, PROXY_HEADERS};
 
 static IDENTITY: LazyLock<IdentityHeaders> = LazyLock::new(|| {
     let text =
@@ -25,18 +26,31 @@ const PROTECTED: [&str; 5] = [
     "X-Session-Id",
 ];
 
+/// Letters and digits, lower case: what CGI, PHP and nginx read alike.
+fn canonical(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
 fuzz_target!(|data: &[u8]| {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let trusted_peer = first & 1 == 1;
     let mut headers = HeaderMap::new();
-    for line in data.split(|b| *b == b'\n') {
+    for line in rest.split(|b| *b == b'\n') {
         if let Ok(name) = HeaderName::from_bytes(line) {
             headers.append(name, HeaderValue::from_static("forged"));
         }
     }
-    IDENTITY.strip(&mut headers);
+    IDENTITY.strip(&mut headers, trusted_peer);
+    let proxy: &[&str] = if trusted_peer { &[] } else { &PROXY_HEADERS };
     for name in headers.keys() {
         let folded = canonical(name.as_str());
         assert!(
-            !PROTECTED.iter().any(|p| canonical(p) == folded),
+            !PROTECTED.iter().chain(proxy).any(|p| canonical(p) == folded),
             "{name} survived"
         );
     }
