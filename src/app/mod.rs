@@ -30,7 +30,7 @@ use ipnet::IpNet;
 use crate::config::{AdminConfig, Config};
 use crate::domain::apps::Apps;
 use crate::domain::binding::Binding;
-use crate::domain::credentials::Credentials;
+use crate::domain::credentials::CredentialCheck;
 use crate::domain::identity::IdentityHeaders;
 use crate::domain::route::{Route, Routes};
 use crate::domain::session::{ClientQuota, Sessions, StoreError, UserRecord};
@@ -68,7 +68,7 @@ pub struct App {
     /// Set once the proxy's listeners serve (`/readyz` says "starting" before).
     started: AtomicBool,
     /// What WeChat said of the apps' credentials at the last check.
-    credentials: Credentials,
+    credentials: CredentialCheck,
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
     login_limiter: LoginLimiter,
@@ -120,7 +120,7 @@ impl Live {
 }
 
 impl App {
-    pub fn new(config: &Config) -> Result<Self, StartError> {
+    pub fn new(config: &Config) -> Result<Self, BuildError> {
         let prefixes: Vec<&str> = config.upstreams.iter().map(|u| u.prefix.as_str()).collect();
         let metrics = Arc::new(Metrics::new(&prefixes));
         Ok(Self {
@@ -136,7 +136,7 @@ impl App {
             upstreams: config.upstreams.iter().map(Upstream::new).collect(),
             draining: AtomicBool::new(false),
             started: AtomicBool::new(false),
-            credentials: Credentials::default(),
+            credentials: CredentialCheck::default(),
             metrics,
             request_ids: Arc::new(RequestIds::new()),
             login_limiter: LoginLimiter::new(&config.login),
@@ -480,9 +480,9 @@ fn web_login(live: &Live) -> Result<&WebLogin, HttpError> {
     ))
 }
 
-/// Why the app could not be built.
+/// Why the app could not be built (the server's `StartError` wraps it).
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub enum BuildError {
     #[error("cannot build the WeChat HTTP client: {0}")]
     Client(#[from] reqwest::Error),
     #[error("cannot set up the session store: {0}")]

@@ -11,15 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::domain::apps::Apps;
 use crate::domain::wechat::{WeChatError, errcode};
 
-/// The apps whose credentials WeChat refused, with why.
+/// What WeChat said of the apps' credentials at the last check: the apps
+/// it refused, with why. (Not `app::credential`, how a request names its
+/// session.)
 #[derive(Default)]
-pub struct Credentials {
+pub struct CredentialCheck {
     refused: Mutex<Vec<(String, i64)>>,
     /// The first check has answered (`/readyz` says "starting" before).
     checked: AtomicBool,
 }
 
-impl Credentials {
+impl CredentialCheck {
     /// Whether the first check has answered, one way or the other.
     pub fn checked(&self) -> bool {
         self.checked.load(Ordering::Acquire)

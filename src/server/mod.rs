@@ -52,7 +52,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    App(#[from] crate::app::StartError),
+    App(#[from] crate::app::BuildError),
 }
 
 pub struct Server {
