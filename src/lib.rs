@@ -11,16 +11,16 @@
 // The layers, bottom first: each imports only the ones above it in this
 // list (scripts/import-circles reads the order here and fails on an upward
 // import; docs/architecture.md draws it).
-pub mod wire;
+mod app;
 pub mod config;
-pub mod metrics;
 pub mod domain;
+mod endpoints;
+pub mod metrics;
 pub mod proxy;
 pub mod response;
-mod endpoints;
-mod app;
-pub mod stack;
 pub mod server;
+pub mod stack;
+pub mod wire;
 
 pub use config::Config;
 pub use server::Server;
