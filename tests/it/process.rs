@@ -235,16 +235,23 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let mut answer = [0u8; 1024];
     assert!(idle.read(&mut answer).await.unwrap() > 0);
 
+    let hits = upstream.hits();
     let slow = tokio::spawn(
         http.get(gate.url("/slow?ms=1500"))
             .header("x-session-id", &id)
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight: the backend has it.
+    crate::common::until("the slow request never reached the backend", || async {
+        upstream.hits() > hits
+    })
+    .await;
     gate.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // The listener is closed at once: new connections are refused.
-    assert!(tokio::net::TcpStream::connect(gate.addr).await.is_err());
+    // The listener closes at once: new connections are refused.
+    crate::common::until("the listener still accepts", || async {
+        tokio::net::TcpStream::connect(gate.addr).await.is_err()
+    })
+    .await;
     // The idle connection is closed at once, not kept until the drain timeout.
     let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut answer)).await;
     assert!(
@@ -272,19 +279,35 @@ async fn drain_timeout_bounds_shutdown() {
     let mut gate = Process::start(&config, &[]);
     let http = reqwest::Client::new();
     let id = login(&http, gate.url("/login"), "amy").await;
-    let _stuck = tokio::spawn(
+    let hits = upstream.hits();
+    let stuck = tokio::spawn(
         http.get(gate.url("/slow?ms=30000"))
             .header("x-session-id", &id)
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight: the backend has it, and will not answer for 30 s.
+    crate::common::until("the stuck request never reached the backend", || async {
+        upstream.hits() > hits
+    })
+    .await;
     let started = Instant::now();
     gate.signal("INT");
     let status = tokio::task::spawn_blocking(move || gate.wait(Duration::from_secs(10)))
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // It waited for the drain, then gave up on the stuck request.
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    let answered = tokio::time::timeout(crate::common::PATIENCE, stuck)
+        .await
+        .expect("the client learns its connection closed")
+        .unwrap();
+    assert!(
+        answered.is_err(),
+        "the stuck request was answered: {answered:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,7 +436,8 @@ async fn secrets_and_session_ids_never_reach_a_log_line() {
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The last request's line is written: every line before it is too.
+    gate.until_logged(&["outcome=\"logout\""]).await;
 
     let logs = gate.logs();
     assert!(
