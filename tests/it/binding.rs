@@ -169,12 +169,10 @@ async fn an_unreachable_endpoint_is_503_when_required() {
     let closed = crate::common::closed_port().await;
     config.set("binding", "url", &format!("\"http://{closed}/bind\""));
     let gate = config.start().await;
-    assert_error(
-        gate.post_login(r#"{"code":"rae"}"#).await,
-        503,
-        "binding_unavailable",
-    )
-    .await;
+    let response = gate.post_login(r#"{"code":"rae"}"#).await;
+    // A 503 says when to come back (docs/endpoints.md).
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_error(response, 503, "binding_unavailable").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -175,6 +175,33 @@ async fn oversized_bodies_are_413_declared_or_streamed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_code_and_body_limits_hold_at_their_exact_boundaries() {
+    let (wechat, _upstream, gate) = setup().await;
+    // A code of 1 KiB is read and goes to WeChat (whose double makes an
+    // openid too long to accept of it: 502); one byte more never does.
+    let at = format!(r#"{{"code":"{}"}}"#, "c".repeat(1024));
+    assert_ne!(gate.post_login(&at).await.status(), 400);
+    assert_eq!(wechat.total_calls(), 1);
+    let over = format!(r#"{{"code":"{}"}}"#, "d".repeat(1025));
+    assert_error(gate.post_login(&over).await, 400, "bad_request").await;
+    assert_eq!(wechat.total_calls(), 1);
+    // A body of exactly 16 KiB is read; 16 KiB + 1 is refused unread.
+    let body_of = |len: usize| {
+        let head = r#"{"code":"limit","pad":""#;
+        let tail = r#""}"#;
+        format!("{head}{}{tail}", "p".repeat(len - head.len() - tail.len()))
+    };
+    assert_eq!(gate.post_login(&body_of(16 * 1024)).await.status(), 200);
+    assert_error(
+        gate.post_login(&body_of(16 * 1024 + 1)).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    assert_eq!(wechat.total_calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_accepts_only_post() {
     let (_wechat, _upstream, gate) = setup().await;
     let response = gate.http.get(gate.url("/login")).send().await.unwrap();

@@ -215,9 +215,11 @@ async fn concurrent_callers_share_one_token_request() {
     wechat.slow_tokens(Duration::from_millis(300));
     let id = gate.login("quin").await;
     // The start-up check fetched a token; replaced behind wxgate's back, it
-    // is refused to all 16 callers at once, and they must share ONE fetch.
+    // is refused to all 16 callers at once (the double answers none of them
+    // before all have asked with it), and they must share ONE fetch.
     assert_eq!(wechat.token_calls(), (1, 0));
     wechat.revoke_token();
+    wechat.hold_phone_calls(16);
     let calls = (0..16).map(|i| {
         gate.http
             .post(gate.url("/_wxgate/phone"))

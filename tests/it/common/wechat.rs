@@ -73,6 +73,9 @@ struct State {
     peak_in_flight: usize,
     /// Web access tokens issued: token → (openid, unionid).
     web_tokens: HashMap<String, (String, Option<String>)>,
+    /// The next getuserphonenumber calls held until this many have come,
+    /// then answered together (`hold_phone_calls`).
+    phone_hold: Option<(Arc<tokio::sync::Barrier>, usize)>,
 }
 
 #[derive(Clone)]
@@ -198,6 +201,12 @@ impl WeChatDouble {
         self.state.lock().unwrap().reject_tokens = n;
     }
 
+    /// The next `n` getuserphonenumber calls wait until all `n` have come,
+    /// then are answered: a race of `n` callers made deterministic.
+    pub fn hold_phone_calls(&self, n: usize) {
+        self.state.lock().unwrap().phone_hold = Some((Arc::new(tokio::sync::Barrier::new(n)), n));
+    }
+
     pub fn slow_tokens(&self, delay: Duration) {
         self.state.lock().unwrap().token_delay = delay;
     }
@@ -275,6 +284,19 @@ impl WeChatDouble {
     }
 
     async fn phone_number(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let held = {
+            let mut state = self.state.lock().unwrap();
+            match &mut state.phone_hold {
+                Some((barrier, left)) if *left > 0 => {
+                    *left -= 1;
+                    Some(barrier.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(barrier) = held {
+            barrier.wait().await;
+        }
         let query = url_pairs(req.uri().query().unwrap_or(""));
         let Some(appid) = self.token_app(&query) else {
             return token_rejected();
