@@ -215,3 +215,50 @@ async fn a_phone_number_learned_later_asks_again_and_may_rebind() {
     assert_eq!(again.status(), 200);
     assert_eq!(setup.binding.calls().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_identity_headers_carry_the_identity_and_the_defaults_stay_stripped() {
+    let setup = Setup::new().await;
+    let mut config = setup.config(true);
+    config
+        .set("headers", "openid", "\"X-Open\"")
+        .set("headers", "unionid", "\"X-Union\"")
+        .set("headers", "appid", "\"X-App\"")
+        .set("headers", "user_id", "\"X-Member\"");
+    let gate = config.start().await;
+    let id = gate.login("union:ren").await;
+    let echo = crate::common::json(
+        gate.get("/x", &id)
+            .header("x-wx-openid", "forged")
+            .header("x-user-id", "forged")
+            .header("x_member", "forged")
+            .header("x-union", "forged"),
+    )
+    .await;
+    assert_eq!(header_values(&echo, "x-open"), [openid_of("ren")]);
+    assert_eq!(
+        header_values(&echo, "x-union"),
+        [crate::common::wechat::unionid_of("ren")]
+    );
+    assert_eq!(header_values(&echo, "x-app"), [crate::common::APPID]);
+    // The double binds a user with a unionid by it.
+    let unionid = crate::common::wechat::unionid_of("ren");
+    assert_eq!(
+        header_values(&echo, "x-member"),
+        [format!("acct-union-{unionid}")]
+    );
+    // The default names a backend may still read: stripped, never set.
+    for default in [
+        "x-wx-openid",
+        "x-wx-unionid",
+        "x-wx-appid",
+        "x-user-id",
+        "x_member",
+    ] {
+        assert!(
+            header_values(&echo, default).is_empty(),
+            "{default}: {echo}"
+        );
+    }
+    assert!(!echo.to_string().contains("forged"), "{echo}");
+}
