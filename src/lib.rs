@@ -10,17 +10,29 @@
 
 // The layers, bottom first: each imports only the ones above it in this
 // list (scripts/import-circles reads the order here and fails on an upward
-// import; docs/architecture.md draws it).
-mod app;
-pub mod config;
-pub mod domain;
-mod endpoints;
-pub mod metrics;
-pub mod proxy;
-pub mod response;
-pub mod server;
-pub mod stack;
+// import; docs/architecture.md draws it). One comment per layer keeps
+// rustfmt from sorting them.
+
+// HTTP plumbing, nothing of WeChat or sessions.
 pub mod wire;
+// The config file, raw and validated.
+pub mod config;
+// The metrics and their handles.
+pub mod metrics;
+// Sessions, users, WeChat, routes, identity: no HTTP answers.
+pub mod domain;
+// The streaming forwarder.
+pub mod proxy;
+// What wxgate answers itself, and every error's answer.
+pub mod response;
+// wxgate's own routes.
+mod endpoints;
+// The request flow.
+mod app;
+// The tower layers around it.
+pub mod stack;
+// Listeners, the admin port, reload, drain.
+pub mod server;
 
 pub use config::Config;
 pub use server::Server;
