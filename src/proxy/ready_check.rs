@@ -2,12 +2,16 @@
 //! pod must not turn Ready while its app is still starting (a JVM not yet
 //! listening), and the app, listening on 127.0.0.1 as advised, cannot be
 //! probed by the kubelet itself. `"tcp"`: a connection is accepted;
-//! `"/path"`: `GET /path` answers 2xx or 3xx. Each check is bounded by
-//! one second, on a connection of its own (never the pool's).
+//! `"/path"`: `GET /path` answers 2xx or 3xx (hyper's client reads it).
+//! Each check is bounded by one second, on a connection of its own (never
+//! the pool's).
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config::ReadyCheck;
@@ -23,36 +27,28 @@ pub async fn probe(address: &str, host: &str, check: &ReadyCheck) -> Result<(), 
 }
 
 async fn attempt(address: &str, host: &str, check: &ReadyCheck) -> Result<(), String> {
-    let mut stream = TcpStream::connect(address)
+    let stream = TcpStream::connect(address)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let ReadyCheck::Http(path) = check else {
         return Ok(());
     };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: wxgate-ready-check\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
+    // hyper's HTTP/1 client on this one connection: the answer is parsed
+    // as the proxy's own pool parses it.
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("cannot send: {e}"))?;
-    // The status line is all that is read: `HTTP/1.1 200 …`.
-    let mut head = [0u8; 16];
-    let mut read = 0;
-    while read < head.len() {
-        match stream.read(&mut head[read..]).await {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) => return Err(format!("cannot read the answer: {e}")),
-        }
-    }
-    let status = std::str::from_utf8(&head[..read])
-        .ok()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse::<u16>().ok());
-    match status {
-        Some(200..=399) => Ok(()),
-        Some(code) => Err(format!("GET {path} answered {code}")),
-        None => Err(format!("GET {path} gave no HTTP answer")),
+        .map_err(|e| format!("cannot speak HTTP: {e}"))?;
+    let driven = tokio::spawn(connection);
+    let request = Request::get(path.as_str())
+        .header(header::HOST, host)
+        .header(header::USER_AGENT, "wxgate-ready-check")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("cannot make GET {path}: {e}"))?;
+    let answered = sender.send_request(request).await;
+    driven.abort();
+    match answered.map(|response| response.status().as_u16()) {
+        Ok(200..=399) => Ok(()),
+        Ok(code) => Err(format!("GET {path} answered {code}")),
+        Err(e) => Err(format!("GET {path} gave no HTTP answer: {e}")),
     }
 }
