@@ -1043,3 +1043,43 @@ async fn a_rolling_update_on_redis_behind_nginx_fails_no_request_and_loses_no_se
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binding_token_comes_from_its_file_and_a_sighup_re_reads_it() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let binding = BindingDouble::start().await;
+    let dir = temp_config("").with_extension("binding.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("binding-token");
+    std::fs::write(&token, "first-binding-token\n").unwrap();
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config
+        .set("binding", "url", &format!("\"{}\"", binding.url()))
+        .set(
+            "binding",
+            "token_file",
+            &format!("{:?}", token.display().to_string()),
+        );
+    let gate = Process::start(&config, &[]);
+    gate.until_ready().await;
+    let http = reqwest::Client::new();
+    login(&http, gate.url("/login"), "tess").await;
+    std::fs::write(&token, "second-binding-token\n").unwrap();
+    gate.reload(&config.text());
+    gate.until_logged(&["config reloaded"]).await;
+    login(&http, gate.url("/login"), "theo").await;
+    let sent: Vec<Option<String>> = binding.calls().into_iter().map(|(auth, _)| auth).collect();
+    assert_eq!(
+        sent,
+        [
+            Some("Bearer first-binding-token".to_owned()),
+            Some("Bearer second-binding-token".to_owned()),
+        ]
+    );
+    let logs = gate.logs();
+    for token in ["first-binding-token", "second-binding-token"] {
+        assert!(!logs.contains(token), "a token reached a log line");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
