@@ -535,3 +535,42 @@ async fn without_stale_if_error_an_outage_past_local_ttl_is_503() {
     a.until_ready().await;
     assert_eq!(status(&a, &cached).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_prefix_keeps_a_fleet_apart_and_its_revocations_reach_its_replicas() {
+    let fleet = Fleet::new().await;
+    let with_prefix = |prefix: &str| {
+        let mut config = fleet.config();
+        config.set("redis", "key_prefix", &format!("\"{prefix}\""));
+        config
+    };
+    let (a, b) = (
+        with_prefix("shop:").start().await,
+        with_prefix("shop:").start().await,
+    );
+    let other = with_prefix("club:").start().await;
+    for gate in [&a, &b, &other] {
+        gate.until_ready().await;
+    }
+    let id = a.login("kai").await;
+    assert_eq!(
+        status(&b, &id).await,
+        200,
+        "the same prefix shares sessions"
+    );
+    assert_eq!(status(&other, &id).await, 401, "another prefix does not");
+    // Every key the fleet wrote is under its prefix.
+    let keys: Vec<String> = fleet.redis.dump().into_iter().map(|(k, _)| k).collect();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k.starts_with("shop:")),
+        "{keys:?}"
+    );
+    // B caches the session; a logout at A reaches it on the prefix's channel.
+    assert_eq!(status(&b, &id).await, 200);
+    let logout = a.http.post(a.url("/logout")).header("x-session-id", &id);
+    assert_eq!(logout.send().await.unwrap().status(), 204);
+    crate::common::until("B still accepts a logged-out session", || async {
+        status(&b, &id).await == 401
+    })
+    .await;
+}
