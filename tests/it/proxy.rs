@@ -198,12 +198,20 @@ async fn upgrade(
     gate: &crate::common::Gate,
     session: Option<&str>,
 ) -> (String, tokio::net::TcpStream) {
+    upgrade_to(gate, session, "echo").await
+}
+
+async fn upgrade_to(
+    gate: &crate::common::Gate,
+    session: Option<&str>,
+    protocol: &str,
+) -> (String, tokio::net::TcpStream) {
     let mut stream = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
     let session = session
         .map(|id| format!("X-Session-Id: {id}\r\n"))
         .unwrap_or_default();
     let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: t\r\n{session}Connection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+        "GET /ws HTTP/1.1\r\nHost: t\r\n{session}Connection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
@@ -237,6 +245,39 @@ async fn upgrades_tunnel_after_authentication() {
     let (head, _) = upgrade(&gate, None).await;
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     assert_eq!(upstream.hits(), hits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_upgrades_let_websocket_through_and_nothing_else() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let gate = GateConfig::new(&wechat, &upstream).start().await;
+    let id = gate.login("wes").await;
+    let (head, mut stream) = upgrade_to(&gate, Some(&id), "websocket").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
+    stream.write_all(b"frame").await.unwrap();
+    let mut buf = [0u8; 5];
+    stream.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"frame");
+    let hits = upstream.hits();
+    for protocol in ["echo", "h2c"] {
+        let (head, _) = upgrade_to(&gate, Some(&id), protocol).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{protocol}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("x-wxgate-error: upgrade_not_allowed"),
+            "{head}"
+        );
+    }
+    assert_eq!(
+        upstream.hits(),
+        hits,
+        "a refused upgrade reached the backend"
+    );
 }
 
 // One thread, as each of wxgate's per-core workers: its idle connections

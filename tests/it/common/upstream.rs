@@ -5,7 +5,7 @@
 //! | `/slow?ms=N`        | waits N ms, then echoes                                 |
 //! | `/download?bytes=N` | streams N bytes (Content-Length set)                    |
 //! | `/upload`           | reads the body as a stream: `{"bytes": n, "sum": s}`    |
-//! | `/ws`               | `101` to an `Upgrade: echo` request, then echoes bytes  |
+//! | `/ws`               | `101` to the protocol asked for, then echoes bytes      |
 //! | `/hop`              | echoes, with hop-by-hop headers in the response         |
 //! | `/status/N`         | status N with `x-custom: kept`                          |
 //! | `/close`            | echoes with `Connection: close`, then closes            |
@@ -142,10 +142,17 @@ async fn answer(mut req: Request<Incoming>) -> Response<Body> {
                     }
                 }
             });
+            // Whatever protocol was asked for (`echo`, `websocket`): the
+            // bytes are echoed either way.
+            let protocol = req
+                .headers()
+                .get("upgrade")
+                .cloned()
+                .unwrap_or_else(|| "echo".parse().unwrap());
             let mut response = echo(&req, StatusCode::SWITCHING_PROTOCOLS);
             let headers = response.headers_mut();
             headers.insert("connection", "upgrade".parse().unwrap());
-            headers.insert("upgrade", "echo".parse().unwrap());
+            headers.insert("upgrade", protocol);
             response
         }
         "/close" => {
