@@ -1083,3 +1083,53 @@ async fn the_binding_token_comes_from_its_file_and_a_sighup_re_reads_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_key_comes_from_its_file_and_a_sighup_refuses_a_new_one_on_redis() {
+    use base64::Engine;
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let redis = RedisServer::start();
+    let dir = temp_config("").with_extension("store-key.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("store-key");
+    let key = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    std::fs::write(&key_file, format!("{}\n", key(7))).unwrap();
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.redis(&redis.url()).set(
+        "session",
+        "store_key_file",
+        &format!("{:?}", key_file.display().to_string()),
+    );
+    let gate = Process::start(&config, &[]);
+    gate.until_ready().await;
+    let http = reqwest::Client::new();
+    let id = login(&http, gate.url("/login"), "sven").await;
+    // The session_key sealed at rest with the file's key.
+    let dump = format!("{:?}", redis.dump());
+    assert!(!dump.contains(&wechat.current_key("sven")), "{dump}");
+    assert!(dump.contains(r#"\"key\":\"v1:"#), "{dump}");
+    // Re-read on SIGHUP: the same key reloads; another would leave every
+    // sealed record unreadable, so it needs a restart and is refused.
+    gate.reload(&config.text());
+    gate.until_logged(&["config reloaded"]).await;
+    std::fs::write(&key_file, key(8)).unwrap();
+    gate.reload(&config.text());
+    gate.until_logged(&["config reload refused", "session.store"])
+        .await;
+    let still = http
+        .get(gate.url("/x"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        still.status(),
+        200,
+        "the running key still opens the session"
+    );
+    for k in [key(7), key(8)] {
+        assert!(!gate.logs().contains(&k), "a store key reached a log line");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
