@@ -181,19 +181,7 @@ fn pass_cookies(asked: &HeaderMap, owned: &[&str], answer: &mut HeaderMap) {
     if !asked.contains_key(COOKIE) {
         return;
     }
-    let mut cookies = HeaderMap::new();
-    for value in asked.get_all(COOKIE) {
-        cookies.append(COOKIE, value.clone());
-    }
-    cookie::strip(&mut cookies, owned);
-    let mut joined = Vec::new();
-    for value in cookies.get_all(COOKIE) {
-        if !joined.is_empty() {
-            joined.extend_from_slice(b"; ");
-        }
-        joined.extend_from_slice(value.as_bytes());
-    }
-    match HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(cookie::others(asked, owned))) {
         Ok(value) if !value.is_empty() => {
             answer.insert(COOKIE, value);
         }

@@ -84,8 +84,8 @@ pub fn value<'a>(headers: &'a HeaderMap, name: &str) -> Found<'a> {
 /// already answers 400) would go whole: wxgate's session id never reaches
 /// the backend.
 pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
-    let ours = |key: &[u8]| names.iter().any(|name| name.as_bytes() == key);
-    let carries = |value: &HeaderValue| pairs(value.as_bytes()).any(|(key, _)| ours(key));
+    let carries =
+        |value: &HeaderValue| pairs(value.as_bytes()).any(|(key, _)| is_one_of(key, names));
     // Most requests carry no such cookie: look before rebuilding.
     if !headers.get_all(COOKIE).iter().any(carries) {
         return;
@@ -98,20 +98,7 @@ pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
                 return Some(value.clone());
             }
             let mut rest = Vec::with_capacity(value.len());
-            for pair in value.as_bytes().split(|&b| b == b';') {
-                let pair = trim(pair);
-                let named = pair
-                    .iter()
-                    .position(|&b| b == b'=')
-                    .is_some_and(|at| ours(trim(&pair[..at])));
-                if pair.is_empty() || named {
-                    continue;
-                }
-                if !rest.is_empty() {
-                    rest.extend_from_slice(b"; ");
-                }
-                rest.extend_from_slice(pair);
-            }
+            keep_others(value.as_bytes(), names, &mut rest);
             (!rest.is_empty())
                 .then(|| HeaderValue::from_maybe_shared(Bytes::from(rest)).ok())
                 .flatten()
@@ -121,6 +108,40 @@ pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
     for value in kept {
         headers.append(COOKIE, value);
     }
+}
+
+/// Every pair of the `Cookie` headers but those named in `names`, as one
+/// `; `-joined list, byte for byte (forward-auth hands it to the front
+/// proxy); empty when none is left.
+pub fn others(headers: &HeaderMap, names: &[&str]) -> Vec<u8> {
+    let mut rest = Vec::new();
+    for value in headers.get_all(COOKIE) {
+        keep_others(value.as_bytes(), names, &mut rest);
+    }
+    rest
+}
+
+/// Appends the pairs of `header` not named in `names` to `rest`, trimmed,
+/// `; ` between them.
+fn keep_others(header: &[u8], names: &[&str], rest: &mut Vec<u8>) {
+    for pair in header.split(|&b| b == b';') {
+        let pair = trim(pair);
+        let named = pair
+            .iter()
+            .position(|&b| b == b'=')
+            .is_some_and(|at| is_one_of(trim(&pair[..at]), names));
+        if pair.is_empty() || named {
+            continue;
+        }
+        if !rest.is_empty() {
+            rest.extend_from_slice(b"; ");
+        }
+        rest.extend_from_slice(pair);
+    }
+}
+
+fn is_one_of(key: &[u8], names: &[&str]) -> bool {
+    names.iter().any(|name| name.as_bytes() == key)
 }
 
 /// The attributes of a cookie wxgate sets.
@@ -219,6 +240,21 @@ mod tests {
             strip(&mut h, &["wxs", "wxs_state"]);
             let left: Vec<&[u8]> = h.get_all(COOKIE).iter().map(|v| v.as_bytes()).collect();
             assert_eq!(&left, expected, "{cookies:?}");
+        }
+    }
+
+    #[test]
+    fn the_others_are_one_list_across_headers() {
+        let cases: &[(&[&[u8]], &[u8])] = &[
+            (
+                &[b"a=1; wxs=abc", b"wxs_state=s", b" b=2 ;c=3"],
+                b"a=1; b=2; c=3",
+            ),
+            (&[b"wxs=abc", b"wxs_state=s"], b""),
+            (&["nick=张三; wxs=1".as_bytes()], "nick=张三".as_bytes()),
+        ];
+        for (cookies, expected) in cases {
+            assert_eq!(others(&headers(cookies), &["wxs", "wxs_state"]), *expected);
         }
     }
 
