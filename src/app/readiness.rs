@@ -31,7 +31,7 @@ impl App {
     /// Asks WeChat whether it accepts every app's credentials (at start and
     /// after a reload); `/readyz` is 503 for those it refuses.
     pub async fn check_credentials(&self) {
-        self.credentials.check(&self.apps).await;
+        self.credentials.check(&self.shared.apps).await;
     }
 
     /// Whether a reload may swap `secret` in for `appid`: `Err` with
@@ -45,7 +45,7 @@ impl App {
         appid: &str,
         secret: &Secret,
     ) -> Result<(), (i64, &'static str)> {
-        let Some(app) = self.apps.get(appid) else {
+        let Some(app) = self.shared.apps.get(appid) else {
             return Ok(());
         };
         let Err(e) = app.wechat.check_secret(secret).await else {
@@ -72,7 +72,7 @@ impl App {
     /// take them all out of the Service at once in its outage, public
     /// routes included. `admin.ready_requires_store` puts the store back in.
     pub async fn readiness(&self) -> Response<Body> {
-        let store = self.sessions.state();
+        let store = self.shared.sessions.state();
         let mut body = json!({ "store": store });
         // Starting until the listeners serve and WeChat has answered about
         // the credentials (at most `wechat.timeout`; mock mode at once).

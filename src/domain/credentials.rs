@@ -12,7 +12,7 @@ use crate::domain::apps::Apps;
 use crate::domain::wechat::{WeChatError, errcode};
 
 /// What WeChat said of the apps' credentials at the last check: the apps
-/// it refused, with why. (Not `app::credential`, how a request names its
+/// it refused, with why. (Not `endpoints::credential`, how a request names its
 /// session.)
 #[derive(Default)]
 pub struct CredentialCheck {

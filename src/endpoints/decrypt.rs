@@ -11,7 +11,8 @@ use crate::wire::body_idle::RequestBody;
 use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 
-use crate::domain::session::{Resolved, SessionStore, UserRecord, UserUpdate};
+use super::context::Context;
+use crate::domain::session::{SessionStore, UserRecord, UserUpdate};
 use crate::domain::wechat::wxdata;
 use crate::response::HttpError;
 use crate::response::{self, Body};
@@ -27,9 +28,8 @@ struct DecryptRequest {
     iv: String,
 }
 
-pub async fn handle<S: SessionStore>(
-    store: &S,
-    session: &Resolved,
+pub async fn handle(
+    cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let request: DecryptRequest = body::read_json(
@@ -38,7 +38,9 @@ pub async fn handle<S: SessionStore>(
         r#"{"encryptedData": "<base64>", "iv": "<base64>"}"#,
     )
     .await?;
-    let data = decrypt_for(store, &session.user, &request.encrypted_data, &request.iv).await?;
+    let user = &cx.session()?.user;
+    let store = &cx.shared.sessions;
+    let data = decrypt_for(store, user, &request.encrypted_data, &request.iv).await?;
     Ok(response::json(
         StatusCode::OK,
         &serde_json::Value::Object(data),

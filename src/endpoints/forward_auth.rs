@@ -28,9 +28,11 @@
 //! the request's other cookies for it (`pass_cookies`), and `deploy/`
 //! shows how for each proxy.
 
-use crate::wire::body_idle::RequestBody;
 use http::header::{COOKIE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
+
+use super::context::Context;
+use super::web_login::WebLogin;
 
 use crate::domain::identity::IdentityHeaders;
 use crate::domain::route::{Routes, forwarded_path};
@@ -40,8 +42,35 @@ use crate::proxy::UpstreamRoutes;
 use crate::response::Handled;
 use crate::response::HttpError;
 use crate::response::{self, Body};
+use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::{PathError, as_written};
 use crate::wire::cookie;
+
+/// The endpoint: `/_wxgate/auth`, or Envoy's `/_wxgate/auth/<original path>`
+/// (told by the raw path, or by a spelling canonical only now).
+pub async fn handle(
+    cx: &mut Context<'_>,
+    request: Request<RequestBody>,
+) -> Result<Response<Body>, HttpError> {
+    let live = cx.live;
+    let envoy = live.routes.forward_auth(request.uri().path()).flatten();
+    let question = Question::of(&live.routes, &live.upstreams, &request, envoy)?;
+    // CSRF is judged on the request asked about (nginx and Envoy pass
+    // its headers, Origin included, on to the auth subrequest).
+    let session = cx.resolve_for(&question.asked.0, request.headers()).await?;
+    let owned_cookies = live.web.as_ref().map(WebLogin::cookie_names);
+    let asked = (
+        request.headers(),
+        owned_cookies.as_ref().map_or(&[][..], |n| &n[..]),
+    );
+    answer(
+        &live.identity,
+        question,
+        session.as_ref(),
+        asked,
+        &mut cx.handled,
+    )
+}
 
 pub const FORWARDED_METHOD: &str = "x-forwarded-method";
 pub const FORWARDED_URI: &str = "x-forwarded-uri";

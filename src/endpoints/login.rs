@@ -21,14 +21,14 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::context::Context;
 use crate::config::Config;
-use crate::domain::apps::{Apps, WechatApp};
+use crate::domain::apps::WechatApp;
 use crate::domain::binding::{Binding, Bound};
 use crate::domain::session::{SessionId, SessionStore, UserRecord};
 use crate::domain::single_flight::SingleFlight;
 use crate::domain::wechat::wxdata;
 use crate::endpoints::decrypt;
-use crate::response::Handled;
 use crate::response::HttpError;
 use crate::response::{self, Body};
 use crate::wire::{body, json};
@@ -73,57 +73,59 @@ impl Login {
             expires_in: config.session.ttl.as_secs(),
         }
     }
+}
 
-    pub async fn handle<S: SessionStore>(
-        &self,
-        apps: &Apps,
-        store: &S,
-        binding: Option<&Binding>,
-        request: Request<RequestBody>,
-        handled: &mut Handled,
-    ) -> Result<Response<Body>, HttpError> {
-        let (parts, body) = request.into_parts();
-        let bytes = body::read_limited(&parts.headers, body, BODY_LIMIT).await?;
-        let login = parse(&bytes)?;
-        let app = apps.for_login(login.appid.as_deref(), &parts.headers)?;
-        handled.app = Some(app.tag.appid_shared().clone());
-        // Codes are per app: the same text for two apps is two logins.
-        let flight = format!("{}\n{}", app.tag.appid(), login.code);
-        let (id, user) = self
-            .inflight
-            .run(&flight, open_session(app, store, binding, &login.code))
-            .await
-            .map_err(|e: Arc<HttpError>| (*e).clone())?;
-        tracing::debug!(session = %id.redacted(), "login");
+/// The endpoint: the login, and the data that came with it.
+pub async fn handle(
+    cx: &mut Context<'_>,
+    request: Request<RequestBody>,
+) -> Result<Response<Body>, HttpError> {
+    let shared = cx.shared;
+    let (store, binding) = (&shared.sessions, shared.binding.as_ref());
+    let (parts, body) = request.into_parts();
+    let bytes = body::read_limited(&parts.headers, body, BODY_LIMIT).await?;
+    let login = parse(&bytes)?;
+    let app = shared
+        .apps
+        .for_login(login.appid.as_deref(), &parts.headers)?;
+    cx.handled.app = Some(app.tag.appid_shared().clone());
+    // Codes are per app: the same text for two apps is two logins.
+    let flight = format!("{}\n{}", app.tag.appid(), login.code);
+    let (id, user) = shared
+        .login
+        .inflight
+        .run(&flight, open_session(app, store, binding, &login.code))
+        .await
+        .map_err(|e: Arc<HttpError>| (*e).clone())?;
+    tracing::debug!(session = %id.redacted(), "login");
 
-        let mut answer = json!({ "session_id": id.encode(), "expires_in": self.expires_in });
-        match self.check_data(store, &login, &user).await {
-            Ok(Some(data)) => answer["data"] = serde_json::Value::Object(data),
-            Ok(None) => {}
-            Err(e) => {
-                store.logout(&id).await?;
-                return Err(e);
-            }
+    let expires_in = shared.login.expires_in;
+    let mut answer = json!({ "session_id": id.encode(), "expires_in": expires_in });
+    match check_data(store, &login, &user).await {
+        Ok(Some(data)) => answer["data"] = serde_json::Value::Object(data),
+        Ok(None) => {}
+        Err(e) => {
+            store.logout(&id).await?;
+            return Err(e);
         }
-        Ok(response::json(StatusCode::OK, &answer))
     }
+    Ok(response::json(StatusCode::OK, &answer))
+}
 
-    /// Verifies `rawData` and decrypts `encryptedData`, when present.
-    async fn check_data<S: SessionStore>(
-        &self,
-        store: &S,
-        login: &LoginBody,
-        user: &UserRecord,
-    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, HttpError> {
-        if let Some((raw_data, signature)) = &login.signed
-            && !wxdata::signature_matches(raw_data, &user.session_key, signature)
-        {
-            return Err(HttpError::SignatureMismatch);
-        }
-        match &login.encrypted {
-            Some((data, iv)) => Ok(Some(decrypt::decrypt_for(store, user, data, iv).await?)),
-            None => Ok(None),
-        }
+/// Verifies `rawData` and decrypts `encryptedData`, when present.
+async fn check_data<S: SessionStore>(
+    store: &S,
+    login: &LoginBody,
+    user: &UserRecord,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, HttpError> {
+    if let Some((raw_data, signature)) = &login.signed
+        && !wxdata::signature_matches(raw_data, &user.session_key, signature)
+    {
+        return Err(HttpError::SignatureMismatch);
+    }
+    match &login.encrypted {
+        Some((data, iv)) => Ok(Some(decrypt::decrypt_for(store, user, data, iv).await?)),
+        None => Ok(None),
     }
 }
 

@@ -1,6 +1,25 @@
-//! wxgate's own routes: each takes what it needs from the domain and
-//! answers, or returns an `HttpError` the app turns into the answer.
+//! wxgate's own routes, as one table: each of its [`Route`]s is an
+//! [`Endpoint`] that states the method it answers and what it needs of the
+//! caller (nothing, a login-rate token, a session, a mini-program
+//! session). [`Endpoint::call`] runs that preamble once, in one order, then
+//! the endpoint: one function of `(&mut Context, Request)` (`context`).
+//! The proxied routes (public, protected) are the app's, not here.
+//!
+//! A new route (JWKS, the access token, JS-SDK signatures…) is a row
+//! below and one function of that signature.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use http::{Method, Request, Response};
+
+use crate::domain::route::Route;
+use crate::metrics::Outcome;
+use crate::response::{Body, HttpError};
+use crate::wire::body_idle::RequestBody;
+
+pub mod context;
+pub mod credential;
 pub mod decrypt;
 pub mod forward_auth;
 pub mod login;
@@ -9,3 +28,223 @@ pub mod logout;
 pub mod phone;
 pub mod session_check;
 pub mod web_login;
+
+use context::{Caller, Context};
+
+/// The methods an endpoint answers; any other is a 405 naming the first.
+#[derive(Debug, Clone, Copy)]
+pub enum Verb {
+    Post,
+    Get,
+    /// A page a browser opens: `GET` or `HEAD`.
+    Page,
+    /// The endpoint judges the method itself (forward-auth asks about any).
+    Any,
+}
+
+impl Verb {
+    pub fn admits(self, method: &Method) -> Result<(), HttpError> {
+        let (allow, admitted) = match self {
+            Self::Any => return Ok(()),
+            Self::Post => ("POST", *method == Method::POST),
+            Self::Get => ("GET", *method == Method::GET),
+            Self::Page => ("GET", matches!(*method, Method::GET | Method::HEAD)),
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(HttpError::MethodNotAllowed { allow })
+        }
+    }
+}
+
+/// What an endpoint needs of the caller before it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Needs {
+    Nothing,
+    /// A token of the client's login rate limit (each such request costs
+    /// a WeChat call made with the app's credentials): [`Caller::Client`].
+    LoginToken,
+    /// A valid session of a mini-program ([`Caller::Session`]): only its
+    /// session_key serves the route.
+    MiniProgram,
+}
+
+/// An endpoint's future, boxed: the WeChat calls inside them are large,
+/// and every proxied request's future would otherwise be as large.
+pub type Answering<'c> =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, HttpError>> + Send + 'c>>;
+
+/// Every endpoint's signature.
+pub type Run = for<'c, 'a> fn(&'c mut Context<'a>, Request<RequestBody>) -> Answering<'c>;
+
+/// One of wxgate's own routes.
+pub struct Endpoint {
+    pub verb: Verb,
+    pub needs: Needs,
+    /// What the log line calls the request from the start, answered or
+    /// refused (a refused login is still a login).
+    pub outcome: Option<Outcome>,
+    /// `[web]`'s: 404 when it is not configured.
+    pub web: bool,
+    /// A browser's: errors are answered as a plain page, not JSON.
+    pub page: bool,
+    pub run: Run,
+}
+
+/// The endpoint of one of wxgate's own routes; `None` for the proxied ones.
+pub fn endpoint(route: Route) -> Option<&'static Endpoint> {
+    use Needs::*;
+    use Verb::*;
+    static LOGIN: Endpoint = own(Post, LoginToken, Some(Outcome::Login), |cx, r| {
+        Box::pin(login::handle(cx, r))
+    });
+    static LOGOUT: Endpoint = own(Post, Nothing, Some(Outcome::Logout), |cx, r| {
+        Box::pin(logout::handle(cx, r))
+    });
+    static DECRYPT: Endpoint = own(Post, MiniProgram, None, |cx, r| {
+        Box::pin(decrypt::handle(cx, r))
+    });
+    static PHONE: Endpoint = own(Post, MiniProgram, None, |cx, r| {
+        Box::pin(phone::handle(cx, r))
+    });
+    static SESSION_CHECK: Endpoint = own(Get, MiniProgram, None, |cx, r| {
+        Box::pin(session_check::handle(cx, r))
+    });
+    static FORWARD_AUTH: Endpoint = own(Any, Nothing, None, |cx, r| {
+        Box::pin(forward_auth::handle(cx, r))
+    });
+    static WEB_START: Endpoint = browser(LoginToken, Some(Outcome::LoginStart), |cx, r| {
+        Box::pin(web_login::start(cx, r))
+    });
+    static WEB_CALLBACK: Endpoint = browser(Nothing, Some(Outcome::Login), |cx, r| {
+        Box::pin(web_login::callback(cx, r))
+    });
+    static WEB_MOCK: Endpoint = browser(Nothing, Some(Outcome::LoginStart), |cx, r| {
+        Box::pin(web_login::mock_page(cx, r))
+    });
+    static RESERVED: Endpoint = own(Any, Nothing, None, |_, _| Box::pin(reserved()));
+    Some(match route {
+        Route::Login => &LOGIN,
+        Route::Logout => &LOGOUT,
+        Route::Decrypt => &DECRYPT,
+        Route::Phone => &PHONE,
+        Route::SessionCheck => &SESSION_CHECK,
+        Route::ForwardAuth => &FORWARD_AUTH,
+        Route::WebStart => &WEB_START,
+        Route::WebCallback => &WEB_CALLBACK,
+        Route::WebMock => &WEB_MOCK,
+        Route::Reserved => &RESERVED,
+        Route::Public | Route::Protected => return None,
+    })
+}
+
+const fn own(verb: Verb, needs: Needs, outcome: Option<Outcome>, run: Run) -> Endpoint {
+    Endpoint {
+        verb,
+        needs,
+        outcome,
+        web: false,
+        page: false,
+        run,
+    }
+}
+
+/// A route of the browser login (`[web]`): a page, `GET` or `HEAD`.
+const fn browser(needs: Needs, outcome: Option<Outcome>, run: Run) -> Endpoint {
+    Endpoint {
+        verb: Verb::Page,
+        needs,
+        outcome,
+        web: true,
+        page: true,
+        run,
+    }
+}
+
+impl Endpoint {
+    /// The preamble, then the endpoint. The order is the answer's: the
+    /// log's outcome first (a refused login counts as one), a route of an
+    /// unconfigured `[web]` is not there, then the method, then the caller.
+    pub async fn call(
+        &self,
+        cx: &mut Context<'_>,
+        request: Request<RequestBody>,
+    ) -> Result<Response<Body>, HttpError> {
+        if let Some(outcome) = self.outcome {
+            cx.handled.outcome = outcome;
+        }
+        if self.web {
+            cx.web()?;
+        }
+        cx.page = self.page;
+        self.verb.admits(request.method())?;
+        cx.caller = match self.needs {
+            Needs::Nothing => Caller::Anyone,
+            Needs::LoginToken => Caller::Client(cx.limit_login(&request)?),
+            Needs::MiniProgram => {
+                let session = cx.authenticate(&request).await?;
+                cx.mini_program(&session)?;
+                Caller::Session(session)
+            }
+        };
+        (self.run)(cx, request).await
+    }
+}
+
+async fn reserved() -> Result<Response<Body>, HttpError> {
+    Err(HttpError::NotFound(
+        "nothing here: this prefix is reserved for wxgate's own routes \
+         (decrypt, phone, session, auth)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_admit_their_methods_and_name_the_first_in_allow() {
+        let cases = [
+            (Verb::Post, Method::POST, None),
+            (Verb::Post, Method::GET, Some("POST")),
+            (Verb::Get, Method::GET, None),
+            (Verb::Get, Method::HEAD, Some("GET")),
+            (Verb::Page, Method::HEAD, None),
+            (Verb::Page, Method::POST, Some("GET")),
+            (Verb::Any, Method::DELETE, None),
+        ];
+        for (verb, method, refused) in cases {
+            match (verb.admits(&method), refused) {
+                (Ok(()), None) => {}
+                (Err(HttpError::MethodNotAllowed { allow }), Some(expected)) => {
+                    assert_eq!(allow, expected, "{verb:?} {method}");
+                }
+                (other, _) => panic!("{verb:?} {method}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_own_route_has_an_endpoint_and_the_proxied_none() {
+        use Route::*;
+        for route in [
+            Login,
+            Logout,
+            Decrypt,
+            Phone,
+            SessionCheck,
+            ForwardAuth,
+            WebStart,
+            WebCallback,
+            WebMock,
+            Reserved,
+        ] {
+            assert!(endpoint(route).is_some(), "{route:?}");
+        }
+        assert!(endpoint(Public).is_none() && endpoint(Protected).is_none());
+        // The browser's routes answer errors as pages, the others as JSON.
+        assert!(endpoint(WebCallback).is_some_and(|e| e.page && e.web));
+        assert!(endpoint(Login).is_some_and(|e| !e.page && !e.web));
+    }
+}

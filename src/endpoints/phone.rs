@@ -12,10 +12,9 @@ use crate::wire::body_idle::RequestBody;
 use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 
-use crate::domain::binding::Binding;
-use crate::domain::session::{Resolved, SessionStore, UserUpdate};
-use crate::domain::wechat::WeChat;
-use crate::endpoints::login::CODE_LIMIT;
+use super::context::Context;
+use super::login::CODE_LIMIT;
+use crate::domain::session::{SessionStore, UserUpdate};
 use crate::response::HttpError;
 use crate::response::{self, Body};
 use crate::wire::body;
@@ -27,11 +26,8 @@ struct PhoneRequest {
     code: String,
 }
 
-pub async fn handle<S: SessionStore>(
-    store: &S,
-    wechat: &WeChat,
-    binding: Option<&Binding>,
-    session: &Resolved,
+pub async fn handle(
+    cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let request: PhoneRequest = body::read_json(
@@ -45,6 +41,9 @@ pub async fn handle<S: SessionStore>(
             "`code` must be the non-empty code from the getPhoneNumber button".to_owned(),
         ));
     }
+    let session = cx.session()?;
+    let wechat = &cx.mini_program(session)?.wechat;
+    let (store, binding) = (&cx.shared.sessions, cx.shared.binding.as_ref());
     let phone = wechat
         .phone_number(&request.code, session.user.openid())
         .await?;

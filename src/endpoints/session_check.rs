@@ -5,19 +5,22 @@
 //! `/decrypt` answers `session_key_stale` at once instead of trying a key
 //! that cannot work; the next login replaces the key and clears the mark.
 
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::domain::session::{Resolved, SessionStore, UserUpdate};
-use crate::domain::wechat::WeChat;
+use super::context::Context;
+use crate::domain::session::{SessionStore, UserUpdate};
 use crate::response::HttpError;
 use crate::response::{self, Body};
+use crate::wire::body_idle::RequestBody;
 
-pub async fn handle<S: SessionStore>(
-    store: &S,
-    wechat: &WeChat,
-    session: &Resolved,
+pub async fn handle(
+    cx: &mut Context<'_>,
+    _request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
+    let session = cx.session()?;
+    let wechat = &cx.mini_program(session)?.wechat;
+    let store = &cx.shared.sessions;
     let user = &session.user;
     let valid = !user.key_stale
         && wechat

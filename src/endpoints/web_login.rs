@@ -15,25 +15,21 @@
 //!
 //! `redirect` is a same-site path only (`/…`, never `//…`, a scheme, `\`
 //! or a control byte): the start route cannot be made an open redirect.
-//! Errors on these routes are plain pages for a browser (`Handled::page`).
+//! Errors on these routes are plain pages for a browser (the route table's
+//! `page`).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use super::context::Context;
 use super::login::store_and_bind;
 use crate::config::secret::Secret;
 use crate::config::{AppKind, RoutesConfig, WebConfig};
-use crate::domain::apps::Apps;
-use crate::domain::binding::Binding;
-use crate::domain::session::{
-    ClientQuota, PendingLogin, REDIRECT_LIMIT, SessionId, SessionStore, UserRecord,
-};
+use crate::domain::session::{PendingLogin, REDIRECT_LIMIT, SessionId, SessionStore, UserRecord};
 use crate::domain::wechat::web_oauth::{authorize_page, authorize_url};
-use crate::metrics::Outcome;
-use crate::response::{self, Body, Handled, HttpError};
+use crate::response::{self, Body, HttpError};
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::same_site_path;
 use crate::wire::cookie::{self, CookieAttributes, Found};
@@ -44,6 +40,30 @@ use crate::wire::html::escape;
 pub const HOST_PREFIX: &str = "__Host-";
 
 /// The browser-login routes and the cookie session's settings.
+/// `GET …/oauth/start?app=&redirect=` ([`WebLogin::start`]).
+pub async fn start(
+    cx: &mut Context<'_>,
+    request: Request<RequestBody>,
+) -> Result<Response<Body>, HttpError> {
+    cx.web()?.start(cx, &request).await
+}
+
+/// `GET …/oauth/callback?code&state` ([`WebLogin::callback`]).
+pub async fn callback(
+    cx: &mut Context<'_>,
+    request: Request<RequestBody>,
+) -> Result<Response<Body>, HttpError> {
+    cx.web()?.callback(cx, &request).await
+}
+
+/// Mock mode's authorize page ([`WebLogin::mock_page`]).
+pub async fn mock_page(
+    cx: &mut Context<'_>,
+    request: Request<RequestBody>,
+) -> Result<Response<Body>, HttpError> {
+    cx.web()?.mock_page(cx, &request)
+}
+
 pub struct WebLogin {
     config: WebConfig,
     start: String,
@@ -103,15 +123,14 @@ impl WebLogin {
 
     /// `GET …/oauth/start`: off to WeChat's authorize page. `client`'s
     /// oldest login in flight is dropped past its quota (`session::pending`).
-    pub async fn start<S: SessionStore>(
+    async fn start(
         &self,
-        apps: &Apps,
-        store: &S,
-        (quota, client): (&ClientQuota, IpAddr),
+        cx: &mut Context<'_>,
         request: &Request<RequestBody>,
-        handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
-        let query = browser_route(request, handled)?;
+        let (client, shared) = (cx.client()?, cx.shared);
+        let (store, quota) = (&shared.sessions, &shared.login_quota);
+        let query = request.uri().query().unwrap_or("");
         let redirect = match param(query, "redirect")? {
             Some(path) if path.len() > REDIRECT_LIMIT => return Err(HttpError::RedirectInvalid),
             Some(path) => same_site_path(&path)
@@ -120,8 +139,10 @@ impl WebLogin {
             None => "/".to_owned(),
         };
         let named = param(query, "app")?;
-        let app = apps.for_web(named.as_deref(), in_wechat(request.headers()))?;
-        handled.app = Some(app.tag.appid_shared().clone());
+        let app = shared
+            .apps
+            .for_web(named.as_deref(), in_wechat(request.headers()))?;
+        cx.handled.app = Some(app.tag.appid_shared().clone());
         let state = new_state()?;
         let pending = PendingLogin {
             appid: app.tag.appid().to_owned(),
@@ -149,16 +170,14 @@ impl WebLogin {
 
     /// `GET …/oauth/callback?code&state`: the session cookie, and back to
     /// where the login began.
-    pub async fn callback<S: SessionStore>(
+    async fn callback(
         &self,
-        apps: &Apps,
-        store: &S,
-        binding: Option<&Binding>,
+        cx: &mut Context<'_>,
         request: &Request<RequestBody>,
-        handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
-        handled.outcome = Outcome::Login;
-        let query = browser_route(request, handled)?;
+        let shared = cx.shared;
+        let (store, binding) = (&shared.sessions, shared.binding.as_ref());
+        let query = request.uri().query().unwrap_or("");
         let state = param(query, "state")?
             .filter(|state| is_state(state))
             .ok_or(HttpError::StateInvalid)?;
@@ -175,13 +194,14 @@ impl WebLogin {
         let code = param(query, "code")?
             .filter(|code| !code.is_empty() && code.len() <= super::login::CODE_LIMIT)
             .ok_or(HttpError::OAuthDenied)?;
-        let app = apps
+        let app = shared
+            .apps
             .get(&pending.appid)
             .filter(|app| app.kind.is_web())
             .ok_or_else(|| {
                 HttpError::UnknownApp(format!("`{}` is no longer configured", pending.appid))
             })?;
-        handled.app = Some(app.tag.appid_shared().clone());
+        cx.handled.app = Some(app.tag.appid_shared().clone());
         let userinfo = app.kind == AppKind::OfficialAccount { userinfo: true };
         let identity = app.wechat.web_login(&code, userinfo).await?;
         // No session_key: a browser session cannot decrypt mini-program data.
@@ -194,7 +214,7 @@ impl WebLogin {
         user.profile = identity.profile.map(Box::new);
         let (id, user) = store_and_bind(store, binding, user).await?;
         tracing::debug!(session = %id.redacted(), "browser login");
-        handled.user = Some(user);
+        cx.handled.user = Some(user);
         let mut response = found(&pending.redirect)?;
         let headers = response.headers_mut();
         // Two session cookies came (one tossed by a sibling subdomain):
@@ -224,15 +244,16 @@ impl WebLogin {
     /// Mock mode's stand-in for WeChat's authorize page: the app, a name
     /// to log in as, and 同意 / Allow, which comes back to the callback
     /// with that name as the code (the mock's users, `wechat::mock`).
-    pub fn mock_page(
+    fn mock_page(
         &self,
-        apps: &Apps,
+        cx: &Context<'_>,
         request: &Request<RequestBody>,
-        handled: &mut Handled,
     ) -> Result<Response<Body>, HttpError> {
-        let query = browser_route(request, handled)?;
+        let query = request.uri().query().unwrap_or("");
         let appid = param(query, "appid")?.unwrap_or_default();
-        let app = apps
+        let app = cx
+            .shared
+            .apps
             .get(&appid)
             .filter(|app| app.kind.is_web() && app.wechat.is_mock())
             .ok_or(HttpError::NotFound(
@@ -344,18 +365,6 @@ fn param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
     match (values.next(), values.next()) {
         (_, Some(_)) => Err(HttpError::BadRequest(format!("`{name}` is repeated"))),
         (value, None) => Ok(value),
-    }
-}
-
-/// A browser route: answered as a page, `GET` only; its query.
-fn browser_route<'a, B>(
-    request: &'a Request<B>,
-    handled: &mut Handled,
-) -> Result<&'a str, HttpError> {
-    handled.page = true;
-    match *request.method() {
-        Method::GET | Method::HEAD => Ok(request.uri().query().unwrap_or("")),
-        _ => Err(HttpError::MethodNotAllowed { allow: "GET" }),
     }
 }
 

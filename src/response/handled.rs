@@ -47,9 +47,6 @@ pub struct Handled {
     /// The canonical path, when it differs from the one the client sent
     /// (boxed: most requests send theirs canonical).
     pub path: Option<Box<str>>,
-    /// A browser page (the web login's routes): an error is answered as a
-    /// plain page, not JSON.
-    pub page: bool,
 }
 
 impl From<Outcome> for Handled {
@@ -60,7 +57,6 @@ impl From<Outcome> for Handled {
             asked: None,
             app: None,
             path: None,
-            page: false,
         }
     }
 }

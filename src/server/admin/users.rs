@@ -19,8 +19,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::{App, require};
+use crate::app::App;
 use crate::domain::session::{SessionStore, UserRecord};
+use crate::endpoints::Verb;
 use crate::response::HttpError;
 use crate::response::{self, Body};
 
@@ -70,7 +71,7 @@ pub async fn handle<B>(
     let sessions = app.sessions();
     match action {
         Action::Show => {
-            require(request, "GET")?;
+            Verb::Get.admits(request.method())?;
             let user = sessions
                 .user(&key)
                 .await?
@@ -78,7 +79,7 @@ pub async fn handle<B>(
             Ok(response::json(StatusCode::OK, &shown(&user)))
         }
         Action::Logout => {
-            require(request, "POST")?;
+            Verb::Post.admits(request.method())?;
             let known = sessions.revoke_user(&key).await?;
             let appid = program.tag.appid();
             tracing::info!(

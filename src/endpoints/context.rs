@@ -1,0 +1,162 @@
+//! The request context every endpoint takes: pingora's `(session, ctx)`,
+//! rpxy's one context.
+//!
+//! A [`Context`] is made once per request by the app: what lives as long
+//! as the process ([`Shared`]: apps, sessions, binding, the login's
+//! limits), the settings a reload swaps ([`Live`]), the connection's
+//! [`Peer`], what the route's preamble found ([`Caller`]) and the facts
+//! the log line reads ([`Handled`]). An endpoint is one function of
+//! `(&mut Context, Request)`; the table in `endpoints` says which method
+//! and what caller each needs, so no endpoint repeats that preamble.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Request};
+use ipnet::IpNet;
+
+use super::login::Login;
+use super::login_limit::LoginLimiter;
+use super::web_login::WebLogin;
+use crate::config::Config;
+use crate::domain::apps::Apps;
+use crate::domain::binding::Binding;
+use crate::domain::identity::IdentityHeaders;
+use crate::domain::route::Routes;
+use crate::domain::session::{ClientQuota, Resolved, Sessions};
+use crate::proxy::{Peer, UpstreamRoutes};
+use crate::response::{Handled, HttpError};
+use crate::wire::body_idle::RequestBody;
+use crate::wire::client_ip::{bucket, client_ip};
+
+/// What every request may use and no reload changes.
+pub struct Shared {
+    pub apps: Apps,
+    pub sessions: Sessions,
+    /// `[binding]`, when configured.
+    pub binding: Option<Binding>,
+    pub login: Login,
+    pub login_limiter: LoginLimiter,
+    /// Browser logins in flight per client (`[web]`'s start route).
+    pub login_quota: ClientQuota,
+    /// `server.trusted_proxies`, for each connection's [`Peer`] and the
+    /// client a login is counted against.
+    pub trusted_proxies: Arc<[IpNet]>,
+}
+
+/// The settings a reload can change, swapped whole (`App::reload`): a
+/// request sees one version from start to end.
+pub struct Live {
+    pub routes: Routes,
+    pub identity: IdentityHeaders,
+    pub session_header: HeaderName,
+    pub upstreams: UpstreamRoutes,
+    pub drain_timeout: Duration,
+    /// `[web]`: browser logins and the session cookie.
+    pub web: Option<WebLogin>,
+}
+
+impl Live {
+    /// `former`: the settings this reload replaces, whose stripped header
+    /// names stay stripped.
+    pub fn new(config: &Config, former: Option<&Live>) -> Self {
+        let identity = IdentityHeaders::new(
+            &config.headers,
+            &config.session,
+            config.apps.iter().map(|app| app.appid.as_str()),
+        );
+        Self {
+            routes: Routes::new(&config.routes),
+            identity: match former {
+                Some(former) => identity.also_stripping(&former.identity),
+                None => identity,
+            },
+            session_header: config.session.header.clone(),
+            upstreams: UpstreamRoutes::new(&config.upstreams, &config.routes.normalize),
+            drain_timeout: config.server.drain_timeout,
+            web: config
+                .web
+                .as_ref()
+                .map(|web| WebLogin::new(web, &config.routes, config.session.ttl)),
+        }
+    }
+}
+
+/// Who is asking, as far as the route's preamble looked ([`super::Needs`]).
+pub enum Caller {
+    /// Not looked at: the route needs no one.
+    Anyone,
+    /// The client a login was counted against (its rate-limit bucket).
+    Client(IpAddr),
+    /// A valid session (of a mini-program, when the route says so).
+    Session(Resolved),
+}
+
+/// One request's context.
+pub struct Context<'a> {
+    pub shared: &'a Shared,
+    pub live: &'a Live,
+    pub peer: &'a Peer,
+    pub caller: Caller,
+    /// What the log line says of the request.
+    pub handled: Handled,
+    /// Errors are answered as a plain page (a browser's route), not JSON.
+    pub page: bool,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(shared: &'a Shared, live: &'a Live, peer: &'a Peer, handled: Handled) -> Self {
+        Self {
+            shared,
+            live,
+            peer,
+            caller: Caller::Anyone,
+            handled,
+            page: false,
+        }
+    }
+
+    /// The session the preamble found (routes that need one).
+    pub fn session(&self) -> Result<&Resolved, HttpError> {
+        match &self.caller {
+            Caller::Session(session) => Ok(session),
+            _ => Err(HttpError::SessionInvalid),
+        }
+    }
+
+    /// The client the preamble counted a login against.
+    pub fn client(&self) -> Result<IpAddr, HttpError> {
+        match self.caller {
+            Caller::Client(client) => Ok(client),
+            _ => Err(HttpError::Internal(
+                "a login route ran without its rate limit".to_owned(),
+            )),
+        }
+    }
+
+    /// The web login, or a 404 when `[web]` is not configured.
+    pub fn web(&self) -> Result<&'a WebLogin, HttpError> {
+        self.live.web.as_ref().ok_or(HttpError::NotFound(
+            "nothing here: no official_account or website app is configured ([web])",
+        ))
+    }
+
+    /// The login rate limit: each login (and browser login start) costs a
+    /// WeChat call with the app's credentials, so a client IP gets
+    /// `[login] burst`, then `rate` (`endpoints::login_limit`). Checked
+    /// before the body is read: a refused login costs nothing more.
+    /// The client counted (its bucket: an IPv6 /64 is one client).
+    pub fn limit_login(&self, request: &Request<RequestBody>) -> Result<IpAddr, HttpError> {
+        let client = bucket(client_ip(
+            self.peer.ip(),
+            request.headers(),
+            &self.shared.trusted_proxies,
+        ));
+        self.shared
+            .login_limiter
+            .check(client)
+            .map_err(|retry_after| HttpError::LoginRateLimited { retry_after })?;
+        Ok(client)
+    }
+}
