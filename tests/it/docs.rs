@@ -216,3 +216,68 @@ fn the_error_table_lists_every_answer_and_only_those() {
         "documented, never answered: {unknown:?}"
     );
 }
+
+/// The reference a Chinese platform team reads first, in both languages.
+const TRANSLATED: [&str; 5] = ["configuration", "backend", "client", "web-login", "operating"];
+
+/// What a reference names that a translation must name too: config keys,
+/// paths (a route, `/_wxgate/auth/<…>` up to its placeholder) and error codes.
+#[derive(Debug, PartialEq)]
+struct Named {
+    keys: BTreeSet<String>,
+    paths: BTreeSet<String>,
+    errors: BTreeSet<String>,
+}
+
+fn named(text: &str, sections: &BTreeSet<String>, codes: &BTreeSet<String>) -> Named {
+    let spans: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
+    Named {
+        keys: named_keys(text, sections),
+        paths: spans
+            .iter()
+            .filter(|span| span.starts_with('/'))
+            .filter_map(|span| span.split([' ', '<']).next())
+            .map(str::to_owned)
+            .collect(),
+        errors: spans
+            .iter()
+            .flat_map(|span| span.split(|c: char| !(c.is_ascii_lowercase() || c == '_')))
+            .filter(|word| codes.contains(*word))
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+#[test]
+fn the_chinese_reference_names_the_same_keys_routes_and_error_codes() {
+    let (keys, _) = parser_keys();
+    let sections: BTreeSet<String> = keys
+        .iter()
+        .filter_map(|k| k.split_once('.'))
+        .map(|(s, _)| s.to_owned())
+        .collect();
+    let codes: BTreeSet<String> = documented_errors().into_iter().map(|(_, c)| c).collect();
+    for doc in TRANSLATED {
+        let english = read(&format!("docs/{doc}.md"));
+        let chinese = read(&format!("docs/{doc}.zh-CN.md"));
+        let (en, zh) = (
+            named(&english, &sections, &codes),
+            named(&chinese, &sections, &codes),
+        );
+        assert!(
+            !en.keys.is_empty() || !en.paths.is_empty(),
+            "docs/{doc}.md names nothing: {en:?}"
+        );
+        assert_eq!(en.keys, zh.keys, "docs/{doc}: config keys differ");
+        assert_eq!(en.paths, zh.paths, "docs/{doc}: routes and paths differ");
+        assert_eq!(en.errors, zh.errors, "docs/{doc}: error codes differ");
+        // Each links to the other.
+        assert!(english.contains(&format!("({doc}.zh-CN.md)")), "docs/{doc}.md");
+        assert!(chinese.contains(&format!("({doc}.md)")), "docs/{doc}.zh-CN.md");
+        // The Chinese one is Chinese, not a copy.
+        assert!(
+            chinese.chars().filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c)).count() > 200,
+            "docs/{doc}.zh-CN.md"
+        );
+    }
+}
