@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(super) struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
     pub upstream: Option<RawUpstream>,
@@ -37,7 +37,7 @@ pub struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(super) struct RawServer {
     pub listen: Option<String>,
     pub drain_timeout: Option<String>,
     pub threads: Option<usize>,
@@ -48,7 +48,7 @@ pub struct RawServer {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawUpstream {
+pub(super) struct RawUpstream {
     pub url: Option<String>,
     pub prefix: Option<String>,
     pub strip_prefix: Option<bool>,
@@ -60,7 +60,7 @@ pub struct RawUpstream {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawWechat {
+pub(super) struct RawWechat {
     pub appid: Option<String>,
     pub secret: Option<String>,
     pub secret_env: Option<String>,
@@ -76,7 +76,7 @@ pub struct RawWechat {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawWeb {
+pub(super) struct RawWeb {
     pub public_url: Option<String>,
     pub cookie_name: Option<String>,
     pub cookie_secure: Option<bool>,
@@ -86,7 +86,7 @@ pub struct RawWeb {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSession {
+pub(super) struct RawSession {
     pub ttl: Option<String>,
     pub idle: Option<String>,
     pub capacity: Option<u64>,
@@ -100,7 +100,7 @@ pub struct RawSession {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRedis {
+pub(super) struct RawRedis {
     pub url: Option<String>,
     pub cluster: Option<Vec<String>>,
     pub key_prefix: Option<String>,
@@ -110,7 +110,7 @@ pub struct RawRedis {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoutes {
+pub(super) struct RawRoutes {
     pub prefix: Option<String>,
     pub login: Option<String>,
     pub logout: Option<String>,
@@ -125,7 +125,7 @@ pub struct RawRoutes {
 /// `[routes.normalize]`: which of the canonical path's refusals to relax.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNormalize {
+pub(super) struct RawNormalize {
     /// `"reject"` (default) or `"allow"`.
     pub path_params: Option<String>,
     /// `"reject"` (default) or `"keep"`.
@@ -135,7 +135,7 @@ pub struct RawNormalize {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHeaders {
+pub(super) struct RawHeaders {
     pub openid: Option<String>,
     pub user_id: Option<String>,
     pub unionid: Option<String>,
@@ -146,13 +146,13 @@ pub struct RawHeaders {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDemo {
+pub(super) struct RawDemo {
     pub echo_upstream: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAdmin {
+pub(super) struct RawAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
     pub token_file: Option<String>,
@@ -161,21 +161,21 @@ pub struct RawAdmin {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLogin {
+pub(super) struct RawLogin {
     pub rate: Option<f64>,
     pub burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLog {
+pub(super) struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBinding {
+pub(super) struct RawBinding {
     pub url: Option<String>,
     pub token_file: Option<String>,
     pub timeout: Option<String>,

@@ -31,7 +31,7 @@ use crate::wire::body_idle::RequestBody;
 use crate::wire::client_ip::{bucket, client_ip};
 
 /// What every request may use and no reload changes.
-pub struct Shared {
+pub(crate) struct Shared {
     pub apps: Apps,
     pub sessions: Sessions,
     /// `[binding]`, when configured.
@@ -47,7 +47,7 @@ pub struct Shared {
 
 /// The settings a reload can change, swapped whole (`App::reload`): a
 /// request sees one version from start to end.
-pub struct Live {
+pub(crate) struct Live {
     pub routes: Routes,
     pub identity: IdentityHeaders,
     pub session_header: HeaderName,
@@ -60,7 +60,7 @@ pub struct Live {
 impl Live {
     /// `former`: the settings this reload replaces, whose stripped header
     /// names stay stripped.
-    pub fn new(config: &Config, former: Option<&Live>) -> Self {
+    pub(crate) fn new(config: &Config, former: Option<&Live>) -> Self {
         let identity = IdentityHeaders::new(
             &config.headers,
             &config.session,
@@ -84,7 +84,7 @@ impl Live {
 }
 
 /// Who is asking, as far as the route's preamble looked ([`super::Needs`]).
-pub enum Caller {
+pub(crate) enum Caller {
     /// Not looked at: the route needs no one.
     Anyone,
     /// The client a login was counted against (its rate-limit bucket).
@@ -94,7 +94,7 @@ pub enum Caller {
 }
 
 /// One request's context.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub shared: &'a Shared,
     pub live: &'a Live,
     pub peer: &'a Peer,
@@ -106,7 +106,12 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub fn new(shared: &'a Shared, live: &'a Live, peer: &'a Peer, handled: Handled) -> Self {
+    pub(crate) fn new(
+        shared: &'a Shared,
+        live: &'a Live,
+        peer: &'a Peer,
+        handled: Handled,
+    ) -> Self {
         Self {
             shared,
             live,
@@ -118,7 +123,7 @@ impl<'a> Context<'a> {
     }
 
     /// The session the preamble found (routes that need one).
-    pub fn session(&self) -> Result<&Resolved, HttpError> {
+    pub(crate) fn session(&self) -> Result<&Resolved, HttpError> {
         match &self.caller {
             Caller::Session(session) => Ok(session),
             _ => Err(HttpError::SessionInvalid),
@@ -126,7 +131,7 @@ impl<'a> Context<'a> {
     }
 
     /// The client the preamble counted a login against.
-    pub fn client(&self) -> Result<IpAddr, HttpError> {
+    pub(crate) fn client(&self) -> Result<IpAddr, HttpError> {
         match self.caller {
             Caller::Client(client) => Ok(client),
             _ => Err(HttpError::Internal(
@@ -136,7 +141,7 @@ impl<'a> Context<'a> {
     }
 
     /// The web login, or a 404 when `[web]` is not configured.
-    pub fn web(&self) -> Result<&'a WebLogin, HttpError> {
+    pub(crate) fn web(&self) -> Result<&'a WebLogin, HttpError> {
         self.live.web.as_ref().ok_or(HttpError::NotFound(
             "nothing here: no official_account or website app is configured ([web])",
         ))
@@ -147,7 +152,7 @@ impl<'a> Context<'a> {
     /// `[login] burst`, then `rate` (`endpoints::login_limit`). Checked
     /// before the body is read: a refused login costs nothing more.
     /// The client counted (its bucket: an IPv6 /64 is one client).
-    pub fn limit_login(&self, request: &Request<RequestBody>) -> Result<IpAddr, HttpError> {
+    pub(crate) fn limit_login(&self, request: &Request<RequestBody>) -> Result<IpAddr, HttpError> {
         let client = bucket(client_ip(
             self.peer.ip(),
             request.headers(),

@@ -14,7 +14,7 @@ use crate::wire::body_idle::RequestBody;
 impl<'a> Context<'a> {
     /// The request's session, if it has one. One sent by the cookie alone
     /// must pass the CSRF check (`WebLogin::allows`) on an unsafe method.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         request: &Request<RequestBody>,
     ) -> Result<Option<Resolved>, HttpError> {
@@ -23,7 +23,7 @@ impl<'a> Context<'a> {
 
     /// [`Self::resolve`] for a request of `method` (forward-auth: the one
     /// the front proxy asks about, not its own subrequest's).
-    pub async fn resolve_for(
+    pub(crate) async fn resolve_for(
         &self,
         method: &Method,
         headers: &HeaderMap,
@@ -35,7 +35,7 @@ impl<'a> Context<'a> {
     }
 
     /// The session a route requires; on success the request counts as authenticated.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &mut self,
         request: &Request<RequestBody>,
     ) -> Result<Resolved, HttpError> {
@@ -50,7 +50,7 @@ impl<'a> Context<'a> {
 
     /// The mini-program of the session's user, for the routes only its
     /// session_key serves; a browser session has none.
-    pub fn mini_program(&self, session: &Resolved) -> Result<&'a WechatApp, HttpError> {
+    pub(crate) fn mini_program(&self, session: &Resolved) -> Result<&'a WechatApp, HttpError> {
         let app = self.app_of(session)?;
         match app.kind {
             AppKind::MiniProgram => Ok(app),
@@ -60,7 +60,7 @@ impl<'a> Context<'a> {
 
     /// The app of the session's user. Always configured (the stores read
     /// records of other apps as missing); `unknown_app` would say otherwise.
-    pub fn app_of(&self, session: &Resolved) -> Result<&'a WechatApp, HttpError> {
+    pub(crate) fn app_of(&self, session: &Resolved) -> Result<&'a WechatApp, HttpError> {
         let appid = session.user.appid();
         self.shared.apps.get(appid).ok_or_else(|| {
             HttpError::UnknownApp(format!("`{appid}` is not an app of this gateway"))
@@ -69,7 +69,7 @@ impl<'a> Context<'a> {
 }
 
 /// How a request names its session.
-pub enum Credential {
+pub(crate) enum Credential {
     /// The session header (the mini-program, API clients).
     Header(SessionId),
     /// The session cookie (a browser logged in through `[web]`).
@@ -77,7 +77,7 @@ pub enum Credential {
 }
 
 impl Credential {
-    pub fn into_id(self) -> SessionId {
+    pub(crate) fn into_id(self) -> SessionId {
         match self {
             Self::Header(id) | Self::Cookie(id) => id,
         }
@@ -88,7 +88,7 @@ impl Credential {
 /// with `[web]`, the session cookie, refused (`csrf_rejected`) on an unsafe
 /// method from another origin. A present session header is never passed
 /// over for the cookie.
-pub fn credential(
+pub(crate) fn credential(
     live: &Live,
     method: &Method,
     headers: &HeaderMap,

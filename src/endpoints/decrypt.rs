@@ -28,7 +28,7 @@ struct DecryptRequest {
     iv: String,
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
@@ -50,7 +50,7 @@ pub async fn handle(
 /// Decrypts with `user`'s key, checks the watermark against the user's
 /// app (a session of one app never opens another app's data), and keeps
 /// any phone number found.
-pub async fn decrypt_for<S: SessionStore>(
+pub(crate) async fn decrypt_for<S: SessionStore>(
     store: &S,
     user: &UserRecord,
     encrypted_data: &str,

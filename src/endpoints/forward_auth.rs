@@ -48,7 +48,7 @@ use crate::wire::cookie;
 
 /// The endpoint: `/_wxgate/auth`, or Envoy's `/_wxgate/auth/<original path>`
 /// (told by the raw path, or by a spelling canonical only now).
-pub async fn handle(
+pub(crate) async fn handle(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
@@ -72,12 +72,12 @@ pub async fn handle(
     )
 }
 
-pub const FORWARDED_METHOD: &str = "x-forwarded-method";
-pub const FORWARDED_URI: &str = "x-forwarded-uri";
+pub(crate) const FORWARDED_METHOD: &str = "x-forwarded-method";
+pub(crate) const FORWARDED_URI: &str = "x-forwarded-uri";
 
 /// The request the front proxy is asking about.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Question {
+pub(crate) struct Question {
     /// Whether that request is on a public route.
     pub public: bool,
     /// Its method and canonical path, for the log line.
@@ -87,7 +87,7 @@ pub struct Question {
 impl Question {
     /// `envoy`: the original path of Envoy's form, `None` for the
     /// `X-Forwarded-*` form.
-    pub fn of(
+    pub(crate) fn of(
         routes: &Routes,
         upstreams: &UpstreamRoutes,
         request: &Request<RequestBody>,
@@ -160,7 +160,7 @@ fn bad(name: &str, why: &str) -> HttpError {
 
 /// The answer to `question`, asked with `asked`'s headers. `owned_cookies`:
 /// the cookies wxgate owns (`[web]`), which the backend must not get.
-pub fn answer(
+pub(crate) fn answer(
     identity: &IdentityHeaders,
     question: Question,
     session: Option<&Resolved>,

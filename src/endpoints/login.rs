@@ -34,11 +34,11 @@ use crate::response::{self, Body};
 use crate::wire::{body, json};
 
 /// Largest accepted login body (encrypted data included).
-pub const BODY_LIMIT: usize = 16 * 1024;
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 /// Longest accepted code; WeChat's are 32 characters.
-pub const CODE_LIMIT: usize = 1024;
+pub(crate) const CODE_LIMIT: usize = 1024;
 
-pub struct Login {
+pub(crate) struct Login {
     inflight: SingleFlight<(SessionId, Arc<UserRecord>)>,
     expires_in: u64,
 }
@@ -67,7 +67,7 @@ struct RawLoginBody {
 }
 
 impl Login {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             inflight: SingleFlight::new(),
             expires_in: config.session.ttl.as_secs(),
@@ -76,7 +76,7 @@ impl Login {
 }
 
 /// The endpoint: the login, and the data that came with it.
-pub async fn handle(
+pub(crate) async fn handle(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {

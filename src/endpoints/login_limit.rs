@@ -31,10 +31,10 @@ use crate::config::LoginConfig;
 use crate::wire::client_ip::bucket;
 
 /// Clients whose buckets are remembered at once (~200 bytes each).
-pub const MAX_CLIENTS: u64 = 65_536;
+pub(crate) const MAX_CLIENTS: u64 = 65_536;
 
 /// governor's per-key state, in a bounded moka cache.
-pub struct BoundedClients(Cache<IpAddr, Arc<InMemoryState>>);
+pub(crate) struct BoundedClients(Cache<IpAddr, Arc<InMemoryState>>);
 
 impl StateStore for BoundedClients {
     type Key = IpAddr;
@@ -48,7 +48,7 @@ impl StateStore for BoundedClients {
     }
 }
 
-pub struct LoginLimiter {
+pub(crate) struct LoginLimiter {
     limiter: RateLimiter<IpAddr, BoundedClients, DefaultClock, NoOpMiddleware>,
     clock: DefaultClock,
     /// The same cache as inside `limiter` (moka caches share on clone).
@@ -57,7 +57,7 @@ pub struct LoginLimiter {
 }
 
 impl LoginLimiter {
-    pub fn new(config: &LoginConfig) -> Self {
+    pub(crate) fn new(config: &LoginConfig) -> Self {
         let quota = Quota::with_period(config.period)
             .unwrap_or_else(|| Quota::per_second(config.burst))
             .allow_burst(config.burst);
@@ -78,7 +78,7 @@ impl LoginLimiter {
     }
 
     /// Counts an attempt; `Err(wait)` when the client must wait first.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), Duration> {
         self.limiter
             .check_key(&bucket(ip))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))

@@ -15,7 +15,7 @@ use crate::domain::session::SessionStore;
 use crate::response::{self, Body, HttpError};
 use crate::wire::body_idle::RequestBody;
 
-pub async fn handle(
+pub(crate) async fn handle(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {

@@ -18,22 +18,22 @@ use crate::metrics::Outcome;
 use crate::response::{Body, HttpError};
 use crate::wire::body_idle::RequestBody;
 
-pub mod context;
-pub mod credential;
-pub mod decrypt;
-pub mod forward_auth;
-pub mod login;
-pub mod login_limit;
-pub mod logout;
-pub mod phone;
-pub mod session_check;
-pub mod web_login;
+pub(crate) mod context;
+pub(crate) mod credential;
+pub(crate) mod decrypt;
+pub(crate) mod forward_auth;
+pub(crate) mod login;
+pub(crate) mod login_limit;
+pub(crate) mod logout;
+pub(crate) mod phone;
+pub(crate) mod session_check;
+pub(crate) mod web_login;
 
 use context::{Caller, Context};
 
 /// The methods an endpoint answers; any other is a 405 naming the first.
 #[derive(Debug, Clone, Copy)]
-pub enum Verb {
+pub(crate) enum Verb {
     Post,
     Get,
     /// A page a browser opens: `GET` or `HEAD`.
@@ -43,7 +43,7 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub fn admits(self, method: &Method) -> Result<(), HttpError> {
+    pub(crate) fn admits(self, method: &Method) -> Result<(), HttpError> {
         let (allow, admitted) = match self {
             Self::Any => return Ok(()),
             Self::Post => ("POST", *method == Method::POST),
@@ -60,7 +60,7 @@ impl Verb {
 
 /// What an endpoint needs of the caller before it runs.
 #[derive(Debug, Clone, Copy)]
-pub enum Needs {
+pub(crate) enum Needs {
     Nothing,
     /// A token of the client's login rate limit (each such request costs
     /// a WeChat call made with the app's credentials): [`Caller::Client`].
@@ -72,14 +72,14 @@ pub enum Needs {
 
 /// An endpoint's future, boxed: the WeChat calls inside them are large,
 /// and every proxied request's future would otherwise be as large.
-pub type Answering<'c> =
+pub(crate) type Answering<'c> =
     Pin<Box<dyn Future<Output = Result<Response<Body>, HttpError>> + Send + 'c>>;
 
 /// Every endpoint's signature.
-pub type Run = for<'c, 'a> fn(&'c mut Context<'a>, Request<RequestBody>) -> Answering<'c>;
+pub(crate) type Run = for<'c, 'a> fn(&'c mut Context<'a>, Request<RequestBody>) -> Answering<'c>;
 
 /// One of wxgate's own routes.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub verb: Verb,
     pub needs: Needs,
     /// What the log line calls the request from the start, answered or
@@ -93,7 +93,7 @@ pub struct Endpoint {
 }
 
 /// The endpoint of one of wxgate's own routes; `None` for the proxied ones.
-pub fn endpoint(route: Route) -> Option<&'static Endpoint> {
+pub(crate) fn endpoint(route: Route) -> Option<&'static Endpoint> {
     use Needs::*;
     use Verb::*;
     static LOGIN: Endpoint = own(Post, LoginToken, Some(Outcome::Login), |cx, r| {
@@ -166,7 +166,7 @@ impl Endpoint {
     /// The preamble, then the endpoint. The order is the answer's: the
     /// log's outcome first (a refused login counts as one), a route of an
     /// unconfigured `[web]` is not there, then the method, then the caller.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         cx: &mut Context<'_>,
         request: Request<RequestBody>,

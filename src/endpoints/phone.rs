@@ -26,7 +26,7 @@ struct PhoneRequest {
     code: String,
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {

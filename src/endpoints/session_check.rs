@@ -14,7 +14,7 @@ use crate::response::HttpError;
 use crate::response::{self, Body};
 use crate::wire::body_idle::RequestBody;
 
-pub async fn handle(
+pub(crate) async fn handle(
     cx: &mut Context<'_>,
     _request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {

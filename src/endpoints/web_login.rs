@@ -37,11 +37,11 @@ use crate::wire::html::escape;
 
 /// The cookie-name prefix that binds a cookie to the host (`Secure`,
 /// `Path=/`, no `Domain`): no sibling subdomain can set or toss it.
-pub const HOST_PREFIX: &str = "__Host-";
+pub(crate) const HOST_PREFIX: &str = "__Host-";
 
 /// The browser-login routes and the cookie session's settings.
 /// `GET …/oauth/start?app=&redirect=` ([`WebLogin::start`]).
-pub async fn start(
+pub(crate) async fn start(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
@@ -49,7 +49,7 @@ pub async fn start(
 }
 
 /// `GET …/oauth/callback?code&state` ([`WebLogin::callback`]).
-pub async fn callback(
+pub(crate) async fn callback(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
@@ -57,14 +57,14 @@ pub async fn callback(
 }
 
 /// Mock mode's authorize page ([`WebLogin::mock_page`]).
-pub async fn mock_page(
+pub(crate) async fn mock_page(
     cx: &mut Context<'_>,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     cx.web()?.mock_page(cx, &request)
 }
 
-pub struct WebLogin {
+pub(crate) struct WebLogin {
     config: WebConfig,
     start: String,
     callback: String,
@@ -82,7 +82,7 @@ pub struct WebLogin {
 }
 
 impl WebLogin {
-    pub fn new(config: &WebConfig, routes: &RoutesConfig, session_ttl: Duration) -> Self {
+    pub(crate) fn new(config: &WebConfig, routes: &RoutesConfig, session_ttl: Duration) -> Self {
         let [start, callback, mock] = routes.web_paths();
         let host_prefixed = config.cookie_name.starts_with(HOST_PREFIX);
         let host = config
@@ -117,7 +117,7 @@ impl WebLogin {
 
     /// The cookies wxgate owns (the session's and the login state's):
     /// never passed to a backend.
-    pub fn cookie_names(&self) -> [&str; 2] {
+    pub(crate) fn cookie_names(&self) -> [&str; 2] {
         [&self.config.cookie_name, &self.state_cookie]
     }
 
@@ -290,19 +290,19 @@ impl WebLogin {
     }
 
     /// `Set-Cookie` for a new session, living as long as the session may.
-    pub fn session_cookie(&self, id: &SessionId) -> Option<HeaderValue> {
+    pub(crate) fn session_cookie(&self, id: &SessionId) -> Option<HeaderValue> {
         let attributes = self.attributes("/", Some(self.session_ttl));
         cookie::set_cookie(&self.config.cookie_name, &id.encode(), &attributes)
     }
 
     /// `Set-Cookie` that ends the session cookie (logout).
-    pub fn clear_session_cookie(&self) -> Option<HeaderValue> {
+    pub(crate) fn clear_session_cookie(&self) -> Option<HeaderValue> {
         cookie::clear_cookie(&self.config.cookie_name, &self.attributes("/", None))
     }
 
     /// The session id of the session cookie, when there is one
     /// well-formed value (two different ones are none).
-    pub fn session_id(&self, headers: &HeaderMap) -> Option<SessionId> {
+    pub(crate) fn session_id(&self, headers: &HeaderMap) -> Option<SessionId> {
         cookie::value(headers, &self.config.cookie_name)
             .single()
             .and_then(SessionId::parse)
@@ -311,7 +311,7 @@ impl WebLogin {
     /// CSRF: whether an unsafe request authenticated by the cookie alone
     /// comes from `public_url`'s own pages: `Origin` is it, or the browser
     /// says `Sec-Fetch-Site: same-origin`. Safe methods always pass.
-    pub fn allows(&self, method: &Method, headers: &HeaderMap) -> bool {
+    pub(crate) fn allows(&self, method: &Method, headers: &HeaderMap) -> bool {
         if matches!(
             *method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
@@ -330,7 +330,7 @@ impl WebLogin {
     /// For a browser opening a protected page without a session: 302 to
     /// the start route, back to this page afterwards. Only top-level
     /// navigations (`GET`, `Accept: text/html`); an API call keeps its 401.
-    pub fn login_redirect(&self, request: &Request<RequestBody>) -> Option<Response<Body>> {
+    pub(crate) fn login_redirect(&self, request: &Request<RequestBody>) -> Option<Response<Body>> {
         let navigates = request.method() == Method::GET
             && request
                 .headers()

@@ -57,7 +57,7 @@ thread_local! {
 
 /// Why a request did not reach the upstream or got no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(super) enum SendError {
     #[error("cannot connect to the upstream: {0}")]
     Connect(String),
     #[error("connecting to the upstream timed out after {0:?}")]
@@ -84,7 +84,7 @@ impl SendError {
     }
 }
 
-pub struct Pool {
+pub(super) struct Pool {
     id: u64,
     /// `host:port`, resolved at each new connection.
     address: String,
@@ -92,7 +92,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(address: String, connect_timeout: Duration) -> Self {
+    pub(super) fn new(address: String, connect_timeout: Duration) -> Self {
         // Idle stacks are per thread and keyed by pool: the id tells apart
         // the upstreams of the several apps a test process runs.
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -104,7 +104,7 @@ impl Pool {
     }
 
     /// Sends `request` on a pooled connection, or a new one.
-    pub async fn send(
+    pub(super) async fn send(
         &self,
         mut request: Request<BodyEnd>,
     ) -> Result<Response<ResponseBody>, SendError> {
@@ -213,7 +213,7 @@ impl AtEnd for GiveBack {
 /// Settles the connection once the response head is in: `request_sent`
 /// says whether the request body had ended by then. If not, the connection
 /// is not reused; if the response has no body (a 204), it goes back now.
-pub fn head_received(body: &mut ResponseBody, request_sent: bool) {
+pub(super) fn head_received(body: &mut ResponseBody, request_sent: bool) {
     if request_sent {
         body.end_if_done();
     } else {

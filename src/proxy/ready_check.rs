@@ -19,7 +19,7 @@ use crate::config::ReadyCheck;
 const LIMIT: Duration = Duration::from_secs(1);
 
 /// `Ok` when the backend at `address` (`host:port`) passes `check`, else why not.
-pub async fn probe(address: &str, host: &str, check: &ReadyCheck) -> Result<(), String> {
+pub(super) async fn probe(address: &str, host: &str, check: &ReadyCheck) -> Result<(), String> {
     match tokio::time::timeout(LIMIT, attempt(address, host, check)).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {LIMIT:?}")),

@@ -74,7 +74,7 @@ impl UpstreamRoutes {
 /// A canonical `path` without as many leading segments as `prefix` has
 /// (routing found it under `prefix`): `/shop/a` → `/a`, `/shop` → `/`, and
 /// with `;params` allowed `/shop;x/a` → `/a`. Never above `/`.
-pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
+pub(super) fn strip_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
     let segments = prefix.split('/').filter(|s| !s.is_empty()).count();
     let mut rest = path;
     for _ in 0..segments {
@@ -92,7 +92,7 @@ pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
 /// The path an upstream is sent: the canonical `path` (prefix stripped
 /// when configured) under the upstream URL's own `path_prefix`. Every
 /// piece is canonical, so the result never leaves `path_prefix`.
-pub fn upstream_path<'a>(config: &UpstreamConfig, path: &'a str) -> Cow<'a, str> {
+pub(super) fn upstream_path<'a>(config: &UpstreamConfig, path: &'a str) -> Cow<'a, str> {
     let rest = match config.strip_prefix {
         true => strip_prefix(path, &config.prefix),
         false => path,

@@ -218,7 +218,13 @@ fn the_error_table_lists_every_answer_and_only_those() {
 }
 
 /// The reference a Chinese platform team reads first, in both languages.
-const TRANSLATED: [&str; 5] = ["configuration", "backend", "client", "web-login", "operating"];
+const TRANSLATED: [&str; 5] = [
+    "configuration",
+    "backend",
+    "client",
+    "web-login",
+    "operating",
+];
 
 /// What a reference names that a translation must name too: config keys,
 /// paths (a route, `/_wxgate/auth/<…>` up to its placeholder) and error codes.
@@ -272,11 +278,21 @@ fn the_chinese_reference_names_the_same_keys_routes_and_error_codes() {
         assert_eq!(en.paths, zh.paths, "docs/{doc}: routes and paths differ");
         assert_eq!(en.errors, zh.errors, "docs/{doc}: error codes differ");
         // Each links to the other.
-        assert!(english.contains(&format!("({doc}.zh-CN.md)")), "docs/{doc}.md");
-        assert!(chinese.contains(&format!("({doc}.md)")), "docs/{doc}.zh-CN.md");
+        assert!(
+            english.contains(&format!("({doc}.zh-CN.md)")),
+            "docs/{doc}.md"
+        );
+        assert!(
+            chinese.contains(&format!("({doc}.md)")),
+            "docs/{doc}.zh-CN.md"
+        );
         // The Chinese one is Chinese, not a copy.
         assert!(
-            chinese.chars().filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c)).count() > 200,
+            chinese
+                .chars()
+                .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+                .count()
+                > 200,
             "docs/{doc}.zh-CN.md"
         );
     }

@@ -191,6 +191,13 @@ async fn redis_lookups_and_errors_are_counted_by_layer() {
     b.until_ready().await;
 
     let id = a.login("nils").await;
+    // A login tells every replica its user changed; one heard during B's
+    // first read would rightly undo that read's cache insert (the fleet's
+    // read tickets), so B reads once it has heard it.
+    crate::common::until("B never heard the login", || async {
+        metric(&b.metrics().await, "wxgate_store_revocations_heard_total") >= 1.0
+    })
+    .await;
     for _ in 0..2 {
         assert_eq!(b.get("/orders", &id).send().await.unwrap().status(), 200);
     }

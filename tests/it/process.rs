@@ -1133,3 +1133,46 @@ async fn the_store_key_comes_from_its_file_and_a_sighup_refuses_a_new_one_on_red
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_url_speaks_tls_to_redis_verified_against_the_trusted_roots() {
+    let dir = temp_config("").with_extension("rediss.d");
+    crate::common::redis::test_ca(&dir);
+    let other = dir.join("other");
+    crate::common::redis::test_ca(&other);
+    let redis = RedisServer::start_tls(&dir);
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    config.redis(&redis.tls_url());
+    let http = reqwest::Client::new();
+    let ca = |d: &std::path::Path| d.join("ca.pem").display().to_string();
+    // rustls reads the roots from SSL_CERT_FILE: with another CA there, the
+    // server's certificate is not trusted and nothing is stored over it.
+    let untrusted = Process::start(&config, &[("SSL_CERT_FILE", &ca(&other))]);
+    let refused = http
+        .post(untrusted.url("/login"))
+        .body(r#"{"code":"ulla"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503, "{}", untrusted.logs());
+    assert!(redis.dump().is_empty(), "stored over an unverified link");
+    // With the CA that signed it: logins and sessions go through TLS.
+    let gate = Process::start(&config, &[("SSL_CERT_FILE", &ca(&dir))]);
+    gate.until_ready().await;
+    let id = login(&http, gate.url("/login"), "tess").await;
+    let keys: Vec<String> = redis.dump().into_iter().map(|(k, _)| k).collect();
+    assert!(
+        keys.iter().any(|k| k.starts_with("wxgate:s:")),
+        "no session in Redis: {keys:?}"
+    );
+    let served = http
+        .get(gate.url("/x"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,7 +66,7 @@ struct SessionEntry {
 }
 
 /// A session found in the cache.
-pub struct Hit {
+pub(super) struct Hit {
     pub user: Arc<UserRecord>,
     pub expires_in: Duration,
     /// Within its freshness (always, unless the cache keeps entries
@@ -124,7 +124,7 @@ impl Expiry<[u8; 32], SessionEntry> for SessionExpiry {
     }
 }
 
-pub struct SessionCache {
+pub(super) struct SessionCache {
     sessions: Cache<[u8; 32], SessionEntry, RandomIdHash>,
     users: UserIndex,
     user_lifetime: Duration,
@@ -138,7 +138,7 @@ impl SessionCache {
     /// At most `capacity` sessions and as many users; a user entry lives
     /// `user_lifetime` after the user's newest store; a session entry
     /// unread for `idle` ends early.
-    pub fn new(capacity: u64, user_lifetime: Duration, idle: Option<Duration>) -> Self {
+    pub(super) fn new(capacity: u64, user_lifetime: Duration, idle: Option<Duration>) -> Self {
         let epoch = Epoch(Instant::now());
         Self {
             sessions: Cache::builder()
@@ -157,14 +157,14 @@ impl SessionCache {
     /// Entries (given `stale` more to live by their callers) count as
     /// fresh until `stale` before they leave: the Redis store's local
     /// copy, serving through an outage (`session.stale_if_error`).
-    pub fn with_stale(mut self, stale: Duration) -> Self {
+    pub(super) fn with_stale(mut self, stale: Duration) -> Self {
         self.stale = nanos(stale);
         self
     }
 
     /// The session's user and time left; `None` when not cached, ended, or
     /// its user is gone.
-    pub fn get(&self, key: &[u8; 32]) -> Option<Hit> {
+    pub(super) fn get(&self, key: &[u8; 32]) -> Option<Hit> {
         let entry = self.sessions.get(key)?;
         let now = self.epoch.now();
         // moka has checked the entry's own expiry; the slot has its own.
@@ -185,7 +185,7 @@ impl SessionCache {
     }
 
     /// Caches a session of `user` that ends in `left`, for at most `keep`.
-    pub fn insert_session(
+    pub(super) fn insert_session(
         &self,
         key: [u8; 32],
         user: Arc<UserSlot>,
@@ -206,12 +206,12 @@ impl SessionCache {
         self.sessions.insert(key, entry);
     }
 
-    pub fn remove_session(&self, key: &[u8; 32]) {
+    pub(super) fn remove_session(&self, key: &[u8; 32]) {
         self.sessions.invalidate(key);
     }
 
     /// The user's slot, while it serves and is fresh.
-    pub fn user(&self, key: &str) -> Option<Arc<UserSlot>> {
+    pub(super) fn user(&self, key: &str) -> Option<Arc<UserSlot>> {
         let slot = self.users.get(key)?;
         let at = self.epoch.now();
         let fresh = at.saturating_add(self.stale) < slot.until.load(Ordering::Acquire);
@@ -221,7 +221,7 @@ impl SessionCache {
     /// Stores `record` as the user's newest; `merge` keeps what the
     /// previous record knew and this one does not (the phone number).
     /// Sessions already pointing at the user see the new record at once.
-    pub fn store_user(&self, record: UserRecord, merge: bool) -> Arc<UserSlot> {
+    pub(super) fn store_user(&self, record: UserRecord, merge: bool) -> Arc<UserSlot> {
         let key = record.key_shared().clone();
         let now = self.epoch.now();
         let until = now.saturating_add(nanos(self.user_lifetime));
@@ -244,7 +244,7 @@ impl SessionCache {
     /// Changes the user's record with `change` (which says whether it
     /// changed anything); the record as it now stands, or `None` when the
     /// user is not here.
-    pub fn update_user(
+    pub(super) fn update_user(
         &self,
         key: &str,
         change: impl FnOnce(&mut UserRecord) -> bool,
@@ -263,19 +263,19 @@ impl SessionCache {
 
     /// Forgets the user: every cached session of the user stops resolving.
     /// `false` when the user was not here.
-    pub fn evict_user(&self, key: &str) -> bool {
+    pub(super) fn evict_user(&self, key: &str) -> bool {
         self.users.remove(key)
     }
 
     /// Forgets everything (after missing revocations).
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         self.sessions.invalidate_all();
         self.users.clear();
     }
 
     /// Cached sessions, once moka has applied every pending expiry and
     /// eviction (and the user index has dropped what may no longer serve).
-    pub fn live(&self) -> u64 {
+    pub(super) fn live(&self) -> u64 {
         self.users.sweep_all(self.epoch.now());
         self.sessions.run_pending_tasks();
         self.sessions.entry_count()
@@ -288,7 +288,7 @@ impl SessionCache {
 /// A key a client makes up is only ever looked up, never inserted, so it
 /// cannot lengthen any probe sequence (no hash flooding).
 #[derive(Clone, Copy, Default)]
-pub struct RandomIdHash;
+pub(super) struct RandomIdHash;
 
 impl BuildHasher for RandomIdHash {
     type Hasher = FoldHasher;
@@ -298,7 +298,7 @@ impl BuildHasher for RandomIdHash {
     }
 }
 
-pub struct FoldHasher(u64);
+pub(super) struct FoldHasher(u64);
 
 impl Hasher for FoldHasher {
     fn write(&mut self, bytes: &[u8]) {

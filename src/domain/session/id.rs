@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Length of the encoded form: 32 bytes → 43 base64 characters.
-pub const ENCODED_LEN: usize = 43;
+pub(super) const ENCODED_LEN: usize = 43;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionId([u8; 32]);

@@ -37,9 +37,9 @@ pub const REDIRECT_LIMIT: usize = 1024;
 /// the same moment a few more.
 pub const PER_CLIENT: usize = 8;
 /// Clients whose logins in flight are counted at once.
-pub const QUOTA_CLIENTS: u64 = 16_384;
+pub(super) const QUOTA_CLIENTS: u64 = 16_384;
 /// The memory store's logins in flight, in bytes (weighed per entry).
-pub const MEMORY_BUDGET: u64 = 16 * 1024 * 1024;
+pub(super) const MEMORY_BUDGET: u64 = 16 * 1024 * 1024;
 /// What an entry costs beyond its strings: key, deadline, moka's node.
 const ENTRY_OVERHEAD: usize = 160;
 
@@ -61,7 +61,7 @@ impl PendingLogin {
 }
 
 /// The name a state is filed under: its hash, so a dump shows no state.
-pub fn state_hash(state: &str) -> [u8; 32] {
+pub(super) fn state_hash(state: &str) -> [u8; 32] {
     Sha256::digest(state.as_bytes()).into()
 }
 
@@ -83,7 +83,7 @@ impl Expiry<[u8; 32], Filed> for UntilDeadline {
 }
 
 /// The memory store's pending logins.
-pub struct PendingLogins {
+pub(super) struct PendingLogins {
     cache: Cache<[u8; 32], Filed>,
 }
 
@@ -107,7 +107,7 @@ impl PendingLogins {
         }
     }
 
-    pub fn put(&self, state: &str, pending: PendingLogin, ttl: Duration) {
+    pub(super) fn put(&self, state: &str, pending: PendingLogin, ttl: Duration) {
         let filed = Filed {
             deadline: Instant::now() + ttl,
             ttl,
@@ -116,12 +116,12 @@ impl PendingLogins {
         self.cache.insert(state_hash(state), filed);
     }
 
-    pub fn take(&self, state: &str) -> Option<PendingLogin> {
+    pub(super) fn take(&self, state: &str) -> Option<PendingLogin> {
         let filed = self.cache.remove(&state_hash(state))?;
         (Instant::now() < filed.deadline).then_some(filed.pending)
     }
 
-    pub fn forget(&self, hash: &[u8; 32]) {
+    pub(super) fn forget(&self, hash: &[u8; 32]) {
         self.cache.invalidate(hash);
     }
 

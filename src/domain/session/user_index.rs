@@ -29,7 +29,7 @@ use arc_swap::ArcSwap;
 use super::UserRecord;
 
 /// A user's current record, shared by the user's index entry and sessions.
-pub struct UserSlot {
+pub(super) struct UserSlot {
     pub(super) record: ArcSwap<UserRecord>,
     /// Nanoseconds after the cache's epoch from which the slot may not serve.
     pub(super) until: AtomicU64,
@@ -46,7 +46,7 @@ impl UserSlot {
         }
     }
 
-    pub fn record(&self) -> Arc<UserRecord> {
+    pub(super) fn record(&self) -> Arc<UserRecord> {
         self.record.load_full()
     }
 
@@ -70,7 +70,7 @@ struct Shard {
     sweep_at: usize,
 }
 
-pub struct UserIndex {
+pub(super) struct UserIndex {
     shards: Box<[Mutex<Shard>]>,
     /// Keyed hashing: user keys come from WeChat, and in mock mode from
     /// whoever sends a code.
@@ -88,7 +88,7 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 }
 
 impl UserIndex {
-    pub fn new(capacity: u64) -> Self {
+    pub(super) fn new(capacity: u64) -> Self {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
@@ -111,7 +111,7 @@ impl UserIndex {
         lock(&self.shards[index])
     }
 
-    pub fn get(&self, key: &str) -> Option<Arc<UserSlot>> {
+    pub(super) fn get(&self, key: &str) -> Option<Arc<UserSlot>> {
         self.shard(key).map.get(key).cloned()
     }
 
@@ -119,7 +119,7 @@ impl UserIndex {
     /// under the shard's lock, so it is serialised with any other change of
     /// that user, and keeps it as the user's entry. A slot replaced by
     /// another is retired.
-    pub fn put(
+    pub(super) fn put(
         &self,
         key: &Arc<str>,
         now: u64,
@@ -142,12 +142,12 @@ impl UserIndex {
 
     /// Runs `read` on the user's slot (or `None`) under the shard's lock,
     /// serialised with any other change of that user.
-    pub fn with<R>(&self, key: &str, read: impl FnOnce(Option<&Arc<UserSlot>>) -> R) -> R {
+    pub(super) fn with<R>(&self, key: &str, read: impl FnOnce(Option<&Arc<UserSlot>>) -> R) -> R {
         read(self.shard(key).map.get(key))
     }
 
     /// Removes the user's slot and retires it; `false` when absent.
-    pub fn remove(&self, key: &str) -> bool {
+    pub(super) fn remove(&self, key: &str) -> bool {
         match self.shard(key).map.remove(key) {
             Some(slot) => {
                 slot.retire();
@@ -158,7 +158,7 @@ impl UserIndex {
     }
 
     /// Removes and retires every slot.
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         for shard in self.shards.iter() {
             for (_, slot) in lock(shard).map.drain() {
                 slot.retire();
@@ -167,7 +167,7 @@ impl UserIndex {
     }
 
     /// Sweeps every shard now.
-    pub fn sweep_all(&self, now: u64) {
+    pub(super) fn sweep_all(&self, now: u64) {
         for shard in self.shards.iter() {
             self.sweep(&mut lock(shard), now);
         }
@@ -198,7 +198,7 @@ impl UserIndex {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).map.len()).sum()
     }
 }

@@ -45,14 +45,14 @@ struct State {
     last_forced: Option<Instant>,
 }
 
-pub struct AccessTokens {
+pub(super) struct AccessTokens {
     appid: String,
     secret: SharedSecret,
     state: Mutex<State>,
 }
 
 impl AccessTokens {
-    pub fn new(appid: &str, secret: &SharedSecret) -> Self {
+    pub(super) fn new(appid: &str, secret: &SharedSecret) -> Self {
         Self {
             appid: appid.to_owned(),
             secret: secret.clone(),
@@ -65,7 +65,7 @@ impl AccessTokens {
     ///
     /// The token is passed by value: a closure over `&str` would make the
     /// future higher-ranked, which the compiler cannot prove `Send`.
-    pub async fn call<T, F, Fut>(&self, api: &ApiClient, call: F) -> Result<T, WeChatError>
+    pub(super) async fn call<T, F, Fut>(&self, api: &ApiClient, call: F) -> Result<T, WeChatError>
     where
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = Result<T, WeChatError>>,
@@ -85,7 +85,7 @@ impl AccessTokens {
 
     /// Fetches a token now, with the current secret: whether WeChat accepts
     /// the app's credentials (and this host's IP). The token is kept.
-    pub async fn check(&self, api: &ApiClient) -> Result<(), WeChatError> {
+    pub(super) async fn check(&self, api: &ApiClient) -> Result<(), WeChatError> {
         let token = self.fetch(api, false).await?;
         self.state.lock().await.token = Some(token);
         Ok(())
@@ -94,7 +94,7 @@ impl AccessTokens {
     /// Whether WeChat accepts `secret` (a reload's candidate), without
     /// keeping its token or touching the running secret. A normal
     /// `stable_token` call: the running token stays valid.
-    pub async fn check_candidate(
+    pub(super) async fn check_candidate(
         &self,
         api: &ApiClient,
         secret: &Secret,

@@ -23,9 +23,9 @@ use crate::metrics::WechatMetrics;
 use crate::wire::describe;
 
 /// Longest a call waits for one of the `max_in_flight` slots.
-pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
+pub(super) const QUEUE_WAIT: Duration = Duration::from_secs(1);
 
-pub struct ApiClient {
+pub(super) struct ApiClient {
     http: reqwest::Client,
     slots: Semaphore,
     base: String,
@@ -34,7 +34,10 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(config: &WechatConfig, metrics: WechatMetrics) -> Result<Self, reqwest::Error> {
+    pub(super) fn new(
+        config: &WechatConfig,
+        metrics: WechatMetrics,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -48,7 +51,7 @@ impl ApiClient {
         })
     }
 
-    pub async fn get<T: DeserializeOwned>(
+    pub(super) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
@@ -57,7 +60,7 @@ impl ApiClient {
         self.send(path, request).await
     }
 
-    pub async fn post<T: DeserializeOwned>(
+    pub(super) async fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],

@@ -28,7 +28,7 @@ use crate::response::{self, Body};
 /// Longest openid accepted in a path; WeChat's are 28 characters.
 const OPENID_LIMIT: usize = 128;
 
-pub async fn handle<B>(
+pub(super) async fn handle<B>(
     app: &App,
     request: &Request<B>,
     rest: &str,

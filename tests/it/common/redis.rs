@@ -16,6 +16,84 @@ pub struct RedisServer {
     child: Option<Child>,
     /// A node of a Redis Cluster (`RedisCluster`).
     cluster_node: bool,
+    /// TLS on a port of its own, with `server.pem`/`server.key`/`ca.pem`
+    /// from this folder (`test_ca`), beside the plain port.
+    tls: Option<(u16, PathBuf)>,
+}
+
+/// A CA of the test's own and a certificate it signed for `localhost` and
+/// 127.0.0.1, made by openssl in `dir`: `ca.pem`, `server.pem`, `server.key`.
+pub fn test_ca(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be on PATH (scripts/test installs it)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=wxgate test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
 }
 
 impl RedisServer {
@@ -32,19 +110,32 @@ impl RedisServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = Self {
             port,
             dir,
             child: None,
             cluster_node,
+            tls: None,
         };
         server.resume();
         server
+    }
+
+    /// A server that also speaks TLS (`rediss://`), with the certificate
+    /// `test_ca` made in `certs`.
+    pub fn start_tls(certs: &std::path::Path) -> Self {
+        let mut server = Self::start();
+        server.kill();
+        server.tls = Some((free_port(), certs.to_owned()));
+        server.resume();
+        server
+    }
+
+    /// `rediss://localhost:<tls port>` (the name the certificate is for).
+    pub fn tls_url(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("a server started with start_tls");
+        format!("rediss://localhost:{port}")
     }
 
     pub fn url(&self) -> String {
@@ -72,6 +163,16 @@ impl RedisServer {
                 "--appendfsync",
                 "always",
             ]);
+        if let Some((port, certs)) = &self.tls {
+            command.args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"]);
+            for (option, file) in [
+                ("--tls-cert-file", "server.pem"),
+                ("--tls-key-file", "server.key"),
+                ("--tls-ca-cert-file", "ca.pem"),
+            ] {
+                command.arg(option).arg(certs.join(file));
+            }
+        }
         if self.cluster_node {
             command.args([
                 "--cluster-enabled",
@@ -194,4 +295,12 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

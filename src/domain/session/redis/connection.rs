@@ -18,7 +18,7 @@ use crate::config::{RedisConfig, RedisNodes};
 use crate::domain::session::StoreError;
 
 #[derive(Clone)]
-pub enum Conn {
+pub(super) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -51,7 +51,7 @@ impl ConnectionLike for Conn {
     }
 }
 
-pub struct Connector {
+pub(super) struct Connector {
     single: Option<ConnectionManager>,
     cluster: Option<(ClusterClient, OnceCell<ClusterConnection>)>,
     /// The client pub/sub subscribes with (the first node of a cluster:
@@ -63,7 +63,7 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn new(config: &RedisConfig, metrics: StoreMetrics) -> Result<Self, StoreError> {
+    pub(super) fn new(config: &RedisConfig, metrics: StoreMetrics) -> Result<Self, StoreError> {
         let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
         let first = match &config.nodes {
             RedisNodes::Single(url) => url,
@@ -124,7 +124,7 @@ impl Connector {
     }
 
     /// Runs `op` on a connection, within the command timeout.
-    pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,

@@ -18,17 +18,17 @@ const PERIOD: Duration = Duration::from_millis(250);
 
 /// The last check's verdict.
 #[derive(Default)]
-pub struct Health {
+pub(super) struct Health {
     up: AtomicBool,
 }
 
 impl Health {
-    pub fn up(&self) -> bool {
+    pub(super) fn up(&self) -> bool {
         self.up.load(Ordering::Acquire)
     }
 }
 
-pub fn spawn(
+pub(super) fn spawn(
     connector: Arc<Connector>,
     local: Arc<LocalCache>,
     health: Arc<Health>,

@@ -33,7 +33,7 @@ use crate::domain::session::UserRecord;
 use crate::domain::session::cache::{Hit, SessionCache};
 
 /// `None` inside when `local_ttl = 0`: every lookup goes to Redis.
-pub struct LocalCache {
+pub(super) struct LocalCache {
     cache: Option<SessionCache>,
     /// What an entry is kept for: `local_ttl`, and `stale_if_error` past it.
     keep: Duration,
@@ -46,12 +46,12 @@ pub struct LocalCache {
 
 /// The revocation count when a Redis read began; `None`: cache nothing.
 #[derive(Debug, Clone, Copy)]
-pub struct Ticket(Option<u64>);
+pub(super) struct Ticket(Option<u64>);
 
 impl LocalCache {
     /// Entries fresh for `ttl` (`local_ttl`), kept `stale` past it to serve
     /// while Redis is unreachable (`stale_if_error`).
-    pub fn new(ttl: Duration, stale: Duration, capacity: u64) -> Self {
+    pub(super) fn new(ttl: Duration, stale: Duration, capacity: u64) -> Self {
         let keep = ttl.saturating_add(stale);
         Self {
             cache: (!ttl.is_zero())
@@ -62,16 +62,16 @@ impl LocalCache {
         }
     }
 
-    pub fn get(&self, hash: &[u8; 32]) -> Option<Hit> {
+    pub(super) fn get(&self, hash: &[u8; 32]) -> Option<Hit> {
         self.cache.as_ref()?.get(hash)
     }
 
-    pub fn user(&self, key: &str) -> Option<Arc<UserRecord>> {
+    pub(super) fn user(&self, key: &str) -> Option<Arc<UserRecord>> {
         Some(self.cache.as_ref()?.user(key)?.record())
     }
 
     /// Taken before a Redis read whose answer may be cached.
-    pub fn ticket(&self) -> Ticket {
+    pub(super) fn ticket(&self) -> Ticket {
         let count = self.revocations.load(Ordering::SeqCst);
         Ticket(self.subscribed.load(Ordering::SeqCst).then_some(count))
     }
@@ -87,7 +87,13 @@ impl LocalCache {
 
     /// Caches a session Redis has just confirmed, with `left` to live,
     /// when its user is cached too and no revocation came since `ticket`.
-    pub fn put_session(&self, hash: [u8; 32], user_key: &str, left: Duration, ticket: Ticket) {
+    pub(super) fn put_session(
+        &self,
+        hash: [u8; 32],
+        user_key: &str,
+        left: Duration,
+        ticket: Ticket,
+    ) {
         let Some(cache) = &self.cache else { return };
         if !self.still(ticket) {
             return;
@@ -103,7 +109,7 @@ impl LocalCache {
 
     /// Caches the user's record as a Redis read found it, unless a
     /// revocation came since `ticket`; the record either way.
-    pub fn put_read_user(&self, user: UserRecord, ticket: Ticket) -> Arc<UserRecord> {
+    pub(super) fn put_read_user(&self, user: UserRecord, ticket: Ticket) -> Arc<UserRecord> {
         let Some(cache) = self.cache.as_ref().filter(|_| self.still(ticket)) else {
             return Arc::new(user);
         };
@@ -117,7 +123,7 @@ impl LocalCache {
 
     /// Caches the user's record as this replica has just written it. Reads
     /// in flight may carry an older one: they are made to drop it.
-    pub fn put_written_user(&self, user: UserRecord) -> Arc<UserRecord> {
+    pub(super) fn put_written_user(&self, user: UserRecord) -> Arc<UserRecord> {
         self.revoke();
         match &self.cache {
             Some(cache) => cache.store_user(user, false).record(),
@@ -125,14 +131,14 @@ impl LocalCache {
         }
     }
 
-    pub fn evict_session(&self, hash: &[u8; 32]) {
+    pub(super) fn evict_session(&self, hash: &[u8; 32]) {
         self.revoke();
         if let Some(cache) = &self.cache {
             cache.remove_session(hash);
         }
     }
 
-    pub fn evict_user(&self, key: &str) {
+    pub(super) fn evict_user(&self, key: &str) {
         self.revoke();
         if let Some(cache) = &self.cache {
             cache.evict_user(key);
@@ -140,14 +146,14 @@ impl LocalCache {
     }
 
     /// Whether revocations are heard (the subscription is up).
-    pub fn subscribed(&self) -> bool {
+    pub(super) fn subscribed(&self) -> bool {
         self.subscribed.load(Ordering::Acquire)
     }
 
     /// The subscription came up or went down. Either way reads in flight
     /// cache nothing; coming up, everything cached is forgotten, since
     /// revocations may have been missed meanwhile.
-    pub fn set_subscribed(&self, up: bool) {
+    pub(super) fn set_subscribed(&self, up: bool) {
         self.revoke();
         if up && let Some(cache) = &self.cache {
             cache.clear();

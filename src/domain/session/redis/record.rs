@@ -35,7 +35,7 @@ use crate::domain::session::{AppTag, BoundId, Phone, SessionId, StoreError, User
 const SEALED: &str = "v1:";
 
 #[derive(Serialize, Deserialize)]
-pub struct StoredSession {
+pub(super) struct StoredSession {
     /// The user's key (the openid in the single-app layout).
     pub o: String,
     /// Absolute expiry, unix milliseconds.
@@ -70,7 +70,7 @@ struct StoredUser {
     prof: Option<String>,
 }
 
-pub struct Codec {
+pub(super) struct Codec {
     prefix: String,
     cipher: Option<Aes256Gcm>,
     /// The configured apps: a record of any other is treated as missing
@@ -80,21 +80,21 @@ pub struct Codec {
 }
 
 /// Hex of sha256(session id): the session's name in Redis and on the wire.
-pub fn session_hash(id: &SessionId) -> [u8; 32] {
+pub(super) fn session_hash(id: &SessionId) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A fingerprint of a session_key, safe to store beside it.
-pub fn key_id(key: &Secret) -> String {
+pub(super) fn key_id(key: &Secret) -> String {
     hex(&Sha256::digest(key.expose().as_bytes())[..12])
 }
 
 impl Codec {
-    pub fn new(prefix: &str, key: Option<&StoreKey>, apps: Vec<AppTag>) -> Self {
+    pub(super) fn new(prefix: &str, key: Option<&StoreKey>, apps: Vec<AppTag>) -> Self {
         Self {
             prefix: prefix.to_owned(),
             cipher: key.and_then(|k| Aes256Gcm::new_from_slice(&k.0).ok()),
@@ -102,24 +102,24 @@ impl Codec {
         }
     }
 
-    pub fn session_key(&self, hash: &[u8; 32]) -> String {
+    pub(super) fn session_key(&self, hash: &[u8; 32]) -> String {
         format!("{}s:{}", self.prefix, hex(hash))
     }
 
     /// A browser login in flight (`session::pending`), by its state's hash.
-    pub fn pending_key(&self, hash: &[u8; 32]) -> String {
+    pub(super) fn pending_key(&self, hash: &[u8; 32]) -> String {
         format!("{}p:{}", self.prefix, hex(hash))
     }
 
-    pub fn user_key(&self, key: &str) -> String {
+    pub(super) fn user_key(&self, key: &str) -> String {
         format!("{}u:{key}", self.prefix)
     }
 
-    pub fn channel(&self) -> String {
+    pub(super) fn channel(&self) -> String {
         format!("{}revoke", self.prefix)
     }
 
-    pub fn session(&self, user: &UserRecord, expires_ms: u64) -> String {
+    pub(super) fn session(&self, user: &UserRecord, expires_ms: u64) -> String {
         serde_json::to_string(&StoredSession {
             o: user.key().to_owned(),
             e: expires_ms,
@@ -128,11 +128,11 @@ impl Codec {
         .unwrap_or_default()
     }
 
-    pub fn parse_session(&self, text: &str) -> Option<StoredSession> {
+    pub(super) fn parse_session(&self, text: &str) -> Option<StoredSession> {
         serde_json::from_str(text).ok()
     }
 
-    pub fn user(&self, user: &UserRecord) -> Result<String, StoreError> {
+    pub(super) fn user(&self, user: &UserRecord) -> Result<String, StoreError> {
         let openid = user.key();
         let login = user.last_login;
         let app = user.app();
@@ -168,19 +168,19 @@ impl Codec {
     }
 
     /// The phone field of the record under `key`, as stored (sealed when a store key is set).
-    pub fn phone(&self, key: &str, phone: &Phone) -> Result<String, StoreError> {
+    pub(super) fn phone(&self, key: &str, phone: &Phone) -> Result<String, StoreError> {
         let json =
             serde_json::to_string(phone).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         self.seal(key, "phone", &json)
     }
 
     /// The bound-id field as stored (sealed when a store key is set).
-    pub fn user_id(&self, key: &str, id: &BoundId) -> Result<String, StoreError> {
+    pub(super) fn user_id(&self, key: &str, id: &BoundId) -> Result<String, StoreError> {
         self.seal(key, "uid", id.as_str())
     }
 
     /// `None` when the record is unreadable: treated as missing.
-    pub fn parse_user(&self, text: &str) -> Option<UserRecord> {
+    pub(super) fn parse_user(&self, text: &str) -> Option<UserRecord> {
         let stored: StoredUser = serde_json::from_str(text).ok()?;
         // No `app`: the single-app layout, the `[wechat]` app's.
         let single = stored.app.is_none();

@@ -19,16 +19,16 @@ use super::local::LocalCache;
 use super::record::hex;
 use crate::metrics::StoreMetrics;
 
-pub fn session_message(hash: &[u8; 32]) -> String {
+pub(super) fn session_message(hash: &[u8; 32]) -> String {
     format!("s:{}", hex(hash))
 }
 
-pub fn user_message(key: &str) -> String {
+pub(super) fn user_message(key: &str) -> String {
     format!("u:{key}")
 }
 
 /// Listens for revocations; `local.subscribed()` tells whether it currently hears them.
-pub fn spawn(
+pub(super) fn spawn(
     client: redis::Client,
     channel: String,
     local: Arc<LocalCache>,
