@@ -4,10 +4,11 @@
 //! A [`Context`] is made once per request by the app: what lives as long
 //! as the process ([`Shared`]: apps, sessions, binding, the login's
 //! limits), the settings a reload swaps ([`Live`]), the connection's
-//! [`Peer`], what the route's preamble found ([`Caller`]) and the facts
-//! the log line reads ([`Handled`]). An endpoint is one function of
-//! `(&mut Context, Request)`; the table in `endpoints` says which method
-//! and what caller each needs, so no endpoint repeats that preamble.
+//! [`Peer`] and the facts the log line reads ([`Handled`]). An endpoint is
+//! one function of `(&mut Context, Caller, Request)`: the table in
+//! `endpoints` says which method and what [`Caller`] each needs, and its
+//! preamble hands the endpoint the caller it found, so no endpoint repeats
+//! that preamble.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -93,12 +94,31 @@ pub(crate) enum Caller {
     Session(Resolved),
 }
 
+impl Caller {
+    /// The session the preamble found (routes that need one).
+    pub(crate) fn session(&self) -> Result<&Resolved, HttpError> {
+        match self {
+            Self::Session(session) => Ok(session),
+            _ => Err(HttpError::SessionInvalid),
+        }
+    }
+
+    /// The client the preamble counted a login against.
+    pub(crate) fn client(&self) -> Result<IpAddr, HttpError> {
+        match *self {
+            Self::Client(client) => Ok(client),
+            _ => Err(HttpError::Internal(
+                "a login route ran without its rate limit".to_owned(),
+            )),
+        }
+    }
+}
+
 /// One request's context.
 pub(crate) struct Context<'a> {
     pub shared: &'a Shared,
     pub live: &'a Live,
     pub peer: &'a Peer,
-    pub caller: Caller,
     /// What the log line says of the request.
     pub handled: Handled,
     /// Errors are answered as a plain page (a browser's route), not JSON.
@@ -116,27 +136,8 @@ impl<'a> Context<'a> {
             shared,
             live,
             peer,
-            caller: Caller::Anyone,
             handled,
             page: false,
-        }
-    }
-
-    /// The session the preamble found (routes that need one).
-    pub(crate) fn session(&self) -> Result<&Resolved, HttpError> {
-        match &self.caller {
-            Caller::Session(session) => Ok(session),
-            _ => Err(HttpError::SessionInvalid),
-        }
-    }
-
-    /// The client the preamble counted a login against.
-    pub(crate) fn client(&self) -> Result<IpAddr, HttpError> {
-        match self.caller {
-            Caller::Client(client) => Ok(client),
-            _ => Err(HttpError::Internal(
-                "a login route ran without its rate limit".to_owned(),
-            )),
         }
     }
 

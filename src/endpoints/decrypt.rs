@@ -11,7 +11,7 @@ use crate::wire::body_idle::RequestBody;
 use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 
-use super::context::Context;
+use super::context::{Caller, Context};
 use crate::domain::session::{SessionStore, UserRecord, UserUpdate};
 use crate::domain::wechat::wxdata;
 use crate::response::HttpError;
@@ -30,6 +30,7 @@ struct DecryptRequest {
 
 pub(crate) async fn handle(
     cx: &mut Context<'_>,
+    caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let request: DecryptRequest = body::read_json(
@@ -38,7 +39,7 @@ pub(crate) async fn handle(
         r#"{"encryptedData": "<base64>", "iv": "<base64>"}"#,
     )
     .await?;
-    let user = &cx.session()?.user;
+    let user = &caller.session()?.user;
     let store = &cx.shared.sessions;
     let data = decrypt_for(store, user, &request.encrypted_data, &request.iv).await?;
     Ok(response::json(

@@ -31,7 +31,7 @@
 use http::header::{COOKIE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
-use super::context::Context;
+use super::context::{Caller, Context};
 use super::web_login::WebLogin;
 
 use crate::domain::identity::IdentityHeaders;
@@ -50,6 +50,7 @@ use crate::wire::cookie;
 /// (told by the raw path, or by a spelling canonical only now).
 pub(crate) async fn handle(
     cx: &mut Context<'_>,
+    _caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let live = cx.live;

@@ -21,7 +21,7 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::context::Context;
+use super::context::{Caller, Context};
 use crate::config::Config;
 use crate::domain::apps::WechatApp;
 use crate::domain::binding::{Binding, Bound};
@@ -78,6 +78,7 @@ impl Login {
 /// The endpoint: the login, and the data that came with it.
 pub(crate) async fn handle(
     cx: &mut Context<'_>,
+    _caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let shared = cx.shared;

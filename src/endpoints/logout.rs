@@ -8,7 +8,7 @@
 use http::header::SET_COOKIE;
 use http::{Request, Response, StatusCode};
 
-use super::context::Context;
+use super::context::{Caller, Context};
 use super::credential::{Credential, credential};
 use super::web_login::WebLogin;
 use crate::domain::session::SessionStore;
@@ -17,6 +17,7 @@ use crate::wire::body_idle::RequestBody;
 
 pub(crate) async fn handle(
     cx: &mut Context<'_>,
+    _caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let id = credential(cx.live, request.method(), request.headers())?.map(Credential::into_id);

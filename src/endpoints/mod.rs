@@ -2,7 +2,8 @@
 //! [`Endpoint`] that states the method it answers and what it needs of the
 //! caller (nothing, a login-rate token, a session, a mini-program
 //! session). [`Endpoint::call`] runs that preamble once, in one order, then
-//! the endpoint: one function of `(&mut Context, Request)` (`context`).
+//! the endpoint: one function of `(&mut Context, Caller, Request)`
+//! (`context`), handed the caller the preamble found.
 //! The proxied routes (public, protected) are the app's, not here.
 //!
 //! A new route (JWKS, the access token, JS-SDK signatures…) is a row
@@ -76,7 +77,8 @@ pub(crate) type Answering<'c> =
     Pin<Box<dyn Future<Output = Result<Response<Body>, HttpError>> + Send + 'c>>;
 
 /// Every endpoint's signature.
-pub(crate) type Run = for<'c, 'a> fn(&'c mut Context<'a>, Request<RequestBody>) -> Answering<'c>;
+pub(crate) type Run =
+    for<'c, 'a> fn(&'c mut Context<'a>, Caller, Request<RequestBody>) -> Answering<'c>;
 
 /// One of wxgate's own routes.
 pub(crate) struct Endpoint {
@@ -96,34 +98,34 @@ pub(crate) struct Endpoint {
 pub(crate) fn endpoint(route: Route) -> Option<&'static Endpoint> {
     use Needs::*;
     use Verb::*;
-    static LOGIN: Endpoint = own(Post, LoginToken, Some(Outcome::Login), |cx, r| {
-        Box::pin(login::handle(cx, r))
+    static LOGIN: Endpoint = own(Post, LoginToken, Some(Outcome::Login), |cx, c, r| {
+        Box::pin(login::handle(cx, c, r))
     });
-    static LOGOUT: Endpoint = own(Post, Nothing, Some(Outcome::Logout), |cx, r| {
-        Box::pin(logout::handle(cx, r))
+    static LOGOUT: Endpoint = own(Post, Nothing, Some(Outcome::Logout), |cx, c, r| {
+        Box::pin(logout::handle(cx, c, r))
     });
-    static DECRYPT: Endpoint = own(Post, MiniProgram, None, |cx, r| {
-        Box::pin(decrypt::handle(cx, r))
+    static DECRYPT: Endpoint = own(Post, MiniProgram, None, |cx, c, r| {
+        Box::pin(decrypt::handle(cx, c, r))
     });
-    static PHONE: Endpoint = own(Post, MiniProgram, None, |cx, r| {
-        Box::pin(phone::handle(cx, r))
+    static PHONE: Endpoint = own(Post, MiniProgram, None, |cx, c, r| {
+        Box::pin(phone::handle(cx, c, r))
     });
-    static SESSION_CHECK: Endpoint = own(Get, MiniProgram, None, |cx, r| {
-        Box::pin(session_check::handle(cx, r))
+    static SESSION_CHECK: Endpoint = own(Get, MiniProgram, None, |cx, c, r| {
+        Box::pin(session_check::handle(cx, c, r))
     });
-    static FORWARD_AUTH: Endpoint = own(Any, Nothing, None, |cx, r| {
-        Box::pin(forward_auth::handle(cx, r))
+    static FORWARD_AUTH: Endpoint = own(Any, Nothing, None, |cx, c, r| {
+        Box::pin(forward_auth::handle(cx, c, r))
     });
-    static WEB_START: Endpoint = browser(LoginToken, Some(Outcome::LoginStart), |cx, r| {
-        Box::pin(web_login::start(cx, r))
+    static WEB_START: Endpoint = browser(LoginToken, Some(Outcome::LoginStart), |cx, c, r| {
+        Box::pin(web_login::start(cx, c, r))
     });
-    static WEB_CALLBACK: Endpoint = browser(Nothing, Some(Outcome::Login), |cx, r| {
-        Box::pin(web_login::callback(cx, r))
+    static WEB_CALLBACK: Endpoint = browser(Nothing, Some(Outcome::Login), |cx, c, r| {
+        Box::pin(web_login::callback(cx, c, r))
     });
-    static WEB_MOCK: Endpoint = browser(Nothing, Some(Outcome::LoginStart), |cx, r| {
-        Box::pin(web_login::mock_page(cx, r))
+    static WEB_MOCK: Endpoint = browser(Nothing, Some(Outcome::LoginStart), |cx, c, r| {
+        Box::pin(web_login::mock_page(cx, c, r))
     });
-    static RESERVED: Endpoint = own(Any, Nothing, None, |_, _| Box::pin(reserved()));
+    static RESERVED: Endpoint = own(Any, Nothing, None, |_, _, _| Box::pin(reserved()));
     Some(match route {
         Route::Login => &LOGIN,
         Route::Logout => &LOGOUT,
@@ -179,7 +181,7 @@ impl Endpoint {
         }
         cx.page = self.page;
         self.verb.admits(request.method())?;
-        cx.caller = match self.needs {
+        let caller = match self.needs {
             Needs::Nothing => Caller::Anyone,
             Needs::LoginToken => Caller::Client(cx.limit_login(&request)?),
             Needs::MiniProgram => {
@@ -188,7 +190,7 @@ impl Endpoint {
                 Caller::Session(session)
             }
         };
-        (self.run)(cx, request).await
+        (self.run)(cx, caller, request).await
     }
 }
 

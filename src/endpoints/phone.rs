@@ -12,7 +12,7 @@ use crate::wire::body_idle::RequestBody;
 use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 
-use super::context::Context;
+use super::context::{Caller, Context};
 use super::login::CODE_LIMIT;
 use crate::domain::session::{SessionStore, UserUpdate};
 use crate::response::HttpError;
@@ -28,6 +28,7 @@ struct PhoneRequest {
 
 pub(crate) async fn handle(
     cx: &mut Context<'_>,
+    caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let request: PhoneRequest = body::read_json(
@@ -41,7 +42,7 @@ pub(crate) async fn handle(
             "`code` must be the non-empty code from the getPhoneNumber button".to_owned(),
         ));
     }
-    let session = cx.session()?;
+    let session = caller.session()?;
     let wechat = &cx.mini_program(session)?.wechat;
     let (store, binding) = (&cx.shared.sessions, cx.shared.binding.as_ref());
     let phone = wechat

@@ -8,7 +8,7 @@
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 
-use super::context::Context;
+use super::context::{Caller, Context};
 use crate::domain::session::{SessionStore, UserUpdate};
 use crate::response::HttpError;
 use crate::response::{self, Body};
@@ -16,9 +16,10 @@ use crate::wire::body_idle::RequestBody;
 
 pub(crate) async fn handle(
     cx: &mut Context<'_>,
+    caller: Caller,
     _request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
-    let session = cx.session()?;
+    let session = caller.session()?;
     let wechat = &cx.mini_program(session)?.wechat;
     let store = &cx.shared.sessions;
     let user = &session.user;

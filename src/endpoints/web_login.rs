@@ -18,12 +18,13 @@
 //! Errors on these routes are plain pages for a browser (the route table's
 //! `page`).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use super::context::Context;
+use super::context::{Caller, Context};
 use super::login::store_and_bind;
 use crate::config::secret::Secret;
 use crate::config::{AppKind, RoutesConfig, WebConfig};
@@ -43,14 +44,16 @@ pub(crate) const HOST_PREFIX: &str = "__Host-";
 /// `GET …/oauth/start?app=&redirect=` ([`WebLogin::start`]).
 pub(crate) async fn start(
     cx: &mut Context<'_>,
+    caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
-    cx.web()?.start(cx, &request).await
+    cx.web()?.start(cx, caller.client()?, &request).await
 }
 
 /// `GET …/oauth/callback?code&state` ([`WebLogin::callback`]).
 pub(crate) async fn callback(
     cx: &mut Context<'_>,
+    _caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     cx.web()?.callback(cx, &request).await
@@ -59,6 +62,7 @@ pub(crate) async fn callback(
 /// Mock mode's authorize page ([`WebLogin::mock_page`]).
 pub(crate) async fn mock_page(
     cx: &mut Context<'_>,
+    _caller: Caller,
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     cx.web()?.mock_page(cx, &request)
@@ -126,9 +130,10 @@ impl WebLogin {
     async fn start(
         &self,
         cx: &mut Context<'_>,
+        client: IpAddr,
         request: &Request<RequestBody>,
     ) -> Result<Response<Body>, HttpError> {
-        let (client, shared) = (cx.client()?, cx.shared);
+        let shared = cx.shared;
         let (store, quota) = (&shared.sessions, &shared.login_quota);
         let query = request.uri().query().unwrap_or("");
         let redirect = match param(query, "redirect")? {
