@@ -7,7 +7,7 @@
 //! sent is stripped first. README.md tells the whole picture; docs/architecture.md
 //! draws the layers this crate is made of.
 #![forbid(unsafe_code)]
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 // The layers, bottom first: each imports only the ones above it in this
 // list (scripts/import-circles reads the order here and fails on an upward

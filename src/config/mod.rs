@@ -36,18 +36,27 @@ pub use upstreams::{ReadyCheck, UpstreamConfig};
 pub use web::WebConfig;
 
 #[derive(Debug, Clone, PartialEq)]
+/// The validated configuration: every value checked, nothing left to parse.
 pub struct Config {
+    /// `[server]`.
     pub server: ServerConfig,
     /// `[upstream]` first, then `[[upstreams]]`; never empty.
     pub upstreams: Vec<UpstreamConfig>,
     /// `[wechat]` first, then `[[apps]]`; never empty. The first is the default app.
     pub apps: Vec<WechatConfig>,
+    /// `[session]`.
     pub session: SessionConfig,
+    /// `session.store` and `[redis]`.
     pub store: StoreConfig,
+    /// `[routes]`.
     pub routes: RoutesConfig,
+    /// `[headers]`.
     pub headers: HeadersConfig,
+    /// `[admin]`.
     pub admin: AdminConfig,
+    /// `[log]`.
     pub log: LogConfig,
+    /// `[login]`.
     pub login: LoginConfig,
     /// Off (`None`) unless `[binding]` is present.
     pub binding: Option<BindingConfig>,
@@ -61,6 +70,8 @@ pub struct Config {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a config was not loaded: it names the key, never a value.
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read {

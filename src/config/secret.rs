@@ -8,17 +8,21 @@
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq)]
+/// A secret value: never printed (`Debug` and `Display` write `***`).
 pub struct Secret(Box<str>);
 
 impl Secret {
+    /// Wraps `value`.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into().into_boxed_str())
     }
 
+    /// The value itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// Whether the value is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -26,18 +26,24 @@ use crate::metrics::WechatMetrics;
 /// The host WeChat's clients send as their `Referer`.
 const REFERER_PREFIX: &str = "https://servicewechat.com/";
 
+/// One configured app: who it is, its WeChat client, what kind of app.
 pub struct WechatApp {
+    /// Its AppID, shared by its users' records.
     pub tag: AppTag,
+    /// Its WeChat API client (live or mock).
     pub wechat: WeChat,
+    /// Mini-program, official account or website.
     pub kind: AppKind,
 }
 
+/// Every configured app, by AppID.
 pub struct Apps {
     /// The default app first; never empty (the config guarantees one).
     list: Vec<WechatApp>,
 }
 
 impl Apps {
+    /// One client per app, each with its counters.
     pub fn new(configs: &[WechatConfig], metrics: &WechatMetrics) -> Result<Self, reqwest::Error> {
         let list = configs
             .iter()
@@ -57,6 +63,7 @@ impl Apps {
         self.list.iter()
     }
 
+    /// The app with `appid`, if configured.
     pub fn get(&self, appid: &str) -> Option<&WechatApp> {
         self.list.iter().find(|app| app.tag.appid() == appid)
     }

@@ -42,6 +42,7 @@ use crate::wire::describe;
 /// What the endpoint said about a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bound {
+    /// Bound to this business user id.
     Id(BoundId),
     /// 404: the business system has no account for this user (yet).
     NotFound,
@@ -49,8 +50,10 @@ pub enum Bound {
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the binding endpoint failed: {0}")]
+/// Why the binding endpoint gave no answer (never a token).
 pub struct BindError(String);
 
+/// The client of `[binding]`: asks the business system for a user's id.
 pub struct Binding {
     http: reqwest::Client,
     config: BindingConfig,
@@ -61,6 +64,7 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// A client with `config`'s URL, timeout and token.
     pub fn new(config: &BindingConfig, metrics: BindingMetrics) -> Result<Self, reqwest::Error> {
         Ok(Self {
             http: reqwest::Client::builder()
@@ -77,6 +81,7 @@ impl Binding {
         })
     }
 
+    /// Replaces the token (a reload re-read `binding.token_file`).
     pub fn set_token(&self, token: Option<Secret>) {
         self.token.store(std::sync::Arc::new(token));
     }

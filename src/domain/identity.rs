@@ -73,6 +73,8 @@ pub const ROUTING_OVERRIDES: [&str; 5] = [
 ];
 
 #[derive(Debug, Clone)]
+/// The identity headers: stripped from every client request in every
+/// spelling, injected from the session's user.
 pub struct IdentityHeaders {
     openid: HeaderName,
     user_id: HeaderName,

@@ -20,17 +20,25 @@ use crate::config::{PublicRoute, RoutesConfig};
 use crate::wire::canonical_path::{PathPolicy, readings, routing_form, under};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a request is, by its method and canonical path.
 pub enum Route {
+    /// `POST /login`.
     Login,
+    /// `POST /logout`.
     Logout,
+    /// Decrypting the user's encrypted data.
     Decrypt,
+    /// The phone number behind a `getPhoneNumber` code.
     Phone,
+    /// Whether the user's session_key is still valid.
     SessionCheck,
     /// "Who is this?" from a front proxy (nginx, Traefik, Envoy).
     ForwardAuth,
     /// The browser login: off to WeChat, back from it, mock mode's page.
     WebStart,
+    /// WeChat sends the browser back here.
     WebCallback,
+    /// Mock mode's stand-in for WeChat's authorize page.
     WebMock,
     /// Under the reserved prefix but no route: 404, never forwarded.
     Reserved,
@@ -40,6 +48,7 @@ pub enum Route {
     Protected,
 }
 
+/// The configured routes, read once per request.
 pub struct Routes {
     prefix: String,
     login: String,
@@ -63,6 +72,7 @@ pub struct PublicRoutes {
 }
 
 impl PublicRoutes {
+    /// `routes`, each judged under `policy`'s readings.
     pub fn new(routes: &[PublicRoute], policy: &PathPolicy) -> Self {
         Self {
             routes: routes
@@ -94,6 +104,7 @@ impl PublicRoutes {
 }
 
 impl Routes {
+    /// The routes of `[routes]`.
     pub fn new(config: &RoutesConfig) -> Self {
         Self {
             prefix: config.prefix.clone(),
@@ -157,6 +168,7 @@ impl Routes {
         }
     }
 
+    /// Whether `path` is the login route.
     pub fn is_login(&self, path: &str) -> bool {
         path == self.login
     }

@@ -16,6 +16,7 @@ use moka::future::Cache;
 /// The keys of calls in flight, in bytes.
 const BUDGET: u64 = 8 * 1024 * 1024;
 
+/// Concurrent callers with one key share one run of the work.
 pub struct SingleFlight<V> {
     calls: Cache<String, V>,
 }
@@ -27,6 +28,7 @@ impl<V: Clone + Send + Sync + 'static> Default for SingleFlight<V> {
 }
 
 impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
+    /// Nothing in flight.
     pub fn new() -> Self {
         Self {
             // Entries live only while a call is in flight; the TTL is a

@@ -22,6 +22,7 @@ pub(super) const SECONDS_BUCKETS: [f64; 14] = [
 ];
 
 #[derive(Clone, Debug, Default)]
+/// A latency histogram in seconds, with wxgate's buckets.
 pub struct SecondsHistogram(Arc<Counts>);
 
 #[derive(Debug, Default)]
@@ -33,6 +34,7 @@ struct Counts {
 }
 
 impl SecondsHistogram {
+    /// Counts one `elapsed`.
     pub fn observe(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let i = SECONDS_BUCKETS

@@ -33,6 +33,10 @@ mod outcome;
 pub type BindingMetrics = Family<[(&'static str, &'static str); 1], Counter>;
 
 /// Metric names. Counters gain `_total` when exposed.
+// Each name is its metric, described once in docs/operating.md (and the
+// registry's help text); tests/it/prometheus.rs checks the rules and the
+// dashboard use only these.
+#[allow(missing_docs)]
 pub mod names {
     pub const BUILD: &str = "wxgate_build";
     pub const REQUESTS: &str = "wxgate_requests";
@@ -63,6 +67,8 @@ const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 type Labels1 = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
 
+/// Every metric family, registered once; the handles below are given to
+/// the parts that count.
 pub struct Metrics {
     registry: Registry,
     requests: Vec<[Counter; 5]>,
@@ -75,8 +81,11 @@ pub struct Metrics {
     sessions_live: Gauge,
     /// SIGHUP reloads: `[applied, refused]`.
     config_reloads: [Counter; 2],
+    /// The WeChat clients' counters.
     pub wechat: WechatMetrics,
+    /// The session store's counters.
     pub store: StoreMetrics,
+    /// The binding client's counters.
     pub binding: BindingMetrics,
 }
 
@@ -249,6 +258,7 @@ impl Metrics {
         self.draining.set(1);
     }
 
+    /// Counts a request in flight until the handle is dropped.
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
@@ -288,6 +298,7 @@ impl Default for Metrics {
     }
 }
 
+/// A request in flight: the gauge goes down when it is dropped.
 pub struct InFlight(Gauge);
 
 impl Drop for InFlight {
@@ -313,6 +324,7 @@ impl WechatMetrics {
         }
     }
 
+    /// One call to `api`, answered with `errcode` after `elapsed`.
     pub fn call(&self, api: &'static str, errcode: String, elapsed: Duration) {
         let app = ("app", self.app.clone());
         self.calls
@@ -346,6 +358,7 @@ pub enum Layer {
     Memory,
     /// A Redis replica's local cache.
     Local,
+    /// Redis itself.
     Redis,
 }
 
@@ -377,26 +390,32 @@ impl Default for StoreCounters {
 }
 
 impl StoreMetrics {
+    /// A session lookup in `layer`.
     pub fn lookup(&self, layer: Layer, hit: bool) {
         self.0.lookups[layer as usize * 2 + usize::from(!hit)].inc();
     }
 
+    /// A Redis command that failed or timed out.
     pub fn error(&self) {
         self.0.errors.inc();
     }
 
+    /// A Redis command's latency.
     pub fn command(&self, elapsed: Duration) {
         self.0.duration.observe(elapsed);
     }
 
+    /// Whether the store answers (and hears revocations).
     pub fn set_up(&self, up: bool) {
         self.0.up.set(i64::from(up));
     }
 
+    /// A session served past `local_ttl` during an outage.
     pub fn stale_served(&self) {
         self.0.stale_served.inc();
     }
 
+    /// A revocation from another replica applied here.
     pub fn revocation_heard(&self) {
         self.0.revocations.inc();
     }

@@ -1,6 +1,7 @@
 //! What happened to a request: one word for its log line and its metrics.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a request was, for its log line and the metrics' `outcome` label.
 pub enum Outcome {
     /// A valid session was required and present.
     Authenticated,
@@ -8,7 +9,9 @@ pub enum Outcome {
     Public,
     /// No valid session where one was required (401).
     Rejected,
+    /// A login (mini-program, or a browser's callback).
     Login,
+    /// A logout.
     Logout,
     /// wxgate or something behind it failed (any 5xx).
     Error,
@@ -28,6 +31,7 @@ impl Outcome {
         Self::LoginStart,
     ];
 
+    /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Authenticated => "authenticated",

@@ -38,6 +38,7 @@ pub use routing::{UpstreamRoute, UpstreamRoutes};
 
 /// Why a request was not forwarded, or its answer not received.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum ProxyError {
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
@@ -89,6 +90,7 @@ impl Peer {
         }
     }
 
+    /// The peer's address.
     pub fn ip(&self) -> IpAddr {
         self.addr
     }
@@ -99,12 +101,14 @@ impl Peer {
     }
 }
 
+/// One backend: its URL and its connections.
 pub struct Upstream {
     config: UpstreamConfig,
     pool: Pool,
 }
 
 impl Upstream {
+    /// The backend `config` names.
     pub fn new(config: &UpstreamConfig) -> Self {
         Self {
             config: config.clone(),
@@ -128,6 +132,7 @@ impl Upstream {
         }
     }
 
+    /// Its path prefix.
     pub fn prefix(&self) -> &str {
         &self.config.prefix
     }

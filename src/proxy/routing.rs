@@ -23,10 +23,12 @@ use crate::config::UpstreamConfig;
 use crate::domain::route::PublicRoutes;
 use crate::wire::canonical_path::{PathPolicy, routing_form, under};
 
+/// Where a path goes.
 pub struct UpstreamRoute {
     /// Index into the app's upstreams (config order).
     pub index: usize,
     prefix: String,
+    /// The upstream's `timeout`.
     pub timeout: Duration,
     public: PublicRoutes,
 }
@@ -38,6 +40,7 @@ impl UpstreamRoute {
     }
 }
 
+/// The upstreams by prefix, longest first.
 pub struct UpstreamRoutes {
     /// Longest prefix first.
     routes: Vec<UpstreamRoute>,
@@ -46,6 +49,7 @@ pub struct UpstreamRoutes {
 }
 
 impl UpstreamRoutes {
+    /// The routes of `configs`, their paths read under `policy`.
     pub fn new(configs: &[UpstreamConfig], policy: &PathPolicy) -> Self {
         let mut routes: Vec<UpstreamRoute> = configs
             .iter()

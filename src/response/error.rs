@@ -30,6 +30,7 @@ use crate::wire::canonical_path::PathError;
 pub use crate::wire::header::WXGATE_ERROR;
 
 #[derive(Debug, Clone, thiserror::Error)]
+#[allow(missing_docs)] // each variant is described once, in `describe` below
 pub enum HttpError {
     #[error("no valid session")]
     SessionInvalid,
@@ -421,10 +422,12 @@ impl HttpError {
         samples
     }
 
+    /// The answer's status.
     pub fn status(&self) -> StatusCode {
         self.describe().status
     }
 
+    /// The answer's `code`.
     pub fn code(&self) -> &'static str {
         self.describe().code
     }
@@ -497,6 +500,7 @@ impl HttpError {
         serde_json::to_vec(&body).map_or_else(|_| Bytes::new(), Bytes::from)
     }
 
+    /// The JSON answer.
     pub fn into_response(&self) -> Response<Body> {
         let status = self.status();
         let mut response = super::json_bytes(status, self.body());

@@ -16,7 +16,9 @@ use crate::metrics::Outcome;
 
 /// A response and what the log line says of it.
 pub struct Answer {
+    /// The answer.
     pub response: Response<Body>,
+    /// What the log line says of it.
     pub handled: Handled,
     /// The error this response answers (named on the log line).
     pub error: Option<HttpError>,
@@ -36,6 +38,7 @@ impl Answer {
 /// What the access log learns from the app about one request.
 #[derive(Debug, Clone)]
 pub struct Handled {
+    /// What the request was.
     pub outcome: Outcome,
     /// The session's user, when the request carried a valid session.
     pub user: Option<Arc<UserRecord>>,

@@ -6,6 +6,7 @@
 /// Resident bytes per live session, as bench/run measures them (684: the moka
 /// entry, the user index and record), and the process without sessions.
 pub const BYTES_PER_SESSION: u64 = 700;
+/// What the process needs besides its sessions.
 pub const PROCESS_BYTES: u64 = 30 << 20;
 
 /// The cgroup memory limit (v2, else v1), `None` when there is none.

@@ -40,6 +40,8 @@ use crate::wire::connection_timer::HeadTimer;
 use reload::Reloader;
 
 #[derive(Debug, thiserror::Error)]
+/// Why the server did not start.
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -55,6 +57,7 @@ pub enum StartError {
     App(#[from] crate::app::BuildError),
 }
 
+/// wxgate, bound and ready to serve.
 pub struct Server {
     listeners: Vec<TcpListener>,
     admin: TcpListener,
@@ -112,6 +115,7 @@ impl Server {
         })
     }
 
+    /// The admin listener's address.
     pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
         self.admin.local_addr()
     }
@@ -121,6 +125,7 @@ impl Server {
         Reloader::new(self.app.clone(), self.config.clone())
     }
 
+    /// The proxy listener's address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         match self.listeners.first() {
             Some(listener) => listener.local_addr(),

@@ -22,6 +22,8 @@ use crate::app::App;
 use crate::config::{Config, WechatConfig};
 
 #[derive(Debug, thiserror::Error)]
+/// Why a reload was refused (the running config keeps serving).
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum ReloadError {
     #[error("`{0}` cannot change without a restart; the running config stays")]
     NeedsRestart(&'static str),

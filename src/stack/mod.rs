@@ -46,6 +46,7 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker answering at most `max_in_flight` requests at once.
     pub fn new(max_in_flight: usize) -> Self {
         Self {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
@@ -81,6 +82,7 @@ impl<S> ConnectionService for S where
 pub struct PerConnection<S>(RefCell<S>);
 
 impl<S: ConnectionService> PerConnection<S> {
+    /// Serves with `stack`.
     pub fn new(stack: S) -> Self {
         Self(RefCell::new(stack))
     }
@@ -109,8 +111,12 @@ impl<S: ConnectionService> hyper::service::Service<Request<Incoming>> for PerCon
 }
 
 pin_project_lite::pin_project! {
+    /// A request's future, or the answer of a stack that was busy.
+    // pin_project_lite takes no doc comment on a variant's field.
+    #[allow(missing_docs)]
     #[project = PerRequestProj]
     pub enum PerRequest<F> {
+        /// The stack's future.
         Called { #[pin] future: F },
         /// Never met: the stack was busy or not ready.
         Busy,

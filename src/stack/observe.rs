@@ -44,7 +44,9 @@ use crate::wire::describe;
 use crate::wire::request_id::{self, HEADER};
 
 #[derive(Clone)]
+/// The outermost layer: request id, the log line and the metrics.
 pub struct ObserveLayer {
+    /// The app whose metrics and ids it uses.
     pub app: Arc<App>,
 }
 
@@ -60,6 +62,7 @@ impl<S> Layer<S> for ObserveLayer {
 }
 
 #[derive(Clone)]
+/// The service [`ObserveLayer`] makes.
 pub struct Observe<S> {
     inner: S,
     app: Arc<App>,
@@ -106,6 +109,7 @@ where
 }
 
 pin_project! {
+    /// The inner service's future, and the log line it ends with.
     pub struct Observed<F> {
         #[pin]
         inner: State<F>,

@@ -22,7 +22,9 @@ use tower::{Layer, Service};
 use crate::response::{Answer, HttpError};
 
 #[derive(Clone)]
+/// Answers `503 overloaded` at once past the worker's limit.
 pub struct OverloadLayer {
+    /// The worker's slots (`server.max_in_flight`).
     pub in_flight: Arc<Semaphore>,
 }
 
@@ -38,6 +40,7 @@ impl<S> Layer<S> for OverloadLayer {
 }
 
 #[derive(Clone)]
+/// The service [`OverloadLayer`] makes.
 pub struct Overload<S> {
     inner: S,
     in_flight: Arc<Semaphore>,
@@ -67,9 +70,14 @@ where
 }
 
 pin_project! {
+    /// A request admitted with its slot, or shed.
+    // pin_project_lite takes no doc comment on a variant's field.
+    #[allow(missing_docs)]
     #[project = BoundedProj]
     pub enum Bounded<F> {
+        /// Served, holding one of the worker's slots until done.
         Admitted { #[pin] future: F, _permit: OwnedSemaphorePermit },
+        /// Answered `503 overloaded` at once.
         Shed,
     }
 }

@@ -13,6 +13,7 @@ use super::body_idle::{BodyError, RequestBody};
 
 /// Why a request body was not read.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum ReadError {
     #[error("request body over {limit} bytes")]
     TooLarge { limit: usize },

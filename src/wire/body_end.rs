@@ -20,6 +20,7 @@ use crate::wire::body_idle::RequestBody;
 
 /// What to do when a body ends: `clean` is false when it failed.
 pub trait AtEnd {
+    /// Runs the action; `clean` is false when the body failed.
     fn at_end(self, clean: bool);
 }
 
@@ -30,6 +31,7 @@ pub struct Watched<B, A: AtEnd> {
 }
 
 impl<B: Body, A: AtEnd> Watched<B, A> {
+    /// Watches `inner`, running `action` when it ends.
     pub fn new(inner: B, action: A) -> Self {
         Self {
             inner,

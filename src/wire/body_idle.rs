@@ -29,6 +29,8 @@ use tower::{Layer, Service};
 pub type RequestBody = IdleTimeout<Incoming>;
 
 #[derive(Debug, thiserror::Error)]
+/// Why reading a request body failed: hyper's error, or the idle timeout.
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum BodyError {
     #[error(transparent)]
     Read(#[from] hyper::Error),
@@ -59,6 +61,7 @@ impl BodyError {
     }
 }
 
+/// A request body that fails once it sends nothing for `timeout`.
 pub struct IdleTimeout<B> {
     inner: B,
     timeout: Duration,
@@ -68,6 +71,7 @@ pub struct IdleTimeout<B> {
 }
 
 impl<B> IdleTimeout<B> {
+    /// `inner`, ended after `timeout` without a byte.
     pub fn new(inner: B, timeout: Duration) -> Self {
         Self {
             inner,
@@ -120,6 +124,7 @@ where
 /// Wraps every request body in [`IdleTimeout`].
 #[derive(Clone)]
 pub struct BodyIdleLayer {
+    /// `server.body_idle_timeout`.
     pub timeout: Duration,
 }
 
@@ -135,6 +140,7 @@ impl<S> Layer<S> for BodyIdleLayer {
 }
 
 #[derive(Clone)]
+/// The service [`BodyIdleLayer`] makes: `inner` with every request body wrapped.
 pub struct BodyIdle<S> {
     inner: S,
     timeout: Duration,

@@ -62,6 +62,7 @@ impl Default for PathPolicy {
 
 /// Why a path was refused: each is a reading some backend disagrees on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum PathError {
     #[error("the request target must be a path starting with `/`")]
     NotAPath,

@@ -16,6 +16,8 @@ use ipnet::IpNet;
 
 static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
+/// The client: `peer`, or, when `peer` is in `trusted`, the nearest
+/// untrusted address of `X-Forwarded-For` read right to left.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {

@@ -15,6 +15,7 @@ use http::header::{COOKIE, HeaderMap, HeaderValue};
 /// What the request's `Cookie` headers hold under one name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found<'a> {
+    /// Not sent.
     None,
     /// One value (sent once, or sent again unchanged).
     One(&'a [u8]),
@@ -25,6 +26,7 @@ pub enum Found<'a> {
 }
 
 impl<'a> Found<'a> {
+    /// The value, when there is exactly one.
     pub fn single(self) -> Option<&'a [u8]> {
         match self {
             Self::One(value) => Some(value),
@@ -146,8 +148,11 @@ fn is_one_of(key: &[u8], names: &[&str]) -> bool {
 
 /// The attributes of a cookie wxgate sets.
 pub struct CookieAttributes<'a> {
+    /// `Path`.
     pub path: &'a str,
+    /// `Domain`, when the cookie is shared with sibling hosts.
     pub domain: Option<&'a str>,
+    /// `Secure`.
     pub secure: bool,
     /// `None`: a session cookie (ends with the browser).
     pub max_age: Option<Duration>,

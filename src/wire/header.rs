@@ -99,10 +99,12 @@ impl FoldedNames {
         }
     }
 
+    /// The names, as configured.
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
+    /// Whether `name` is one of them, folded as the strip folds it.
     pub fn contains(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
         let longest = self.by_length.len().saturating_sub(1);

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 /// Why a body is not one JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum JsonError {
     #[error("the body is not a JSON object")]
     NotAnObject,

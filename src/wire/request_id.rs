@@ -14,10 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+/// `X-Request-Id`.
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 const MAX_LEN: usize = 128;
 
+/// Makes request ids: a random prefix per process and a counter.
 pub struct RequestIds {
     /// The random prefix in hex, with its `-`.
     prefix: [u8; 17],
@@ -25,6 +27,7 @@ pub struct RequestIds {
 }
 
 impl RequestIds {
+    /// A new prefix, from the system's randomness.
     pub fn new() -> Self {
         let mut seed = [0u8; 8];
         // Without randomness ids are still unique per process.

@@ -12,9 +12,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub(super) const ENCODED_LEN: usize = 43;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// A session id: 256 random bits.
 pub struct SessionId([u8; 32]);
 
 impl SessionId {
+    /// A new id from the system's randomness.
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)?;
@@ -34,10 +36,12 @@ impl SessionId {
         }
     }
 
+    /// The id as the client sends it (base64url, 43 characters).
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// The raw bits.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -17,6 +17,7 @@ use super::{PendingLogin, Resolved, SessionId, SessionStore, StoreError, UserRec
 use crate::config::SessionConfig;
 use crate::metrics::{Layer, StoreMetrics};
 
+/// Sessions and users in this process's memory (moka).
 pub struct MemoryStore {
     cache: SessionCache,
     ttl: Duration,
@@ -26,6 +27,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// A store sized by `config`.
     pub fn new(config: &SessionConfig, metrics: StoreMetrics) -> Self {
         Self {
             cache: SessionCache::new(config.capacity, config.ttl, config.idle),

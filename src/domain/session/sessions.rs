@@ -13,11 +13,14 @@ use crate::metrics::StoreMetrics;
 /// The store the config asks for. An enum rather than a trait object: the
 /// request path stays free of boxed futures. (Boxed: built once, large.)
 pub enum Sessions {
+    /// One replica's memory.
     Memory(MemoryStore),
+    /// Redis, shared by the fleet.
     Redis(Box<RedisStore>),
 }
 
 impl Sessions {
+    /// The store `config` names.
     pub fn new(config: &crate::Config, metrics: StoreMetrics) -> Result<Self, StoreError> {
         Ok(match &config.store {
             crate::config::StoreConfig::Memory => {

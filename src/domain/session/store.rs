@@ -10,12 +10,17 @@ use super::{PendingLogin, SessionId, UserRecord, UserUpdate};
 /// A live session: its user and how long it has left.
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    /// The session's id.
     pub id: SessionId,
+    /// Its user, as the store holds them now.
     pub user: Arc<UserRecord>,
+    /// The session's time left.
     pub expires_in: Duration,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
+/// Why the store could not answer.
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum StoreError {
     #[error("the operating system's random number generator failed: {0}")]
     Random(getrandom::Error),

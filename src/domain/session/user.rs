@@ -27,6 +27,7 @@ pub struct UserRecord {
     unionid: Option<Box<str>>,
     /// The business system's own id for the user (`[binding]`), once bound.
     user_id: Option<BoundId>,
+    /// The key of the user's newest login (empty for a browser's).
     pub session_key: Secret,
     /// Milliseconds since the Unix epoch (8 bytes rather than `SystemTime`'s 16).
     pub last_login: u64,
@@ -36,6 +37,7 @@ pub struct UserRecord {
     /// opened under an older generation no longer resolves. (The memory
     /// store retires the user's slot instead; Redis compares generations.)
     pub generation: u32,
+    /// The phone number, once known.
     pub phone: Option<Box<Phone>>,
     /// The WeChat profile (official accounts' `snsapi_userinfo` logins);
     /// never logged.
@@ -65,14 +67,18 @@ impl AppTag {
         Self::new(&config.appid, config.single_app_keys)
     }
 
+    /// The user's app.
     pub fn appid(&self) -> &str {
         &self.appid
     }
 
+    /// The user's app, shared.
     pub fn appid_shared(&self) -> &Arc<str> {
         &self.appid
     }
 
+    /// Whether this is the `[wechat]` app, whose records are keyed by the
+    /// openid alone.
     pub fn single_app_keys(&self) -> bool {
         self.single_app_keys
     }
@@ -95,13 +101,16 @@ impl AppTag {
 pub struct BoundId(Box<str>);
 
 impl BoundId {
+    /// The longest id accepted.
     pub const MAX_LEN: usize = 128;
 
+    /// `id`, when it is 1 to [`Self::MAX_LEN`] visible ASCII characters.
     pub fn new(id: &str) -> Option<Self> {
         let fits = (1..=Self::MAX_LEN).contains(&id.len());
         (fits && id.bytes().all(|b| b.is_ascii_graphic())).then(|| Self(Box::from(id)))
     }
 
+    /// The id.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -113,7 +122,9 @@ impl BoundId {
 pub struct Phone {
     /// With the country code for numbers outside mainland China.
     pub phone_number: String,
+    /// The number without the country code.
     pub pure_phone_number: String,
+    /// The country code, without `+`.
     pub country_code: String,
 }
 
@@ -128,20 +139,24 @@ impl Phone {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     #[serde(default)]
+    /// The WeChat nickname.
     pub nickname: String,
     #[serde(default)]
+    /// The avatar's URL.
     pub headimgurl: String,
 }
 
 /// A change to a stored user record.
 #[derive(Debug, Clone)]
 pub enum UserUpdate {
+    /// Keep this phone number.
     SetPhone(Phone),
     /// The user's bound id, from the binding endpoint.
     SetUserId(BoundId),
     /// Marks the key stale, but only if it is still `key`: a login that
     /// raced ahead with a fresh key must not be undone.
     KeyStale {
+        /// The key WeChat declared invalid (a newer one stays).
         key: Secret,
     },
 }
@@ -171,9 +186,11 @@ impl UserUpdate {
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("WeChat returned an {0} outside [A-Za-z0-9_-]{{1,128}}")]
+/// An openid or unionid outside `[A-Za-z0-9_-]{1,128}`.
 pub struct InvalidIdentity(&'static str);
 
 impl UserRecord {
+    /// A record for a new login; refused when an id is malformed.
     pub fn new(
         app: &AppTag,
         openid: &str,
@@ -246,6 +263,7 @@ impl UserRecord {
         self
     }
 
+    /// The user's openid.
     pub fn openid(&self) -> &str {
         &self.key[usize::from(self.openid_at)..]
     }
@@ -265,6 +283,7 @@ impl UserRecord {
         &self.app
     }
 
+    /// The user's app.
     pub fn app(&self) -> AppTag {
         AppTag {
             appid: self.app.clone(),
@@ -272,6 +291,7 @@ impl UserRecord {
         }
     }
 
+    /// The user's unionid, when WeChat gave one.
     pub fn unionid(&self) -> Option<&str> {
         self.unionid.as_deref()
     }

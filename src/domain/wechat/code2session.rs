@@ -13,6 +13,7 @@ struct Reply {
 }
 
 impl LiveApi {
+    /// `jscode2session`: the user behind a `wx.login()` code.
     pub async fn code2session(&self, code: &str) -> Result<WeChatSession, WeChatError> {
         let secret = self.secret.load_full();
         let reply: Reply = self

@@ -47,7 +47,9 @@ pub enum Fault {
 /// One errcode, described once.
 #[derive(Debug)]
 pub struct Errcode {
+    /// WeChat's errcode.
     pub errcode: i64,
+    /// Whose fault it is.
     pub fault: Fault,
     /// The stable code clients and the docs' error table see.
     pub code: &'static str,

@@ -36,6 +36,7 @@ use super::{WeChatError, WeChatSession, WebIdentity};
 use crate::config::secret::Secret;
 use crate::domain::session::{Phone, Profile};
 
+/// Mock mode's WeChat: codes name users (docs/client.md).
 pub struct MockWeChat {
     /// `wechat.timeout`: how long a `slow-` code keeps a call waiting.
     pub timeout: Duration,
@@ -50,6 +51,7 @@ fn digest(label: &str, code: &str) -> [u8; 32] {
 }
 
 impl MockWeChat {
+    /// A login: the user the code names.
     pub async fn code2session(&self, code: &str) -> Result<WeChatSession, WeChatError> {
         self.fail_on_purpose(code).await?;
         let name = code.split_once('#').map_or(code, |(name, _)| name);
@@ -82,6 +84,7 @@ impl MockWeChat {
         })
     }
 
+    /// A phone number for the code.
     pub async fn phone_number(&self, code: &str) -> Result<Phone, WeChatError> {
         self.fail_on_purpose(code).await?;
         let digits: String = digest("wxgate-mock-phone:", code)[..8]

@@ -28,14 +28,18 @@ pub use web_oauth::WebIdentity;
 /// What a successful `jscode2session` call yields.
 #[derive(Debug, Clone)]
 pub struct WeChatSession {
+    /// The user's openid for this app.
     pub openid: String,
+    /// The unionid, when the app is bound to an Open Platform account.
     pub unionid: Option<String>,
+    /// The session_key.
     pub session_key: Secret,
 }
 
 /// Why a WeChat API call failed. Messages never contain the secret, an
 /// access token or the request URL (which carries them).
 #[derive(Debug, Clone, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum WeChatError {
     #[error("WeChat answered errcode {errcode}: {errmsg}")]
     Api { errcode: i64, errmsg: String },
@@ -64,12 +68,16 @@ pub struct LiveApi {
     secret: SharedSecret,
 }
 
+/// One app's WeChat API client: the real one, or the mock.
 pub enum WeChat {
+    /// WeChat's servers (`wechat.api_base`).
     Live(Box<LiveApi>),
+    /// Mock mode: no WeChat.
     Mock(MockWeChat),
 }
 
 impl WeChat {
+    /// The client `config` asks for.
     pub fn new(config: &WechatConfig, metrics: WechatMetrics) -> Result<Self, reqwest::Error> {
         Ok(match config.mode {
             WechatMode::Live => {

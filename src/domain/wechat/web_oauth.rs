@@ -20,7 +20,9 @@ pub const OPEN_BASE: &str = "https://open.weixin.qq.com";
 /// What a web login yields.
 #[derive(Debug, Clone)]
 pub struct WebIdentity {
+    /// The user's openid for this app.
     pub openid: String,
+    /// The unionid, when WeChat gave one.
     pub unionid: Option<String>,
     /// With `snsapi_userinfo` only.
     pub profile: Option<Profile>,
@@ -74,6 +76,8 @@ struct UserInfoReply {
 }
 
 impl LiveApi {
+    /// Web authorisation: the user behind a callback's code (and the
+    /// profile, with `userinfo`).
     pub async fn web_login(&self, code: &str, userinfo: bool) -> Result<WebIdentity, WeChatError> {
         let secret = self.secret.load_full();
         let reply: TokenReply = self

@@ -26,6 +26,7 @@ use crate::domain::session::Phone;
 type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` text describes it
 pub enum DecryptError {
     /// The request itself is wrong (bad base64, iv length, block length).
     #[error("{0}")]

@@ -109,6 +109,7 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Sessions and users in Redis, with a moka cache in front.
 pub struct RedisStore {
     connector: Arc<Connector>,
     codec: Codec,
