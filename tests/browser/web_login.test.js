@@ -85,6 +85,7 @@ test('a protected page → the authorize page → Allow → back, with the ident
   const login = await (await fetch(`${base}/login`, { method: 'POST', body: '{"code":"alice"}' })).json();
   const fromApp = await (await fetch(`${base}/x`, { headers: { 'x-session-id': login.session_id } })).json();
   assert.equal(fromApp.headers['x-wx-unionid'], seen.headers['x-wx-unionid']);
+  assert.notEqual(fromApp.headers['x-wx-openid'], seen.headers['x-wx-openid'], 'each app its own openid, as WeChat gives');
 
   // A reload keeps the session; no trip to the authorize page.
   await page.reload();

@@ -385,3 +385,31 @@ async fn redis_sessions_survive_adding_an_app_and_end_with_a_removed_one() {
     assert_eq!(back.get("/x", &in_shop).send().await.unwrap().status(), 401);
     assert_eq!(back.get("/x", &session).send().await.unwrap().status(), 200);
 }
+
+/// Mock mode behaves like WeChat across apps: one person (one name) has
+/// each app's own openid and one unionid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_mock_mode_one_person_has_an_openid_per_app_and_one_unionid() {
+    let setup = Setup::new().await;
+    let mut config = GateConfig::new(&setup.wechat, &setup.upstream);
+    config
+        .set("wechat", "mode", "\"mock\"")
+        .append(&format!("[[apps]]\nappid = \"{SHOP}\"\nmode = \"mock\"\n"));
+    let gate = config.start().await;
+    let identity = |app: &'static str| {
+        let gate = &gate;
+        async move {
+            let id = login(gate, json!({ "code": "alice", "appid": app })).await;
+            let echo = crate::common::json(gate.get("/x", &id)).await;
+            let one = |name: &str| header_values(&echo, name).concat();
+            (one("x-wx-appid"), one("x-wx-openid"), one("x-wx-unionid"))
+        }
+    };
+    let (main, shop) = (identity(APPID).await, identity(SHOP).await);
+    assert_eq!((main.0.as_str(), shop.0.as_str()), (APPID, SHOP));
+    assert_ne!(main.1, shop.1, "one openid in two apps");
+    assert!(main.1.starts_with('o') && shop.1.starts_with('o'));
+    assert_eq!(main.2, shop.2, "the person's unionid differs between apps");
+    // The same name in the same app is the same openid again.
+    assert_eq!(identity(SHOP).await.1, shop.1);
+}

@@ -4,10 +4,14 @@
 //! end against `cargo run` without a WeChat account:
 //!
 //! - `NAME` or `NAME#ANYTHING` logs in as the user NAME: the openid is
-//!   `"o"` + the first 27 characters of base64url(SHA-256("wxgate-mock-openid:" + NAME))
-//!   (the unionid likewise, with `"u"` and `wxgate-mock-unionid:`). So the
-//!   same name is always the same user, and a newcomer plays with several
-//!   users by choosing names.
+//!   `"o"` + the first 27 characters of
+//!   base64url(SHA-256("wxgate-mock-openid:" + APPID + ":" + NAME)), one per
+//!   app as WeChat gives (a backend keyed on the openid would break on H5
+//!   in production: key on the bound user id or the unionid); the unionid
+//!   is the person's across apps, `"u"` + base64url(SHA-256(
+//!   "wxgate-mock-unionid:" + NAME)), likewise cut. So the same name is
+//!   always the same person, and a newcomer plays with several users by
+//!   choosing names.
 //! - The session_key is base64(first 16 bytes of SHA-256("wxgate-mock-key:" + CODE)),
 //!   of the WHOLE code: `alice#1` and `alice#2` are one user whose key
 //!   rotated, as every `wx.login()` may rotate it at WeChat. A client's tests
@@ -20,7 +24,8 @@
 //!
 //! - A web authorisation code (official account, website) is read as a
 //!   login code: the same NAME is the same person in the mini-program and
-//!   on H5, with the nickname NAME under `snsapi_userinfo`.
+//!   on H5 (the same unionid, each app's own openid), with the nickname
+//!   NAME under `snsapi_userinfo`.
 //!
 //! A phone-number code yields a made-up number derived from it. The config
 //! layer refuses mock mode on a non-loopback address unless explicitly
@@ -38,6 +43,8 @@ use crate::domain::session::{Phone, Profile};
 
 /// Mock mode's WeChat: codes name users (docs/client.md).
 pub struct MockWeChat {
+    /// The app's AppID: each app gives a person its own openid.
+    pub appid: String,
     /// `wechat.timeout`: how long a `slow-` code keeps a call waiting.
     pub timeout: Duration,
 }
@@ -57,7 +64,8 @@ impl MockWeChat {
         let name = code.split_once('#').map_or(code, |(name, _)| name);
         // Shaped like real ids: 28 characters starting with "o" (openid) or "u" (unionid).
         let mut openid = String::from("o");
-        openid.push_str(&URL_SAFE_NO_PAD.encode(digest("wxgate-mock-openid:", name))[..27]);
+        let in_app = format!("{}:{name}", self.appid);
+        openid.push_str(&URL_SAFE_NO_PAD.encode(digest("wxgate-mock-openid:", &in_app))[..27]);
         let mut unionid = String::from("u");
         unionid.push_str(&URL_SAFE_NO_PAD.encode(digest("wxgate-mock-unionid:", name))[..27]);
         Ok(WeChatSession {
@@ -67,10 +75,9 @@ impl MockWeChat {
         })
     }
 
-    /// A web authorisation code: the same user as the mini-program code
-    /// of that name (one person across the two; WeChat gives one unionid,
-    /// and in the mock the openids match too). With `userinfo`, the
-    /// profile's nickname is the name.
+    /// A web authorisation code: the same person as the mini-program code
+    /// of that name (one unionid; the openid is this app's, as WeChat
+    /// gives). With `userinfo`, the profile's nickname is the name.
     pub async fn web_login(&self, code: &str, userinfo: bool) -> Result<WebIdentity, WeChatError> {
         let session = self.code2session(code).await?;
         let name = code.split_once('#').map_or(code, |(name, _)| name);
@@ -123,23 +130,51 @@ impl MockWeChat {
 mod tests {
     use super::*;
 
-    const MOCK: MockWeChat = MockWeChat {
-        timeout: Duration::from_millis(20),
-    };
+    fn mock(appid: &str) -> MockWeChat {
+        MockWeChat {
+            appid: appid.to_owned(),
+            timeout: Duration::from_millis(20),
+        }
+    }
 
     #[tokio::test]
     async fn deterministic_per_name_and_the_key_per_code() {
-        let a = MOCK.code2session("alice").await.unwrap();
-        assert_eq!(a.openid, MOCK.code2session("alice").await.unwrap().openid);
-        assert_ne!(a.openid, MOCK.code2session("bob").await.unwrap().openid);
+        let a = mock("wxmockapp000001").code2session("alice").await.unwrap();
+        assert_eq!(
+            a.openid,
+            mock("wxmockapp000001")
+                .code2session("alice")
+                .await
+                .unwrap()
+                .openid
+        );
+        assert_ne!(
+            a.openid,
+            mock("wxmockapp000001")
+                .code2session("bob")
+                .await
+                .unwrap()
+                .openid
+        );
         assert_eq!(a.openid.len(), 28);
         assert_eq!(a.session_key.expose().len(), 24);
-        let rotated = MOCK.code2session("alice#2").await.unwrap();
+        let rotated = mock("wxmockapp000001")
+            .code2session("alice#2")
+            .await
+            .unwrap();
         assert_eq!(rotated.openid, a.openid, "same user");
         assert_ne!(rotated.session_key, a.session_key, "a new key");
         // The derivation docs/client.md documents (checked against node's crypto).
         assert_eq!(a.session_key.expose(), "lsgKOuH+n6XT7C6KSxC7pw==");
-        assert_eq!(MOCK.phone_number("x").await.unwrap().phone_number.len(), 11);
+        assert_eq!(
+            mock("wxmockapp000001")
+                .phone_number("x")
+                .await
+                .unwrap()
+                .phone_number
+                .len(),
+            11
+        );
     }
 
     #[tokio::test]
@@ -151,22 +186,25 @@ mod tests {
             ("err--1-c", -1),
             ("err-40226-x-y", 40226),
         ] {
-            match MOCK.code2session(code).await {
+            match mock("wxmockapp000001").code2session(code).await {
                 Err(WeChatError::Api { errcode, .. }) => assert_eq!(errcode, want, "{code}"),
                 other => panic!("{code}: {other:?}"),
             }
         }
         assert!(matches!(
-            MOCK.code2session("slow-a").await,
+            mock("wxmockapp000001").code2session("slow-a").await,
             Err(WeChatError::Timeout(_))
         ));
         assert!(matches!(
-            MOCK.phone_number("err-40029-p").await,
+            mock("wxmockapp000001").phone_number("err-40029-p").await,
             Err(WeChatError::Api { errcode: 40029, .. })
         ));
         // Not magic: ordinary users.
         for code in ["err-", "err-x-", "err-40029", "errand", "slow"] {
-            assert!(MOCK.code2session(code).await.is_ok(), "{code}");
+            assert!(
+                mock("wxmockapp000001").code2session(code).await.is_ok(),
+                "{code}"
+            );
         }
     }
 }

@@ -91,6 +91,7 @@ impl WeChat {
                 }))
             }
             WechatMode::Mock => Self::Mock(MockWeChat {
+                appid: config.appid.clone(),
                 timeout: config.timeout,
             }),
         })
