@@ -81,7 +81,7 @@ impl App {
                 .as_ref()
                 .map(|b| Binding::new(b, metrics.binding.clone()))
                 .transpose()?,
-            login_limiter: LoginLimiter::new(&config.login),
+            login_limiter: LoginLimiter::new(&config.login, metrics.untrusted_forwarded.clone()),
             // `[web]` cannot change on a reload: its state_ttl is fixed.
             login_quota: ClientQuota::new(
                 config

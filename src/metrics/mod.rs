@@ -56,6 +56,7 @@ pub mod names {
     pub const STORE_REVOCATIONS: &str = "wxgate_store_revocations_heard";
     pub const BINDING_REQUESTS: &str = "wxgate_binding_requests";
     pub const CONFIG_RELOADS: &str = "wxgate_config_reloads";
+    pub const UNTRUSTED_FORWARDED: &str = "wxgate_untrusted_forwarded";
 }
 
 /// The media type `encode` writes.
@@ -87,6 +88,9 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The binding client's counters.
     pub binding: BindingMetrics,
+    /// Logins that came with `X-Forwarded-For` from a peer outside
+    /// `server.trusted_proxies` (`endpoints::login_limit`).
+    pub untrusted_forwarded: Counter,
 }
 
 impl Metrics {
@@ -224,6 +228,15 @@ impl Metrics {
             binding.clone(),
         );
 
+        let untrusted_forwarded = Counter::default();
+        registry.register(
+            names::UNTRUSTED_FORWARDED,
+            "Logins (and browser login starts) with X-Forwarded-For from a peer outside \
+             server.trusted_proxies, on a listener beyond loopback: behind a proxy, every \
+             client then shares the proxy's login rate-limit bucket",
+            untrusted_forwarded.clone(),
+        );
+
         Self {
             registry,
             requests,
@@ -237,6 +250,7 @@ impl Metrics {
             wechat,
             store,
             binding,
+            untrusted_forwarded,
         }
     }
 

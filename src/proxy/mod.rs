@@ -67,6 +67,9 @@ pub struct Peer {
     port: HeaderValue,
     /// `server.trusted_proxies`, when the peer is one of them.
     trusted: Option<Arc<[IpNet]>>,
+    /// The listener is bound to a loopback address: only this host's
+    /// processes connect (no ingress can be in front).
+    loopback_listener: bool,
     upstream_timer: ConnectionTimer,
 }
 
@@ -86,8 +89,14 @@ impl Peer {
             ip,
             port: HeaderValue::from(local.port()),
             trusted,
+            loopback_listener: local.ip().is_loopback(),
             upstream_timer: ConnectionTimer::default(),
         }
+    }
+
+    /// Whether the listener it came through is bound to a loopback address.
+    pub fn on_loopback_listener(&self) -> bool {
+        self.loopback_listener
     }
 
     /// The peer's address.

@@ -1181,3 +1181,69 @@ async fn a_rediss_url_speaks_tls_to_redis_verified_against_the_trusted_roots() {
     assert_eq!(served.status(), 200);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Behind an ingress (every request from its address, the client in
+/// `X-Forwarded-For`), as the shipped configs set it up: with
+/// `trusted_proxies` naming the ingress, each forwarded client has its own
+/// login bucket; without, they share one, and wxgate says so once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_ingress_logins_count_per_forwarded_client_and_an_untrusted_one_is_warned_about()
+{
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = GateConfig::new(&wechat, &upstream);
+    // Beyond loopback, as in a pod; a strict limit so sharing one bucket shows.
+    config
+        .set("server", "listen", "\"0.0.0.0:0\"")
+        .set("login", "burst", "2")
+        .set("login", "rate", "0.1");
+    let http = reqwest::Client::new();
+    let logins = |gate: &Process, tag: &'static str| {
+        let (http, url) = (http.clone(), gate.url("/login"));
+        async move {
+            let mut statuses = Vec::new();
+            for n in 0..120u32 {
+                let status = http
+                    .post(&url)
+                    .header("x-forwarded-for", format!("198.51.{}.{}", n / 100, n % 100))
+                    .body(format!(r#"{{"code":"{tag}{n}"}}"#))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                statuses.push(status);
+            }
+            statuses
+        }
+    };
+    let untrusted_forwarded = |gate: &Process| {
+        let url = gate.admin_url("/metrics");
+        let http = http.clone();
+        async move {
+            let text = http.get(url).send().await.unwrap().text().await.unwrap();
+            crate::common::metric(&text, "wxgate_untrusted_forwarded_total")
+        }
+    };
+
+    let mut ingress = config.clone();
+    ingress.set("server", "trusted_proxies", r#"["127.0.0.0/8"]"#);
+    let gate = Process::start(&ingress, &[]);
+    let statuses = logins(&gate, "in").await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(untrusted_forwarded(&gate).await, 0.0);
+    assert!(!gate.logs().contains("trusted_proxies"), "{}", gate.logs());
+
+    let gate = Process::start(&config, &[]);
+    let statuses = logins(&gate, "un").await;
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!(limited >= 100, "one shared bucket: {statuses:?}");
+    assert_eq!(untrusted_forwarded(&gate).await, 120.0);
+    gate.until_logged(&["X-Forwarded-For", "server.trusted_proxies"])
+        .await;
+    let warnings = gate
+        .logs()
+        .matches("a login came with X-Forwarded-For")
+        .count();
+    assert_eq!(warnings, 1, "warned once:\n{}", gate.logs());
+}

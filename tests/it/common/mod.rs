@@ -31,6 +31,7 @@ pub const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
 pub const SECRET: &str = "test-app-secret";
 
 /// A config under construction: `table → key → value` (values are TOML).
+#[derive(Clone)]
 pub struct GateConfig {
     tables: BTreeMap<String, BTreeMap<String, String>>,
     env: BTreeMap<String, String>,
