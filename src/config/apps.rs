@@ -86,6 +86,33 @@ pub struct WechatConfig {
     /// single-app layout), so existing Redis sessions survive.
     pub single_app_keys: bool,
     pub kind: AppKind,
+    /// Where the AppSecret came from: how to give a new one.
+    pub secret_origin: SecretOrigin,
+}
+
+/// Where an AppSecret came from, which says how a new one goes in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOrigin {
+    /// A file (`secret_file`): re-read by a SIGHUP.
+    File(String),
+    /// An environment variable: read at start only.
+    Env(String),
+    /// Written in the config file: re-read by a SIGHUP.
+    Inline,
+}
+
+impl SecretOrigin {
+    /// How to put a new AppSecret in, for an operator reading a refusal.
+    pub fn renewal(&self) -> String {
+        match self {
+            Self::File(key) => format!("put the new one in {key}'s file and send SIGHUP"),
+            Self::Env(name) => format!(
+                "set the new one in the {name} environment variable and restart (the \
+                 environment is read at start only)"
+            ),
+            Self::Inline => "put the new one in the config file and send SIGHUP".to_owned(),
+        }
+    }
 }
 
 /// The config keys of one table, for errors that name them, and its layout.
@@ -211,6 +238,11 @@ impl WechatConfig {
             env,
         )
         .map_err(|e| invalid(keys.secret_file, e.message()))?;
+        let secret_origin = match (&raw.secret_file, &from_source) {
+            (Some(_), _) => SecretOrigin::File(keys.secret_file.to_owned()),
+            (None, Some(_)) => SecretOrigin::Env(secret_env.unwrap_or(SECRET_ENV).to_owned()),
+            (None, None) => SecretOrigin::Inline,
+        };
         let secret = Secret::new(from_source.or(raw.secret).unwrap_or_default());
         if mode == WechatMode::Live {
             secret_source::not_placeholder(keys.secret, secret.expose())
@@ -234,7 +266,10 @@ impl WechatConfig {
         let parsed: Uri = api_base
             .parse()
             .map_err(|e| invalid(keys.api_base, format!("`{api_base}` is not a URL: {e}")))?;
-        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+        if !matches!(parsed.scheme_str(), Some("http" | "https"))
+            || parsed.host().is_none()
+            || !parsed.authority().is_some_and(super::upstreams::valid_port)
+        {
             return Err(invalid(
                 keys.api_base,
                 format!("`{api_base}` must be an http:// or https:// URL"),
@@ -256,6 +291,7 @@ impl WechatConfig {
             max_in_flight,
             single_app_keys,
             kind,
+            secret_origin,
         })
     }
 }

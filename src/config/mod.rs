@@ -23,7 +23,7 @@ mod web;
 
 use std::path::Path;
 
-pub use apps::{APPID_MAX, AppKind, SECRET_ENV, WechatConfig, WechatMode};
+pub use apps::{APPID_MAX, AppKind, SECRET_ENV, SecretOrigin, WechatConfig, WechatMode};
 pub use binding::{BINDING_TOKEN_ENV, BindingConfig};
 pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
@@ -96,18 +96,26 @@ impl ConfigError {
 
     /// `e` as where (line, column, key) and what, without the text there.
     fn syntax(text: &str, e: &toml::de::Error) -> Self {
+        let mut key = None;
         let at = e.span().map_or_else(String::new, |span| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            let key = key_at(text, line)
+            key = key_at(text, line);
+            let named = key
+                .as_ref()
                 .map(|key| format!(", key `{key}`"))
                 .unwrap_or_default();
-            format!("line {line}, column {column}{key}: ")
+            format!("line {line}, column {column}{named}: ")
         });
+        let message = without_values(e.message());
+        let hint = key.as_deref().and_then(|key| hint(key, &message));
         Self::Syntax {
             at,
-            message: without_values(e.message()),
+            message: match hint {
+                Some(hint) => format!("{message}; {hint}"),
+                None => message,
+            },
         }
     }
 
@@ -118,6 +126,34 @@ impl ConfigError {
             other => other.to_string(),
         }
     }
+}
+
+/// What to write instead, for the shape mistakes a first config makes:
+/// a bare number where a duration or an address is a string, and a single
+/// `[upstreams]` or `[apps]` table where a list of them is expected.
+fn hint(key: &str, message: &str) -> Option<String> {
+    let name = key.rsplit('.').next().unwrap_or(key);
+    if message.starts_with("invalid type: integer") || message.starts_with("invalid type: float") {
+        if !message.contains("expected a string") {
+            return None;
+        }
+        let duration = ["timeout", "ttl", "idle", "stale_if_error"]
+            .iter()
+            .any(|part| name.contains(part));
+        return Some(if duration {
+            format!("a duration is written in quotes with its unit, e.g. {name} = \"30s\"")
+        } else {
+            format!("write it in quotes, e.g. {name} = \"…\"")
+        });
+    }
+    if message.starts_with("invalid type: map, expected a sequence")
+        && matches!(key, "upstreams" | "apps")
+    {
+        return Some(format!(
+            "each entry is a [[{key}]] table (double brackets), one per entry"
+        ));
+    }
+    None
 }
 
 /// The dotted key set on line `line` (1-based) of `text`: the table it is
@@ -283,6 +319,8 @@ impl Config {
             ));
         }
 
+        warnings.extend(shape_warnings(&apps, &session, &routes));
+
         Ok(Self {
             server,
             upstreams,
@@ -300,6 +338,55 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// What loads but is most likely a mistake: said by `check-config` and at
+/// start, never refused (a test double's AppID need not look like WeChat's).
+fn shape_warnings(
+    apps: &[WechatConfig],
+    session: &SessionConfig,
+    routes: &RoutesConfig,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    for app in apps.iter().filter(|app| app.mode == WechatMode::Live) {
+        let table = if app.single_app_keys {
+            "wechat"
+        } else {
+            "apps"
+        };
+        let appid = &app.appid;
+        if !(appid.len() == 18 && appid.starts_with("wx") && hex(&appid[2..])) {
+            warnings.push(format!(
+                "{table}.appid `{appid}` does not look like a WeChat AppID (\"wx\" and 16 hex \
+                 digits): copy it from 微信公众平台 → 开发管理 → 开发设置"
+            ));
+        }
+        let secret = app.secret.expose();
+        if !(secret.len() == 32 && hex(secret)) {
+            warnings.push(format!(
+                "{table}.secret of app {appid} is {} characters long, not the 32 hex digits of \
+                 a WeChat AppSecret: check it was copied whole",
+                secret.chars().count()
+            ));
+        }
+    }
+    if routes.public.iter().any(|route| route.path == "/") {
+        warnings.push(
+            "routes.public holds \"/\": every path is public, no request needs a session \
+             (identity is still injected when one is sent)"
+                .to_owned(),
+        );
+    }
+    if let Some(idle) = session.idle.filter(|idle| *idle >= session.ttl) {
+        warnings.push(format!(
+            "session.idle ({}) is not shorter than session.ttl ({}): every session ends at \
+             its ttl first, the idle timeout never does",
+            humantime::format_duration(idle),
+            humantime::format_duration(session.ttl)
+        ));
+    }
+    warnings
 }
 
 /// Parses a socket address such as `"0.0.0.0:8080"`.

@@ -141,6 +141,12 @@ impl UpstreamConfig {
         if uri.query().is_some() {
             return Err(invalid(keys.url, format!("`{text}` must not have a query")));
         }
+        if !valid_port(&authority) {
+            return Err(invalid(
+                keys.url,
+                format!("`{text}` has no valid port: a port is 1 to 65535"),
+            ));
+        }
         let path_prefix = uri.path().trim_end_matches('/').to_owned();
         if !path_prefix.is_empty() {
             super::routes::canonical(keys.url, &path_prefix)
@@ -242,5 +248,20 @@ impl UpstreamConfig {
             .trim_end_matches(']');
         let ip: IpAddr = host.parse().ok()?;
         Some(SocketAddr::new(ip, self.authority.port_u16().unwrap_or(80)))
+    }
+}
+
+/// A port written in `authority` is 1 to 65535 (`http` reads a larger one
+/// as none, which would be port 80).
+pub(super) fn valid_port(authority: &Authority) -> bool {
+    let text = authority.as_str();
+    // `[::1]` alone has no port; `[::1]:3000` and `host:3000` have one.
+    let written = match text.rsplit_once(']') {
+        Some((_, rest)) => rest.strip_prefix(':'),
+        None => text.rsplit_once(':').map(|(_, port)| port),
+    };
+    match written {
+        None => true,
+        Some(port) => port.parse::<u16>().is_ok_and(|port| port > 0),
     }
 }

@@ -18,7 +18,7 @@
 
 use http::{HeaderMap, header};
 
-use crate::config::{AppKind, WechatConfig};
+use crate::config::{AppKind, SecretOrigin, WechatConfig};
 use crate::domain::session::AppTag;
 use crate::domain::wechat::WeChat;
 use crate::metrics::WechatMetrics;
@@ -34,6 +34,8 @@ pub struct WechatApp {
     pub wechat: WeChat,
     /// Mini-program, official account or website.
     pub kind: AppKind,
+    /// Where its AppSecret came from (how a new one goes in).
+    pub secret_origin: SecretOrigin,
 }
 
 /// Every configured app, by AppID.
@@ -52,6 +54,7 @@ impl Apps {
                     tag: AppTag::of(config),
                     wechat: WeChat::new(config, metrics.for_app(&config.appid))?,
                     kind: config.kind,
+                    secret_origin: config.secret_origin.clone(),
                 })
             })
             .collect::<Result<_, reqwest::Error>>()?;

@@ -49,15 +49,16 @@ impl CredentialCheck {
     pub async fn check(&self, apps: &Apps) {
         let checks = apps.iter().map(|app| async move {
             let appid = app.tag.appid().to_owned();
-            (appid, app.wechat.check_credentials().await)
+            let renewal = app.secret_origin.renewal();
+            (appid, renewal, app.wechat.check_credentials().await)
         });
         let mut refused = Vec::new();
-        for (appid, result) in futures_util::future::join_all(checks).await {
+        for (appid, renewal, result) in futures_util::future::join_all(checks).await {
             match result {
                 Ok(()) => tracing::info!(app = %appid, "WeChat accepts the app's credentials"),
                 Err(e) => match refusal(&e) {
                     Some((errcode, fix)) => {
-                        tracing::error!(app = %appid, errcode, "WeChat refused the app's credentials: {fix}; not ready until fixed (a SIGHUP re-reads the secret)");
+                        tracing::error!(app = %appid, errcode, "WeChat refused the app's credentials: {fix}; not ready until fixed (a new AppSecret: {renewal})");
                         refused.push((appid, errcode));
                     }
                     None => {

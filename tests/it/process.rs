@@ -217,6 +217,89 @@ fn check_config_accepts_the_shipped_example_and_names_bad_keys() {
     assert!(!missing.status.success());
 }
 
+/// The mistakes a first config makes, each answered by `check-config`
+/// with its key and what to write instead: refused when it cannot work,
+/// warned about when it loads but is most likely wrong.
+#[test]
+fn check_config_names_the_key_and_the_fix_of_a_first_config_s_mistakes() {
+    const APP: &str = "[wechat]\nappid = \"wx0123456789abcdef\"\nsecret_env = \"NONE_SET\"\n";
+    const SECRET: (&str, &str) = ("NONE_SET", "0123456789abcdef0123456789abcdef");
+    const UP: &str = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n";
+    // (the file, refused?, what stderr says)
+    let cases: [(String, bool, &[&str]); 8] = [
+        (
+            format!("{APP}[upstream]\nurl = \"http://127.0.0.1:99999\"\n"),
+            true,
+            &["upstream.url", "no valid port", "1 to 65535"],
+        ),
+        (
+            format!("{APP}{UP}timeout = 30\n"),
+            true,
+            &["upstream.timeout", "timeout = \"30s\""],
+        ),
+        (
+            format!("{APP}[server]\nlisten = 8080\n{UP}"),
+            true,
+            &["server.listen", "in quotes"],
+        ),
+        (
+            format!("{APP}[upstreams]\nprefix = \"/a\"\nurl = \"http://127.0.0.1:3000\"\n"),
+            true,
+            &["upstreams", "[[upstreams]]"],
+        ),
+        (
+            format!("[wechat]\nappid = \"wx123\"\nsecret_env = \"NONE_SET\"\n{UP}"),
+            false,
+            &["wechat.appid", "wx123", "16 hex digits", "开发设置"],
+        ),
+        (format!("{APP}{UP}"), false, &[]),
+        (
+            format!("{APP}{UP}[routes]\npublic = [\"/\"]\n"),
+            false,
+            &["routes.public", "every path is public"],
+        ),
+        (
+            format!("{APP}{UP}[session]\nttl = \"1h\"\nidle = \"2h\"\n"),
+            false,
+            &["session.idle", "session.ttl", "never"],
+        ),
+    ];
+    for (text, refused, says) in cases {
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(temp_config(&text))
+            .env(SECRET.0, SECRET.1)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(!out.status.success(), refused, "{text}\n{stderr}");
+        for part in says {
+            assert!(stderr.contains(part), "{text}\nno {part:?} in: {stderr}");
+        }
+        if says.is_empty() {
+            assert!(
+                !stderr.contains("warning"),
+                "a good config warned: {stderr}"
+            );
+        }
+    }
+    // A secret of the wrong shape: its length said, never its text.
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(temp_config(&format!("{APP}{UP}")))
+        .env(SECRET.0, "zq7")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("wechat.secret")
+            && stderr.contains("3 characters")
+            && !stderr.contains("zq7"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let wechat = WeChatDouble::start().await;
@@ -747,7 +830,9 @@ fn check_config_refuses_placeholders_and_warns_on_a_secret_in_the_file() {
         !err.contains("in-the-file"),
         "the secret itself was printed: {err}"
     );
-    let (ok, err) = run(base, &[("WXGATE_WECHAT_SECRET", "a-real-secret")]);
+    // A secret shaped like WeChat's (32 hex digits), from the environment.
+    let real = "0123456789abcdef0123456789abcdef";
+    let (ok, err) = run(base, &[("WXGATE_WECHAT_SECRET", real)]);
     assert!(ok && !err.contains("warning"), "{err}");
 }
 
