@@ -18,7 +18,7 @@ test('npm pack holds the mini-program build and the types, nothing else', () => 
     const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: HERE, encoding: 'utf8' });
     const [{ filename, files }] = JSON.parse(out);
     const names = files.map((f) => f.path).sort();
-    assert.deepEqual(names, ['README.md', 'miniprogram_dist/index.d.ts', 'miniprogram_dist/index.js', 'package.json']);
+    assert.deepEqual(names, ['LICENSE', 'README.md', 'miniprogram_dist/index.d.ts', 'miniprogram_dist/index.js', 'package.json']);
     execFileSync('tar', ['-xzf', path.join(dir, filename), '-C', dir]);
     const root = path.join(dir, 'package');
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -30,6 +30,13 @@ test('npm pack holds the mini-program build and the types, nothing else', () => 
     assert.equal(typeof lib.WxgateError, 'function');
     // No dependency to install inside a mini-program.
     assert.equal(pkg.dependencies, undefined);
+    // One licence for the whole project: the crate's, its text in the package.
+    const cargo = fs.readFileSync(path.join(HERE, '..', '..', 'Cargo.toml'), 'utf8');
+    assert.equal(pkg.license, /^license = "(.*)"$/m.exec(cargo)[1]);
+    assert.equal(
+      fs.readFileSync(path.join(root, 'LICENSE'), 'utf8'),
+      fs.readFileSync(path.join(HERE, '..', '..', 'LICENSE'), 'utf8'),
+    );
     const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
     assert.match(readme.split('\n').slice(0, 5).join('\n'), /[\u4e00-\u9fff]/, 'the README opens in Chinese');
   } finally {
