@@ -34,7 +34,7 @@ use crate::domain::session::{ClientQuota, Sessions, StoreError, UserRecord};
 use crate::endpoints::context::{Context, Live, Shared};
 use crate::endpoints::login::Login;
 use crate::endpoints::login_limit::LoginLimiter;
-use crate::endpoints::{Answering, endpoint};
+use crate::endpoints::{Answering, endpoint, web_pages};
 use crate::metrics::Metrics;
 use crate::metrics::Outcome;
 use crate::proxy::{self, Peer, Upstream, UpstreamRoute};
@@ -190,10 +190,9 @@ impl App {
                     // The client's body failed, whatever route it was on.
                     handled.outcome = Outcome::Rejected;
                 }
-                let response = if cx.page {
-                    e.into_page()
-                } else {
-                    e.into_response()
+                let response = match (cx.page, &cx.live.web) {
+                    (Some(lang), Some(web)) => web_pages::error_page(web, &e, lang),
+                    _ => e.into_response(),
                 };
                 Answer {
                     response,

@@ -82,6 +82,7 @@ pub(super) struct RawWeb {
     pub cookie_secure: Option<bool>,
     pub cookie_domain: Option<String>,
     pub state_ttl: Option<String>,
+    pub error_redirect: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

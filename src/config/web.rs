@@ -28,6 +28,8 @@ pub struct WebConfig {
     pub cookie_domain: Option<String>,
     /// How long a login begun at the start route may take to come back.
     pub state_ttl: Duration,
+    /// The site's own error page for a failed browser login, when set.
+    pub error_redirect: Option<String>,
 }
 
 impl WebConfig {
@@ -94,12 +96,29 @@ impl WebConfig {
                 "a `__Host-` cookie is bound to its host and takes no Domain: remove cookie_domain",
             ));
         }
+        let error_redirect = raw.error_redirect.filter(|t| !t.is_empty());
+        if let Some(target) = &error_redirect {
+            let same_site = crate::wire::canonical_path::same_site_path(target).is_some();
+            let absolute = target.parse::<Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            }) && target.bytes().all(|b| b.is_ascii_graphic());
+            if !(same_site || absolute) {
+                return Err(ConfigError::invalid(
+                    "web.error_redirect",
+                    format!(
+                        "`{target}` is neither a path on this site (\"/login-failed\") nor an \
+                         http(s) URL"
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             public_url: url.trim_end_matches('/').to_owned(),
             cookie_name,
             cookie_secure,
             cookie_domain,
             state_ttl,
+            error_redirect,
         })
     }
 }
@@ -140,6 +159,21 @@ mod tests {
     }
 
     #[test]
+    fn error_redirect_is_a_path_here_or_an_http_url() {
+        for target in [
+            "/login-failed",
+            "/oops?from=wx",
+            "https://m.example.com/oops",
+        ] {
+            let text = format!(
+                "{BASE}[web]\npublic_url = \"https://m.example.com\"\nerror_redirect = \"{target}\"\n{OA}"
+            );
+            let web = parse(&text).unwrap().web.unwrap();
+            assert_eq!(web.error_redirect.as_deref(), Some(target));
+        }
+    }
+
+    #[test]
     fn invalid_values_name_their_key() {
         let web = |extra: &str| {
             format!("{BASE}[web]\npublic_url = \"https://m.example.com\"\n{extra}{OA}")
@@ -164,6 +198,16 @@ mod tests {
                 "web.cookie_domain",
             ),
             (web("state_ttl = \"0s\"\n"), "web.state_ttl"),
+            (
+                web("error_redirect = \"//evil.example\"\n"),
+                "web.error_redirect",
+            ),
+            (
+                web("error_redirect = \"javascript:alert(1)\"\n"),
+                "web.error_redirect",
+            ),
+            (web("error_redirect = \"oops\"\n"), "web.error_redirect"),
+            (web("error_redirect = \"/a b\"\n"), "web.error_redirect"),
             (
                 web("cookie_name = \"__Host-wx\"\ncookie_secure = false\n"),
                 "web.cookie_secure",

@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use super::login::Login;
 use super::login_limit::LoginLimiter;
 use super::web_login::WebLogin;
+use super::web_pages::Lang;
 use crate::config::Config;
 use crate::domain::apps::Apps;
 use crate::domain::binding::Binding;
@@ -123,8 +124,9 @@ pub(crate) struct Context<'a> {
     pub peer: &'a Peer,
     /// What the log line says of the request.
     pub handled: Handled,
-    /// Errors are answered as a plain page (a browser's route), not JSON.
-    pub page: bool,
+    /// A browser's route: errors are answered as a page in this language
+    /// (`web_pages`), not JSON.
+    pub page: Option<Lang>,
 }
 
 impl<'a> Context<'a> {
@@ -139,7 +141,7 @@ impl<'a> Context<'a> {
             live,
             peer,
             handled,
-            page: false,
+            page: None,
         }
     }
 

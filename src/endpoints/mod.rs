@@ -29,6 +29,7 @@ pub(crate) mod logout;
 pub(crate) mod phone;
 pub(crate) mod session_check;
 pub(crate) mod web_login;
+pub(crate) mod web_pages;
 
 use context::{Caller, Context};
 
@@ -179,7 +180,7 @@ impl Endpoint {
         if self.web {
             cx.web()?;
         }
-        cx.page = self.page;
+        cx.page = self.page.then(|| web_pages::Lang::of(request.headers()));
         self.verb.admits(request.method())?;
         let caller = match self.needs {
             Needs::Nothing => Caller::Anyone,

@@ -119,6 +119,16 @@ impl WebLogin {
         }
     }
 
+    /// `web.error_redirect`: the site's own error page, when it has one.
+    pub(crate) fn error_redirect(&self) -> Option<&str> {
+        self.config.error_redirect.as_deref()
+    }
+
+    /// The start route, where a failed login begins again.
+    pub(crate) fn start_path(&self) -> &str {
+        &self.start
+    }
+
     /// The cookies wxgate owns (the session's and the login state's):
     /// never passed to a backend.
     pub(crate) fn cookie_names(&self) -> [&str; 2] {

@@ -438,24 +438,18 @@ impl HttpError {
         self.describe().operator_fault
     }
 
-    fn message(&self) -> String {
+    /// The answer's `message`, what the client is told.
+    pub fn message(&self) -> String {
         match self.describe().message {
             Message::Says(text) | Message::Given(text) => text.to_owned(),
             Message::Made(text) => text,
         }
     }
 
-    /// The answer as a plain page for a browser (the web login's routes):
-    /// the same status, code and headers, the message as text.
-    pub fn into_page(&self) -> Response<Body> {
-        let html = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title></head>\n\
-             <body style=\"font-family: sans-serif; max-width: 36em; margin: 3em auto\">\n\
-             <h1>{status}</h1>\n<p id=\"message\">{message}</p>\n<p><code id=\"code\">{code}</code></p>\n</body></html>\n",
-            status = self.status(),
-            message = crate::wire::html::escape(&self.message()),
-            code = self.code(),
-        );
+    /// The answer as `html`, a page for a browser (the web login's routes,
+    /// `endpoints::web_pages` writes it): the JSON answer's status and
+    /// headers.
+    pub fn into_page(&self, html: String) -> Response<Body> {
         let json = self.into_response();
         let mut page = super::page(self.status(), html);
         // The JSON answer's own headers (Allow, Retry-After, the mark) stay.

@@ -101,14 +101,45 @@ test('a protected page → the authorize page → Allow → back, with the ident
   await context.close();
 });
 
-test('declining on the authorize page ends on a plain page, not a loop', async () => {
+test('declining on the authorize page ends on a page in the reader\'s language, with a way back in', async () => {
+  for (const [locale, says, again] of [['zh-CN', '同意授权', '重新登录'], ['en-US', 'not authorised', 'Log in again']]) {
+    const context = await browser.newContext({ locale });
+    const page = await context.newPage();
+    await page.goto(`${base}/orders`);
+    await Promise.all([page.waitForURL(/\/_wxgate\/oauth\/callback/), page.locator('#deny').click()]);
+    assert.equal(await page.locator('#code').innerText(), 'oauth_denied');
+    assert.match(page.url(), /\/_wxgate\/oauth\/callback\?state=/, 'it stayed on the page: no loop');
+    assert.match(await page.locator('#message').innerText(), new RegExp(says), locale);
+    assert.equal(await page.locator('#again').innerText(), again);
+    // The link starts the login again: on to the authorize page.
+    await Promise.all([page.waitForURL(/\/_wxgate\/oauth\/mock\?/), page.locator('#again').click()]);
+    await context.close();
+  }
+});
+
+test('with web.error_redirect a failed login lands on the site\'s own page, the code in its query', async () => {
+  const port = await freePort();
+  const siteBase = `http://127.0.0.1:${port}`;
+  const site = await startGateway(
+    {
+      server: { listen: `"127.0.0.1:${port}"` },
+      web: { public_url: `"${siteBase}"`, error_redirect: '"/login-failed?from=wx"' },
+      routes: { public: '["/login-failed"]' },
+    },
+    `[[apps]]\nappid = "${OA}"\nkind = "official_account"\nmode = "mock"\n`,
+  );
   const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${base}/orders`);
-  await Promise.all([page.waitForURL(/\/_wxgate\/oauth\/callback/), page.locator('#deny').click()]);
-  assert.equal(await page.locator('#code').innerText(), 'oauth_denied');
-  assert.match(page.url(), /\/_wxgate\/oauth\/callback\?state=/, 'it stayed on the page');
-  await context.close();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${siteBase}/orders`);
+    await Promise.all([page.waitForURL(/\/login-failed/), page.locator('#deny').click()]);
+    assert.equal(page.url(), `${siteBase}/login-failed?from=wx&code=oauth_denied`);
+    const seen = await echoed(page);
+    assert.equal(seen.url, '/login-failed?from=wx&code=oauth_denied', 'the site\'s own page answered');
+  } finally {
+    await context.close();
+    await site.stop();
+  }
 });
 
 test('another site cannot post with the cookie', async () => {

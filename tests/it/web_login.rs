@@ -149,8 +149,13 @@ async fn a_state_that_is_missing_foreign_reused_or_expired_is_refused() {
         assert_eq!(response.headers()["x-wxgate-error"], "state_invalid");
         assert!(response.headers().get(LOCATION).is_none(), "never a loop");
         assert!(set_cookie(&response, "wxgate_session").is_none());
+        // No Accept-Language: the page is Chinese, with the way back in.
         let page = response.text().await.unwrap();
-        assert!(page.contains("start the login again"), "{page}");
+        assert!(page.contains("这个登录链接已失效"), "{page}");
+        assert!(
+            page.contains(r#"<a id="again" href="/_wxgate/oauth/start">重新登录</a>"#),
+            "{page}"
+        );
     };
 
     let a = start(&gate, "").await;
@@ -547,4 +552,53 @@ async fn forward_auth_accepts_the_cookie_and_judges_csrf_on_the_request_asked_ab
     assert_eq!(forged.status(), 403);
     assert_eq!(forged.headers()["x-wxgate-error"], "csrf_rejected");
     assert_eq!(ask("POST", PUBLIC).await.unwrap().status(), 200);
+}
+
+/// A login declined at the authorize page, read in `language`.
+async fn declined(gate: &Gate, language: Option<&str>) -> reqwest::Response {
+    let started = start(gate, "").await;
+    let mut request = browser()
+        .get(gate.url(&format!("{CALLBACK}?state={}", started.state)))
+        .header(ACCEPT, "text/html")
+        .header(COOKIE, &started.cookie);
+    if let Some(language) = language {
+        request = request.header("accept-language", language);
+    }
+    request.send().await.unwrap()
+}
+
+/// A failed browser login's page: Chinese unless English is preferred,
+/// or, with `web.error_redirect`, the site's own page with the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_speaks_the_reader_s_language_or_goes_to_the_site_s_own_page() {
+    let setup = Setup::new().await;
+    let gate = setup.config(None).start().await;
+    for (language, says, again) in [
+        (Some("zh-CN,zh;q=0.9"), "你没有在微信中同意授权", "重新登录"),
+        (
+            Some("en-US,en;q=0.9,zh;q=0.5"),
+            "not authorised in WeChat",
+            "Log in again",
+        ),
+    ] {
+        let response = declined(&gate, language).await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.headers()["x-wxgate-error"], "oauth_denied");
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains(says) && page.contains(again),
+            "{language:?}: {page}"
+        );
+    }
+
+    let mut config = setup.config(None);
+    config.set("web", "error_redirect", "\"https://m.example.com/oops\"");
+    let branded = config.start().await;
+    let response = declined(&branded, None).await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        location(&response),
+        "https://m.example.com/oops?code=oauth_denied"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
 }
