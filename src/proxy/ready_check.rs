@@ -4,19 +4,23 @@
 //! probed by the kubelet itself. `"tcp"`: a connection is accepted;
 //! `"/path"`: `GET /path` answers 2xx or 3xx (hyper's client reads it).
 //! Each check is bounded by one second, on a connection of its own (never
-//! the pool's).
+//! the pool's), asked with `Connection: close` and read to its end, so the
+//! connection closes cleanly: a probe dropped mid-answer is a reset in the
+//! backend's log at every probe.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, header};
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config::ReadyCheck;
 
 const LIMIT: Duration = Duration::from_secs(1);
+/// A health answer's body is small; a larger one is not read to its end.
+const BODY_LIMIT: usize = 64 * 1024;
 
 /// `Ok` when the backend at `address` (`host:port`) passes `check`, else why not.
 pub(super) async fn probe(address: &str, host: &str, check: &ReadyCheck) -> Result<(), String> {
@@ -42,11 +46,30 @@ async fn attempt(address: &str, host: &str, check: &ReadyCheck) -> Result<(), St
     let request = Request::get(path.as_str())
         .header(header::HOST, host)
         .header(header::USER_AGENT, "wxgate-ready-check")
+        .header(header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("cannot make GET {path}: {e}"))?;
-    let answered = sender.send_request(request).await;
-    driven.abort();
-    match answered.map(|response| response.status().as_u16()) {
+    let answered = match sender.send_request(request).await {
+        Ok(response) => {
+            let code = response.status().as_u16();
+            // To its end, then hyper closes the connection (`close`).
+            let read = Limited::new(response.into_body(), BODY_LIMIT)
+                .collect()
+                .await;
+            drop(sender);
+            if read.is_ok() {
+                let _ = driven.await;
+            } else {
+                driven.abort();
+            }
+            Ok(code)
+        }
+        Err(e) => {
+            driven.abort();
+            Err(e)
+        }
+    };
+    match answered {
         Ok(200..=399) => Ok(()),
         Ok(code) => Err(format!("GET {path} answered {code}")),
         Err(e) => Err(format!("GET {path} gave no HTTP answer: {e}")),

@@ -78,3 +78,57 @@ async fn credentials_wechat_refuses_keep_the_replica_unready() {
     let gate = config.start().await;
     assert_eq!(until_readyz(&gate, 200).await["status"], "ready");
 }
+
+/// How each ready-check connection ended at a backend that logs it: the
+/// probe must read the whole answer and close, never reset the connection
+/// (a reset is an error line in many backends' logs, at every probe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_ready_check_reads_the_answer_to_its_end_and_closes_cleanly() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let wechat = WeChatDouble::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let endings = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = endings.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let body = vec![b'x'; 16 * 1024];
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                let wrote = async {
+                    stream.write_all(answer.as_bytes()).await?;
+                    stream.write_all(&body).await
+                }
+                .await;
+                let ending = match (wrote, stream.read(&mut byte).await) {
+                    (Ok(()), Ok(0)) => "closed cleanly".to_owned(),
+                    (Ok(()), Ok(_)) => "sent more".to_owned(),
+                    (Err(e), _) | (_, Err(e)) => format!("{:?}", e.kind()),
+                };
+                seen.lock().unwrap().push(ending);
+            });
+        }
+    });
+    let mut config = GateConfig::with_upstream_url(&wechat, &format!("http://{addr}"));
+    config.set("upstream", "ready_check", "\"/health\"");
+    let gate = config.start().await;
+    until_readyz(&gate, 200).await;
+    // Each /readyz probes the backend once more.
+    crate::common::until("two probes ended", || async {
+        let _ = gate.http.get(gate.admin_url("/readyz")).send().await;
+        endings.lock().unwrap().len() >= 2
+    })
+    .await;
+    let endings = endings.lock().unwrap().clone();
+    assert!(endings.iter().all(|e| e == "closed cleanly"), "{endings:?}");
+}
