@@ -147,6 +147,9 @@ impl App {
         for app in &config.apps {
             if let Some(running) = self.shared.apps.get(&app.appid) {
                 running.wechat.set_secret(&app.secret);
+                running
+                    .secret_origin
+                    .store(std::sync::Arc::new(app.secret_origin.clone()));
             }
         }
         self.admin.store(Arc::new(config.admin.clone()));

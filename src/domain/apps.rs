@@ -34,8 +34,9 @@ pub struct WechatApp {
     pub wechat: WeChat,
     /// Mini-program, official account or website.
     pub kind: AppKind,
-    /// Where its AppSecret came from (how a new one goes in).
-    pub secret_origin: SecretOrigin,
+    /// Where its AppSecret came from (how a new one goes in); a reload
+    /// may move it to another variable or file.
+    pub secret_origin: arc_swap::ArcSwap<SecretOrigin>,
 }
 
 /// Every configured app, by AppID.
@@ -54,7 +55,7 @@ impl Apps {
                     tag: AppTag::of(config),
                     wechat: WeChat::new(config, metrics.for_app(&config.appid))?,
                     kind: config.kind,
-                    secret_origin: config.secret_origin.clone(),
+                    secret_origin: arc_swap::ArcSwap::from_pointee(config.secret_origin.clone()),
                 })
             })
             .collect::<Result<_, reqwest::Error>>()?;

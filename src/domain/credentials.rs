@@ -49,7 +49,7 @@ impl CredentialCheck {
     pub async fn check(&self, apps: &Apps) {
         let checks = apps.iter().map(|app| async move {
             let appid = app.tag.appid().to_owned();
-            let renewal = app.secret_origin.renewal();
+            let renewal = app.secret_origin.load().renewal();
             (appid, renewal, app.wechat.check_credentials().await)
         });
         let mut refused = Vec::new();

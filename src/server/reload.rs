@@ -138,6 +138,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         for (new, old) in fixed.apps.iter_mut().zip(&old.apps) {
             if new.appid == old.appid {
                 new.secret = old.secret.clone();
+                new.secret_origin = old.secret_origin.clone();
             }
         }
     }
