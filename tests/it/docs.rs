@@ -59,6 +59,14 @@ fn parser_keys() -> (BTreeSet<String>, BTreeSet<String>) {
     (keys, arrays)
 }
 
+/// The sections `keys` (`section.key`) are in.
+fn sections_of(keys: &BTreeSet<String>) -> BTreeSet<String> {
+    keys.iter()
+        .filter_map(|k| k.split_once('.'))
+        .map(|(s, _)| s.to_owned())
+        .collect()
+}
+
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -127,11 +135,7 @@ fn the_configuration_reference_documents_every_key_the_parser_accepts() {
         missing.is_empty(),
         "keys missing from docs/configuration.md: {missing:?}"
     );
-    let sections: BTreeSet<String> = keys
-        .iter()
-        .filter_map(|k| k.split_once('.'))
-        .map(|(s, _)| s.to_owned())
-        .collect();
+    let sections = sections_of(&keys);
     let stale: Vec<String> = named_keys(&reference, &sections)
         .into_iter()
         .filter(|name| {
@@ -147,11 +151,7 @@ fn the_configuration_reference_documents_every_key_the_parser_accepts() {
 #[test]
 fn both_readmes_name_the_same_real_keys_and_sections() {
     let (keys, _) = parser_keys();
-    let sections: BTreeSet<String> = keys
-        .iter()
-        .filter_map(|k| k.split_once('.'))
-        .map(|(s, _)| s.to_owned())
-        .collect();
+    let sections = sections_of(&keys);
     let (english, chinese) = (read("README.md"), read("README.zh-CN.md"));
     let (en_keys, zh_keys) = (
         named_keys(&english, &sections),
@@ -257,11 +257,7 @@ fn named(text: &str, sections: &BTreeSet<String>, codes: &BTreeSet<String>) -> N
 #[test]
 fn the_chinese_reference_names_the_same_keys_routes_and_error_codes() {
     let (keys, _) = parser_keys();
-    let sections: BTreeSet<String> = keys
-        .iter()
-        .filter_map(|k| k.split_once('.'))
-        .map(|(s, _)| s.to_owned())
-        .collect();
+    let sections = sections_of(&keys);
     let codes: BTreeSet<String> = documented_errors().into_iter().map(|(_, c)| c).collect();
     for doc in TRANSLATED {
         let english = read(&format!("docs/{doc}.md"));
