@@ -6,7 +6,8 @@
 //! [`Endpoint`] (the table in `endpoints`, which runs each route's
 //! preamble), the others to the upstream (`forward`). `handle` turns an
 //! error into its answer (`HttpError::into_response`, the one place that
-//! does; a plain page on a browser's route) and hands the stack's observe
+//! does; on a browser's route a page in the reader's language,
+//! `endpoints::web_pages`) and hands the stack's observe
 //! layer an [`Answer`]: the response, what was handled (the request's
 //! [`Outcome`], its user) and the error answered, for the request's single
 //! log line and its metrics. `/readyz` is `readiness`'s.

@@ -1,7 +1,8 @@
 //! wxgate's own routes, as one table: each of its [`Route`]s is an
 //! [`Endpoint`] that states the method it answers and what it needs of the
-//! caller (nothing, a login-rate token, a session, a mini-program
-//! session). [`Endpoint::call`] runs that preamble once, in one order, then
+//! caller (nothing, a login-rate token, a mini-program session; a route
+//! that needs any session, such as the rules of the identity issue, adds
+//! that need beside them). [`Endpoint::call`] runs that preamble once, in one order, then
 //! the endpoint: one function of `(&mut Context, Caller, Request)`
 //! (`context`), handed the caller the preamble found.
 //! The proxied routes (public, protected) are the app's, not here.
