@@ -38,7 +38,7 @@ use crate::endpoints::login_limit::LoginLimiter;
 use crate::endpoints::{Answering, endpoint, web_pages};
 use crate::metrics::Metrics;
 use crate::metrics::Outcome;
-use crate::proxy::{self, Peer, Upstream, UpstreamRoute};
+use crate::proxy::{self, Peer, UntrustedForwarded, Upstream, UpstreamRoute};
 use crate::response::Body;
 use crate::response::HttpError;
 use crate::response::{Answer, Handled};
@@ -64,6 +64,8 @@ pub struct App {
     request_ids: Arc<RequestIds>,
     /// Swapped whole by a reload: its token may be re-read (`admin.token_file`).
     admin: ArcSwap<AdminConfig>,
+    /// Says when wxgate seems to sit behind a proxy it does not trust.
+    untrusted_forwarded: UntrustedForwarded,
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
     max_in_flight: usize,
@@ -82,7 +84,7 @@ impl App {
                 .as_ref()
                 .map(|b| Binding::new(b, metrics.binding.clone()))
                 .transpose()?,
-            login_limiter: LoginLimiter::new(&config.login, metrics.untrusted_forwarded.clone()),
+            login_limiter: LoginLimiter::new(&config.login),
             // `[web]` cannot change on a reload: its state_ttl is fixed.
             login_quota: ClientQuota::new(
                 config
@@ -92,6 +94,7 @@ impl App {
             ),
             trusted_proxies: config.server.trusted_proxies.clone().into(),
         };
+        let untrusted_forwarded = UntrustedForwarded::new(metrics.untrusted_forwarded.clone());
         Ok(Self {
             live: ArcSwap::from_pointee(Live::new(config, None)),
             shared,
@@ -102,6 +105,7 @@ impl App {
             metrics,
             request_ids: Arc::new(RequestIds::new()),
             admin: ArcSwap::from_pointee(config.admin.clone()),
+            untrusted_forwarded,
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
         })
@@ -179,6 +183,7 @@ impl App {
     /// Answers one request; an error becomes its answer here. The
     /// request's outcome travels beside the response to the access log.
     pub(crate) async fn handle(&self, request: Request<RequestBody>, peer: &Peer) -> Answer {
+        self.untrusted_forwarded.check(request.headers(), peer);
         let live = self.live.load();
         let handled = Handled::from(Outcome::Rejected);
         let mut cx = Context::new(&self.shared, &live, peer, handled);

@@ -32,8 +32,6 @@ use crate::response::{Handled, HttpError};
 use crate::wire::body_idle::RequestBody;
 use crate::wire::client_ip::{bucket, client_ip};
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
 /// What every request may use and no reload changes.
 pub(crate) struct Shared {
     pub apps: Apps,
@@ -159,12 +157,6 @@ impl<'a> Context<'a> {
     /// The client counted (its bucket: an IPv6 /64 is one client).
     pub(crate) fn limit_login(&self, request: &Request<RequestBody>) -> Result<IpAddr, HttpError> {
         let limiter = &self.shared.login_limiter;
-        if !self.peer.is_trusted()
-            && !self.peer.on_loopback_listener()
-            && request.headers().contains_key(&X_FORWARDED_FOR)
-        {
-            limiter.untrusted_forwarded(self.peer.ip());
-        }
         let client = bucket(client_ip(
             self.peer.ip(),
             request.headers(),

@@ -12,9 +12,7 @@
 //!
 //! Behind a proxy that `server.trusted_proxies` does not name, every
 //! client arrives from the proxy's address and shares one bucket: at peak,
-//! real users get 429s. A login from an untrusted peer that carries
-//! `X-Forwarded-For`, on a listener beyond loopback, is the sign of it:
-//! counted (`wxgate_untrusted_forwarded_total`) and warned about once.
+//! real users get 429s (`proxy::forwarded::UntrustedForwarded` says so).
 //!
 //! Memory stays bounded under a flood of distinct addresses: governor's
 //! per-key state lives in a moka cache of [`MAX_CLIENTS`] entries (LRU),
@@ -24,7 +22,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -33,7 +30,6 @@ use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
 use moka::sync::Cache;
-use prometheus_client::metrics::counter::Counter;
 
 use crate::config::LoginConfig;
 use crate::wire::client_ip::bucket;
@@ -59,16 +55,13 @@ impl StateStore for BoundedClients {
 pub(crate) struct LoginLimiter {
     limiter: RateLimiter<IpAddr, BoundedClients, DefaultClock, NoOpMiddleware>,
     clock: DefaultClock,
-    untrusted_forwarded: Counter,
-    /// The untrusted `X-Forwarded-For` warning went out (once per process).
-    warned: AtomicBool,
     /// The same cache as inside `limiter` (moka caches share on clone).
     #[cfg(test)]
     clients: Cache<IpAddr, Arc<InMemoryState>>,
 }
 
 impl LoginLimiter {
-    pub(crate) fn new(config: &LoginConfig, untrusted_forwarded: Counter) -> Self {
+    pub(crate) fn new(config: &LoginConfig) -> Self {
         let quota = Quota::with_period(config.period)
             .unwrap_or_else(|| Quota::per_second(config.burst))
             .allow_burst(config.burst);
@@ -83,25 +76,8 @@ impl LoginLimiter {
         Self {
             limiter: RateLimiter::new(quota, BoundedClients(clients.clone()), clock.clone()),
             clock,
-            untrusted_forwarded,
-            warned: AtomicBool::new(false),
             #[cfg(test)]
             clients,
-        }
-    }
-
-    /// A login from `peer`, not a trusted proxy, came with `X-Forwarded-For`
-    /// on a listener beyond loopback: counted, and the first warned about.
-    pub(crate) fn untrusted_forwarded(&self, peer: IpAddr) {
-        self.untrusted_forwarded.inc();
-        if !self.warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                %peer,
-                "a login came with X-Forwarded-For from a peer not in server.trusted_proxies: \
-                 if wxgate is behind an ingress or a load balancer, every client shares its \
-                 login rate-limit bucket; set server.trusted_proxies to its addresses \
-                 (counted in wxgate_untrusted_forwarded_total)"
-            );
         }
     }
 
@@ -120,13 +96,10 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_rate_per_client() {
-        let limiter = LoginLimiter::new(
-            &LoginConfig {
-                period: Duration::from_secs(10),
-                burst: NonZeroU32::new(3).unwrap(),
-            },
-            Counter::default(),
-        );
+        let limiter = LoginLimiter::new(&LoginConfig {
+            period: Duration::from_secs(10),
+            burst: NonZeroU32::new(3).unwrap(),
+        });
         let a: IpAddr = "198.51.100.1".parse().unwrap();
         let b: IpAddr = "198.51.100.2".parse().unwrap();
         for _ in 0..3 {
@@ -145,13 +118,10 @@ mod tests {
 
     #[test]
     fn ipv6_clients_count_per_slash_64() {
-        let limiter = LoginLimiter::new(
-            &LoginConfig {
-                period: Duration::from_secs(10),
-                burst: NonZeroU32::new(1).unwrap(),
-            },
-            Counter::default(),
-        );
+        let limiter = LoginLimiter::new(&LoginConfig {
+            period: Duration::from_secs(10),
+            burst: NonZeroU32::new(1).unwrap(),
+        });
         assert!(limiter.check("2001:db8:1:2::1".parse().unwrap()).is_ok());
         assert!(
             limiter
@@ -163,13 +133,10 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_under_a_flood_of_addresses() {
-        let limiter = LoginLimiter::new(
-            &LoginConfig {
-                period: Duration::from_secs(1),
-                burst: NonZeroU32::new(100).unwrap(),
-            },
-            Counter::default(),
-        );
+        let limiter = LoginLimiter::new(&LoginConfig {
+            period: Duration::from_secs(1),
+            burst: NonZeroU32::new(100).unwrap(),
+        });
         for n in 0..(MAX_CLIENTS as u32 + 20_000) {
             let _ = limiter.check(IpAddr::from(n.to_be_bytes()));
         }

@@ -88,8 +88,8 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The binding client's counters.
     pub binding: BindingMetrics,
-    /// Logins that came with `X-Forwarded-For` from a peer outside
-    /// `server.trusted_proxies` (`endpoints::login_limit`).
+    /// Requests that came with `X-Forwarded-For` from a peer outside
+    /// `server.trusted_proxies` (`proxy::UntrustedForwarded`).
     pub untrusted_forwarded: Counter,
 }
 
@@ -231,9 +231,9 @@ impl Metrics {
         let untrusted_forwarded = Counter::default();
         registry.register(
             names::UNTRUSTED_FORWARDED,
-            "Logins (and browser login starts) with X-Forwarded-For from a peer outside \
-             server.trusted_proxies, on a listener beyond loopback: behind a proxy, every \
-             client then shares the proxy's login rate-limit bucket",
+            "Requests with X-Forwarded-For from a peer outside server.trusted_proxies, on a \
+             listener beyond loopback: behind a proxy, every client then shares the proxy's \
+             login rate-limit bucket",
             untrusted_forwarded.clone(),
         );
 

@@ -19,8 +19,11 @@
 //!   filled in, and `X-Real-IP` is the client wxgate derived from the
 //!   trusted chain (`wire::client_ip`, the address its rate limits count).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use http::header::{Entry, HeaderMap, HeaderName, HeaderValue};
+use prometheus_client::metrics::counter::Counter;
 
 use super::Peer;
 use crate::wire::client_ip::client_ip;
@@ -70,6 +73,47 @@ pub(super) fn set(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue
     headers
         .entry(&X_FORWARDED_PORT)
         .or_insert_with(|| peer.port.clone());
+}
+
+/// Requests that carry `X-Forwarded-For` from a peer outside
+/// `server.trusted_proxies`, on a listener beyond loopback: the sign that
+/// wxgate sits behind a proxy it was not told of, so every client shares
+/// the proxy's login rate-limit bucket and the backend sees the proxy as
+/// the client. Counted (`wxgate_untrusted_forwarded_total`) and warned
+/// about once; a trusted peer or a loopback listener costs a branch.
+pub struct UntrustedForwarded {
+    counter: Counter,
+    warned: AtomicBool,
+}
+
+impl UntrustedForwarded {
+    /// Counting in `counter`.
+    pub fn new(counter: Counter) -> Self {
+        Self {
+            counter,
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// Looks at one request from `peer`.
+    pub fn check(&self, headers: &HeaderMap, peer: &Peer) {
+        if peer.trusted.is_some() || peer.on_loopback_listener() {
+            return;
+        }
+        if headers.contains_key(&X_FORWARDED_FOR) {
+            self.counter.inc();
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    peer = %peer.addr,
+                    "requests come with X-Forwarded-For from a peer not in \
+                     server.trusted_proxies: if wxgate is behind an ingress or a load balancer, \
+                     every client shares its login rate-limit bucket and the backend sees it as \
+                     the client; set server.trusted_proxies to its addresses (counted in \
+                     wxgate_untrusted_forwarded_total)"
+                );
+            }
+        }
+    }
 }
 
 /// `name`'s list with `element` appended (several lines joined as one,

@@ -32,6 +32,7 @@ mod forwarded;
 mod pool;
 mod ready_check;
 mod routing;
+pub use forwarded::UntrustedForwarded;
 use pool::Pool;
 pub use pool::ResponseBody;
 pub use routing::{UpstreamRoute, UpstreamRoutes};

@@ -1271,7 +1271,8 @@ async fn a_rediss_url_speaks_tls_to_redis_verified_against_the_trusted_roots() {
 /// Behind an ingress (every request from its address, the client in
 /// `X-Forwarded-For`), as the shipped configs set it up: with
 /// `trusted_proxies` naming the ingress, each forwarded client has its own
-/// login bucket; without, they share one, and wxgate says so once.
+/// login bucket; without, they share one, and wxgate counts every such
+/// request and says so once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_an_ingress_logins_count_per_forwarded_client_and_an_untrusted_one_is_warned_about()
 {
@@ -1325,11 +1326,21 @@ async fn behind_an_ingress_logins_count_per_forwarded_client_and_an_untrusted_on
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert!(limited >= 100, "one shared bucket: {statuses:?}");
     assert_eq!(untrusted_forwarded(&gate).await, 120.0);
+    // Any request counts, not only logins; one without the header does not.
+    let proxied = http
+        .get(gate.url("/x"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 401);
+    http.get(gate.url("/x")).send().await.unwrap();
+    assert_eq!(untrusted_forwarded(&gate).await, 121.0);
     gate.until_logged(&["X-Forwarded-For", "server.trusted_proxies"])
         .await;
     let warnings = gate
         .logs()
-        .matches("a login came with X-Forwarded-For")
+        .matches("requests come with X-Forwarded-For")
         .count();
     assert_eq!(warnings, 1, "warned once:\n{}", gate.logs());
 }
