@@ -391,7 +391,8 @@ fn in_wechat(headers: &HeaderMap) -> bool {
         .is_some_and(|ua| ua.contains("MicroMessenger"))
 }
 
-fn found(location: &str) -> Result<Response<Body>, HttpError> {
+/// `302` to `location`, never cached.
+pub(crate) fn found(location: &str) -> Result<Response<Body>, HttpError> {
     let value = HeaderValue::from_str(location).map_err(|_| HttpError::RedirectInvalid)?;
     let mut response = response::empty(StatusCode::FOUND);
     let headers = response.headers_mut();

@@ -8,11 +8,11 @@
 //! branded page can say it in the site's own words. Either way the log
 //! line and the metrics name the error, as for any other answer.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Response, StatusCode};
 
-use super::web_login::WebLogin;
-use crate::response::{self, Body, HttpError};
+use super::web_login::{WebLogin, found};
+use crate::response::{Body, HttpError};
 use crate::wire::html::escape;
 
 /// The language an error page is written in.
@@ -58,11 +58,7 @@ pub(crate) fn error_page(web: &WebLogin, error: &HttpError, lang: Lang) -> Respo
     if let Some(target) = web.error_redirect() {
         let separator = if target.contains('?') { '&' } else { '?' };
         let location = format!("{target}{separator}code={}", error.code());
-        if let Ok(value) = HeaderValue::from_str(&location) {
-            let mut response = response::empty(StatusCode::FOUND);
-            let headers = response.headers_mut();
-            headers.insert(header::LOCATION, value);
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(response) = found(&location) {
             return response;
         }
     }
@@ -118,6 +114,7 @@ fn chinese(error: &HttpError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn chinese_unless_english_is_preferred() {
