@@ -53,7 +53,7 @@ fn typical_request() -> HeaderMap {
 fn session_lookup(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let config = Config::parse(CONFIG, &|_| None).expect("config");
-    let store = MemoryStore::new(&config.session, StoreMetrics::default());
+    let store = MemoryStore::new(&config.session, StoreMetrics::default(), false);
     let ids: Vec<String> = runtime.block_on(async {
         let mut ids = Vec::new();
         for i in 0..100_000 {

@@ -241,7 +241,7 @@ async fn memory(count: usize) {
         header: http::HeaderName::from_static("x-session-id"),
         forward_session_header: false,
     };
-    let store = MemoryStore::new(&config, StoreMetrics::default());
+    let store = MemoryStore::new(&config, StoreMetrics::default(), false);
     let before = resident_bytes();
     let mut last = None;
     // One app, its AppID shared by every record (as the gateway's app table does).

@@ -1,4 +1,5 @@
-//! The `wxgate` command: run the proxy, or check a config file.
+//! The `wxgate` command: run the proxy, check a config file, or ask which
+//! rule a request would hit.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -9,8 +10,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 use wxgate::config::{LogConfig, LogFormat};
-use wxgate::server::memory_limit;
 use wxgate::server::reload::Reloader;
+use wxgate::server::{check_policy, memory_limit};
 use wxgate::{Config, Server};
 
 /// Changes the log filter of the running process.
@@ -33,6 +34,24 @@ struct Cli {
 enum Command {
     /// Validate the config file and exit (non-zero, naming the bad key, when invalid).
     CheckConfig,
+    /// Print which `[[rules]]` entry a request would hit and wxgate's answer
+    /// (exit 0: forwarded, 3: refused).
+    CheckPolicy {
+        /// The request's method, e.g. GET.
+        method: String,
+        /// The request's path, e.g. /orders/1.
+        path: String,
+        /// The session asked as: `openid:ID`, `user_id:ID` (repeat for
+        /// both), or a bare openid. Without it: no session.
+        #[arg(long = "as", value_name = "openid:ID|user_id:ID")]
+        caller: Vec<String>,
+        /// The session's app (default: the first configured).
+        #[arg(long)]
+        app: Option<String>,
+        /// The session has a phone number.
+        #[arg(long)]
+        phone: bool,
+    },
 }
 
 fn env(key: &str) -> Option<String> {
@@ -61,6 +80,38 @@ fn main() -> ExitCode {
             }
             println!("{}: ok", cli.config.display());
             ExitCode::SUCCESS
+        }
+        Some(Command::CheckPolicy {
+            method,
+            path,
+            caller,
+            app,
+            phone,
+        }) => {
+            let mut who = check_policy::Caller {
+                appid: app,
+                phone,
+                ..Default::default()
+            };
+            for value in &caller {
+                who.take(value);
+            }
+            match check_policy::check(&config, &method, &path, &who) {
+                Ok(report) => {
+                    for line in &report.lines {
+                        println!("{line}");
+                    }
+                    if report.status < 300 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(3)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("wxgate: check-policy: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         None => {
             let log_level = init_logging(&config.log);

@@ -26,16 +26,17 @@ use http::{Request, Response, Uri};
 use http_body_util::Either;
 use ipnet::IpNet;
 
-use crate::config::{AdminConfig, Config};
+use crate::config::{AdminConfig, AssertionKey, Config};
 use crate::domain::apps::Apps;
 use crate::domain::binding::Binding;
 use crate::domain::credentials::CredentialCheck;
 use crate::domain::route::Route;
-use crate::domain::session::{ClientQuota, Sessions, StoreError, UserRecord};
+use crate::domain::session::{ClientQuota, Resolved, Sessions, StoreError};
+use crate::endpoints::access::Access;
 use crate::endpoints::context::{Context, Live, Shared};
 use crate::endpoints::login::Login;
 use crate::endpoints::login_limit::LoginLimiter;
-use crate::endpoints::{Answering, endpoint, web_pages};
+use crate::endpoints::{Answering, endpoint, jwks, web_pages};
 use crate::metrics::Metrics;
 use crate::metrics::Outcome;
 use crate::proxy::{self, Peer, UntrustedForwarded, Upstream, UpstreamRoute};
@@ -69,6 +70,9 @@ pub struct App {
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
     max_in_flight: usize,
+    /// Made at start when `[assertion]` is on: it signs while
+    /// `assertion.key_files` names no key.
+    assertion_key: Option<AssertionKey>,
 }
 
 impl App {
@@ -95,8 +99,14 @@ impl App {
             trusted_proxies: config.server.trusted_proxies.clone().into(),
         };
         let untrusted_forwarded = UntrustedForwarded::new(metrics.untrusted_forwarded.clone());
+        let assertion_key = config
+            .assertion
+            .as_ref()
+            .map(|_| AssertionKey::generate())
+            .transpose()
+            .map_err(BuildError::Random)?;
         Ok(Self {
-            live: ArcSwap::from_pointee(Live::new(config, None)),
+            live: ArcSwap::from_pointee(Live::new(config, None, assertion_key.as_ref())),
             shared,
             upstreams: config.upstreams.iter().map(Upstream::new).collect(),
             draining: AtomicBool::new(false),
@@ -108,6 +118,7 @@ impl App {
             untrusted_forwarded,
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
+            assertion_key,
         })
     }
 
@@ -162,7 +173,11 @@ impl App {
             binding.set_token(new.token.clone());
         }
         let former = self.live.load();
-        self.live.store(Arc::new(Live::new(config, Some(&former))));
+        self.live.store(Arc::new(Live::new(
+            config,
+            Some(&former),
+            self.assertion_key.as_ref(),
+        )));
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending traffic.
@@ -173,6 +188,11 @@ impl App {
 
     pub fn drain_timeout(&self) -> Duration {
         self.live.load().drain_timeout
+    }
+
+    /// The JWKS answer (`[assertion]`), for the admin port.
+    pub(crate) fn jwks(&self) -> Option<Response<Body>> {
+        self.live.load().assertion.as_ref().map(jwks::answer)
     }
 
     /// The Prometheus exposition text.
@@ -236,18 +256,14 @@ impl App {
         if !matches!(route, Route::Public | Route::Protected) {
             return own(cx, route, request).await;
         }
-        let upstream = live
-            .upstreams
-            .find(request.uri().path())
-            .ok_or(HttpError::NoUpstream)?;
-        let public =
-            route == Route::Public || upstream.is_public(request.method(), request.uri().path());
-        if public {
+        let (method, path) = (request.method(), request.uri().path());
+        let access = Access::of(live, method, path, route == Route::Public)?;
+        let upstream = access.upstream;
+        if access.public {
             let session = cx.resolve(&request).await?;
             cx.handled.outcome = Outcome::Public;
             cx.handled.user = session.as_ref().map(|s| s.user.clone());
-            let user = session.as_ref().map(|s| &*s.user);
-            self.forward(cx, upstream, request, user).await
+            self.forward(cx, upstream, request, session.as_ref()).await
         } else {
             let session = match cx.authenticate(&request).await {
                 Err(HttpError::SessionInvalid) if live.web.is_some() => {
@@ -257,8 +273,8 @@ impl App {
                 }
                 session => session?,
             };
-            self.forward(cx, upstream, request, Some(&session.user))
-                .await
+            access.admits(live, &session.user)?;
+            self.forward(cx, upstream, request, Some(&session)).await
         }
     }
 
@@ -267,7 +283,7 @@ impl App {
         cx: &Context<'_>,
         route: &UpstreamRoute,
         mut request: Request<RequestBody>,
-        user: Option<&UserRecord>,
+        session: Option<&Resolved>,
     ) -> Result<Response<Body>, HttpError> {
         let Some(upstream) = self.upstreams.get(route.index) else {
             return Err(HttpError::NoUpstream);
@@ -287,8 +303,12 @@ impl App {
         if let Some(web) = &live.web {
             cookie::strip(headers, &web.cookie_names());
         }
-        if let Some(user) = user {
-            live.identity.inject(headers, user);
+        if let Some(session) = session {
+            live.identity.inject(headers, &session.user);
+            if let Some(assertion) = &live.assertion {
+                let token = assertion.token(session, route.index)?;
+                headers.insert(assertion.header().clone(), token);
+            }
         }
         let started = Instant::now();
         let response = upstream
@@ -324,4 +344,6 @@ pub enum BuildError {
     Client(#[from] reqwest::Error),
     #[error("cannot set up the session store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot make the assertion key: {0}")]
+    Random(getrandom::Error),
 }

@@ -10,10 +10,12 @@
 //! so tests never touch the process environment.
 
 mod apps;
+mod assertion;
 mod binding;
 mod observe;
 mod raw;
 mod routes;
+mod rules;
 pub mod secret;
 mod secret_source;
 mod sections;
@@ -24,9 +26,11 @@ mod web;
 use std::path::Path;
 
 pub use apps::{APPID_MAX, AppKind, SECRET_ENV, SecretOrigin, WechatConfig, WechatMode};
+pub use assertion::{AssertionConfig, AssertionKey, DEFAULT_ASSERTION_HEADER};
 pub use binding::{BINDING_TOKEN_ENV, BindingConfig};
 pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
+pub use rules::{KindName, PathMatch, Requirements, RuleAction, RuleConfig};
 pub use sections::{
     DEFAULT_IDENTITY_HEADERS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SESSION_HEADER, HeadersConfig,
     LoginConfig, ServerConfig, SessionConfig,
@@ -62,6 +66,10 @@ pub struct Config {
     pub binding: Option<BindingConfig>,
     /// Browser logins: present when an app is an official account or a website.
     pub web: Option<WebConfig>,
+    /// The signed identity assertion: off (`None`) unless `[assertion]` is present.
+    pub assertion: Option<AssertionConfig>,
+    /// `[[rules]]`, in order.
+    pub rules: Vec<RuleConfig>,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
     pub demo_echo_upstream: bool,
     /// What is allowed but unwise (a secret written in the file), for
@@ -245,7 +253,21 @@ impl Config {
         )?;
         let session = SessionConfig::from_raw(raw.session)?;
         let routes = RoutesConfig::from_raw(raw.routes)?;
-        let headers = HeadersConfig::from_raw(raw.headers, &session.header)?;
+        let rules = rules::from_raw(
+            raw.rules.unwrap_or_default(),
+            &upstreams,
+            &apps,
+            &routes.prefix,
+        )?;
+        let headers = HeadersConfig::from_raw(
+            raw.headers,
+            &session.header,
+            raw.assertion.as_ref().and_then(|a| a.header.clone()),
+        )?;
+        let assertion = raw
+            .assertion
+            .map(|raw| AssertionConfig::from_raw(raw, headers.assertion.clone()))
+            .transpose()?;
         let demo_echo_upstream = raw.demo.echo_upstream.unwrap_or(false);
         let admin_token = secret_source::secret(
             "admin.token_file",
@@ -334,6 +356,8 @@ impl Config {
             login,
             binding,
             web,
+            assertion,
+            rules,
             demo_echo_upstream,
             warnings,
         })

@@ -33,6 +33,38 @@ pub(super) struct RawConfig {
     pub redis: Option<RawRedis>,
     pub binding: Option<RawBinding>,
     pub web: Option<RawWeb>,
+    pub assertion: Option<RawAssertion>,
+    pub rules: Option<Vec<RawRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAssertion {
+    pub header: Option<String>,
+    pub issuer: Option<String>,
+    pub ttl: Option<String>,
+    pub key_files: Option<Vec<String>>,
+}
+
+/// One `[[rules]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub name: Option<String>,
+    pub prefix: Option<String>,
+    pub path: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub upstream: Option<String>,
+    pub action: Option<String>,
+    pub public: Option<bool>,
+    pub user_id: Option<bool>,
+    pub phone: Option<bool>,
+    pub apps: Option<Vec<String>>,
+    pub kinds: Option<Vec<String>>,
+    pub openids: Option<Vec<String>>,
+    pub user_ids: Option<Vec<String>>,
+    pub deny_openids: Option<Vec<String>>,
+    pub deny_user_ids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +88,7 @@ pub(super) struct RawUpstream {
     pub timeout: Option<String>,
     pub upgrades: Option<Vec<String>>,
     pub ready_check: Option<String>,
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

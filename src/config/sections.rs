@@ -185,10 +185,18 @@ pub struct HeadersConfig {
     pub phone: Option<HeaderName>,
     /// Keep `X-Original-URL`, `X-HTTP-Method-Override`, … (stripped by default).
     pub pass_routing_overrides: bool,
+    /// `assertion.header`: stripped from clients always, set by wxgate
+    /// when `[assertion]` is on.
+    pub assertion: HeaderName,
 }
 
 impl HeadersConfig {
-    pub(super) fn from_raw(raw: RawHeaders, session: &HeaderName) -> Result<Self, ConfigError> {
+    /// `assertion`: `assertion.header` as written.
+    pub(super) fn from_raw(
+        raw: RawHeaders,
+        session: &HeaderName,
+        assertion: Option<String>,
+    ) -> Result<Self, ConfigError> {
         let [openid, user_id, unionid, appid] = DEFAULT_IDENTITY_HEADERS;
         let openid = header_name("headers.openid", raw.openid, openid)?;
         let user_id = header_name("headers.user_id", raw.user_id, user_id)?;
@@ -198,11 +206,17 @@ impl HeadersConfig {
             .phone
             .map(|p| header_name("headers.phone", Some(p), ""))
             .transpose()?;
+        let assertion = header_name(
+            "assertion.header",
+            assertion,
+            super::DEFAULT_ASSERTION_HEADER,
+        )?;
         let mut all = vec![
             ("headers.openid", &openid),
             ("headers.unionid", &unionid),
             ("headers.appid", &appid),
             ("headers.user_id", &user_id),
+            ("assertion.header", &assertion),
         ];
         if let Some(phone) = &phone {
             all.push(("headers.phone", phone));
@@ -235,6 +249,7 @@ impl HeadersConfig {
             appid,
             phone,
             pass_routing_overrides: raw.pass_routing_overrides.unwrap_or(false),
+            assertion,
         })
     }
 }

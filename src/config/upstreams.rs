@@ -41,6 +41,9 @@ pub struct UpstreamConfig {
     pub upgrades: Vec<String>,
     /// `ready_check`: `/readyz` is 503 while this backend cannot serve.
     pub ready_check: Option<ReadyCheck>,
+    /// The `aud` of the assertions made for requests routed here
+    /// (`[assertion]`): `audience`, else the prefix, else (`/`) the URL.
+    pub audience: String,
 }
 
 /// How `/readyz` tells that a backend can serve (a sidecar's app still
@@ -61,6 +64,7 @@ struct Keys {
     upgrades: &'static str,
     public: &'static str,
     ready_check: &'static str,
+    audience: &'static str,
 }
 
 const UPSTREAM: Keys = Keys {
@@ -70,6 +74,7 @@ const UPSTREAM: Keys = Keys {
     upgrades: "upstream.upgrades",
     public: "upstream.public",
     ready_check: "upstream.ready_check",
+    audience: "upstream.audience",
 };
 
 const UPSTREAMS: Keys = Keys {
@@ -79,6 +84,7 @@ const UPSTREAMS: Keys = Keys {
     upgrades: "upstreams.upgrades",
     public: "upstreams.public",
     ready_check: "upstreams.ready_check",
+    audience: "upstreams.audience",
 };
 
 /// Every upstream of the config, `[upstream]` first; at least one.
@@ -216,7 +222,19 @@ impl UpstreamConfig {
                 ));
             }
         };
+        let audience = match raw.audience {
+            Some(audience) if audience.is_empty() || audience.chars().any(char::is_control) => {
+                return Err(invalid(
+                    keys.audience,
+                    "must be a non-empty string, e.g. \"orders\"".to_owned(),
+                ));
+            }
+            Some(audience) => audience,
+            None if prefix != "/" => prefix.clone(),
+            None => text.trim_end_matches('/').to_owned(),
+        };
         Ok(Self {
+            audience,
             prefix,
             strip_prefix,
             public,

@@ -24,7 +24,8 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{
-    DEFAULT_IDENTITY_HEADERS, DEFAULT_SESSION_HEADER, HeadersConfig, SessionConfig,
+    DEFAULT_ASSERTION_HEADER, DEFAULT_IDENTITY_HEADERS, DEFAULT_SESSION_HEADER, HeadersConfig,
+    SessionConfig,
 };
 use crate::domain::session::UserRecord;
 use crate::wire::header::{FoldedNames, folded_name as canonical};
@@ -112,6 +113,10 @@ impl IdentityHeaders {
         // backend written against them may still read them.
         stripped.extend(DEFAULT_IDENTITY_HEADERS.iter().map(|name| canonical(name)));
         stripped.push(canonical(DEFAULT_SESSION_HEADER));
+        // wxgate's signed assertion: a client's copy is a forgery, whether
+        // or not `[assertion]` is on (a backend may verify it regardless).
+        stripped.push(canonical(DEFAULT_ASSERTION_HEADER));
+        stripped.push(canonical(headers.assertion.as_str()));
         if let Some(phone) = &headers.phone {
             stripped.push(canonical(phone.as_str()));
         }

@@ -40,6 +40,8 @@ pub enum Route {
     WebCallback,
     /// Mock mode's stand-in for WeChat's authorize page.
     WebMock,
+    /// The keys the identity assertions are signed with (`[assertion]`).
+    Jwks,
     /// Under the reserved prefix but no route: 404, never forwarded.
     Reserved,
     /// Proxied without a session (identity injected when one is present).
@@ -59,6 +61,8 @@ pub struct Routes {
     auth: Option<String>,
     /// Start, callback, mock page.
     web: [String; 3],
+    /// `{prefix}/jwks.json`.
+    jwks: String,
     public: PublicRoutes,
     normalize: PathPolicy,
 }
@@ -115,6 +119,7 @@ impl Routes {
             session: config.session.clone(),
             auth: config.auth.clone(),
             web: config.web_paths(),
+            jwks: format!("{}/jwks.json", config.prefix.trim_end_matches('/')),
             public: PublicRoutes::new(&config.public, &config.normalize),
             normalize: config.normalize,
         }
@@ -145,6 +150,7 @@ impl Routes {
                 [start, ..] if path == start => Route::WebStart,
                 [_, callback, _] if path == callback => Route::WebCallback,
                 [.., mock] if path == mock => Route::WebMock,
+                _ if path == self.jwks => Route::Jwks,
                 _ => Route::Reserved,
             }
         } else if self.is_public(method, canonical) {

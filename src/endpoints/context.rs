@@ -21,10 +21,12 @@ use super::login::Login;
 use super::login_limit::LoginLimiter;
 use super::web_login::WebLogin;
 use super::web_pages::Lang;
-use crate::config::Config;
+use crate::config::{AssertionKey, Config};
 use crate::domain::apps::Apps;
+use crate::domain::assertion::Assertions;
 use crate::domain::binding::Binding;
 use crate::domain::identity::IdentityHeaders;
+use crate::domain::policy::Policy;
 use crate::domain::route::Routes;
 use crate::domain::session::{ClientQuota, Resolved, Sessions};
 use crate::proxy::{Peer, UpstreamRoutes};
@@ -57,12 +59,21 @@ pub(crate) struct Live {
     pub drain_timeout: Duration,
     /// `[web]`: browser logins and the session cookie.
     pub web: Option<WebLogin>,
+    /// `[[rules]]`.
+    pub policy: Policy,
+    /// `[assertion]`: the signer, its keys as last read.
+    pub assertion: Option<Assertions>,
 }
 
 impl Live {
     /// `former`: the settings this reload replaces, whose stripped header
-    /// names stay stripped.
-    pub(crate) fn new(config: &Config, former: Option<&Live>) -> Self {
+    /// names stay stripped; `generated`: the assertion key made at start,
+    /// which signs when `assertion.key_files` names none.
+    pub(crate) fn new(
+        config: &Config,
+        former: Option<&Live>,
+        generated: Option<&AssertionKey>,
+    ) -> Self {
         let identity = IdentityHeaders::new(
             &config.headers,
             &config.session,
@@ -81,6 +92,20 @@ impl Live {
                 .web
                 .as_ref()
                 .map(|web| WebLogin::new(web, &config.routes, config.session.ttl)),
+            policy: Policy::new(&config.rules, &config.routes.normalize, &config.apps),
+            assertion: config
+                .assertion
+                .as_ref()
+                .zip(generated)
+                .map(|(assertion, generated)| {
+                    Assertions::new(
+                        assertion,
+                        generated,
+                        &config.upstreams,
+                        &config.apps,
+                        config.web.as_ref().map(|web| web.public_url.as_str()),
+                    )
+                }),
         }
     }
 }

@@ -34,11 +34,11 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use super::context::{Caller, Context};
 use super::web_login::WebLogin;
 
-use crate::domain::identity::IdentityHeaders;
+use super::access::Access;
+use super::context::Live;
 use crate::domain::route::{Routes, forwarded_path};
 use crate::domain::session::Resolved;
 use crate::metrics::Outcome;
-use crate::proxy::UpstreamRoutes;
 use crate::response::Handled;
 use crate::response::HttpError;
 use crate::response::{self, Body};
@@ -55,7 +55,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, HttpError> {
     let live = cx.live;
     let envoy = live.routes.forward_auth(request.uri().path()).flatten();
-    let question = Question::of(&live.routes, &live.upstreams, &request, envoy)?;
+    let question = Question::of(live, &request, envoy)?;
     // CSRF is judged on the request asked about (nginx and Envoy pass
     // its headers, Origin included, on to the auth subrequest).
     let session = cx.resolve_for(&question.asked.0, request.headers()).await?;
@@ -64,80 +64,67 @@ pub(crate) async fn handle(
         request.headers(),
         owned_cookies.as_ref().map_or(&[][..], |n| &n[..]),
     );
-    answer(
-        &live.identity,
-        question,
-        session.as_ref(),
-        asked,
-        &mut cx.handled,
-    )
+    answer(live, question, session.as_ref(), asked, &mut cx.handled)
 }
 
 pub(crate) const FORWARDED_METHOD: &str = "x-forwarded-method";
 pub(crate) const FORWARDED_URI: &str = "x-forwarded-uri";
 
 /// The request the front proxy is asking about.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Question {
-    /// Whether that request is on a public route.
-    pub public: bool,
+pub(crate) struct Question<'l> {
+    /// What it needs (`access`): the proxy port's answer.
+    pub access: Access<'l>,
     /// Its method and canonical path, for the log line.
     pub asked: (Method, String),
 }
 
-impl Question {
+impl<'l> Question<'l> {
     /// `envoy`: the original path of Envoy's form, `None` for the
     /// `X-Forwarded-*` form.
     pub(crate) fn of(
-        routes: &Routes,
-        upstreams: &UpstreamRoutes,
+        live: &'l Live,
         request: &Request<RequestBody>,
         envoy: Option<&str>,
     ) -> Result<Self, HttpError> {
-        Self::from_parts(
-            routes,
-            upstreams,
-            request.method(),
-            envoy,
-            request.headers(),
-        )
-    }
-
-    fn from_parts(
-        routes: &Routes,
-        upstreams: &UpstreamRoutes,
-        method: &Method,
-        envoy: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<Self, HttpError> {
-        let (method, path) = match envoy {
-            Some(original) => (method.clone(), original),
-            None => {
-                let method = match forwarded(headers, FORWARDED_METHOD)? {
-                    Some(text) => Method::from_bytes(text.as_bytes())
-                        .ok()
-                        .filter(|m| m.as_str().bytes().all(|b| b.is_ascii_alphabetic()))
-                        .ok_or_else(|| bad(FORWARDED_METHOD, "is not an HTTP method"))?,
-                    None => method.clone(),
-                };
-                let path = match forwarded(headers, FORWARDED_URI)? {
-                    Some(uri) if uri.contains('#') => return Err(PathError::Fragment.into()),
-                    Some(uri) => forwarded_path(uri)
-                        .ok_or_else(|| bad(FORWARDED_URI, "is not a path or an absolute URI"))?,
-                    None => "/",
-                };
-                (method, path)
-            }
-        };
-        let path = as_written(path, routes.normalize())?;
+        let (method, path) = asked(&live.routes, request.method(), envoy, request.headers())?;
         // Judged as the proxy port judges it: a path no upstream covers
-        // has no answer there either.
-        let upstream = upstreams.find(&path).ok_or(HttpError::NoUpstream)?;
+        // has no answer there either, a rule decides the same.
+        let access = Access::of(live, &method, &path, live.routes.is_public(&method, &path))?;
         Ok(Self {
-            public: routes.is_public(&method, &path) || upstream.is_public(&method, &path),
-            asked: (method, path.into_owned()),
+            access,
+            asked: (method, path),
         })
     }
+}
+
+/// The method and canonical path the front proxy asks about.
+fn asked(
+    routes: &Routes,
+    method: &Method,
+    envoy: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(Method, String), HttpError> {
+    let (method, path) = match envoy {
+        Some(original) => (method.clone(), original),
+        None => {
+            let method = match forwarded(headers, FORWARDED_METHOD)? {
+                Some(text) => Method::from_bytes(text.as_bytes())
+                    .ok()
+                    .filter(|m| m.as_str().bytes().all(|b| b.is_ascii_alphabetic()))
+                    .ok_or_else(|| bad(FORWARDED_METHOD, "is not an HTTP method"))?,
+                None => method.clone(),
+            };
+            let path = match forwarded(headers, FORWARDED_URI)? {
+                Some(uri) if uri.contains('#') => return Err(PathError::Fragment.into()),
+                Some(uri) => forwarded_path(uri)
+                    .ok_or_else(|| bad(FORWARDED_URI, "is not a path or an absolute URI"))?,
+                None => "/",
+            };
+            (method, path)
+        }
+    };
+    let path = as_written(path, routes.normalize())?;
+    Ok((method, path.into_owned()))
 }
 
 /// The one value of `name` when present; a repeated or non-text one is a 400.
@@ -162,24 +149,35 @@ fn bad(name: &str, why: &str) -> HttpError {
 /// The answer to `question`, asked with `asked`'s headers. `owned_cookies`:
 /// the cookies wxgate owns (`[web]`), which the backend must not get.
 pub(crate) fn answer(
-    identity: &IdentityHeaders,
-    question: Question,
+    live: &Live,
+    question: Question<'_>,
     session: Option<&Resolved>,
     (asked, owned_cookies): (&HeaderMap, &[&str]),
     handled: &mut Handled,
 ) -> Result<Response<Body>, HttpError> {
     handled.asked = Some(Box::new(question.asked));
     let outcome = &mut handled.outcome;
-    let mut response = match (session, question.public) {
+    let access = &question.access;
+    let mut response = match (session, access.public) {
         (Some(session), public) => {
             handled.user = Some(session.user.clone());
+            access.admits(live, &session.user)?;
             *outcome = if public {
                 Outcome::Public
             } else {
                 Outcome::Authenticated
             };
             let mut response = response::empty(StatusCode::OK);
-            identity.inject(response.headers_mut(), &session.user);
+            live.identity.inject(response.headers_mut(), &session.user);
+            // The front proxy copies it onto the request it forwards
+            // (nginx `auth_request_set`, Traefik `authResponseHeaders`,
+            // Envoy `allowed_upstream_headers`).
+            if let Some(assertion) = &live.assertion {
+                let token = assertion.token(session, access.upstream.index)?;
+                response
+                    .headers_mut()
+                    .insert(assertion.header().clone(), token);
+            }
             response
         }
         (None, true) => {
@@ -225,10 +223,6 @@ fn pass_cookies(asked: &HeaderMap, owned: &[&str], answer: &mut HeaderMap) {
 mod tests {
     use super::*;
 
-    fn routes() -> Routes {
-        crate::domain::route::test_routes(&["/public", "GET /api/products"])
-    }
-
     /// Whether the question is public; `Err(code)` when it is refused.
     fn public(
         method: &str,
@@ -241,13 +235,16 @@ mod tests {
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let config = crate::config::Config::parse(
-            "[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n",
+            "[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n\
+             [routes]\npublic = [\"/public\", \"GET /api/products\"]\n",
             &|_| None,
         )
         .unwrap();
-        let upstreams = UpstreamRoutes::new(&config.upstreams, &config.routes.normalize);
-        Question::from_parts(&routes(), &upstreams, &method, envoy, &headers)
-            .map(|q| q.public)
+        let live = Live::new(&config, None, None);
+        let (method, path) = asked(&live.routes, &method, envoy, &headers).map_err(|e| e.code())?;
+        let routes_public = live.routes.is_public(&method, &path);
+        Access::of(&live, &method, &path, routes_public)
+            .map(|access| access.public)
             .map_err(|e| e.code())
     }
 

@@ -7,8 +7,8 @@
 //! (`context`), handed the caller the preamble found.
 //! The proxied routes (public, protected) are the app's, not here.
 //!
-//! A new route (JWKS, the access token, JS-SDK signatures…) is a row
-//! below and one function of that signature.
+//! A new route (the access token, JS-SDK signatures…) is a row below and
+//! one function of that signature, as the JWKS's is.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,10 +20,12 @@ use crate::metrics::Outcome;
 use crate::response::{Body, HttpError};
 use crate::wire::body_idle::RequestBody;
 
+pub(crate) mod access;
 pub(crate) mod context;
 pub(crate) mod credential;
 pub(crate) mod decrypt;
 pub(crate) mod forward_auth;
+pub(crate) mod jwks;
 pub(crate) mod login;
 pub(crate) mod login_limit;
 pub(crate) mod logout;
@@ -127,6 +129,9 @@ pub(crate) fn endpoint(route: Route) -> Option<&'static Endpoint> {
     static WEB_MOCK: Endpoint = browser(Nothing, Some(Outcome::LoginStart), |cx, c, r| {
         Box::pin(web_login::mock_page(cx, c, r))
     });
+    static JWKS: Endpoint = own(Page, Nothing, Some(Outcome::Public), |cx, c, r| {
+        Box::pin(jwks::handle(cx, c, r))
+    });
     static RESERVED: Endpoint = own(Any, Nothing, None, |_, _, _| Box::pin(reserved()));
     Some(match route {
         Route::Login => &LOGIN,
@@ -138,6 +143,7 @@ pub(crate) fn endpoint(route: Route) -> Option<&'static Endpoint> {
         Route::WebStart => &WEB_START,
         Route::WebCallback => &WEB_CALLBACK,
         Route::WebMock => &WEB_MOCK,
+        Route::Jwks => &JWKS,
         Route::Reserved => &RESERVED,
         Route::Public | Route::Protected => return None,
     })
@@ -199,7 +205,7 @@ impl Endpoint {
 async fn reserved() -> Result<Response<Body>, HttpError> {
     Err(HttpError::NotFound(
         "nothing here: this prefix is reserved for wxgate's own routes \
-         (decrypt, phone, session, auth)",
+         (decrypt, phone, session, auth, jwks.json)",
     ))
 }
 
@@ -242,6 +248,7 @@ mod tests {
             WebStart,
             WebCallback,
             WebMock,
+            Jwks,
             Reserved,
         ] {
             assert!(endpoint(route).is_some(), "{route:?}");

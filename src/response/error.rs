@@ -19,6 +19,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use super::Body;
 use crate::domain::apps::UnknownApp;
+use crate::domain::assertion::AssertionError;
+use crate::domain::policy::Refusal;
 use crate::domain::session::{InvalidIdentity, StoreError};
 use crate::domain::wechat::WeChatError;
 use crate::domain::wechat::errcode::{self, Fault};
@@ -110,6 +112,13 @@ pub enum HttpError {
     /// browser session, which has no session_key.
     #[error("not a mini-program session")]
     NoSessionKey,
+    /// A `[[rules]]` entry refuses the request (`deny`, or a requirement
+    /// the session does not meet).
+    #[error(transparent)]
+    AccessDenied(#[from] Refusal),
+    /// The identity assertion could not be signed.
+    #[error("cannot sign the identity assertion: {0}")]
+    Assertion(#[from] AssertionError),
     /// A handler panicked; the text is the panic's, for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -338,6 +347,20 @@ impl HttpError {
                 "no_session_key",
                 "this route is for mini-program sessions: a browser session has no session_key",
             ),
+            Self::AccessDenied(refusal) => Description::with(
+                S::FORBIDDEN,
+                "access_denied",
+                Made(format!(
+                    "access denied by rule `{}`: {}",
+                    refusal.rule, refusal.why
+                )),
+            ),
+            Self::Assertion(_) => Description::new(
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error: the identity assertion could not be signed",
+            )
+            .operator_fault(),
             // The panic's text is for the log only.
             Self::Internal(_) => Description::new(
                 S::INTERNAL_SERVER_ERROR,
@@ -406,6 +429,11 @@ impl HttpError {
             Self::OAuthDenied,
             Self::CsrfRejected,
             Self::NoSessionKey,
+            Self::AccessDenied(Refusal {
+                rule: "#1".into(),
+                why: "",
+            }),
+            Self::Assertion(AssertionError::Sign),
             Self::Internal(String::new()),
         ];
         samples.extend(
@@ -683,6 +711,8 @@ mod tests {
             E::CsrfRejected => 28,
             E::NoSessionKey => 29,
             E::Internal(_) => 30,
+            E::AccessDenied(_) => 31,
+            E::Assertion(_) => 32,
         }
     }
 
@@ -690,7 +720,7 @@ mod tests {
     fn the_samples_hold_every_variant() {
         let seen: std::collections::BTreeSet<usize> =
             HttpError::samples().iter().map(variant).collect();
-        assert_eq!(seen, (0..=30).collect());
+        assert_eq!(seen, (0..=32).collect());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 pub mod admin;
+pub mod check_policy;
 mod demo;
 pub mod memory_limit;
 pub mod reload;

@@ -2,12 +2,15 @@
 //!
 //! What can change safely takes effect for the next request: `[routes]`
 //! (the reserved prefix too), `[headers]`, `session.header`,
-//! `session.forward_session_header`, each upstream's `timeout` and `public`
-//! routes, `server.drain_timeout`, `log.level`, and the secrets — the apps'
+//! `session.forward_session_header`, `[[rules]]`, `[assertion]`'s keys
+//! (re-read from `key_files`) and claims, each upstream's `timeout`,
+//! `public` routes and `audience`, `server.drain_timeout`, `log.level`,
+//! and the secrets — the apps'
 //! AppSecrets, the admin and binding tokens — re-read from their files
 //! (`*_file`) or the environment, swapped in place. Anything else
 //! (addresses, threads, the upstreams' URLs and prefixes, the apps, the
-//! session store and its key, lifetimes, `[binding]`, `[web]`) would need new
+//! session store and its key, lifetimes, `[binding]`, `[web]`, whether
+//! `[assertion]` is there at all) would need new
 //! sockets, clients or stored data, so a
 //! file that changes it is refused as a whole: the old config stays, and
 //! the error names the first key that needs a restart. A file that does
@@ -128,6 +131,12 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fixed.server.drain_timeout = old.server.drain_timeout;
     fixed.log.level = old.log.level.clone();
     fixed.warnings = old.warnings.clone();
+    fixed.rules = old.rules.clone();
+    // The assertion's keys (re-read from key_files), issuer, lifetime and
+    // header; whether there is one at all sizes every session's entry.
+    if let (Some(new), Some(old)) = (&mut fixed.assertion, &old.assertion) {
+        *new = old.clone();
+    }
     // Secrets, re-read from their files (or the environment) on every load,
     // are swapped in place: rotating one needs no restart.
     fixed.admin.token = old.admin.token.clone();
@@ -147,6 +156,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         for (new, old) in fixed.upstreams.iter_mut().zip(&old.upstreams) {
             new.timeout = old.timeout;
             new.public = old.public.clone();
+            new.audience = old.audience.clone();
         }
     }
     let checks: [(&'static str, bool); 14] = [
@@ -179,6 +189,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         .map(|(key, _)| *key)
         .or_else(|| app_change(&fixed.apps, &old.apps))
         .or_else(|| (fixed.binding != old.binding).then_some("binding"))
+        .or_else(|| (fixed.assertion != old.assertion).then_some("assertion"))
         .or_else(|| (fixed.web != old.web).then_some("web"))
         .or_else(|| (fixed.demo_echo_upstream != old.demo_echo_upstream).then_some("demo"));
     debug_assert!(

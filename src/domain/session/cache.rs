@@ -35,8 +35,8 @@ use moka::Expiry;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
-use super::UserRecord;
 use super::user_index::{UserIndex, UserSlot};
+use super::{TokenSlot, UserRecord};
 
 /// Instants as nanoseconds after the cache's start: 8 bytes, not 16.
 #[derive(Clone, Copy)]
@@ -63,6 +63,8 @@ struct SessionEntry {
     evict_at: u64,
     /// When the session itself ends, as the store said.
     ends_at: u64,
+    /// Its signed assertions, when the cache keeps them.
+    tokens: Option<Arc<TokenSlot>>,
 }
 
 /// A session found in the cache.
@@ -72,6 +74,8 @@ pub(super) struct Hit {
     /// Within its freshness (always, unless the cache keeps entries
     /// [`SessionCache::with_stale`] past it).
     pub fresh: bool,
+    /// The session's signed assertions (`[assertion]`).
+    pub tokens: Option<Arc<TokenSlot>>,
 }
 
 /// An entry ends at `evict_at`, or `idle` after its last read if sooner.
@@ -132,6 +136,8 @@ pub(super) struct SessionCache {
     epoch: Epoch,
     /// How long entries are kept past their freshness (nanoseconds; 0: not at all).
     stale: u64,
+    /// Each session keeps its signed assertions (`[assertion]` is on).
+    tokens: bool,
 }
 
 impl SessionCache {
@@ -151,7 +157,15 @@ impl SessionCache {
             idle,
             epoch,
             stale: 0,
+            tokens: false,
         }
+    }
+
+    /// Each session entry keeps a [`TokenSlot`] for its signed assertions
+    /// (`[assertion]`): one small allocation per session, only then.
+    pub(super) fn with_tokens(mut self, tokens: bool) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// Entries (given `stale` more to live by their callers) count as
@@ -181,29 +195,34 @@ impl SessionCache {
             user: entry.user.record(),
             expires_in: self.idle.map_or(left, |idle| left.min(idle)),
             fresh,
+            tokens: entry.tokens,
         })
     }
 
-    /// Caches a session of `user` that ends in `left`, for at most `keep`.
+    /// Caches a session of `user` that ends in `left`, for at most `keep`;
+    /// the session's token slot, when sessions keep one.
     pub(super) fn insert_session(
         &self,
         key: [u8; 32],
         user: Arc<UserSlot>,
         left: Duration,
         keep: Duration,
-    ) {
+    ) -> Option<Arc<TokenSlot>> {
         let now = self.epoch.now();
         let ends_at = now.saturating_add(nanos(left));
         // Never kept past its user's slot, which would then refuse it anyway.
         let evict_at = now
             .saturating_add(nanos(keep.min(left)))
             .min(user.until.load(Ordering::Acquire));
+        let tokens = self.tokens.then(Arc::default);
         let entry = SessionEntry {
             user,
             evict_at,
             ends_at,
+            tokens: tokens.clone(),
         };
         self.sessions.insert(key, entry);
+        tokens
     }
 
     pub(super) fn remove_session(&self, key: &[u8; 32]) {

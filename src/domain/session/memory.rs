@@ -27,10 +27,12 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store sized by `config`.
-    pub fn new(config: &SessionConfig, metrics: StoreMetrics) -> Self {
+    /// A store sized by `config`; `assertions`: each session keeps its
+    /// signed assertions (`[assertion]`).
+    pub fn new(config: &SessionConfig, metrics: StoreMetrics, assertions: bool) -> Self {
         Self {
-            cache: SessionCache::new(config.capacity, config.ttl, config.idle),
+            cache: SessionCache::new(config.capacity, config.ttl, config.idle)
+                .with_tokens(assertions),
             ttl: config.ttl,
             metrics,
             pending: Box::default(),
@@ -79,6 +81,7 @@ impl SessionStore for MemoryStore {
             id: *id,
             user: hit.user,
             expires_in: hit.expires_in,
+            tokens: hit.tokens,
         }))
     }
 

@@ -22,6 +22,7 @@ mod pending;
 mod redis;
 mod sessions;
 mod store;
+mod tokens;
 mod user;
 mod user_index;
 
@@ -31,4 +32,5 @@ pub use pending::{ClientQuota, PER_CLIENT, PendingLogin, REDIRECT_LIMIT};
 pub use redis::RedisStore;
 pub use sessions::Sessions;
 pub use store::{Resolved, SessionStore, StoreError};
+pub use tokens::TokenSlot;
 pub use user::{AppTag, BoundId, InvalidIdentity, Phone, Profile, UserRecord, UserUpdate, now_ms};

@@ -23,9 +23,11 @@ impl Sessions {
     /// The store `config` names.
     pub fn new(config: &crate::Config, metrics: StoreMetrics) -> Result<Self, StoreError> {
         Ok(match &config.store {
-            crate::config::StoreConfig::Memory => {
-                Self::Memory(MemoryStore::new(&config.session, metrics))
-            }
+            crate::config::StoreConfig::Memory => Self::Memory(MemoryStore::new(
+                &config.session,
+                metrics,
+                config.assertion.is_some(),
+            )),
             crate::config::StoreConfig::Redis(redis) => {
                 let apps = config.apps.iter().map(AppTag::of).collect();
                 Self::Redis(Box::new(RedisStore::new(
@@ -33,6 +35,7 @@ impl Sessions {
                     &config.session,
                     apps,
                     metrics,
+                    config.assertion.is_some(),
                 )?))
             }
         })

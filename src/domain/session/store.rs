@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{PendingLogin, SessionId, UserRecord, UserUpdate};
+use super::{PendingLogin, SessionId, TokenSlot, UserRecord, UserUpdate};
 
 /// A live session: its user and how long it has left.
 #[derive(Debug, Clone)]
@@ -16,6 +16,9 @@ pub struct Resolved {
     pub user: Arc<UserRecord>,
     /// The session's time left.
     pub expires_in: Duration,
+    /// Its signed assertions (`[assertion]`), cached with it; `None` when
+    /// off, or when the store caches nothing locally.
+    pub tokens: Option<Arc<TokenSlot>>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

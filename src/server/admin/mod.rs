@@ -80,9 +80,16 @@ async fn respond(app: &App, request: Request<Incoming>) -> Response<Body> {
             response
         }
         "/healthz" => app.liveness(),
+        "/jwks.json" => match app.jwks() {
+            Some(response) => response,
+            None => HttpError::NotFound(
+                "wxgate signs no identity assertions ([assertion] is not configured)",
+            )
+            .into_response(),
+        },
         "/readyz" => app.readiness().await,
         _ => HttpError::NotFound(
-            "the admin port serves /metrics, /healthz, /readyz and /users/{openid}",
+            "the admin port serves /metrics, /healthz, /readyz, /jwks.json and /users/{openid}",
         )
         .into_response(),
     }

@@ -50,7 +50,7 @@ where
 {
     let memory = config.clone();
     case(Box::new(move || {
-        Sessions::Memory(MemoryStore::new(&memory, StoreMetrics::default()))
+        Sessions::Memory(MemoryStore::new(&memory, StoreMetrics::default(), false))
     }))
     .await;
     // With the local cache, without, and with stale_if_error (which must
@@ -73,7 +73,14 @@ where
         let session = config.clone();
         case(Box::new(move || {
             Sessions::Redis(Box::new(
-                RedisStore::new(&redis, &session, vec![app()], StoreMetrics::default()).unwrap(),
+                RedisStore::new(
+                    &redis,
+                    &session,
+                    vec![app()],
+                    StoreMetrics::default(),
+                    false,
+                )
+                .unwrap(),
             ))
         }))
         .await;
@@ -92,7 +99,7 @@ where
     };
     case(Box::new(move || {
         Sessions::Redis(Box::new(
-            RedisStore::new(&redis, &config, vec![app()], StoreMetrics::default()).unwrap(),
+            RedisStore::new(&redis, &config, vec![app()], StoreMetrics::default(), false).unwrap(),
         ))
     }))
     .await;

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::domain::session::UserRecord;
 use crate::domain::session::cache::{Hit, SessionCache};
+use crate::domain::session::{TokenSlot, UserRecord};
 
 /// `None` inside when `local_ttl = 0`: every lookup goes to Redis.
 pub(super) struct LocalCache {
@@ -51,11 +51,15 @@ pub(super) struct Ticket(Option<u64>);
 impl LocalCache {
     /// Entries fresh for `ttl` (`local_ttl`), kept `stale` past it to serve
     /// while Redis is unreachable (`stale_if_error`).
-    pub(super) fn new(ttl: Duration, stale: Duration, capacity: u64) -> Self {
+    /// `tokens`: each session keeps its signed assertions (`[assertion]`).
+    pub(super) fn new(ttl: Duration, stale: Duration, capacity: u64, tokens: bool) -> Self {
         let keep = ttl.saturating_add(stale);
         Self {
-            cache: (!ttl.is_zero())
-                .then(|| SessionCache::new(capacity, keep, None).with_stale(stale)),
+            cache: (!ttl.is_zero()).then(|| {
+                SessionCache::new(capacity, keep, None)
+                    .with_stale(stale)
+                    .with_tokens(tokens)
+            }),
             keep,
             revocations: AtomicU64::new(0),
             subscribed: AtomicBool::new(false),
@@ -86,25 +90,26 @@ impl LocalCache {
     }
 
     /// Caches a session Redis has just confirmed, with `left` to live,
-    /// when its user is cached too and no revocation came since `ticket`.
+    /// when its user is cached too and no revocation came since `ticket`;
+    /// the cached session's token slot.
     pub(super) fn put_session(
         &self,
         hash: [u8; 32],
         user_key: &str,
         left: Duration,
         ticket: Ticket,
-    ) {
-        let Some(cache) = &self.cache else { return };
+    ) -> Option<Arc<TokenSlot>> {
+        let cache = self.cache.as_ref()?;
         if !self.still(ticket) {
-            return;
+            return None;
         }
-        let Some(slot) = cache.user(user_key) else {
-            return;
-        };
-        cache.insert_session(hash, slot, left, self.keep);
+        let slot = cache.user(user_key)?;
+        let tokens = cache.insert_session(hash, slot, left, self.keep);
         if !self.still(ticket) {
             cache.remove_session(&hash);
+            return None;
         }
+        tokens
     }
 
     /// Caches the user's record as a Redis read found it, unless a

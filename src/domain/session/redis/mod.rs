@@ -133,6 +133,7 @@ impl RedisStore {
         session: &SessionConfig,
         apps: Vec<AppTag>,
         metrics: StoreMetrics,
+        assertions: bool,
     ) -> Result<Self, StoreError> {
         let connector = Arc::new(Connector::new(redis, metrics.clone())?);
         let codec = Codec::new(&redis.key_prefix, redis.store_key.as_ref(), apps);
@@ -143,7 +144,12 @@ impl RedisStore {
             None => redis.local_ttl,
         };
         let stale = redis.stale_if_error.unwrap_or_default();
-        let local = Arc::new(LocalCache::new(local_ttl, stale, session.capacity));
+        let local = Arc::new(LocalCache::new(
+            local_ttl,
+            stale,
+            session.capacity,
+            assertions,
+        ));
         let listener = revocation::spawn(
             connector.pubsub.clone(),
             codec.channel(),
@@ -272,11 +278,12 @@ impl RedisStore {
         else {
             return Ok(None);
         };
-        self.local.put_session(hash, &session.o, left, ticket);
+        let tokens = self.local.put_session(hash, &session.o, left, ticket);
         Ok(Some(Resolved {
             id: *id,
             user,
             expires_in: left,
+            tokens,
         }))
     }
 }
@@ -389,6 +396,7 @@ impl SessionStore for RedisStore {
             id: *id,
             user: hit.user,
             expires_in: hit.expires_in,
+            tokens: hit.tokens,
         };
         match hit {
             Some(hit) if hit.fresh => Ok(Some(resolved(hit))),
