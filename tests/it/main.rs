@@ -28,6 +28,7 @@ mod prometheus;
 mod admin_users;
 mod anonymous;
 mod apps;
+mod assertion;
 mod binding;
 mod defence;
 mod docs;

@@ -18,14 +18,6 @@ use serde_json::json;
 
 /// A whole login with `code` (the double's user), started at `at` and
 /// called back at `back`: the session cookie's `name=value`.
-async fn log_in(at: &Gate, back: &Gate, code: &str) -> String {
-    let started = start(at, "?redirect=%2Forders").await;
-    let query = format!("?code={code}&state={}", started.state);
-    let done = callback(back, &query, Some(&started.cookie)).await;
-    assert_eq!(done.status(), 302, "{code}: {:?}", done.text().await);
-    pair(&set_cookie(&done, "wxgate_session").expect("a session cookie"))
-}
-
 async fn echo_with(gate: &Gate, cookie: &str) -> serde_json::Value {
     let response = browser()
         .get(gate.url("/orders"))

@@ -6,10 +6,12 @@
 //! - [`GateConfig`]: builds a config and starts wxgate in-process on an
 //!   ephemeral port.
 
+pub mod assertion;
 pub mod binding;
 pub mod eventually;
 pub mod link;
 pub mod nginx;
+pub mod process;
 pub mod redis;
 pub mod upstream;
 pub mod web;

@@ -125,3 +125,13 @@ pub async fn callback(gate: &Gate, query: &str, cookie: Option<&str>) -> reqwest
     }
     request.send().await.unwrap()
 }
+
+/// A browser login at `at`, back at `back` (another replica, say): the
+/// session cookie, as `name=value`.
+pub async fn log_in(at: &Gate, back: &Gate, code: &str) -> String {
+    let started = start(at, "?redirect=%2Forders").await;
+    let query = format!("?code={code}&state={}", started.state);
+    let done = callback(back, &query, Some(&started.cookie)).await;
+    assert_eq!(done.status(), 302, "{code}: {:?}", done.text().await);
+    pair(&set_cookie(&done, "wxgate_session").expect("a session cookie"))
+}
