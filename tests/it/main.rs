@@ -41,6 +41,7 @@ mod process;
 mod properties;
 mod proxy;
 mod readiness;
+mod rules;
 mod session_key;
 mod sessions;
 mod upstreams;
