@@ -40,11 +40,11 @@ async fn the_nginx_example_lets_only_real_identities_through() {
     let upstream = Upstream::start().await;
     let binding = BindingDouble::start().await;
     let mut config = GateConfig::new(&wechat, &upstream);
-    config.set("routes", "public", r#"["/public"]"#).set(
-        "binding",
-        "url",
-        &format!("\"{}\"", binding.url()),
-    );
+    config
+        .set("routes", "public", r#"["/public"]"#)
+        .set("binding", "url", &format!("\"{}\"", binding.url()))
+        .set("assertion", "ttl", "\"5m\"")
+        .append("[[rules]]\nname = \"vault\"\nprefix = \"/vault\"\naction = \"deny\"\n");
     let gate = config.start().await;
     let nginx = Nginx::start(upstream.addr, gate.addr).await;
     let http = reqwest::Client::new();
@@ -60,6 +60,7 @@ async fn the_nginx_example_lets_only_real_identities_through() {
             .header("X_WX_OpenId", "forged")
             .header("X-WX-Phone", "forged")
             .header("X-User-Id", "forged")
+            .header("X-Wxgate-Assertion", "forged")
     };
     let echo =
         crate::common::json(forged(http.get(nginx.url("/orders?x=1"))).header("x-session-id", &id))
@@ -76,6 +77,29 @@ async fn the_nginx_example_lets_only_real_identities_through() {
     );
     assert!(header_values(&echo, "x-session-id").is_empty(), "{echo}");
     assert_eq!(header_values(&echo, "x-request-id").len(), 1, "{echo}");
+    // The signed identity, passed on by the example (auth_request_set), verifies.
+    let assertion = header_values(&echo, "x-wxgate-assertion");
+    assert_eq!(assertion.len(), 1, "{echo}");
+    let verified = crate::common::assertion::verify(
+        &gate.admin_url("/jwks.json"),
+        "wxgate",
+        &format!("http://{}", upstream.addr),
+        &assertion[0],
+    )
+    .await
+    .expect("jose accepts what nginx passed on");
+    assert_eq!(
+        verified["claims"]["sub"],
+        account_of(&openid_of("uma")).as_str()
+    );
+    // A rule's refusal comes through nginx as wxgate's 403.
+    let vault = http
+        .get(nginx.url("/vault"))
+        .header("x-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_error(vault, 403, "access_denied").await;
 
     // wxgate's own routes under its prefix go to wxgate.
     let check = http
