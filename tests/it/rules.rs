@@ -250,7 +250,7 @@ async fn the_proxy_port_forward_auth_and_check_policy_answer_alike() {
         body["message"].as_str().unwrap().contains("staff"),
         "{body}"
     );
-    assert_eq!(upstream.hits() > 0, true);
+    assert!(upstream.hits() > 0);
     gate.stop().await;
 }
 
