@@ -342,6 +342,14 @@ impl Config {
         }
 
         warnings.extend(shape_warnings(&apps, &session, &routes));
+        if assertion.as_ref().is_some_and(|a| a.keys.is_empty())
+            && matches!(store, StoreConfig::Redis(_))
+        {
+            warnings.push(
+                "[assertion] has no key_files: each replica signs with a key of its own, which                  the others do not publish; mount the same key_files in every replica"
+                    .to_owned(),
+            );
+        }
 
         Ok(Self {
             server,

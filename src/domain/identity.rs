@@ -15,6 +15,10 @@
 //! `X-Real-IP`, …), which `proxy::forwarded` then sets from what wxgate
 //! knows itself.
 //!
+//! The same pass removes wxgate's signed assertion (`X-Wxgate-Assertion`,
+//! and `assertion.header` when renamed), whether or not `[assertion]` is
+//! on: a backend that verifies it must only ever see wxgate's.
+//!
 //! The same pass removes the routing overrides (`X-Original-URL`,
 //! `X-HTTP-Method-Override`, …) unless `headers.pass_routing_overrides`:
 //! IIS, Symfony and Laravel route or dispatch by them, so a client could

@@ -2,10 +2,12 @@
 //!
 //! For teams that keep nginx (`auth_request`), Traefik (`ForwardAuth`) or
 //! Envoy (`ext_authz`) in front of their backend. The front proxy sends the
-//! client's headers here; wxgate answers 200 with the identity headers on
-//! the RESPONSE when the session is valid (the proxy copies them onto the
-//! request it forwards), 200 without them for a public route, and 401 JSON
-//! otherwise.
+//! client's headers here; wxgate answers 200 with the identity headers
+//! (and, with `[assertion]`, the signed assertion for the upstream the path
+//! routes to) on the RESPONSE when the session is valid (the proxy copies
+//! them onto the request it forwards), 200 without them for a public route,
+//! 403 where a `[[rules]]` entry refuses (`access`, as the proxy port
+//! judges), and 401 JSON otherwise.
 //!
 //! The route being asked about comes from `X-Forwarded-Method` and
 //! `X-Forwarded-Uri` (nginx, Traefik), or, in Envoy's `path_prefix` form,
