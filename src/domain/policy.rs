@@ -316,3 +316,105 @@ impl Need {
         parts.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn policy(normalize: &str, rules: &str) -> (Policy, Config) {
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wxapp\"\nsecret = \"s\"\n\
+             [routes.normalize]\n{normalize}\n{rules}"
+        );
+        let config = Config::parse(&text, &|_| None).unwrap();
+        let policy = Policy::new(&config.rules, &config.routes.normalize, &config.apps);
+        (policy, config)
+    }
+
+    /// The rule names a judgement names, and its kind.
+    fn judged(policy: &Policy, method: &str, path: &str) -> (&'static str, Vec<String>) {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        match policy.judge(&method, path, 0) {
+            Judgement::Unruled => ("unruled", vec![]),
+            Judgement::Deny(r) => ("deny", vec![r.name.to_string()]),
+            Judgement::Public(r) => ("public", vec![r.name.to_string()]),
+            Judgement::Session(rs) => (
+                "session",
+                rs.iter().flatten().map(|r| r.name.to_string()).collect(),
+            ),
+        }
+    }
+
+    const RULES: &str = "\
+        [[rules]]\nname = \"vault\"\nprefix = \"/vault\"\naction = \"deny\"\n\
+        [[rules]]\nname = \"open\"\nprefix = \"/open\"\npublic = true\n\
+        [[rules]]\nname = \"writes\"\npath = \"/orders\"\nmethods = [\"POST\"]\nuser_id = true\n\
+        [[rules]]\nname = \"staff\"\nprefix = \"/staff\"\nphone = true\n";
+
+    #[test]
+    fn the_first_matching_rule_decides() {
+        let (p, _) = policy("", RULES);
+        let cases = [
+            ("GET", "/vault", ("deny", vec!["vault"])),
+            ("GET", "/vault/a/b", ("deny", vec!["vault"])),
+            ("GET", "/vaults", ("unruled", vec![])),
+            ("GET", "/open/x", ("public", vec!["open"])),
+            ("POST", "/orders", ("session", vec!["writes"])),
+            ("GET", "/orders", ("unruled", vec![])),
+            ("POST", "/orders/1", ("unruled", vec![])),
+            ("GET", "/staff", ("session", vec!["staff"])),
+        ];
+        for (method, path, (kind, names)) in cases {
+            let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+            assert_eq!(judged(&p, method, path), (kind, names), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn under_relaxed_paths_every_reading_must_pass() {
+        // `;params` pass: a path has two readings, as sent and without
+        // its params (what Tomcat and others route by).
+        let (p, _) = policy("path_params = \"allow\"", RULES);
+        // `/vault;x` is /vault to a backend that drops params: denied.
+        assert_eq!(judged(&p, "GET", "/vault;x").0, "deny");
+        assert_eq!(judged(&p, "GET", "/open/x;y").0, "public");
+        // No rule under one reading, a session's rule under the other: the
+        // rule holds (a public route around it does not open it).
+        let (p, _) = policy(
+            "path_params = \"allow\"",
+            "[[rules]]\nname = \"staff\"\nprefix = \"/open/a\"\nphone = true\n\
+             [[rules]]\nname = \"open\"\nprefix = \"/open\"\npublic = true\n",
+        );
+        assert_eq!(
+            judged(&p, "GET", "/open;x/a"),
+            ("session", vec!["staff".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_session_must_meet_every_requirement() {
+        use crate::config::secret::Secret;
+        use crate::domain::session::{AppTag, BoundId, UserRecord};
+        let (p, _) = policy(
+            "",
+            "[[rules]]\nname = \"r\"\nprefix = \"/\"\nuser_id = true\nopenids = [\"o1\", \"o2\"]\n\
+             deny_user_ids = [\"bad\"]\nkinds = [\"miniprogram\"]\n",
+        );
+        let user = |openid: &str, id: Option<&str>| {
+            let record =
+                UserRecord::new(&AppTag::new("wxapp", true), openid, None, Secret::new("k"))
+                    .unwrap();
+            match id {
+                Some(id) => record.bound_to(BoundId::new(id).unwrap()),
+                None => record,
+            }
+        };
+        let judgement = p.judge(&Method::GET, "/x", 0);
+        assert!(p.admits(&judgement, &user("o1", Some("42"))).is_ok());
+        let refused = |u: UserRecord| p.admits(&judgement, &u).unwrap_err().why;
+        assert!(refused(user("o1", None)).contains("user_id"));
+        assert!(refused(user("o3", Some("42"))).contains("allow list"));
+        assert!(refused(user("o2", Some("bad"))).contains("deny list"));
+    }
+}
