@@ -273,7 +273,11 @@ impl App {
                 }
                 session => session?,
             };
-            access.admits(live, &session.user)?;
+            access.admits(
+                live,
+                (request.method(), request.uri().path()),
+                &session.user,
+            )?;
             self.forward(cx, upstream, request, Some(&session)).await
         }
     }

@@ -114,10 +114,15 @@ impl Policy {
 
     /// What the rules say of `method` on the canonical `path`, routed to
     /// the upstream of index `upstream`.
+    #[inline]
     pub fn judge(&self, method: &Method, path: &str, upstream: usize) -> Judgement<'_> {
         if self.rules.is_empty() {
             return Judgement::Unruled;
         }
+        self.judge_rules(method, path, upstream)
+    }
+
+    fn judge_rules(&self, method: &Method, path: &str, upstream: usize) -> Judgement<'_> {
         let first = |reading: &str| {
             self.rules
                 .iter()

@@ -14,10 +14,12 @@ use crate::domain::session::UserRecord;
 use crate::proxy::UpstreamRoute;
 use crate::response::HttpError;
 
-/// What a request to a proxied route needs.
+/// What a request to a proxied route needs. Small on purpose: it lives
+/// across the session lookup's await in every request's future, so the
+/// rules' judgement is made again (cheap, one branch without rules) when
+/// the session is there to be admitted, rather than carried.
 pub(crate) struct Access<'l> {
     pub upstream: &'l UpstreamRoute,
-    pub judgement: Judgement<'l>,
     /// No session needed (identity still injected when one is sent).
     pub public: bool,
 }
@@ -27,6 +29,7 @@ impl<'l> Access<'l> {
     /// whether `routes.public` covers it (the app's route table knows
     /// already). A path no upstream covers is `no_upstream`, a `deny`
     /// rule `access_denied`.
+    #[inline]
     pub(crate) fn of(
         live: &'l Live,
         method: &Method,
@@ -34,22 +37,28 @@ impl<'l> Access<'l> {
         routes_public: bool,
     ) -> Result<Self, HttpError> {
         let upstream = live.upstreams.find(path).ok_or(HttpError::NoUpstream)?;
-        let judgement = live.policy.judge(method, path, upstream.index);
-        let public = match judgement {
+        let public = match live.policy.judge(method, path, upstream.index) {
             Judgement::Unruled => routes_public || upstream.is_public(method, path),
             Judgement::Public(_) => true,
             Judgement::Session(_) => false,
             Judgement::Deny(rule) => return Err(Refusal::deny(rule).into()),
         };
-        Ok(Self {
-            upstream,
-            judgement,
-            public,
-        })
+        Ok(Self { upstream, public })
     }
 
-    /// Whether the session's `user` meets the rules (always, on a public route).
-    pub(crate) fn admits(&self, live: &Live, user: &UserRecord) -> Result<(), HttpError> {
-        Ok(live.policy.admits(&self.judgement, user)?)
+    /// Whether the session's `user` meets the rules for `method` on `path`
+    /// (always, on a public route).
+    #[inline]
+    pub(crate) fn admits(
+        &self,
+        live: &Live,
+        (method, path): (&Method, &str),
+        user: &UserRecord,
+    ) -> Result<(), HttpError> {
+        if self.public || live.policy.is_empty() {
+            return Ok(());
+        }
+        let judgement = live.policy.judge(method, path, self.upstream.index);
+        Ok(live.policy.admits(&judgement, user)?)
     }
 }

@@ -157,13 +157,13 @@ pub(crate) fn answer(
     (asked, owned_cookies): (&HeaderMap, &[&str]),
     handled: &mut Handled,
 ) -> Result<Response<Body>, HttpError> {
-    handled.asked = Some(Box::new(question.asked));
     let outcome = &mut handled.outcome;
     let access = &question.access;
     let mut response = match (session, access.public) {
         (Some(session), public) => {
             handled.user = Some(session.user.clone());
-            access.admits(live, &session.user)?;
+            let (method, path) = &question.asked;
+            access.admits(live, (method, path), &session.user)?;
             *outcome = if public {
                 Outcome::Public
             } else {
@@ -188,6 +188,7 @@ pub(crate) fn answer(
         }
         (None, false) => return Err(HttpError::SessionInvalid),
     };
+    handled.asked = Some(Box::new(question.asked));
     // An answer about one user must never be reused for another.
     response.headers_mut().insert(
         http::header::CACHE_CONTROL,

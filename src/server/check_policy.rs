@@ -128,9 +128,12 @@ pub fn check(
             upstream.prefix, upstream.authority, upstream.path_prefix
         ));
     }
+    let judgement = live
+        .policy
+        .judge(&method, &canonical, access.upstream.index);
     lines.push(format!(
         "rule:     {}",
-        rule_line(&live, &access, &method, &canonical)
+        rule_line(&live, &access, &judgement, (&method, &canonical))
     ));
     if access.public {
         let how = if user.is_some() {
@@ -147,7 +150,7 @@ pub fn check(
     let Some(user) = user else {
         return Ok(refused(lines, HttpError::SessionInvalid));
     };
-    match access.admits(&live, &user) {
+    match access.admits(&live, (&method, &canonical), &user) {
         Ok(()) => Ok(Report {
             lines: with_answer(
                 lines,
@@ -166,11 +169,16 @@ fn with_answer(mut lines: Vec<String>, answer: String) -> Vec<String> {
 }
 
 /// The rule that decided, in words.
-fn rule_line(live: &Live, access: &Access<'_>, method: &Method, path: &str) -> String {
+fn rule_line(
+    live: &Live,
+    access: &Access<'_>,
+    judgement: &Judgement<'_>,
+    (method, path): (&Method, &str),
+) -> String {
     let named = |rule: &crate::domain::policy::Rule| {
         format!("[[rules]] {} ({})", rule.name, rule.describe())
     };
-    match &access.judgement {
+    match judgement {
         Judgement::Deny(rule) | Judgement::Public(rule) => named(rule),
         Judgement::Session(rules) => {
             let hit: Vec<String> = rules.iter().flatten().map(|r| named(r)).collect();
