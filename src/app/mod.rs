@@ -307,11 +307,15 @@ impl App {
         if let Some(web) = &live.web {
             cookie::strip(headers, &web.cookie_names());
         }
+        // Room for what wxgate adds (identity, assertion, proxy headers) at
+        // once: a map that grows on one of them rehashes every entry.
+        headers.reserve(ADDED_HEADERS);
         if let Some(session) = session {
             live.identity.inject(headers, &session.user);
             if let Some(assertion) = &live.assertion {
                 let token = assertion.token(session, route.index)?;
-                headers.insert(assertion.header().clone(), token);
+                // Absent (stripped above): appended, with nothing to replace.
+                headers.append(assertion.header(), token);
             }
         }
         let started = Instant::now();
@@ -322,6 +326,10 @@ impl App {
         Ok(response?.map(Either::Left))
     }
 }
+
+/// The most headers wxgate adds to a forwarded request: five of identity,
+/// the assertion, five proxy headers (`proxy::forwarded`).
+const ADDED_HEADERS: usize = 11;
 
 /// One of wxgate's own routes, its future boxed: the WeChat calls inside
 /// them are large, and every proxied request's future would otherwise be

@@ -254,6 +254,18 @@ impl HeadersConfig {
     }
 }
 
+/// The default identity, session and assertion header names, lower case
+/// (as `HeaderName::from_static` wants them).
+const STATIC_NAMES: [&str; 7] = [
+    "x-wx-openid",
+    "x-user-id",
+    "x-wx-unionid",
+    "x-wx-appid",
+    "x-wx-phone",
+    "x-session-id",
+    "x-wxgate-assertion",
+];
+
 pub(super) fn header_name(
     key: &'static str,
     value: Option<String>,
@@ -262,6 +274,13 @@ pub(super) fn header_name(
     let text = value.as_deref().unwrap_or(default);
     let name = HeaderName::try_from(text)
         .map_err(|_| ConfigError::invalid(key, format!("`{text}` is not a valid header name")))?;
+    // The default names as static ones: a parsed name's bytes are shared
+    // (an atomic count on every clone and drop), a static name's are not,
+    // and wxgate clones each name it injects on every request.
+    let name = STATIC_NAMES
+        .iter()
+        .find(|known| **known == name.as_str())
+        .map_or(name, |known| HeaderName::from_static(known));
     if crate::wire::hop_by_hop::is_hop_by_hop(&name) {
         return Err(ConfigError::invalid(
             key,

@@ -114,14 +114,21 @@ pub enum HttpError {
     NoSessionKey,
     /// A `[[rules]]` entry refuses the request (`deny`, or a requirement
     /// the session does not meet).
+    /// Boxed: the rule's name would make every `HttpError` larger.
     #[error(transparent)]
-    AccessDenied(#[from] Refusal),
+    AccessDenied(Box<Refusal>),
     /// The identity assertion could not be signed.
     #[error("cannot sign the identity assertion: {0}")]
     Assertion(#[from] AssertionError),
     /// A handler panicked; the text is the panic's, for the log only.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<Refusal> for HttpError {
+    fn from(refusal: Refusal) -> Self {
+        Self::AccessDenied(Box::new(refusal))
+    }
 }
 
 /// What an error is, to the client and to the operator, in one place.
@@ -429,10 +436,10 @@ impl HttpError {
             Self::OAuthDenied,
             Self::CsrfRejected,
             Self::NoSessionKey,
-            Self::AccessDenied(Refusal {
+            Self::AccessDenied(Box::new(Refusal {
                 rule: "#1".into(),
                 why: "",
-            }),
+            })),
             Self::Assertion(AssertionError::Sign),
             Self::Internal(String::new()),
         ];
