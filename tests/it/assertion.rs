@@ -505,8 +505,19 @@ async fn keys_rotate_by_sighup_without_a_failed_request() {
 
     // Requests all along: every one must be answered by the backend.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Some requests more on the load, before each step: requests on both sides of it.
+    let more = |n: usize| {
+        let progress = progress.clone();
+        let from = progress.load(std::sync::atomic::Ordering::SeqCst);
+        until(format!("{n} more requests"), move || {
+            let progress = progress.clone();
+            async move { progress.load(std::sync::atomic::Ordering::SeqCst) >= from + n }
+        })
+    };
     let load = {
         let (stop, url, session) = (stop.clone(), process.url("/orders"), session.clone());
+        let progress = progress.clone();
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             let (mut sent, mut failed, mut tokens) = (0, 0, std::collections::BTreeSet::new());
@@ -519,11 +530,13 @@ async fn keys_rotate_by_sighup_without_a_failed_request() {
                     _ => failed += 1,
                 }
                 sent += 1;
+                progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             (sent, failed, tokens)
         })
     };
     // 1. Publish the new key: it does not sign yet.
+    more(5).await;
     process.reload(&with_keys(&mut config, &[&old, &new]));
     until("the new key is published", || async {
         kids().await.len() == 2
@@ -531,6 +544,7 @@ async fn keys_rotate_by_sighup_without_a_failed_request() {
     .await;
     let new_kid = kids().await[1].clone();
     // 2. Sign with it, the old one still published.
+    more(5).await;
     process.reload(&with_keys(&mut config, &[&new, &old]));
     let latest = || async {
         let echo: Value = json(
