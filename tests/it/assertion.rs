@@ -649,12 +649,7 @@ fn check_config_refuses_a_key_that_is_not_p256() {
              [assertion]\nkey_files = [\"{}\"]\n",
             path.display()
         );
-        let file = crate::common::process::temp_config(&text);
-        let out = std::process::Command::new(crate::common::process::BIN)
-            .args(["check-config", "--config"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = crate::common::process::check_config(&text);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{named}: accepted");
         assert!(
@@ -676,12 +671,7 @@ fn check_config_refuses_a_key_that_is_not_p256() {
              [assertion]\nkey_files = [\"{}\"]\n",
             path.display()
         );
-        let file = crate::common::process::temp_config(&text);
-        let out = std::process::Command::new(crate::common::process::BIN)
-            .args(["check-config", "--config"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = crate::common::process::check_config(&text);
         assert!(
             out.status.success(),
             "{}",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::common::binding::{BindingDouble, Mode, account_of};
-use crate::common::process::{BIN, Process, temp_config};
+use crate::common::process::{BIN, Process, check_config, temp_config};
 use crate::common::wechat::openid_of;
 use crate::common::{APPID, Gate, GateConfig, Upstream, WeChatDouble, json, metric, until};
 
@@ -414,12 +414,7 @@ fn check_config_names_the_rule_and_the_key_of_a_mistake() {
         ("[[rules]]\nprefix = \"/a\"\nwhatever = 1\n", "whatever"),
     ];
     for (rules, key) in cases {
-        let file = temp_config(&format!("{base}{rules}"));
-        let out = Command::new(BIN)
-            .args(["check-config", "--config"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = check_config(&format!("{base}{rules}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && stderr.contains(key),

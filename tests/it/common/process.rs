@@ -162,3 +162,13 @@ pub fn logged(line: &str, field: &str) -> String {
     let value = line.split(&format!("{field}=")).nth(1).unwrap_or("");
     value.split_whitespace().next().unwrap_or("").to_owned()
 }
+
+/// `wxgate check-config` on `text`, written to a file of its own.
+pub fn check_config(text: &str) -> std::process::Output {
+    let file = temp_config(text);
+    Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .expect("wxgate runs")
+}
