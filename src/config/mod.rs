@@ -30,7 +30,7 @@ pub use assertion::{AssertionConfig, AssertionKey, DEFAULT_ASSERTION_HEADER};
 pub use binding::{BINDING_TOKEN_ENV, BindingConfig};
 pub use observe::{ADMIN_TOKEN_ENV, AdminConfig, LOG_ENV, LogConfig, LogFormat};
 pub use routes::{DEFAULT_PREFIX, PublicRoute, RoutesConfig};
-pub use rules::{KindName, PathMatch, Requirements, RuleAction, RuleConfig};
+pub use rules::{AppKinds, KindName, PathMatch, Requirements, RuleAction, RuleConfig};
 pub use sections::{
     DEFAULT_IDENTITY_HEADERS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SESSION_HEADER, HeadersConfig,
     LoginConfig, ServerConfig, SessionConfig,

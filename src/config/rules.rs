@@ -98,6 +98,30 @@ impl KindName {
     }
 }
 
+/// Each configured app's kind, by AppID, for the rules and the assertion's
+/// `kind` claim.
+#[derive(Debug, Clone, Default)]
+pub struct AppKinds(Vec<(Box<str>, KindName)>);
+
+impl AppKinds {
+    /// The kinds of `apps`.
+    pub fn new(apps: &[WechatConfig]) -> Self {
+        Self(
+            apps.iter()
+                .map(|app| (app.appid.as_str().into(), KindName::of(app.kind)))
+                .collect(),
+        )
+    }
+
+    /// The kind of the app `appid` (a mini-program when it is none of them).
+    pub fn of(&self, appid: &str) -> KindName {
+        self.0
+            .iter()
+            .find(|(id, _)| **id == *appid)
+            .map_or(KindName::MiniProgram, |(_, kind)| *kind)
+    }
+}
+
 /// The rules of the file, checked against its upstreams, apps and reserved prefix.
 pub(super) fn from_raw(
     raw: Vec<RawRule>,

@@ -27,7 +27,7 @@ use p256::ecdsa::signature::Signer;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{AssertionConfig, AssertionKey, KindName, UpstreamConfig, WechatConfig};
+use crate::config::{AppKinds, AssertionConfig, AssertionKey, UpstreamConfig, WechatConfig};
 use crate::domain::session::Resolved;
 
 /// A token is re-signed once this share of its lifetime is left (a fifth,
@@ -60,7 +60,7 @@ pub struct Assertions {
     jwt_header: String,
     /// The `aud` of each upstream, by index.
     audiences: Vec<Box<str>>,
-    kinds: Vec<(Box<str>, KindName)>,
+    kinds: AppKinds,
     jwks: Bytes,
     number: u64,
 }
@@ -124,10 +124,7 @@ impl Assertions {
                 .iter()
                 .map(|u| u.audience.as_str().into())
                 .collect(),
-            kinds: apps
-                .iter()
-                .map(|app| (app.appid.as_str().into(), KindName::of(app.kind)))
-                .collect(),
+            kinds: AppKinds::new(apps),
             jwks: Bytes::from(jwks.to_string()),
             number: SIGNERS.fetch_add(1, Ordering::Relaxed),
         }
@@ -187,11 +184,7 @@ impl Assertions {
         getrandom::fill(&mut jti).map_err(AssertionError::Random)?;
         let user_id = user.user_id().map(|id| id.as_str());
         let appid = user.appid();
-        let kind = self
-            .kinds
-            .iter()
-            .find(|(id, _)| **id == *appid)
-            .map_or(KindName::MiniProgram, |(_, kind)| *kind);
+        let kind = self.kinds.of(appid);
         let claims = Claims {
             iss: &self.issuer,
             aud: self.audiences.get(audience).map_or("", |a| a),

@@ -14,7 +14,9 @@ use std::collections::HashSet;
 
 use http::Method;
 
-use crate::config::{KindName, PathMatch, Requirements, RuleAction, RuleConfig, WechatConfig};
+use crate::config::{
+    AppKinds, KindName, PathMatch, Requirements, RuleAction, RuleConfig, WechatConfig,
+};
 use crate::domain::session::UserRecord;
 use crate::wire::canonical_path::{PathPolicy, readings, under};
 
@@ -22,7 +24,7 @@ use crate::wire::canonical_path::{PathPolicy, readings, under};
 pub struct Policy {
     rules: Vec<Rule>,
     strict: bool,
-    kinds: Vec<(Box<str>, KindName)>,
+    kinds: AppKinds,
 }
 
 /// One rule.
@@ -100,10 +102,7 @@ impl Policy {
         Self {
             rules: configs.iter().map(Rule::new).collect(),
             strict: policy.is_strict(),
-            kinds: apps
-                .iter()
-                .map(|app| (app.appid.as_str().into(), KindName::of(app.kind)))
-                .collect(),
+            kinds: AppKinds::new(apps),
         }
     }
 
@@ -173,11 +172,7 @@ impl Policy {
         let Judgement::Session(rules) = judgement else {
             return Ok(());
         };
-        let kind = self
-            .kinds
-            .iter()
-            .find(|(id, _)| **id == *user.appid())
-            .map_or(KindName::MiniProgram, |(_, kind)| *kind);
+        let kind = self.kinds.of(user.appid());
         for rule in rules.iter().flatten() {
             if let Action::Allow(need) = &rule.action
                 && let Err(why) = need.admits(user, kind)

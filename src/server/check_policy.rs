@@ -108,16 +108,8 @@ pub fn check(
     let access = match Access::of(&live, &method, &canonical, route == Route::Public) {
         Ok(access) => access,
         Err(e) => {
-            if let Judgement::Deny(rule) = live.policy.judge(
-                &method,
-                &canonical,
-                live.upstreams.find(&canonical).map_or(0, |u| u.index),
-            ) {
-                lines.push(format!(
-                    "rule:     [[rules]] {} ({})",
-                    rule.name,
-                    rule.describe()
-                ));
+            if let HttpError::AccessDenied(refusal) = &e {
+                lines.push(format!("rule:     [[rules]] {} (deny)", refusal.rule));
             }
             return Ok(refused(lines, e));
         }
