@@ -25,6 +25,7 @@ mod nginx {
 /// Needs `prometheus` and `promtool`.
 mod prometheus;
 
+mod access_token;
 mod admin_users;
 mod anonymous;
 mod apps;

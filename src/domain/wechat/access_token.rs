@@ -37,6 +37,8 @@ struct Reply {
 struct Token {
     value: Secret,
     refresh_at: Instant,
+    /// WeChat's stated expiry.
+    expires_at: Instant,
 }
 
 #[derive(Default)]
@@ -102,6 +104,52 @@ impl AccessTokens {
         self.fetch_with(api, secret, false).await.map(drop)
     }
 
+    /// The current token and its time left, for a backend (`/apps/{appid}/access_token`
+    /// on the admin port): the one wxgate's own calls use, refreshed before
+    /// it expires, never a second one that would fight it.
+    pub(super) async fn handed_out(
+        &self,
+        api: &ApiClient,
+    ) -> Result<(Secret, Duration), WeChatError> {
+        let value = self.current(api).await?;
+        let state = self.state.lock().await;
+        let left = state
+            .token
+            .as_ref()
+            .filter(|token| token.value == value)
+            .map_or(Duration::ZERO, |token| {
+                token.expires_at.saturating_duration_since(Instant::now())
+            });
+        Ok((value, left))
+    }
+
+    /// A backend says WeChat rejected `reported` (40001, 42001): when it is
+    /// still the current token, a forced refresh replaces it (at most one
+    /// per [`FORCE_INTERVAL`]: WeChat limits them); a report of a token
+    /// replaced already changes nothing, so a hundred backends reporting
+    /// one token cause one refresh. Whether this report refreshed it.
+    pub(super) async fn invalidate(
+        &self,
+        api: &ApiClient,
+        reported: &str,
+    ) -> Result<bool, WeChatError> {
+        let mut state = self.state.lock().await;
+        let current = state
+            .token
+            .as_ref()
+            .is_some_and(|token| token.value.expose() == reported);
+        let may_force = state
+            .last_forced
+            .is_none_or(|at| at.elapsed() >= FORCE_INTERVAL);
+        if !current || !may_force {
+            return Ok(false);
+        }
+        state.last_forced = Some(Instant::now());
+        tracing::warn!("a backend reported the access token rejected; forcing a refresh");
+        state.token = Some(self.fetch(api, true).await?);
+        Ok(true)
+    }
+
     async fn current(&self, api: &ApiClient) -> Result<Secret, WeChatError> {
         let mut state = self.state.lock().await;
         if let Some(token) = &state.token
@@ -165,9 +213,11 @@ impl AccessTokens {
         let lifetime = Duration::from_secs(reply.expires_in);
         // Refresh 5 minutes early; for a (never seen) short-lived token, halfway.
         let early = lifetime.checked_sub(REFRESH_MARGIN).unwrap_or(lifetime / 2);
+        let now = Instant::now();
         Ok(Token {
             value: Secret::new(reply.access_token),
-            refresh_at: Instant::now() + early,
+            refresh_at: now + early,
+            expires_at: now + lifetime,
         })
     }
 }

@@ -152,6 +152,27 @@ impl WeChat {
         }
     }
 
+    /// The app's access token for a backend and its time left (mock mode:
+    /// a made-up one).
+    pub async fn access_token(&self) -> Result<(Secret, Duration), WeChatError> {
+        match self {
+            Self::Live(live) => live.tokens.handed_out(&live.api).await,
+            Self::Mock(mock) => Ok((
+                Secret::new(format!("mock-access-token-{}", mock.appid)),
+                Duration::from_secs(7200),
+            )),
+        }
+    }
+
+    /// A backend reports `token` rejected by WeChat: whether it was
+    /// refreshed (only the current one is; mock mode: never).
+    pub async fn invalidate_access_token(&self, token: &str) -> Result<bool, WeChatError> {
+        match self {
+            Self::Live(live) => live.tokens.invalidate(&live.api, token).await,
+            Self::Mock(_) => Ok(false),
+        }
+    }
+
     /// Whether `session_key` is still the user's valid key.
     pub async fn check_session(
         &self,

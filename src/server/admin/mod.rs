@@ -7,6 +7,7 @@
 //! answering while the proxy drains (`/readyz` then says 503 "draining")
 //! and stops after.
 
+mod apps;
 mod users;
 
 use std::convert::Infallible;
@@ -14,12 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -61,6 +64,13 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiv
 }
 
 async fn respond(app: &App, request: Request<Incoming>) -> Response<Body> {
+    if let Some(rest) = request.uri().path().strip_prefix("/apps/") {
+        let rest = rest.to_owned();
+        return match apps::handle(app, request, &rest).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        };
+    }
     if let Some(rest) = request.uri().path().strip_prefix("/users/") {
         return match users::handle(app, &request, rest).await {
             Ok(response) => response,
@@ -89,8 +99,37 @@ async fn respond(app: &App, request: Request<Incoming>) -> Response<Body> {
         },
         "/readyz" => app.readiness().await,
         _ => HttpError::NotFound(
-            "the admin port serves /metrics, /healthz, /readyz, /jwks.json and /users/{openid}",
+            "the admin port serves /metrics, /healthz, /readyz, /jwks.json, /users/{openid} \
+             and /apps/{appid}/access_token",
         )
         .into_response(),
+    }
+}
+
+/// The operator actions (and the access token) need the admin token when
+/// one is set; without one they answer only on a loopback admin address.
+pub(super) fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+    let admin = app.admin();
+    let Some(token) = &admin.token else {
+        return if admin.actions_open() {
+            Ok(())
+        } else {
+            Err(HttpError::AdminTokenRequired)
+        };
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests of equal length, compared in constant time: neither the
+    // token's bytes nor its length leak through timing.
+    let matches: bool = Sha256::digest(offered.as_bytes())
+        .ct_eq(&Sha256::digest(token.expose().as_bytes()))
+        .into();
+    if matches {
+        Ok(())
+    } else {
+        Err(HttpError::AdminUnauthorized)
     }
 }

@@ -14,10 +14,8 @@
 //! without one, they answer only when the admin port listens on loopback
 //! (a sidecar's own pod), never on an address the network reaches.
 
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::domain::session::{SessionStore, UserRecord};
@@ -33,7 +31,7 @@ pub(super) async fn handle<B>(
     request: &Request<B>,
     rest: &str,
 ) -> Result<Response<Body>, HttpError> {
-    authorize(app, request.headers())?;
+    super::authorize(app, request.headers())?;
     let (openid, action) = match rest.split_once('/') {
         Some((openid, "logout")) => (openid, Action::Logout),
         Some(_) => {
@@ -99,32 +97,6 @@ pub(super) async fn handle<B>(
 enum Action {
     Show,
     Logout,
-}
-
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
-    let admin = app.admin();
-    let Some(token) = &admin.token else {
-        return if admin.actions_open() {
-            Ok(())
-        } else {
-            Err(HttpError::AdminTokenRequired)
-        };
-    };
-    let offered = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Digests of equal length, compared in constant time: neither the
-    // token's bytes nor its length leak through timing.
-    let matches: bool = Sha256::digest(offered.as_bytes())
-        .ct_eq(&Sha256::digest(token.expose().as_bytes()))
-        .into();
-    if matches {
-        Ok(())
-    } else {
-        Err(HttpError::AdminUnauthorized)
-    }
 }
 
 /// What an operator may see of a user.
