@@ -42,6 +42,8 @@ pub enum Route {
     WebMock,
     /// The keys the identity assertions are signed with (`[assertion]`).
     Jwks,
+    /// JS-SDK signatures for an official account's H5 pages (`[web]`).
+    Jssdk,
     /// Under the reserved prefix but no route: 404, never forwarded.
     Reserved,
     /// Proxied without a session (identity injected when one is present).
@@ -63,6 +65,8 @@ pub struct Routes {
     web: [String; 3],
     /// `{prefix}/jwks.json`.
     jwks: String,
+    /// `{prefix}/jssdk`.
+    jssdk: String,
     public: PublicRoutes,
     normalize: PathPolicy,
 }
@@ -120,6 +124,7 @@ impl Routes {
             auth: config.auth.clone(),
             web: config.web_paths(),
             jwks: format!("{}/jwks.json", config.prefix.trim_end_matches('/')),
+            jssdk: format!("{}/jssdk", config.prefix.trim_end_matches('/')),
             public: PublicRoutes::new(&config.public, &config.normalize),
             normalize: config.normalize,
         }
@@ -151,6 +156,7 @@ impl Routes {
                 [_, callback, _] if path == callback => Route::WebCallback,
                 [.., mock] if path == mock => Route::WebMock,
                 _ if path == self.jwks => Route::Jwks,
+                _ if path == self.jssdk => Route::Jssdk,
                 _ => Route::Reserved,
             }
         } else if self.is_public(method, canonical) {

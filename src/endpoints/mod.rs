@@ -25,6 +25,7 @@ pub(crate) mod context;
 pub(crate) mod credential;
 pub(crate) mod decrypt;
 pub(crate) mod forward_auth;
+pub(crate) mod jssdk;
 pub(crate) mod jwks;
 pub(crate) mod login;
 pub(crate) mod login_limit;
@@ -132,6 +133,14 @@ pub(crate) fn endpoint(route: Route) -> Option<&'static Endpoint> {
     static JWKS: Endpoint = own(Page, Nothing, Some(Outcome::Public), |cx, c, r| {
         Box::pin(jwks::handle(cx, c, r))
     });
+    // `[web]`'s, answered in JSON (an H5 page's script asks), rate
+    // limited like a login: a ticket fetched costs WeChat quota.
+    static JSSDK: Endpoint = Endpoint {
+        web: true,
+        ..own(Get, LoginToken, None, |cx, c, r| {
+            Box::pin(jssdk::handle(cx, c, r))
+        })
+    };
     static RESERVED: Endpoint = own(Any, Nothing, None, |_, _, _| Box::pin(reserved()));
     Some(match route {
         Route::Login => &LOGIN,
@@ -144,6 +153,7 @@ pub(crate) fn endpoint(route: Route) -> Option<&'static Endpoint> {
         Route::WebCallback => &WEB_CALLBACK,
         Route::WebMock => &WEB_MOCK,
         Route::Jwks => &JWKS,
+        Route::Jssdk => &JSSDK,
         Route::Reserved => &RESERVED,
         Route::Public | Route::Protected => return None,
     })
@@ -205,7 +215,7 @@ impl Endpoint {
 async fn reserved() -> Result<Response<Body>, HttpError> {
     Err(HttpError::NotFound(
         "nothing here: this prefix is reserved for wxgate's own routes \
-         (decrypt, phone, session, auth, jwks.json)",
+         (decrypt, phone, session, auth, jwks.json, jssdk)",
     ))
 }
 
@@ -249,6 +259,7 @@ mod tests {
             WebCallback,
             WebMock,
             Jwks,
+            Jssdk,
             Reserved,
         ] {
             assert!(endpoint(route).is_some(), "{route:?}");

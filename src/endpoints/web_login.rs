@@ -86,6 +86,18 @@ pub(crate) struct WebLogin {
 }
 
 impl WebLogin {
+    /// Whether `url` is a page of this site: http(s) on `public_url`'s
+    /// host (and port, when it names one).
+    pub(crate) fn is_own_page(&self, url: &str) -> bool {
+        let own = super::jssdk::host_of(&self.config.public_url);
+        own.is_some() && super::jssdk::host_of(url) == own
+    }
+
+    /// `public_url`'s host, for messages.
+    pub(crate) fn public_host(&self) -> String {
+        super::jssdk::host_of(&self.config.public_url).map_or_else(String::new, |(host, _)| host)
+    }
+
     pub(crate) fn new(config: &WebConfig, routes: &RoutesConfig, session_ttl: Duration) -> Self {
         let [start, callback, mock] = routes.web_paths();
         let host_prefixed = config.cookie_name.starts_with(HOST_PREFIX);

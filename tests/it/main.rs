@@ -36,6 +36,7 @@ mod docs;
 mod forward_auth;
 mod hardening;
 mod identity;
+mod jssdk;
 mod login;
 mod metrics;
 mod process;

@@ -8,6 +8,7 @@ mod access_token;
 mod api;
 mod code2session;
 pub mod errcode;
+pub mod jsapi;
 mod mock;
 mod user_api;
 pub mod web_oauth;
@@ -64,6 +65,7 @@ pub type SharedSecret = std::sync::Arc<arc_swap::ArcSwap<Secret>>;
 pub struct LiveApi {
     api: ApiClient,
     tokens: AccessTokens,
+    tickets: jsapi::JsapiTickets,
     appid: String,
     secret: SharedSecret,
 }
@@ -86,6 +88,7 @@ impl WeChat {
                 Self::Live(Box::new(LiveApi {
                     api: ApiClient::new(config, metrics)?,
                     tokens: AccessTokens::new(&config.appid, &secret),
+                    tickets: jsapi::JsapiTickets::default(),
                     appid: config.appid.clone(),
                     secret,
                 }))
@@ -170,6 +173,15 @@ impl WeChat {
         match self {
             Self::Live(live) => live.tokens.invalidate(&live.api, token).await,
             Self::Mock(_) => Ok(false),
+        }
+    }
+
+    /// The official account's `jsapi_ticket`, for JS-SDK signatures (mock
+    /// mode: a made-up one).
+    pub async fn jsapi_ticket(&self) -> Result<Secret, WeChatError> {
+        match self {
+            Self::Live(live) => live.tickets.current(&live.api, &live.tokens).await,
+            Self::Mock(mock) => Ok(Secret::new(format!("mock-jsapi-ticket-{}", mock.appid))),
         }
     }
 

@@ -23,7 +23,8 @@
 //! `force_refresh: true` replaces it. APIs called with any other token
 //! answer 40001. `getuserphonenumber`: code `phone:DIGITS` → that number,
 //! `err:N` → errcode N. `checksession`: 87009 unless the signature is made
-//! with the user's current key.
+//! with the user's current key. `ticket/getticket?type=jsapi`: the app's
+//! jsapi_ticket, for the current token only.
 //!
 //! Web authorisation (`sns/oauth2/access_token`, official accounts and
 //! websites): a code works once per app (40163 after), wrong credentials
@@ -76,6 +77,9 @@ struct State {
     /// The next getuserphonenumber calls held until this many have come,
     /// then answered together (`hold_phone_calls`).
     phone_hold: Option<(Arc<tokio::sync::Barrier>, usize)>,
+    /// getticket calls, and the ticket per appid.
+    ticket_calls: usize,
+    tickets: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -225,6 +229,7 @@ impl WeChatDouble {
             }
             "/cgi-bin/stable_token" => self.stable_token(req).await,
             "/wxa/business/getuserphonenumber" => self.phone_number(req).await,
+            "/cgi-bin/ticket/getticket" => self.ticket(req),
             "/wxa/checksession" => self.check_session(req),
             "/sns/oauth2/access_token" => self.web_access_token(req),
             "/sns/userinfo" => self.userinfo(req),
@@ -281,6 +286,37 @@ impl WeChatDouble {
             .iter()
             .find(|(_, current)| *current == token)
             .map(|(appid, _)| appid.clone())
+    }
+
+    /// `cgi-bin/ticket/getticket?access_token=&type=jsapi`: the app's
+    /// jsapi_ticket (`ticket-<app>-<n>`), counted.
+    fn ticket(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let query = url_pairs(req.uri().query().unwrap_or(""));
+        let Some(appid) = self.token_app(&query) else {
+            return token_rejected();
+        };
+        if query.get("type").map(String::as_str) != Some("jsapi") {
+            return api_error(40097, "invalid args");
+        }
+        let mut state = self.state.lock().unwrap();
+        state.ticket_calls += 1;
+        let n = state.ticket_calls;
+        let ticket = state
+            .tickets
+            .entry(appid.clone())
+            .or_insert_with(|| format!("ticket-{appid}-{n}"))
+            .clone();
+        reply(
+            StatusCode::OK,
+            "text/plain",
+            format!(r#"{{"errcode":0,"errmsg":"ok","ticket":"{ticket}","expires_in":7200}}"#),
+        )
+    }
+
+    /// getticket calls so far, and the ticket of `appid`.
+    pub fn ticket_of(&self, appid: &str) -> (usize, Option<String>) {
+        let state = self.state.lock().unwrap();
+        (state.ticket_calls, state.tickets.get(appid).cloned())
     }
 
     async fn phone_number(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
