@@ -51,6 +51,10 @@ async fn an_h5_page_gets_a_signature_wechat_s_js_sdk_accepts() {
         .unwrap();
     assert_ne!(again["nonceStr"], answer["nonceStr"]);
     assert_eq!(setup.wechat.ticket_of(OA).0, calls);
+    // Counted as what it is, once.
+    let series =
+        format!(r#"wxgate_wechat_requests_total{{api="getticket",errcode="0",app="{OA}"}}"#);
+    assert_eq!(crate::common::metric(&gate.metrics().await, &series), 1.0);
     // Another host, a lookalike, userinfo, no scheme, no url: refused.
     for url in [
         "https://evil.example/shop",

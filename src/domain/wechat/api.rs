@@ -132,6 +132,7 @@ fn api_name(path: &str) -> &'static str {
         Some("jscode2session") => "jscode2session",
         Some("stable_token") => "stable_token",
         Some("getuserphonenumber") => "getuserphonenumber",
+        Some("getticket") => "getticket",
         Some("checksession") => "checksession",
         Some("access_token") => "oauth2_access_token",
         Some("userinfo") => "userinfo",
