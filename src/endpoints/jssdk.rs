@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use serde_json::json;
 
 use super::context::{Caller, Context};
@@ -83,18 +83,4 @@ pub(crate) async fn handle(
             "signature": signature,
         }),
     ))
-}
-
-/// The host (and port) of an absolute http(s) URL.
-pub(crate) fn host_of(url: &str) -> Option<(String, Option<u16>)> {
-    let uri: Uri = url.parse().ok()?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return None;
-    }
-    let authority = uri.authority()?;
-    // No userinfo: `https://m.example.com@evil.example/` is evil.example's.
-    if authority.as_str().contains('@') {
-        return None;
-    }
-    Some((authority.host().to_ascii_lowercase(), authority.port_u16()))
 }

@@ -89,13 +89,13 @@ impl WebLogin {
     /// Whether `url` is a page of this site: http(s) on `public_url`'s
     /// host (and port, when it names one).
     pub(crate) fn is_own_page(&self, url: &str) -> bool {
-        let own = super::jssdk::host_of(&self.config.public_url);
-        own.is_some() && super::jssdk::host_of(url) == own
+        let own = host_of(&self.config.public_url);
+        own.is_some() && host_of(url) == own
     }
 
     /// `public_url`'s host, for messages.
     pub(crate) fn public_host(&self) -> String {
-        super::jssdk::host_of(&self.config.public_url).map_or_else(String::new, |(host, _)| host)
+        host_of(&self.config.public_url).map_or_else(String::new, |(host, _)| host)
     }
 
     pub(crate) fn new(config: &WebConfig, routes: &RoutesConfig, session_ttl: Duration) -> Self {
@@ -430,6 +430,20 @@ fn is_state(state: &str) -> bool {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The host (and port) of an absolute http(s) URL.
+fn host_of(url: &str) -> Option<(String, Option<u16>)> {
+    let uri: http::Uri = url.parse().ok()?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return None;
+    }
+    let authority = uri.authority()?;
+    // No userinfo: `https://m.example.com@evil.example/` is evil.example's.
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    Some((authority.host().to_ascii_lowercase(), authority.port_u16()))
 }
 
 #[cfg(test)]

@@ -25,6 +25,13 @@ use crate::config::secret::Secret;
 
 /// Refresh this long before WeChat's stated expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// When a credential WeChat says lives `lifetime` is refreshed: 5 minutes
+/// early; for a (never seen) short-lived one, halfway. The access token's
+/// rule, and the jsapi_ticket's.
+pub(super) fn refresh_after(lifetime: Duration) -> Duration {
+    lifetime.checked_sub(REFRESH_MARGIN).unwrap_or(lifetime / 2)
+}
+
 /// The least time between two forced refreshes.
 const FORCE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -211,12 +218,10 @@ impl AccessTokens {
             ));
         }
         let lifetime = Duration::from_secs(reply.expires_in);
-        // Refresh 5 minutes early; for a (never seen) short-lived token, halfway.
-        let early = lifetime.checked_sub(REFRESH_MARGIN).unwrap_or(lifetime / 2);
         let now = Instant::now();
         Ok(Token {
             value: Secret::new(reply.access_token),
-            refresh_at: now + early,
+            refresh_at: now + refresh_after(lifetime),
             expires_at: now + lifetime,
         })
     }

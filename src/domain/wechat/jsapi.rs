@@ -1,6 +1,6 @@
 //! JS-SDK signatures for an official account's H5 pages: the
 //! `jsapi_ticket` (`cgi-bin/ticket/getticket?type=jsapi`), cached and
-//! refreshed like the access token (one fetch for every concurrent
+//! refreshed as the access token is (`access_token::refresh_after`) (one fetch for every concurrent
 //! caller), and the `wx.config` signature made with it.
 //!
 //! The signature is WeChat's (JS-SDK 说明文档, 附录1): SHA-1 over
@@ -15,12 +15,9 @@ use sha1::{Digest, Sha1};
 use tokio::sync::Mutex;
 
 use super::WeChatError;
-use super::access_token::AccessTokens;
+use super::access_token::{self, AccessTokens};
 use super::api::ApiClient;
 use crate::config::secret::Secret;
-
-/// Refresh this long before WeChat's stated expiry (7200 s).
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 #[derive(Deserialize)]
 struct Reply {
@@ -57,10 +54,9 @@ impl JsapiTickets {
         if reply.ticket.is_empty() {
             return Err(WeChatError::BadResponse("getticket without a ticket"));
         }
-        let lifetime = Duration::from_secs(reply.expires_in);
-        let early = lifetime.checked_sub(REFRESH_MARGIN).unwrap_or(lifetime / 2);
+        let refresh = access_token::refresh_after(Duration::from_secs(reply.expires_in));
         let ticket = Secret::new(reply.ticket);
-        *held = Some((ticket.clone(), Instant::now() + early));
+        *held = Some((ticket.clone(), Instant::now() + refresh));
         Ok(ticket)
     }
 }
