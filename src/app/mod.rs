@@ -79,9 +79,10 @@ impl App {
     pub fn new(config: &Config) -> Result<Self, BuildError> {
         let prefixes: Vec<&str> = config.upstreams.iter().map(|u| u.prefix.as_str()).collect();
         let metrics = Arc::new(Metrics::new(&prefixes));
+        let sessions = Sessions::new(config, metrics.store.clone())?;
         let shared = Shared {
-            sessions: Sessions::new(config, metrics.store.clone())?,
-            apps: Apps::new(&config.apps, &metrics.wechat)?,
+            apps: Apps::new(&config.apps, &metrics.wechat, sessions.fleet_secrets())?,
+            sessions,
             login: Login::new(config),
             binding: config
                 .binding

@@ -19,7 +19,7 @@
 use http::{HeaderMap, header};
 
 use crate::config::{AppKind, SecretOrigin, WechatConfig};
-use crate::domain::session::AppTag;
+use crate::domain::session::{AppTag, FleetSecrets};
 use crate::domain::wechat::WeChat;
 use crate::metrics::WechatMetrics;
 
@@ -47,13 +47,18 @@ pub struct Apps {
 
 impl Apps {
     /// One client per app, each with its counters.
-    pub fn new(configs: &[WechatConfig], metrics: &WechatMetrics) -> Result<Self, reqwest::Error> {
+    /// `fleet`: where the replicas share each app's tokens (Redis).
+    pub fn new(
+        configs: &[WechatConfig],
+        metrics: &WechatMetrics,
+        fleet: Option<FleetSecrets>,
+    ) -> Result<Self, reqwest::Error> {
         let list = configs
             .iter()
             .map(|config| {
                 Ok(WechatApp {
                     tag: AppTag::of(config),
-                    wechat: WeChat::new(config, metrics.for_app(&config.appid))?,
+                    wechat: WeChat::new(config, metrics.for_app(&config.appid), fleet.clone())?,
                     kind: config.kind,
                     secret_origin: arc_swap::ArcSwap::from_pointee(config.secret_origin.clone()),
                 })

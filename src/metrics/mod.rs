@@ -45,7 +45,8 @@ pub mod names {
     pub const DRAINING: &str = "wxgate_draining";
     pub const UPSTREAM_DURATION: &str = "wxgate_upstream_duration_seconds";
     pub const LOGINS: &str = "wxgate_logins";
-    pub const WECHAT_REQUESTS: &str = "wxgate_wechat_requests";
+    pub const WECHAT_API_CALLS: &str = "wxgate_wechat_api_calls";
+    pub const WECHAT_TOKENS_FETCHED: &str = "wxgate_wechat_tokens_fetched";
     pub const WECHAT_DURATION: &str = "wxgate_wechat_request_duration_seconds";
     pub const SESSIONS_LIVE: &str = "wxgate_sessions_live";
     pub const SESSION_LOOKUPS: &str = "wxgate_session_lookups";
@@ -179,9 +180,14 @@ impl Metrics {
 
         let wechat = WechatMetrics::default();
         registry.register(
-            names::WECHAT_REQUESTS,
-            "WeChat API calls, by api, errcode (0 = success; timeout, unreachable, http_NNN, bad_response) and app",
+            names::WECHAT_API_CALLS,
+            "WeChat API calls, by app, api and result (ok; WeChat's errcode; timeout, unreachable, http_NNN, bad_response, saturated)",
             wechat.calls.clone(),
+        );
+        registry.register(
+            names::WECHAT_TOKENS_FETCHED,
+            "Access tokens and jsapi_tickets this replica fetched from WeChat, by app, token and forced (a forced refresh)",
+            wechat.fetched.clone(),
         );
         registry.register(
             names::WECHAT_DURATION,
@@ -325,6 +331,7 @@ impl Drop for InFlight {
 #[derive(Clone, Default)]
 pub struct WechatMetrics {
     calls: Family<[(&'static str, String); 3], Counter>,
+    fetched: Family<[(&'static str, String); 3], Counter>,
     duration: Family<[(&'static str, String); 2], SecondsHistogram>,
     app: String,
 }
@@ -338,15 +345,28 @@ impl WechatMetrics {
         }
     }
 
-    /// One call to `api`, answered with `errcode` after `elapsed`.
-    pub fn call(&self, api: &'static str, errcode: String, elapsed: Duration) {
+    /// One call to `api`, answered with `result` after `elapsed`.
+    pub fn call(&self, api: &'static str, result: String, elapsed: Duration) {
         let app = ("app", self.app.clone());
         self.calls
-            .get_or_create(&[("api", api.to_owned()), ("errcode", errcode), app.clone()])
+            .get_or_create(&[app.clone(), ("api", api.to_owned()), ("result", result)])
             .inc();
         self.duration
             .get_or_create(&[("api", api.to_owned()), app])
             .observe(elapsed);
+    }
+
+    /// A token (`access_token`, `jsapi_ticket`) fetched from WeChat, with
+    /// `force_refresh` or not.
+    pub fn fetched(&self, token: &'static str, forced: bool) {
+        let forced = if forced { "true" } else { "false" };
+        self.fetched
+            .get_or_create(&[
+                ("app", self.app.clone()),
+                ("token", token.to_owned()),
+                ("forced", forced.to_owned()),
+            ])
+            .inc();
     }
 }
 

@@ -627,6 +627,7 @@ mod tests {
             (api(40163), 400, "code_used", false),
             (api(-1), 503, "wechat_busy", false),
             (api(45011), 429, "wechat_rate_limited", false),
+            (api(45009), 429, "wechat_quota_exhausted", false),
             (api(40226), 403, "user_high_risk", false),
             (api(40013), 502, "wechat_misconfigured", true),
             (api(40125), 502, "wechat_misconfigured", true),

@@ -172,7 +172,7 @@ async fn a_login_names_its_app_by_body_or_referer_and_unknown_apps_are_refused()
         metric(
             &metrics,
             &format!(
-                r#"wxgate_wechat_requests_total{{api="jscode2session",errcode="0",app="{app}"}}"#
+                r#"wxgate_wechat_api_calls_total{{app="{app}",api="jscode2session",result="ok"}}"#
             ),
         )
     };

@@ -53,7 +53,7 @@ async fn an_h5_page_gets_a_signature_wechat_s_js_sdk_accepts() {
     assert_eq!(setup.wechat.ticket_of(OA).0, calls);
     // Counted as what it is, once.
     let series =
-        format!(r#"wxgate_wechat_requests_total{{api="getticket",errcode="0",app="{OA}"}}"#);
+        format!(r#"wxgate_wechat_api_calls_total{{app="{OA}",api="getticket",result="ok"}}"#);
     assert_eq!(crate::common::metric(&gate.metrics().await, &series), 1.0);
     // Another host, a lookalike, userinfo, no scheme, no url: refused.
     for url in [

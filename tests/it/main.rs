@@ -14,6 +14,7 @@ mod common;
 mod redis {
     mod fleet;
     mod store_conformance;
+    mod tokens;
 }
 
 /// Needs `nginx`.

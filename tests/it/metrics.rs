@@ -69,15 +69,15 @@ async fn metrics_are_prometheus_text_and_move_with_traffic() {
         ),
         1.0
     );
-    let calls = |errcode: &str| {
+    let calls = |result: &str| {
         metric(
             &after,
             &format!(
-                r#"wxgate_wechat_requests_total{{api="jscode2session",errcode="{errcode}",app="wxtestappid0001"}}"#
+                r#"wxgate_wechat_api_calls_total{{app="wxtestappid0001",api="jscode2session",result="{result}"}}"#
             ),
         )
     };
-    assert_eq!((calls("0"), calls("40029")), (1.0, 1.0), "{after}");
+    assert_eq!((calls("ok"), calls("40029")), (1.0, 1.0), "{after}");
     assert_eq!(
         metric(
             &after,

@@ -247,21 +247,26 @@ async fn a_rejected_token_is_replaced_and_the_call_retried_once() {
     assert_eq!(phone("1").await.unwrap().status(), 200);
     assert_eq!(wechat.token_calls(), (1, 0));
 
-    // Someone else replaced the token: a normal refresh finds the new one.
+    // Someone else replaced the token (40001): a normal refresh finds the new one.
     wechat.revoke_token();
     assert_eq!(phone("2").await.unwrap().status(), 200);
     assert_eq!(wechat.token_calls(), (2, 0));
 
+    // The token reached its end at WeChat (42001): a normal refresh gets a new one.
+    wechat.expire_token();
+    assert_eq!(phone("3").await.unwrap().status(), 200);
+    assert_eq!(wechat.token_calls(), (3, 0));
+
     // WeChat rejects the token it still hands out: a forced refresh.
     wechat.reject_tokens(1);
-    assert_eq!(phone("3").await.unwrap().status(), 200);
-    assert_eq!(wechat.token_calls(), (3, 1));
+    assert_eq!(phone("4").await.unwrap().status(), 200);
+    assert_eq!(wechat.token_calls(), (4, 1));
 
     // Again within 30 s: no second forced refresh, the error reaches the client.
     wechat.reject_tokens(2);
-    let response = phone("4").await.unwrap();
+    let response = phone("5").await.unwrap();
     assert_error(response, 502, "wechat_misconfigured").await;
-    assert_eq!(wechat.token_calls(), (4, 1));
+    assert_eq!(wechat.token_calls(), (5, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,7 +29,7 @@ mod user_index;
 pub use id::SessionId;
 pub use memory::MemoryStore;
 pub use pending::{ClientQuota, PER_CLIENT, PendingLogin, REDIRECT_LIMIT};
-pub use redis::RedisStore;
+pub use redis::{FleetLock, FleetSecrets, FleetValue, RedisStore};
 pub use sessions::Sessions;
 pub use store::{Resolved, SessionStore, StoreError};
 pub use tokens::TokenSlot;

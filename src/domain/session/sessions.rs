@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    AppTag, MemoryStore, PendingLogin, RedisStore, Resolved, SessionId, SessionStore, StoreError,
-    UserRecord, UserUpdate,
+    AppTag, FleetSecrets, MemoryStore, PendingLogin, RedisStore, Resolved, SessionId, SessionStore,
+    StoreError, UserRecord, UserUpdate,
 };
 use crate::metrics::StoreMetrics;
 
@@ -39,6 +39,15 @@ impl Sessions {
                 )?))
             }
         })
+    }
+
+    /// The secrets the fleet shares through Redis; none in memory mode,
+    /// where this replica is the fleet.
+    pub fn fleet_secrets(&self) -> Option<FleetSecrets> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Redis(redis) => Some(redis.fleet_secrets()),
+        }
     }
 
     /// Sessions held in this process (memory store); 0 with Redis, whose

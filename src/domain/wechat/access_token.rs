@@ -1,39 +1,25 @@
-//! The app's access token, from `cgi-bin/stable_token`.
-//!
-//! One token serves every caller. It is refreshed on demand once it is
-//! within five minutes of expiry, and the mutex is held across the refresh,
-//! so concurrent callers share ONE request instead of stampeding WeChat.
+//! The app's access token, from `cgi-bin/stable_token` (never the
+//! invalidating `cgi-bin/token`): one for wxgate's own calls and every
+//! backend's, shared as `shared` describes (one fetch per app for the
+//! replica, or for the fleet with Redis).
 //!
 //! When an API rejects the token (40001 invalid, 42001 expired),
 //! [`AccessTokens::call`] replaces it and retries once. The replacement is a
 //! normal `stable_token` call; only if WeChat hands back the very token that
-//! was just rejected does it ask with `force_refresh: true` — which
-//! invalidates the token for every other holder and is rate limited by
-//! WeChat — and never more often than every 30 seconds.
+//! was just rejected does it ask with `force_refresh: true`.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::Mutex;
 
 use super::SharedSecret;
 use super::api::ApiClient;
+use super::shared::{Issued, SharedCredential};
 use super::{WeChatError, errcode};
 use crate::config::secret::Secret;
-
-/// Refresh this long before WeChat's stated expiry.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-/// When a credential WeChat says lives `lifetime` is refreshed: 5 minutes
-/// early; for a (never seen) short-lived one, halfway. The access token's
-/// rule, and the jsapi_ticket's.
-pub(super) fn refresh_after(lifetime: Duration) -> Duration {
-    lifetime.checked_sub(REFRESH_MARGIN).unwrap_or(lifetime / 2)
-}
-
-/// The least time between two forced refreshes.
-const FORCE_INTERVAL: Duration = Duration::from_secs(30);
+use crate::domain::session::FleetSecrets;
 
 #[derive(Deserialize)]
 struct Reply {
@@ -41,31 +27,25 @@ struct Reply {
     expires_in: u64,
 }
 
-struct Token {
-    value: Secret,
-    refresh_at: Instant,
-    /// WeChat's stated expiry.
-    expires_at: Instant,
-}
-
-#[derive(Default)]
-struct State {
-    token: Option<Token>,
-    last_forced: Option<Instant>,
-}
-
 pub(super) struct AccessTokens {
     appid: String,
     secret: SharedSecret,
-    state: Mutex<State>,
+    token: SharedCredential,
 }
 
 impl AccessTokens {
-    pub(super) fn new(appid: &str, secret: &SharedSecret) -> Self {
+    pub(super) fn new(
+        appid: &str,
+        secret: &SharedSecret,
+        fleet: Option<FleetSecrets>,
+        api: &ApiClient,
+    ) -> Self {
+        // A normal fetch, then perhaps a forced one, and a second.
+        let hold = api.call_bound() * 2 + Duration::from_secs(1);
         Self {
             appid: appid.to_owned(),
             secret: secret.clone(),
-            state: Mutex::default(),
+            token: SharedCredential::new(format!("{appid}:access_token"), fleet, hold),
         }
     }
 
@@ -79,13 +59,16 @@ impl AccessTokens {
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = Result<T, WeChatError>>,
     {
-        let token = self.current(api).await?;
+        let (token, _) = self.handed_out(api).await?;
         match call(token.clone()).await {
             Err(WeChatError::Api { errcode, .. })
                 if errcode == errcode::INVALID_CREDENTIAL || errcode == errcode::TOKEN_EXPIRED =>
             {
                 tracing::info!(errcode, "WeChat rejected the access token; replacing it");
-                let token = self.replace(api, &token).await?;
+                let token = self
+                    .token
+                    .replace(&token, |force| self.fetch(api, force))
+                    .await?;
                 call(token).await
             }
             other => other,
@@ -93,10 +76,11 @@ impl AccessTokens {
     }
 
     /// Fetches a token now, with the current secret: whether WeChat accepts
-    /// the app's credentials (and this host's IP). The token is kept.
+    /// the app's credentials (and this host's IP). The token is kept by
+    /// this replica.
     pub(super) async fn check(&self, api: &ApiClient) -> Result<(), WeChatError> {
-        let token = self.fetch(api, false).await?;
-        self.state.lock().await.token = Some(token);
+        let issued = self.fetch(api, false).await?;
+        self.token.keep(&issued).await;
         Ok(())
     }
 
@@ -111,92 +95,33 @@ impl AccessTokens {
         self.fetch_with(api, secret, false).await.map(drop)
     }
 
-    /// The current token and its time left, for a backend (`/apps/{appid}/access_token`
-    /// on the admin port): the one wxgate's own calls use, refreshed before
-    /// it expires, never a second one that would fight it.
+    /// The current token and its time left, for wxgate's own calls and a
+    /// backend's (`/apps/{appid}/access_token` on the admin port): never a
+    /// second one that would fight it.
     pub(super) async fn handed_out(
         &self,
         api: &ApiClient,
     ) -> Result<(Secret, Duration), WeChatError> {
-        let value = self.current(api).await?;
-        let state = self.state.lock().await;
-        let left = state
-            .token
-            .as_ref()
-            .filter(|token| token.value == value)
-            .map_or(Duration::ZERO, |token| {
-                token.expires_at.saturating_duration_since(Instant::now())
-            });
-        Ok((value, left))
+        self.token.current(|force| self.fetch(api, force)).await
     }
 
-    /// A backend says WeChat rejected `reported` (40001, 42001): when it is
-    /// still the current token, a forced refresh replaces it (at most one
-    /// per [`FORCE_INTERVAL`]: WeChat limits them); a report of a token
-    /// replaced already changes nothing, so a hundred backends reporting
-    /// one token cause one refresh. Whether this report refreshed it.
+    /// A backend says WeChat rejected `reported` (40001, 42001): whether
+    /// this report force-refreshed it (`SharedCredential::invalidate`).
     pub(super) async fn invalidate(
         &self,
         api: &ApiClient,
         reported: &str,
     ) -> Result<bool, WeChatError> {
-        let mut state = self.state.lock().await;
-        let current = state
-            .token
-            .as_ref()
-            .is_some_and(|token| token.value.expose() == reported);
-        let may_force = state
-            .last_forced
-            .is_none_or(|at| at.elapsed() >= FORCE_INTERVAL);
-        if !current || !may_force {
-            return Ok(false);
-        }
-        state.last_forced = Some(Instant::now());
-        tracing::warn!("a backend reported the access token rejected; forcing a refresh");
-        state.token = Some(self.fetch(api, true).await?);
-        Ok(true)
+        self.token
+            .invalidate(reported, |force| self.fetch(api, force))
+            .await
     }
 
-    async fn current(&self, api: &ApiClient) -> Result<Secret, WeChatError> {
-        let mut state = self.state.lock().await;
-        if let Some(token) = &state.token
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.value.clone());
-        }
-        let token = self.fetch(api, false).await?;
-        let value = token.value.clone();
-        state.token = Some(token);
-        Ok(value)
-    }
-
-    async fn replace(&self, api: &ApiClient, rejected: &Secret) -> Result<Secret, WeChatError> {
-        let mut state = self.state.lock().await;
-        // Another caller may have replaced it while we waited for the lock.
-        if let Some(token) = &state.token
-            && token.value != *rejected
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.value.clone());
-        }
-        let mut token = self.fetch(api, false).await?;
-        if token.value == *rejected
-            && state
-                .last_forced
-                .is_none_or(|at| at.elapsed() >= FORCE_INTERVAL)
-        {
-            state.last_forced = Some(Instant::now());
-            tracing::warn!("stable_token returned the rejected token again; forcing a refresh");
-            token = self.fetch(api, true).await?;
-        }
-        let value = token.value.clone();
-        state.token = Some(token);
-        Ok(value)
-    }
-
-    async fn fetch(&self, api: &ApiClient, force_refresh: bool) -> Result<Token, WeChatError> {
+    async fn fetch(&self, api: &ApiClient, force_refresh: bool) -> Result<Issued, WeChatError> {
         let secret = self.secret.load_full();
-        self.fetch_with(api, &secret, force_refresh).await
+        let issued = self.fetch_with(api, &secret, force_refresh).await?;
+        api.metrics().fetched("access_token", force_refresh);
+        Ok(issued)
     }
 
     async fn fetch_with(
@@ -204,7 +129,7 @@ impl AccessTokens {
         api: &ApiClient,
         secret: &Secret,
         force_refresh: bool,
-    ) -> Result<Token, WeChatError> {
+    ) -> Result<Issued, WeChatError> {
         let body = json!({
             "grant_type": "client_credential",
             "appid": self.appid,
@@ -217,12 +142,9 @@ impl AccessTokens {
                 "stable_token without access_token",
             ));
         }
-        let lifetime = Duration::from_secs(reply.expires_in);
-        let now = Instant::now();
-        Ok(Token {
+        Ok(Issued {
             value: Secret::new(reply.access_token),
-            refresh_at: now + refresh_after(lifetime),
-            expires_at: now + lifetime,
+            lifetime: Duration::from_secs(reply.expires_in),
         })
     }
 }

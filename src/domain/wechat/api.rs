@@ -51,6 +51,16 @@ impl ApiClient {
         })
     }
 
+    /// The app's WeChat counters.
+    pub(super) fn metrics(&self) -> &WechatMetrics {
+        &self.metrics
+    }
+
+    /// How long a caller may wait for one call: a slot, then the answer.
+    pub(super) fn call_bound(&self) -> Duration {
+        QUEUE_WAIT + self.timeout
+    }
+
     pub(super) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -75,7 +85,7 @@ impl ApiClient {
         self.send(path, request).await
     }
 
-    /// Sends and reads the answer, counting it by api and errcode.
+    /// Sends and reads the answer, counting it by api and result.
     async fn send<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -87,8 +97,8 @@ impl ApiClient {
             Ok(Ok(_slot)) => self.exchange(request).await,
             _ => Err(WeChatError::Saturated(QUEUE_WAIT)),
         };
-        let errcode = match &result {
-            Ok(_) => "0".to_owned(),
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
             Err(WeChatError::Api { errcode, .. }) => errcode.to_string(),
             Err(WeChatError::Timeout(_)) => "timeout".to_owned(),
             Err(WeChatError::Unreachable(_)) => "unreachable".to_owned(),
@@ -97,7 +107,7 @@ impl ApiClient {
             Err(WeChatError::Saturated(_)) => "saturated".to_owned(),
         };
         self.metrics
-            .call(api_name(path), errcode, started.elapsed());
+            .call(api_name(path), outcome, started.elapsed());
         result
     }
 

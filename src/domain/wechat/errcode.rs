@@ -24,6 +24,9 @@ pub const IP_NOT_WHITELISTED: i64 = 40164;
 pub const HIGH_RISK_USER: i64 = 40226;
 /// Access token expired.
 pub const TOKEN_EXPIRED: i64 = 42001;
+/// The app's daily quota for this API is used up (`cgi-bin/stable_token`
+/// and the others count calls per day).
+pub const QUOTA_EXHAUSTED: i64 = 45009;
 /// Rate limit reached.
 pub const RATE_LIMITED: i64 = 45011;
 /// checksession: the signature (so the session_key) is no longer valid.
@@ -63,7 +66,7 @@ const OPERATOR: &str = "WeChat rejected this server's credentials or address; th
                         must fix the app's appid, secret or IP whitelist";
 
 /// The errcodes wxgate answers with a code of their own.
-pub const ERRCODES: [Errcode; 9] = [
+pub const ERRCODES: [Errcode; 10] = [
     Errcode {
         errcode: INVALID_CODE,
         fault: Fault::Client,
@@ -90,6 +93,14 @@ pub const ERRCODES: [Errcode; 9] = [
         fault: Fault::RateLimited,
         code: "wechat_rate_limited",
         message: "WeChat's rate limit was reached: try again later",
+        fix: None,
+    },
+    Errcode {
+        errcode: QUOTA_EXHAUSTED,
+        fault: Fault::RateLimited,
+        code: "wechat_quota_exhausted",
+        message: "the app's daily WeChat API quota is used up: try again later (the operator \
+                  can reset it in 微信公众平台, or with clear_quota)",
         fix: None,
     },
     Errcode {

@@ -1,23 +1,25 @@
 //! JS-SDK signatures for an official account's H5 pages: the
-//! `jsapi_ticket` (`cgi-bin/ticket/getticket?type=jsapi`), cached and
-//! refreshed as the access token is (`access_token::refresh_after`) (one fetch for every concurrent
-//! caller), and the `wx.config` signature made with it.
+//! `jsapi_ticket` (`cgi-bin/ticket/getticket?type=jsapi`), shared and
+//! refreshed as the access token is (`shared`: one fetch per app for the
+//! replica, or for the fleet with Redis), and the `wx.config` signature
+//! made with it.
 //!
 //! The signature is WeChat's (JS-SDK 说明文档, 附录1): SHA-1 over
 //! `jsapi_ticket=…&noncestr=…&timestamp=…&url=…`, the keys in that
 //! (ASCII) order, the values as they are, the url without its `#`
 //! fragment.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
-use tokio::sync::Mutex;
 
 use super::WeChatError;
-use super::access_token::{self, AccessTokens};
+use super::access_token::AccessTokens;
 use super::api::ApiClient;
+use super::shared::{Issued, SharedCredential};
 use crate::config::secret::Secret;
+use crate::domain::session::FleetSecrets;
 
 #[derive(Deserialize)]
 struct Reply {
@@ -26,37 +28,42 @@ struct Reply {
 }
 
 /// One app's `jsapi_ticket`.
-#[derive(Default)]
 pub(super) struct JsapiTickets {
-    /// Held across a fetch: concurrent callers share it.
-    ticket: Mutex<Option<(Secret, Instant)>>,
+    ticket: SharedCredential,
 }
 
 impl JsapiTickets {
+    pub(super) fn new(appid: &str, fleet: Option<FleetSecrets>, api: &ApiClient) -> Self {
+        // The token (perhaps replaced once), then the ticket, retried once.
+        let hold = api.call_bound() * 4 + Duration::from_secs(1);
+        Self {
+            ticket: SharedCredential::new(format!("{appid}:jsapi_ticket"), fleet, hold),
+        }
+    }
+
     /// The current ticket, fetched with the app's access token when due.
     pub(super) async fn current(
         &self,
         api: &ApiClient,
         tokens: &AccessTokens,
     ) -> Result<Secret, WeChatError> {
-        let mut held = self.ticket.lock().await;
-        if let Some((ticket, refresh_at)) = &*held
-            && Instant::now() < *refresh_at
-        {
-            return Ok(ticket.clone());
-        }
-        let reply: Reply = tokens
-            .call(api, |token: Secret| async move {
-                let query = [("access_token", token.expose()), ("type", "jsapi")];
-                api.get("/cgi-bin/ticket/getticket", &query).await
+        let fetch = |_force| async move {
+            let reply: Reply = tokens
+                .call(api, |token: Secret| async move {
+                    let query = [("access_token", token.expose()), ("type", "jsapi")];
+                    api.get("/cgi-bin/ticket/getticket", &query).await
+                })
+                .await?;
+            if reply.ticket.is_empty() {
+                return Err(WeChatError::BadResponse("getticket without a ticket"));
+            }
+            api.metrics().fetched("jsapi_ticket", false);
+            Ok(Issued {
+                value: Secret::new(reply.ticket),
+                lifetime: Duration::from_secs(reply.expires_in),
             })
-            .await?;
-        if reply.ticket.is_empty() {
-            return Err(WeChatError::BadResponse("getticket without a ticket"));
-        }
-        let refresh = access_token::refresh_after(Duration::from_secs(reply.expires_in));
-        let ticket = Secret::new(reply.ticket);
-        *held = Some((ticket.clone(), Instant::now() + refresh));
+        };
+        let (ticket, _) = self.ticket.current(fetch).await?;
         Ok(ticket)
     }
 }

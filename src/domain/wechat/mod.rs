@@ -10,6 +10,7 @@ mod code2session;
 pub mod errcode;
 pub mod jsapi;
 mod mock;
+mod shared;
 mod user_api;
 pub mod web_oauth;
 pub mod wxdata;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use crate::config::secret::Secret;
 use crate::config::{WechatConfig, WechatMode};
-use crate::domain::session::Phone;
+use crate::domain::session::{FleetSecrets, Phone};
 use crate::metrics::WechatMetrics;
 
 use access_token::AccessTokens;
@@ -79,16 +80,22 @@ pub enum WeChat {
 }
 
 impl WeChat {
-    /// The client `config` asks for.
-    pub fn new(config: &WechatConfig, metrics: WechatMetrics) -> Result<Self, reqwest::Error> {
+    /// The client `config` asks for; `fleet`: where the replicas share
+    /// the app's access token and jsapi_ticket (the Redis store).
+    pub fn new(
+        config: &WechatConfig,
+        metrics: WechatMetrics,
+        fleet: Option<FleetSecrets>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(match config.mode {
             WechatMode::Live => {
                 let secret: SharedSecret =
                     std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(config.secret.clone()));
+                let api = ApiClient::new(config, metrics)?;
                 Self::Live(Box::new(LiveApi {
-                    api: ApiClient::new(config, metrics)?,
-                    tokens: AccessTokens::new(&config.appid, &secret),
-                    tickets: jsapi::JsapiTickets::default(),
+                    tokens: AccessTokens::new(&config.appid, &secret, fleet.clone(), &api),
+                    tickets: jsapi::JsapiTickets::new(&config.appid, fleet, &api),
+                    api,
                     appid: config.appid.clone(),
                     secret,
                 }))

@@ -19,9 +19,11 @@
 //!
 //! The user behind `alice`, `slow:10:alice` and `union:alice` is the same.
 //!
-//! `cgi-bin/stable_token`: returns the current token while it is valid;
-//! `force_refresh: true` replaces it. APIs called with any other token
-//! answer 40001. `getuserphonenumber`: code `phone:DIGITS` → that number,
+//! `cgi-bin/stable_token`: returns the current token while it is valid
+//! (a new one once it has expired), `force_refresh: true` replaces it,
+//! `expires_in` is 7200 unless set, and with the quota used up it answers
+//! 45009. APIs called with an expired token answer 42001, with any other
+//! but the current one 40001. `getuserphonenumber`: code `phone:DIGITS` → that number,
 //! `err:N` → errcode N. `checksession`: 87009 unless the signature is made
 //! with the user's current key. `ticket/getticket?type=jsapi`: the app's
 //! jsapi_ticket, for the current token only.
@@ -64,6 +66,10 @@ struct State {
     /// The app of every getuserphonenumber call, by the token it came with.
     phone_apps: Vec<String>,
     tokens_issued: u32,
+    /// Tokens past their end (`expire_token`): 42001.
+    expired: std::collections::HashSet<String>,
+    token_lifetime: Option<u64>,
+    quota_exhausted: bool,
     normal_token_calls: usize,
     forced_token_calls: usize,
     /// Reject this many more API calls with 40001, whatever the token.
@@ -200,6 +206,25 @@ impl WeChatDouble {
         state.tokens.insert(APPID.to_owned(), token);
     }
 
+    /// The default app's current token reaches its end at WeChat: APIs
+    /// answer 42001 with it, and stable_token issues a new one.
+    pub fn expire_token(&self) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(token) = state.tokens.get(APPID).cloned() {
+            state.expired.insert(token);
+        }
+    }
+
+    /// The `expires_in` stable_token answers with (7200 by default).
+    pub fn token_lifetime(&self, seconds: u64) {
+        self.state.lock().unwrap().token_lifetime = Some(seconds);
+    }
+
+    /// stable_token answers 45009 (the app's daily quota is used up).
+    pub fn exhaust_quota(&self, exhausted: bool) {
+        self.state.lock().unwrap().quota_exhausted = exhausted;
+    }
+
     /// The next `n` API calls answer 40001 even with the current token.
     pub fn reject_tokens(&self, n: usize) {
         self.state.lock().unwrap().reject_tokens = n;
@@ -260,40 +285,54 @@ impl WeChatDouble {
         } else {
             state.normal_token_calls += 1;
         }
-        if force || !state.tokens.contains_key(&appid) {
+        if state.quota_exhausted {
+            return api_error(45009, "reach max api daily quota limit");
+        }
+        let expired = state
+            .tokens
+            .get(&appid)
+            .is_none_or(|token| state.expired.contains(token));
+        if force || expired {
             state.tokens_issued += 1;
             let token = format!("token-{}", state.tokens_issued);
             state.tokens.insert(appid.clone(), token);
         }
         let token = state.tokens[&appid].clone();
+        let lifetime = state.token_lifetime.unwrap_or(7200);
         reply(
             StatusCode::OK,
             "text/plain",
-            format!(r#"{{"access_token":"{token}","expires_in":7200}}"#),
+            format!(r#"{{"access_token":"{token}","expires_in":{lifetime}}}"#),
         )
     }
 
-    /// The app whose current access token `query` carries; `None`: answer 40001.
-    fn token_app(&self, query: &HashMap<String, String>) -> Option<String> {
+    /// The app whose current access token `query` carries; else WeChat's
+    /// answer: 42001 for an expired token, 40001 for any other.
+    fn token_app(&self, query: &HashMap<String, String>) -> Result<String, (i64, &'static str)> {
         let mut state = self.state.lock().unwrap();
         if state.reject_tokens > 0 {
             state.reject_tokens -= 1;
-            return None;
+            return Err(TOKEN_REJECTED);
         }
-        let token = query.get("access_token")?;
+        let token = query.get("access_token").ok_or(TOKEN_REJECTED)?;
+        if state.expired.contains(token) {
+            return Err((42001, "access_token expired"));
+        }
         state
             .tokens
             .iter()
             .find(|(_, current)| *current == token)
             .map(|(appid, _)| appid.clone())
+            .ok_or(TOKEN_REJECTED)
     }
 
     /// `cgi-bin/ticket/getticket?access_token=&type=jsapi`: the app's
     /// jsapi_ticket (`ticket-<app>-<n>`), counted.
     fn ticket(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query = url_pairs(req.uri().query().unwrap_or(""));
-        let Some(appid) = self.token_app(&query) else {
-            return token_rejected();
+        let appid = match self.token_app(&query) {
+            Ok(appid) => appid,
+            Err((errcode, errmsg)) => return api_error(errcode, errmsg),
         };
         if query.get("type").map(String::as_str) != Some("jsapi") {
             return api_error(40097, "invalid args");
@@ -334,8 +373,9 @@ impl WeChatDouble {
             barrier.wait().await;
         }
         let query = url_pairs(req.uri().query().unwrap_or(""));
-        let Some(appid) = self.token_app(&query) else {
-            return token_rejected();
+        let appid = match self.token_app(&query) {
+            Ok(appid) => appid,
+            Err((errcode, errmsg)) => return api_error(errcode, errmsg),
         };
         self.state.lock().unwrap().phone_apps.push(appid.clone());
         let body: serde_json::Value =
@@ -357,8 +397,9 @@ impl WeChatDouble {
 
     fn check_session(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let query = url_pairs(req.uri().query().unwrap_or(""));
-        let Some(appid) = self.token_app(&query) else {
-            return token_rejected();
+        let appid = match self.token_app(&query) {
+            Ok(appid) => appid,
+            Err((errcode, errmsg)) => return api_error(errcode, errmsg),
         };
         let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
         let user = get("openid").strip_prefix("o_").unwrap_or_default();
@@ -602,12 +643,10 @@ fn hmac_hex(key: &[u8]) -> String {
         .collect()
 }
 
-fn token_rejected() -> Response<Full<Bytes>> {
-    api_error(
-        40001,
-        "invalid credential, access_token is invalid or not latest",
-    )
-}
+const TOKEN_REJECTED: (i64, &str) = (
+    40001,
+    "invalid credential, access_token is invalid or not latest",
+);
 
 fn api_error(errcode: i64, errmsg: &str) -> Response<Full<Bytes>> {
     reply(

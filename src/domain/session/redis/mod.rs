@@ -1,5 +1,6 @@
 //! Sessions in Redis, shared by every replica, with a local moka cache in
-//! front (see `local`) and pub/sub revocation (see `revocation`).
+//! front (see `local`) and pub/sub revocation (see `revocation`); and the
+//! secrets the fleet shares (`fleet_secrets`).
 //!
 //! Lifetimes are Redis's own: a session key's expiry is its idle window
 //! capped by its absolute end (`SET … PX`), re-armed with `PEXPIRE` at most
@@ -22,6 +23,7 @@
 //! would send every one of them into a re-login storm.
 
 mod connection;
+mod fleet_secrets;
 mod health;
 mod local;
 mod record;
@@ -42,6 +44,7 @@ use crate::config::{RedisConfig, SessionConfig};
 use crate::domain::session::cache::Hit;
 use crate::metrics::{Layer, StoreMetrics};
 use connection::Connector;
+pub use fleet_secrets::{FleetLock, FleetSecrets, FleetValue};
 use health::Health;
 use local::{LocalCache, Ticket};
 use record::{Codec, key_id, session_hash};
@@ -175,6 +178,12 @@ impl RedisStore {
             serves_stale: !stale.is_zero(),
             metrics,
         })
+    }
+
+    /// The fleet's shared secrets (an app's access token and jsapi_ticket),
+    /// on this store's connection and sealed with its key.
+    pub fn fleet_secrets(&self) -> FleetSecrets {
+        FleetSecrets::new(self.connector.clone(), self.codec.clone())
     }
 
     /// Up: Redis answered the last PING (every quarter second) within the

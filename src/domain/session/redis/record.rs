@@ -18,6 +18,9 @@
 //!   keys without seeing them. Timestamps are strings: Lua's cjson would
 //!   print large numbers in exponent form.
 //!
+//! - A value the fleet shares (`fleet_secrets`) lives at `prefix + "c:" +
+//!   name`, sealed the same way (the name and `v` as associated data).
+//!
 //! A record that fails to parse or to unseal is treated as missing (the
 //! user logs in again), never as a crash.
 
@@ -70,6 +73,7 @@ struct StoredUser {
     prof: Option<String>,
 }
 
+#[derive(Clone)]
 pub(super) struct Codec {
     prefix: String,
     cipher: Option<Aes256Gcm>,
@@ -113,6 +117,11 @@ impl Codec {
 
     pub(super) fn user_key(&self, key: &str) -> String {
         format!("{}u:{key}", self.prefix)
+    }
+
+    /// A value the fleet shares (`fleet_secrets`): an app's access token, its jsapi_ticket.
+    pub(super) fn fleet_key(&self, name: &str) -> String {
+        format!("{}c:{name}", self.prefix)
     }
 
     pub(super) fn channel(&self) -> String {
@@ -223,7 +232,12 @@ impl Codec {
     }
 
     /// `key` (the user key) and `field` are the associated data.
-    fn seal(&self, key: &str, field: &str, plaintext: &str) -> Result<String, StoreError> {
+    pub(super) fn seal(
+        &self,
+        key: &str,
+        field: &str,
+        plaintext: &str,
+    ) -> Result<String, StoreError> {
         let Some(cipher) = &self.cipher else {
             return Ok(plaintext.to_owned());
         };
@@ -244,7 +258,7 @@ impl Codec {
         Ok(format!("{SEALED}{}", STANDARD.encode(bytes)))
     }
 
-    fn open(&self, key: &str, field: &str, stored: &str) -> Option<String> {
+    pub(super) fn open(&self, key: &str, field: &str, stored: &str) -> Option<String> {
         match (&self.cipher, stored.strip_prefix(SEALED)) {
             (None, None) => Some(stored.to_owned()),
             (Some(cipher), Some(encoded)) => {
