@@ -165,3 +165,17 @@ async fn a_token_one_replica_replaced_is_what_the_other_hands_out() {
     );
     assert_eq!(fleet.wechat.token_calls(), (4, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_out_of_reach_a_replica_serves_its_own_copy() {
+    let mut fleet = Fleet::start().await;
+    let token = token_at(&fleet.a).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fleet.redis.kill();
+    // Not a 503: the replica's copy of the token it fetched serves.
+    assert_eq!(token_at(&fleet.a).await["access_token"], token.as_str());
+    assert_eq!(fleet.wechat.token_calls(), (3, 0));
+    fleet.redis.resume();
+}
