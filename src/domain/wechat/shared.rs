@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 
 use super::WeChatError;
 use crate::config::secret::Secret;
-use crate::domain::session::{FleetSecrets, FleetValue, StoreError};
+use crate::domain::session::{FleetLock, FleetSecrets, FleetValue, StoreError};
 
 /// Refresh this long before WeChat's stated expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -115,6 +115,8 @@ impl Want<'_> {
 pub(super) struct SharedCredential {
     /// Its name in the fleet (`{appid}:access_token`); never secret.
     name: String,
+    /// The fleet's claim on a forced refresh (`{name}:force`).
+    force_claim: String,
     fleet: Option<FleetSecrets>,
     /// Held across a fetch: this replica's callers share one.
     local: Mutex<Local>,
@@ -126,6 +128,7 @@ pub(super) struct SharedCredential {
 impl SharedCredential {
     pub(super) fn new(name: String, fleet: Option<FleetSecrets>, hold: Duration) -> Self {
         Self {
+            force_claim: format!("{name}:force"),
             name,
             fleet,
             local: Mutex::default(),
@@ -258,10 +261,7 @@ impl SharedCredential {
             }
             if let Some(lock) = fleet.lock(&self.name, self.hold).await? {
                 let result = self.fetch_in(fleet, local, want, fetch).await;
-                if let Err(e) = fleet.unlock(lock).await {
-                    // It expires by itself after `hold`.
-                    tracing::warn!(token = %self.name, error = %e, "cannot release the fleet's lock");
-                }
+                self.release(fleet, lock).await;
                 return Ok(match result? {
                     Err(e) => match served(want, seen.as_ref(), true) {
                         Some(found) => {
@@ -304,7 +304,7 @@ impl SharedCredential {
         }
         let claim = async {
             fleet
-                .claim(&format!("{}:force", self.name), FORCE_INTERVAL)
+                .claim(&self.force_claim, FORCE_INTERVAL)
                 .await
                 .unwrap_or(false)
         };
@@ -331,9 +331,7 @@ impl SharedCredential {
             value.is_some_and(|v| !v.left.is_zero() && v.value.expose() == reported)
         };
         if !is_current(fleet.get(&self.name).await?)
-            || !fleet
-                .claim(&format!("{}:force", self.name), FORCE_INTERVAL)
-                .await?
+            || !fleet.claim(&self.force_claim, FORCE_INTERVAL).await?
         {
             return Ok(Ok(false));
         }
@@ -364,10 +362,15 @@ impl SharedCredential {
             }
         }
         .await;
+        self.release(fleet, lock).await;
+        result
+    }
+
+    async fn release(&self, fleet: &FleetSecrets, lock: FleetLock) {
         if let Err(e) = fleet.unlock(lock).await {
+            // It expires by itself after `hold`.
             tracing::warn!(token = %self.name, error = %e, "cannot release the fleet's lock");
         }
-        result
     }
 
     /// Stores a fetched credential for the fleet and keeps a copy (the
