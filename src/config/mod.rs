@@ -20,6 +20,7 @@ pub mod secret;
 mod secret_source;
 mod sections;
 mod store;
+mod tls;
 mod upstreams;
 mod web;
 
@@ -36,6 +37,7 @@ pub use sections::{
     LoginConfig, ServerConfig, SessionConfig,
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
+pub use tls::ServerTls;
 pub use upstreams::{ReadyCheck, UpstreamConfig};
 pub use web::WebConfig;
 

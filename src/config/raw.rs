@@ -76,6 +76,8 @@ pub(super) struct RawServer {
     pub max_in_flight: Option<usize>,
     pub body_idle_timeout: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

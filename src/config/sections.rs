@@ -13,6 +13,7 @@ use http::HeaderName;
 use ipnet::IpNet;
 
 use super::raw::{RawHeaders, RawLogin, RawServer, RawSession};
+use super::tls::ServerTls;
 use super::{ConfigError, duration};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,8 @@ pub struct ServerConfig {
     pub body_idle_timeout: Duration,
     /// Peers whose `X-Forwarded-For` says who the client is (ingress, LB).
     pub trusted_proxies: Vec<IpNet>,
+    /// `tls_cert_file` and `tls_key_file`, loaded: the listener speaks TLS.
+    pub tls: Option<ServerTls>,
 }
 
 impl ServerConfig {
@@ -57,6 +60,7 @@ impl ServerConfig {
             .iter()
             .map(|text| cidr(text))
             .collect::<Result<_, _>>()?;
+        let tls = ServerTls::from_raw(raw.tls_cert_file, raw.tls_key_file)?;
         Ok(Self {
             listen,
             drain_timeout,
@@ -64,6 +68,7 @@ impl ServerConfig {
             max_in_flight,
             body_idle_timeout,
             trusted_proxies,
+            tls,
         })
     }
 }

@@ -36,7 +36,8 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// The scheme clients reach wxgate by.
-const SCHEME: HeaderValue = HeaderValue::from_static("http");
+const HTTP: HeaderValue = HeaderValue::from_static("http");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// Sets the proxy headers of a request from `peer` for `host`. The
 /// identity strip ran first (for an untrusted peer it removed theirs).
@@ -45,7 +46,7 @@ pub(super) fn set(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue
         // Every name below is absent: appended, with nothing to replace.
         headers.append(&X_FORWARDED_FOR, peer.ip.clone());
         headers.append(&X_REAL_IP, peer.ip.clone());
-        headers.append(&X_FORWARDED_PROTO, SCHEME);
+        headers.append(&X_FORWARDED_PROTO, scheme(peer));
         if let Some(host) = host {
             headers.append(&X_FORWARDED_HOST, host);
         }
@@ -66,13 +67,19 @@ pub(super) fn set(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue
         };
         append(headers, &FORWARDED, element.as_bytes());
     }
-    headers.entry(&X_FORWARDED_PROTO).or_insert(SCHEME);
+    headers
+        .entry(&X_FORWARDED_PROTO)
+        .or_insert_with(|| scheme(peer));
     if let (Entry::Vacant(vacant), Some(host)) = (headers.entry(&X_FORWARDED_HOST), host) {
         vacant.insert(host);
     }
     headers
         .entry(&X_FORWARDED_PORT)
         .or_insert_with(|| peer.port.clone());
+}
+
+fn scheme(peer: &Peer) -> HeaderValue {
+    if peer.tls { HTTPS } else { HTTP }
 }
 
 /// Requests that carry `X-Forwarded-For` from a peer outside

@@ -71,6 +71,8 @@ pub struct Peer {
     /// The listener is bound to a loopback address: only this host's
     /// processes connect (no ingress can be in front).
     loopback_listener: bool,
+    /// It connected over TLS (`server.tls_cert_file`): `X-Forwarded-Proto: https`.
+    tls: bool,
     upstream_timer: ConnectionTimer,
 }
 
@@ -91,8 +93,14 @@ impl Peer {
             port: HeaderValue::from(local.port()),
             trusted,
             loopback_listener: local.ip().is_loopback(),
+            tls: false,
             upstream_timer: ConnectionTimer::default(),
         }
+    }
+
+    /// The same peer, connected over TLS.
+    pub fn over_tls(self) -> Self {
+        Self { tls: true, ..self }
     }
 
     /// Whether the listener it came through is bound to a loopback address.

@@ -26,17 +26,19 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 pub mod admin;
 pub mod check_policy;
 mod demo;
 pub mod memory_limit;
 pub mod reload;
+pub mod tls;
 
 use crate::app::App;
 use crate::config::{Config, WechatMode};
 use crate::proxy::Peer;
-use crate::stack::{self, Worker};
+use crate::stack::{self, ConnectionService, PerConnection, Worker};
 use crate::wire::connection_timer::HeadTimer;
 use reload::Reloader;
 
@@ -54,6 +56,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
     #[error(transparent)]
     App(#[from] crate::app::BuildError),
 }
@@ -64,6 +68,9 @@ pub struct Server {
     admin: TcpListener,
     app: Arc<App>,
     config: Config,
+    /// With `server.tls_cert_file`: the handshakes, and the certificate a
+    /// reload swaps.
+    tls: Option<(TlsAcceptor, Arc<tls::Certificates>)>,
 }
 
 impl Server {
@@ -108,11 +115,13 @@ impl Server {
                 addr: admin_addr,
                 source,
             })?;
+        let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
         Ok(Self {
             listeners,
             admin,
             app,
             config: config.clone(),
+            tls,
         })
     }
 
@@ -123,7 +132,11 @@ impl Server {
 
     /// Applies new configs to this server (SIGHUP in `main`).
     pub fn reloader(&self) -> Reloader {
-        Reloader::new(self.app.clone(), self.config.clone())
+        let certificates = self
+            .tls
+            .as_ref()
+            .map(|(_, certificates)| certificates.clone());
+        Reloader::new(self.app.clone(), self.config.clone(), certificates)
     }
 
     /// The proxy listener's address.
@@ -142,7 +155,10 @@ impl Server {
         let serving: Vec<_> = self
             .listeners
             .into_iter()
-            .map(|listener| tokio::spawn(serve(self.app.clone(), listener, stopped.clone())))
+            .map(|listener| {
+                let acceptor = self.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
+                tokio::spawn(serve(self.app.clone(), listener, acceptor, stopped.clone()))
+            })
             .collect();
         shutdown.await;
         self.app.start_draining();
@@ -168,6 +184,7 @@ impl Server {
         let mut threads = Vec::new();
         for (i, listener) in listeners.enumerate() {
             let (app, stopped) = (self.app.clone(), stopped.clone());
+            let acceptor = self.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
             let listener = match listener.into_std() {
                 Ok(listener) => listener,
                 Err(e) => {
@@ -184,7 +201,7 @@ impl Server {
                     match runtime {
                         Ok(runtime) => runtime.block_on(async move {
                             match TcpListener::from_std(listener) {
-                                Ok(listener) => serve(app, listener, stopped).await,
+                                Ok(listener) => serve(app, listener, acceptor, stopped).await,
                                 Err(e) => tracing::error!(error = %e, "cannot serve a listener"),
                             }
                         }),
@@ -196,7 +213,8 @@ impl Server {
                 Err(e) => tracing::error!(error = %e, "cannot start a worker thread"),
             }
         }
-        let own = tokio::spawn(serve(self.app.clone(), first, stopped));
+        let acceptor = self.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
+        let own = tokio::spawn(serve(self.app.clone(), first, acceptor, stopped));
         shutdown.await;
         self.app.start_draining();
         let _ = stop.send(true);
@@ -208,6 +226,37 @@ impl Server {
         })
         .await;
         let _ = stop_admin.send(true);
+    }
+}
+
+/// Serves one connection until it ends, or until the drain asks it to.
+async fn drive<Io, S>(
+    mut builder: http1::Builder,
+    io: Io,
+    service: PerConnection<S>,
+    mut draining: watch::Receiver<()>,
+) where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: ConnectionService,
+{
+    // Each connection's header-read timeout on its own shared timer.
+    let connection = builder
+        .timer(HeadTimer::default())
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        biased;
+        ended = connection.as_mut() => ended,
+        // Idle keep-alive connections close now, busy ones after
+        // their current response.
+        _ = draining.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 
@@ -254,7 +303,12 @@ fn begin(app: &Arc<App>, admin: TcpListener) -> watch::Sender<bool> {
     stop_admin
 }
 
-async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     // HTTP/1.1 only (with upgrades): what mini-program traffic reaches a
     // sidecar as. hyper-util's auto builder, which also sniffed for h2c,
     // cost every request a rewind buffer and a version check.
@@ -283,32 +337,20 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = stack::PerConnection::new(stack::connection(
-            &app,
-            Peer::new(peer, local, app.trusted_proxies()),
-            &worker,
-        ));
-        // Each connection's header-read timeout on its own shared timer.
-        let connection = builder
-            .clone()
-            .timer(HeadTimer::default())
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let mut draining = draining.clone();
+        let peer = Peer::new(peer, local, app.trusted_proxies());
+        let draining = draining.clone();
+        let Some(acceptor) = &tls else {
+            let service = PerConnection::new(stack::connection(&app, peer, &worker));
+            tokio::spawn(drive(builder.clone(), stream, service, draining));
+            continue;
+        };
+        let service = PerConnection::new(stack::connection(&app, peer.over_tls(), &worker));
+        let (acceptor, builder) = (acceptor.clone(), builder.clone());
         tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                biased;
-                ended = connection.as_mut() => ended,
-                // Idle keep-alive connections close now, busy ones after
-                // their current response.
-                _ = draining.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "connection ended with an error");
+            match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => drive(builder, stream, service, draining).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }

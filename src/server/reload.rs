@@ -5,6 +5,7 @@
 //! `session.forward_session_header`, `[[rules]]`, `[assertion]`'s keys
 //! (re-read from `key_files`) and claims, each upstream's `timeout`,
 //! `public` routes and `audience`, `server.drain_timeout`, `log.level`,
+//! the listener's certificate and key (re-read from their files),
 //! and the secrets — the apps'
 //! AppSecrets, the admin and binding tokens — re-read from their files
 //! (`*_file`) or the environment, swapped in place. Anything else
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::app::App;
 use crate::config::{Config, WechatConfig};
+use crate::server::tls::Certificates;
 
 #[derive(Debug, thiserror::Error)]
 /// Why a reload was refused (the running config keeps serving).
@@ -47,13 +49,20 @@ pub enum ReloadError {
 pub struct Reloader {
     app: Arc<App>,
     running: Mutex<Config>,
+    /// The listener's certificate, with `server.tls_cert_file`.
+    certificates: Option<Arc<Certificates>>,
 }
 
 impl Reloader {
-    pub(crate) fn new(app: Arc<App>, running: Config) -> Self {
+    pub(crate) fn new(
+        app: Arc<App>,
+        running: Config,
+        certificates: Option<Arc<Certificates>>,
+    ) -> Self {
         Self {
             app,
             running: Mutex::new(running),
+            certificates,
         }
     }
 
@@ -102,6 +111,10 @@ impl Reloader {
         }
         let mut running = self.running();
         self.app.reload(&new);
+        // Re-read from its files by the load: new handshakes get it.
+        if let (Some(certificates), Some(tls)) = (&self.certificates, &new.server.tls) {
+            certificates.swap(tls);
+        }
         *running = new;
         // A secret may have been re-read: ask WeChat again.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -129,6 +142,11 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fixed.session.header = old.session.header.clone();
     fixed.session.forward_session_header = old.session.forward_session_header;
     fixed.server.drain_timeout = old.server.drain_timeout;
+    // The certificate and key (re-read from their files, or other files);
+    // whether the listener speaks TLS at all is fixed.
+    if let (Some(new), Some(old)) = (&mut fixed.server.tls, &old.server.tls) {
+        *new = old.clone();
+    }
     fixed.log.level = old.log.level.clone();
     fixed.warnings = old.warnings.clone();
     fixed.rules = old.rules.clone();
@@ -159,9 +177,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
             new.audience = old.audience.clone();
         }
     }
-    let checks: [(&'static str, bool); 14] = [
+    let checks: [(&'static str, bool); 15] = [
         ("server.listen", fixed.server.listen != old.server.listen),
         ("server.threads", fixed.server.threads != old.server.threads),
+        ("server.tls_cert_file", fixed.server.tls != old.server.tls),
         ("server", fixed.server != old.server),
         ("login", fixed.login != old.login),
         ("upstreams", fixed.upstreams.len() != old.upstreams.len()),

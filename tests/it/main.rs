@@ -47,5 +47,6 @@ mod readiness;
 mod rules;
 mod session_key;
 mod sessions;
+mod tls;
 mod upstreams;
 mod web_login;

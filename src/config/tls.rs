@@ -1,0 +1,116 @@
+//! `server.tls_cert_file` / `server.tls_key_file`: the certificate (a PEM
+//! chain, leaf first) and private key (PKCS#8, PKCS#1 RSA or SEC1 EC) wxgate
+//! answers TLS handshakes with. Both files are read and checked when the
+//! config loads — at start (`check-config` too) and on every SIGHUP — so a
+//! missing file, an unreadable one or a key that does not match the
+//! certificate is a clear error, and a reload with one is refused whole
+//! while the running certificate keeps serving (cert-manager renews a
+//! mounted Secret in place; SIGHUP swaps it for new handshakes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+
+use super::ConfigError;
+
+const CERT: &str = "server.tls_cert_file";
+const KEY: &str = "server.tls_key_file";
+
+/// The listener's TLS identity, as loaded from its files.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// `server.tls_cert_file`.
+    pub cert_file: PathBuf,
+    /// `server.tls_key_file`.
+    pub key_file: PathBuf,
+    /// The chain and its signing key, for rustls.
+    pub identity: Arc<CertifiedKey>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ServerTls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for ServerTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.cert_file == other.cert_file
+            && self.key_file == other.key_file
+            && self.identity.cert == other.identity.cert
+    }
+}
+
+impl ServerTls {
+    /// `None` when neither key is set; both or neither.
+    pub(super) fn from_raw(
+        cert: Option<String>,
+        key: Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let (cert_file, key_file) = match (cert, key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (PathBuf::from(cert), PathBuf::from(key)),
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(KEY, "is required with tls_cert_file"));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(CERT, "is required with tls_key_file"));
+            }
+        };
+        let chain = read_chain(&cert_file)?;
+        let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+            ConfigError::invalid(
+                KEY,
+                format!(
+                    "cannot read a PEM private key from {}: {e}",
+                    key_file.display()
+                ),
+            )
+        })?;
+        let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| {
+            ConfigError::invalid(KEY, "is not an RSA, ECDSA (P-256, P-384) or Ed25519 key")
+        })?;
+        let identity = CertifiedKey::new(chain, signer);
+        identity.keys_match().map_err(|_| {
+            ConfigError::invalid(
+                KEY,
+                format!(
+                    "does not match the certificate in {} (the first certificate must be the one the key signs for)",
+                    cert_file.display()
+                ),
+            )
+        })?;
+        Ok(Some(Self {
+            cert_file,
+            key_file,
+            identity: Arc::new(identity),
+        }))
+    }
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let unreadable = |e: rustls::pki_types::pem::Error| {
+        ConfigError::invalid(
+            CERT,
+            format!("cannot read PEM certificates from {}: {e}", path.display()),
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(unreadable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
+    if chain.is_empty() {
+        return Err(ConfigError::invalid(
+            CERT,
+            format!("{} holds no CERTIFICATE block", path.display()),
+        ));
+    }
+    Ok(chain)
+}
