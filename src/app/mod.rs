@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::Either;
 use ipnet::IpNet;
 
@@ -70,6 +70,8 @@ pub struct App {
     body_idle_timeout: Duration,
     /// Per worker thread (`stack::Worker`).
     max_in_flight: usize,
+    /// `server.h2c`.
+    h2c: bool,
     /// Made at start when `[assertion]` is on: it signs while
     /// `assertion.key_files` names no key.
     assertion_key: Option<AssertionKey>,
@@ -119,6 +121,7 @@ impl App {
             untrusted_forwarded,
             body_idle_timeout: config.server.body_idle_timeout,
             max_in_flight: config.server.max_in_flight,
+            h2c: config.server.h2c,
             assertion_key,
         })
     }
@@ -150,6 +153,11 @@ impl App {
     /// `server.trusted_proxies`, for each connection's [`Peer`].
     pub(crate) fn trusted_proxies(&self) -> &Arc<[IpNet]> {
         &self.shared.trusted_proxies
+    }
+
+    /// Whether a cleartext connection may speak HTTP/2 (`server.h2c`).
+    pub(crate) fn h2c(&self) -> bool {
+        self.h2c
     }
 
     pub(crate) fn max_in_flight(&self) -> usize {
@@ -239,6 +247,13 @@ impl App {
         mut request: Request<RequestBody>,
     ) -> Result<Response<Body>, HttpError> {
         let live = cx.live;
+        // CONNECT asks for a tunnel, not a resource (RFC 9110 §9.3.6; HTTP/2:
+        // RFC 9113 §8.5, and extended CONNECT is not offered): none is opened.
+        if request.method() == Method::CONNECT {
+            return Err(HttpError::MethodNotAllowed {
+                allow: "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
+            });
+        }
         // Forward-auth is told by its raw path: Envoy's original path after
         // the route is made canonical on its own.
         if live.routes.forward_auth(request.uri().path()).is_some() {

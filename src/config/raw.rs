@@ -78,6 +78,7 @@ pub(super) struct RawServer {
     pub trusted_proxies: Option<Vec<String>>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
+    pub h2c: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

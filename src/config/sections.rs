@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// `tls_cert_file` and `tls_key_file`, loaded: the listener speaks TLS.
     pub tls: Option<ServerTls>,
+    /// A cleartext connection may speak HTTP/2 with prior knowledge.
+    pub h2c: bool,
 }
 
 impl ServerConfig {
@@ -69,6 +71,7 @@ impl ServerConfig {
             body_idle_timeout,
             trusted_proxies,
             tls,
+            h2c: raw.h2c.unwrap_or(false),
         })
     }
 }

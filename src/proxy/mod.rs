@@ -245,19 +245,26 @@ impl Upstream {
         *request.version_mut() = Version::HTTP_11;
         // Entries, not contains-then-insert: each header is hashed once.
         let headers = request.headers_mut();
-        let host = match headers.entry(header::HOST) {
-            Entry::Occupied(host) => Some(host.get().clone()),
-            Entry::Vacant(vacant) => {
-                // No Host (HTTP/1.0 allows that): the authority of an
-                // absolute-form target (`GET http://host/path`), else the upstream's.
-                let authority = original
-                    .authority
-                    .as_ref()
-                    .unwrap_or(&self.config.authority);
+        let host = match (original.authority, headers.entry(header::HOST)) {
+            // The target's authority is the one that counts, over a Host
+            // header: HTTP/2's `:authority` (RFC 9113 §8.3.1), an absolute-form
+            // HTTP/1.1 target (RFC 9112 §3.2.2). Read once, sent as Host.
+            (Some(authority), entry) => {
                 HeaderValue::from_str(authority.as_str())
                     .ok()
-                    .map(|host| vacant.insert(host).clone())
+                    .map(|host| match entry {
+                        Entry::Occupied(mut occupied) => {
+                            occupied.insert(host.clone());
+                            host
+                        }
+                        Entry::Vacant(vacant) => vacant.insert(host).clone(),
+                    })
             }
+            (None, Entry::Occupied(host)) => Some(host.get().clone()),
+            // No Host (HTTP/1.0 allows that): the upstream's.
+            (None, Entry::Vacant(vacant)) => HeaderValue::from_str(self.config.authority.as_str())
+                .ok()
+                .map(|host| vacant.insert(host).clone()),
         };
 
         forwarded::set(headers, peer, host);

@@ -22,14 +22,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 pub mod admin;
 pub mod check_policy;
+mod connection;
 mod demo;
 pub mod memory_limit;
 pub mod reload;
@@ -38,8 +37,8 @@ pub mod tls;
 use crate::app::App;
 use crate::config::{Config, WechatMode};
 use crate::proxy::Peer;
-use crate::stack::{self, ConnectionService, PerConnection, Worker};
-use crate::wire::connection_timer::HeadTimer;
+use crate::stack::{self, PerConnection, Worker};
+use connection::Protocols;
 use reload::Reloader;
 
 #[derive(Debug, thiserror::Error)]
@@ -229,37 +228,6 @@ impl Server {
     }
 }
 
-/// Serves one connection until it ends, or until the drain asks it to.
-async fn drive<Io, S>(
-    mut builder: http1::Builder,
-    io: Io,
-    service: PerConnection<S>,
-    mut draining: watch::Receiver<()>,
-) where
-    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: ConnectionService,
-{
-    // Each connection's header-read timeout on its own shared timer.
-    let connection = builder
-        .timer(HeadTimer::default())
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    let mut connection = std::pin::pin!(connection);
-    let ended = tokio::select! {
-        biased;
-        ended = connection.as_mut() => ended,
-        // Idle keep-alive connections close now, busy ones after
-        // their current response.
-        _ = draining.changed() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = ended {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
 /// Binds `addr` without `SO_REUSEPORT` and lets it go: that fails when
 /// anyone listens there, with or without `SO_REUSEPORT`. Returns the address
 /// with the port the kernel picked (for port 0), for the real listeners.
@@ -309,11 +277,7 @@ async fn serve(
     tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // HTTP/1.1 only (with upgrades): what mini-program traffic reaches a
-    // sidecar as. hyper-util's auto builder, which also sniffed for h2c,
-    // cost every request a rewind buffer and a version check.
-    let mut builder = http1::Builder::new();
-    builder.header_read_timeout(Duration::from_secs(30));
+    let protocols = Protocols::new(app.h2c());
     let worker = Worker::new(app.max_in_flight());
     // Each connection task holds a receiver: `drain.send` asks them to
     // finish, and `drain.closed()` resolves once the last one has ended.
@@ -341,14 +305,14 @@ async fn serve(
         let draining = draining.clone();
         let Some(acceptor) = &tls else {
             let service = PerConnection::new(stack::connection(&app, peer, &worker));
-            tokio::spawn(drive(builder.clone(), stream, service, draining));
+            tokio::spawn(protocols.clone().plain(stream, service, draining));
             continue;
         };
         let service = PerConnection::new(stack::connection(&app, peer.over_tls(), &worker));
-        let (acceptor, builder) = (acceptor.clone(), builder.clone());
+        let (acceptor, protocols) = (acceptor.clone(), protocols.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => drive(builder, stream, service, draining).await,
+                Ok(Ok(stream)) => protocols.negotiated(stream, service, draining).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }

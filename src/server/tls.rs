@@ -1,5 +1,5 @@
 //! Inbound TLS (`server.tls_cert_file` / `tls_key_file`) with rustls: TLS
-//! 1.2 and 1.3 only, ALPN `http/1.1`. The certificate is looked up per
+//! 1.2 and 1.3 only, ALPN `h2` and `http/1.1` (`connection` serves each). The certificate is looked up per
 //! handshake from one swappable slot ([`Certificates`]), so a reload
 //! (SIGHUP after cert-manager renewed the Secret) serves the new one to
 //! new handshakes while open connections carry on with theirs.
@@ -43,6 +43,7 @@ pub(super) fn acceptor(tls: &ServerTls) -> Result<(TlsAcceptor, Arc<Certificates
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(certificates.clone());
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 preferred, as every client that offers it expects.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((TlsAcceptor::from(Arc::new(config)), certificates))
 }

@@ -36,6 +36,7 @@ mod defence;
 mod docs;
 mod forward_auth;
 mod hardening;
+mod http2;
 mod identity;
 mod jssdk;
 mod login;
