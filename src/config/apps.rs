@@ -23,6 +23,7 @@ use http::uri::Uri;
 use super::ConfigError;
 use super::raw::RawWechat;
 use super::secret_source;
+use super::tls::CaFile;
 use crate::config::secret::Secret;
 
 /// Environment variable that overrides `wechat.secret`, so the secret can
@@ -77,6 +78,8 @@ pub struct WechatConfig {
     pub secret: Secret,
     /// Base URL of WeChat's API, without a trailing slash.
     pub api_base: String,
+    /// `ca_file`: a private relay's CA, trusted beside the built-in roots.
+    pub ca_file: Option<CaFile>,
     pub timeout: Duration,
     pub mode: WechatMode,
     pub mock_allow_non_loopback: bool,
@@ -123,6 +126,7 @@ struct Keys {
     secret: &'static str,
     secret_file: &'static str,
     api_base: &'static str,
+    ca_file: &'static str,
     timeout: &'static str,
     mode: &'static str,
     max_in_flight: &'static str,
@@ -136,6 +140,7 @@ const WECHAT: Keys = Keys {
     secret: "wechat.secret",
     secret_file: "wechat.secret_file",
     api_base: "wechat.api_base",
+    ca_file: "wechat.ca_file",
     timeout: "wechat.timeout",
     mode: "wechat.mode",
     max_in_flight: "wechat.max_in_flight",
@@ -149,6 +154,7 @@ const APPS: Keys = Keys {
     secret: "apps.secret_env",
     secret_file: "apps.secret_file",
     api_base: "apps.api_base",
+    ca_file: "apps.ca_file",
     timeout: "apps.timeout",
     mode: "apps.mode",
     max_in_flight: "apps.max_in_flight",
@@ -275,6 +281,7 @@ impl WechatConfig {
                 format!("`{api_base}` must be an http:// or https:// URL"),
             ));
         }
+        let ca_file = CaFile::load(keys.ca_file, raw.ca_file.clone())?;
         let max_in_flight = raw.max_in_flight.unwrap_or(64);
         if max_in_flight == 0 {
             return Err(invalid(keys.max_in_flight, "must be at least 1".to_owned()));
@@ -285,6 +292,7 @@ impl WechatConfig {
             appid,
             secret,
             api_base: api_base.trim_end_matches('/').to_owned(),
+            ca_file,
             timeout,
             mode,
             mock_allow_non_loopback: raw.mock_allow_non_loopback.unwrap_or(false),

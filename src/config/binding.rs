@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::raw::RawBinding;
+use super::tls::CaFile;
 use super::{ConfigError, timeout};
 use crate::config::secret::Secret;
 
@@ -24,6 +25,8 @@ pub struct BindingConfig {
     /// its 404 a 403.
     pub required: bool,
     pub token: Option<Secret>,
+    /// `ca_file`: the endpoint's private CA, trusted beside the built-in roots.
+    pub ca_file: Option<CaFile>,
 }
 
 impl BindingConfig {
@@ -61,6 +64,7 @@ impl BindingConfig {
             timeout: timeout("binding.timeout", raw.timeout, "2s")?,
             required: raw.required.unwrap_or(false),
             token: token.filter(|t| !t.is_empty()).map(Secret::new),
+            ca_file: CaFile::load("binding.ca_file", raw.ca_file)?,
         }))
     }
 }

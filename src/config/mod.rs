@@ -21,6 +21,7 @@ mod secret_source;
 mod sections;
 mod store;
 mod tls;
+mod upstream_tls;
 mod upstreams;
 mod web;
 
@@ -37,7 +38,8 @@ pub use sections::{
     LoginConfig, ServerConfig, SessionConfig,
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
-pub use tls::ServerTls;
+pub use tls::{CaFile, ServerTls, trusting};
+pub use upstream_tls::UpstreamTls;
 pub use upstreams::{ReadyCheck, UpstreamConfig};
 pub use web::WebConfig;
 

@@ -92,6 +92,10 @@ pub(super) struct RawUpstream {
     pub upgrades: Option<Vec<String>>,
     pub ready_check: Option<String>,
     pub audience: Option<String>,
+    pub ca_file: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +106,7 @@ pub(super) struct RawWechat {
     pub secret_env: Option<String>,
     pub secret_file: Option<String>,
     pub api_base: Option<String>,
+    pub ca_file: Option<String>,
     pub timeout: Option<String>,
     pub mode: Option<String>,
     pub mock_allow_non_loopback: Option<bool>,
@@ -217,4 +222,5 @@ pub(super) struct RawBinding {
     pub token_file: Option<String>,
     pub timeout: Option<String>,
     pub required: Option<bool>,
+    pub ca_file: Option<String>,
 }

@@ -102,6 +102,9 @@ fn upstream_dial_address() {
         ("http://app:8081/base/", "app:8081"),
         ("http://[::1]:3000", "[::1]:3000"),
         ("http://[::1]", "[::1]:80"),
+        // https: 443 unless named (the system's roots verify it).
+        ("https://app", "app:443"),
+        ("https://app:8443", "app:8443"),
     ] {
         let text = MINIMAL.replace("http://127.0.0.1:3000", url);
         let c = Config::parse(&text, &no_env).unwrap();
@@ -239,7 +242,8 @@ fn invalid_values_name_their_key() {
     }
     let upstream = [
         "ftp://127.0.0.1:3000",
-        "https://127.0.0.1:3000",
+        "ws://127.0.0.1:3000",
+        "https://127.0.0.1:3000/?a=1",
         "http://127.0.0.1:3000/?a=1",
         "not a url",
         // The URL's path must be canonical: it is the space the backend is confined to.
@@ -603,7 +607,11 @@ fn bad_upstreams_name_their_key() {
             "upstreams.prefix",
         ),
         ("prefix = \"/\"\nurl = \"http://a\"", "upstreams.prefix"),
-        ("prefix = \"/a\"\nurl = \"https://a\"", "upstreams.url"),
+        ("prefix = \"/a\"\nurl = \"ftp://a\"", "upstreams.url"),
+        (
+            "prefix = \"/a\"\nurl = \"http://a\"\ntls_server_name = \"a\"",
+            "upstreams.tls_server_name",
+        ),
         (
             "prefix = \"/a\"\nurl = \"http://a\"\ntimeout = \"0s\"",
             "upstreams.timeout",

@@ -64,16 +64,8 @@ impl ServerTls {
                 return Err(ConfigError::invalid(CERT, "is required with tls_key_file"));
             }
         };
-        let chain = read_chain(&cert_file)?;
-        let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
-            ConfigError::invalid(
-                KEY,
-                format!(
-                    "cannot read a PEM private key from {}: {e}",
-                    key_file.display()
-                ),
-            )
-        })?;
+        let chain = read_chain(CERT, &cert_file)?;
+        let key = read_key(KEY, &key_file)?;
         let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| {
             ConfigError::invalid(KEY, "is not an RSA, ECDSA (P-256, P-384) or Ed25519 key")
         })?;
@@ -95,10 +87,14 @@ impl ServerTls {
     }
 }
 
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+/// The PEM certificates in `path` (`key` names the setting in errors).
+pub(super) fn read_chain(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let unreadable = |e: rustls::pki_types::pem::Error| {
         ConfigError::invalid(
-            CERT,
+            key,
             format!("cannot read PEM certificates from {}: {e}", path.display()),
         )
     };
@@ -108,9 +104,61 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> 
         .map_err(unreadable)?;
     if chain.is_empty() {
         return Err(ConfigError::invalid(
-            CERT,
+            key,
             format!("{} holds no CERTIFICATE block", path.display()),
         ));
     }
     Ok(chain)
+}
+
+/// The PEM private key in `path` (never printed).
+pub(super) fn read_key(
+    key: &'static str,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        ConfigError::invalid(
+            key,
+            format!("cannot read a PEM private key from {}: {e}", path.display()),
+        )
+    })
+}
+
+/// `ca_file` of a private relay (`wechat.api_base`) or binding endpoint:
+/// CA certificates trusted beside the built-in roots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaFile {
+    /// The file, as configured.
+    pub path: PathBuf,
+    /// Its certificates, DER.
+    pub certificates: Vec<CertificateDer<'static>>,
+}
+
+impl CaFile {
+    pub(super) fn load(
+        key: &'static str,
+        path: Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(path) = path.map(PathBuf::from) else {
+            return Ok(None);
+        };
+        let certificates = read_chain(key, &path)?;
+        Ok(Some(Self { path, certificates }))
+    }
+}
+
+/// `builder`, trusting `ca_file`'s certificates too.
+pub fn trusting(
+    builder: reqwest::ClientBuilder,
+    ca_file: Option<&CaFile>,
+) -> Result<reqwest::ClientBuilder, reqwest::Error> {
+    let Some(ca_file) = ca_file else {
+        return Ok(builder);
+    };
+    ca_file
+        .certificates
+        .iter()
+        .try_fold(builder, |builder, der| {
+            Ok(builder.add_root_certificate(reqwest::Certificate::from_der(der)?))
+        })
 }

@@ -20,6 +20,7 @@ use http::uri::{Authority, Scheme, Uri};
 use super::ConfigError;
 use super::raw::RawUpstream;
 use super::routes::{PublicRoute, path, public_route};
+use super::upstream_tls::{RawTls, TlsKeys, UpstreamTls};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
@@ -29,8 +30,10 @@ pub struct UpstreamConfig {
     pub strip_prefix: bool,
     /// Public routes of this upstream only (client paths, under `prefix`).
     pub public: Vec<PublicRoute>,
-    /// Always plain HTTP (checked at load).
+    /// The URL's host and port.
     pub authority: Authority,
+    /// `https://`: what its connections are made with.
+    pub tls: Option<UpstreamTls>,
     /// Prepended to every forwarded path; empty or starting with `/`, never ending with one.
     pub path_prefix: String,
     /// Time allowed for the upstream to answer with a status line and headers.
@@ -65,6 +68,7 @@ struct Keys {
     public: &'static str,
     ready_check: &'static str,
     audience: &'static str,
+    tls: TlsKeys,
 }
 
 const UPSTREAM: Keys = Keys {
@@ -75,6 +79,13 @@ const UPSTREAM: Keys = Keys {
     public: "upstream.public",
     ready_check: "upstream.ready_check",
     audience: "upstream.audience",
+    tls: TlsKeys {
+        url: "upstream.url",
+        ca_file: "upstream.ca_file",
+        server_name: "upstream.tls_server_name",
+        client_cert: "upstream.client_cert_file",
+        client_key: "upstream.client_key_file",
+    },
 };
 
 const UPSTREAMS: Keys = Keys {
@@ -85,6 +96,13 @@ const UPSTREAMS: Keys = Keys {
     public: "upstreams.public",
     ready_check: "upstreams.ready_check",
     audience: "upstreams.audience",
+    tls: TlsKeys {
+        url: "upstreams.url",
+        ca_file: "upstreams.ca_file",
+        server_name: "upstreams.tls_server_name",
+        client_cert: "upstreams.client_cert_file",
+        client_key: "upstreams.client_key_file",
+    },
 };
 
 /// Every upstream of the config, `[upstream]` first; at least one.
@@ -132,12 +150,11 @@ impl UpstreamConfig {
         let uri: Uri = text
             .parse()
             .map_err(|e| invalid(keys.url, format!("`{text}` is not a URL: {e}")))?;
-        if uri.scheme() != Some(&Scheme::HTTP) {
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        if !https && uri.scheme() != Some(&Scheme::HTTP) {
             return Err(invalid(
                 keys.url,
-                format!(
-                    "`{text}` must start with http:// (wxgate talks plain HTTP to its backend)"
-                ),
+                format!("`{text}` must start with http:// or https://"),
             ));
         }
         let authority = uri
@@ -153,6 +170,21 @@ impl UpstreamConfig {
                 format!("`{text}` has no valid port: a port is 1 to 65535"),
             ));
         }
+        let tls = UpstreamTls::from_raw(
+            RawTls {
+                ca_file: raw.ca_file,
+                server_name: raw.tls_server_name,
+                client_cert_file: raw.client_cert_file,
+                client_key_file: raw.client_key_file,
+            },
+            &keys.tls,
+            https,
+            authority.host(),
+        )
+        .map_err(|e| match e {
+            ConfigError::Invalid { key, message } => invalid(key, message),
+            other => other,
+        })?;
         let path_prefix = uri.path().trim_end_matches('/').to_owned();
         if !path_prefix.is_empty() {
             super::routes::canonical(keys.url, &path_prefix)
@@ -239,6 +271,7 @@ impl UpstreamConfig {
             strip_prefix,
             public,
             authority,
+            tls,
             path_prefix,
             timeout,
             upgrades,
@@ -250,11 +283,15 @@ impl UpstreamConfig {
         self.socket_addr().is_some_and(|a| a.ip().is_loopback())
     }
 
-    /// `host:port` to connect to (port 80 when the URL names none); an IPv6
-    /// host keeps its brackets, as `Authority::host` gives it.
+    /// `host:port` to connect to (port 80, or 443 for https, when the URL
+    /// names none); an IPv6 host keeps its brackets, as `Authority::host` gives it.
     pub fn address(&self) -> String {
-        let port = self.authority.port_u16().unwrap_or(80);
-        format!("{}:{port}", self.authority.host())
+        format!("{}:{}", self.authority.host(), self.port())
+    }
+
+    fn port(&self) -> u16 {
+        let default = if self.tls.is_some() { 443 } else { 80 };
+        self.authority.port_u16().unwrap_or(default)
     }
 
     /// The upstream as a socket address, when its host is an IP literal.
@@ -265,7 +302,7 @@ impl UpstreamConfig {
             .trim_start_matches('[')
             .trim_end_matches(']');
         let ip: IpAddr = host.parse().ok()?;
-        Some(SocketAddr::new(ip, self.authority.port_u16().unwrap_or(80)))
+        Some(SocketAddr::new(ip, self.port()))
     }
 }
 

@@ -67,13 +67,16 @@ impl Binding {
     /// A client with `config`'s URL, timeout and token.
     pub fn new(config: &BindingConfig, metrics: BindingMetrics) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(config.timeout)
-                .connect_timeout(config.timeout)
-                // A 3xx is a binding failure: following it would send the
-                // user's identity wherever the answer points.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            http: crate::config::trusting(
+                reqwest::Client::builder()
+                    .timeout(config.timeout)
+                    .connect_timeout(config.timeout)
+                    // A 3xx is a binding failure: following it would send the
+                    // user's identity wherever the answer points.
+                    .redirect(reqwest::redirect::Policy::none()),
+                config.ca_file.as_ref(),
+            )?
+            .build()?,
             config: config.clone(),
             token: arc_swap::ArcSwap::from_pointee(config.token.clone()),
             inflight: SingleFlight::new(),

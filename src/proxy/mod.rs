@@ -131,7 +131,11 @@ impl Upstream {
         Self {
             config: config.clone(),
             // The connect timeout is fixed at start-up (not reloadable).
-            pool: Pool::new(config.address(), config.timeout),
+            pool: Pool::new(
+                config.address(),
+                config.timeout,
+                config.tls.as_ref().map(pool::Tls::new),
+            ),
         }
     }
 
@@ -144,6 +148,7 @@ impl Upstream {
                     &self.config.address(),
                     self.config.authority.as_str(),
                     check,
+                    self.pool.tls(),
                 )
                 .await
             }

@@ -33,7 +33,11 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::UpstreamTls;
 
 use crate::wire::body_end::{AtEnd, BodyEnd, Watched};
 use crate::wire::body_idle::BodyError;
@@ -53,6 +57,22 @@ struct Idle {
 thread_local! {
     /// This thread's idle connections, per upstream (by `Pool::id`).
     static IDLE: RefCell<Vec<(u64, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// HTTP/1.1 on `io`, driven by a task of its own.
+async fn handshake<Io>(io: Io) -> Result<SendRequest<BodyEnd>, SendError>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| SendError::Connect(describe(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 /// Why a request did not reach the upstream or got no answer.
@@ -89,10 +109,37 @@ pub(super) struct Pool {
     /// `host:port`, resolved at each new connection.
     address: String,
     connect_timeout: Duration,
+    /// An `https://` upstream: connections are TLS (`UpstreamTls`).
+    tls: Option<Tls>,
+}
+
+/// How an `https://` upstream's connections are opened.
+pub(super) struct Tls {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl Tls {
+    pub(super) fn new(tls: &UpstreamTls) -> Self {
+        Self {
+            connector: TlsConnector::from(tls.client.clone()),
+            server_name: tls.server_name.clone(),
+        }
+    }
+
+    /// `stream`, with the TLS handshake done.
+    pub(super) async fn connect(
+        &self,
+        stream: TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        self.connector
+            .connect(self.server_name.clone(), stream)
+            .await
+    }
 }
 
 impl Pool {
-    pub(super) fn new(address: String, connect_timeout: Duration) -> Self {
+    pub(super) fn new(address: String, connect_timeout: Duration, tls: Option<Tls>) -> Self {
         // Idle stacks are per thread and keyed by pool: the id tells apart
         // the upstreams of the several apps a test process runs.
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -100,7 +147,13 @@ impl Pool {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             address,
             connect_timeout,
+            tls,
         }
+    }
+
+    /// How its connections do TLS, for an `https://` upstream.
+    pub(super) fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
     }
 
     /// Sends `request` on a pooled connection, or a new one.
@@ -142,20 +195,25 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<SendRequest<BodyEnd>, SendError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+        // The connect timeout bounds the TLS handshake too.
+        let opened = async {
+            let stream = TcpStream::connect(&self.address)
+                .await
+                .map_err(|e| SendError::Connect(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            match &self.tls {
+                None => handshake(stream).await,
+                Some(tls) => {
+                    let stream = tls.connect(stream).await.map_err(|e| {
+                        SendError::Connect(format!("TLS with the upstream failed: {e}"))
+                    })?;
+                    handshake(stream).await
+                }
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, opened)
             .await
             .map_err(|_| SendError::ConnectTimeout(self.connect_timeout))?
-            .map_err(|e| SendError::Connect(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::Connect(describe(&e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
     }
 
     fn returning(

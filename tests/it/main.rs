@@ -21,6 +21,7 @@ mod redis {
 mod nginx {
     mod example;
     mod paths;
+    mod upstream_tls;
 }
 
 /// Needs `prometheus` and `promtool`.

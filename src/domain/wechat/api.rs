@@ -38,10 +38,13 @@ impl ApiClient {
         config: &WechatConfig,
         metrics: WechatMetrics,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()?;
+        let http = crate::config::trusting(
+            reqwest::Client::builder()
+                .timeout(config.timeout)
+                .connect_timeout(config.timeout),
+            config.ca_file.as_ref(),
+        )?
+        .build()?;
         Ok(Self {
             http,
             slots: Semaphore::new(config.max_in_flight),
