@@ -2,13 +2,14 @@
 //! chain, leaf first) and private key (PKCS#8, PKCS#1 RSA or SEC1 EC) wxgate
 //! answers TLS handshakes with. Both files are read and checked when the
 //! config loads — at start (`check-config` too) and on every SIGHUP — so a
-//! missing file, an unreadable one or a key that does not match the
-//! certificate is a clear error, and a reload with one is refused whole
+//! missing file, an unreadable one, a key that does not match the
+//! certificate or an expired certificate is a clear error, and a reload with one is refused whole
 //! while the running certificate keeps serving (cert-manager renews a
 //! mounted Secret in place; SIGHUP swaps it for new handshakes).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -69,6 +70,20 @@ impl ServerTls {
         let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| {
             ConfigError::invalid(KEY, "is not an RSA, ECDSA (P-256, P-384) or Ed25519 key")
         })?;
+        // An expired certificate fails every handshake: refused here, with its date.
+        let leaf = chain.first().map(|c| c.as_ref()).unwrap_or_default();
+        if let Some(end) = not_after(leaf)
+            && SystemTime::now() > UNIX_EPOCH + end
+        {
+            return Err(ConfigError::invalid(
+                CERT,
+                format!(
+                    "the certificate in {} expired on {} (UTC): renew it",
+                    cert_file.display(),
+                    utc_date(end)
+                ),
+            ));
+        }
         let identity = CertifiedKey::new(chain, signer);
         identity.keys_match().map_err(|_| {
             ConfigError::invalid(
@@ -161,4 +176,58 @@ pub fn trusting(
         .try_fold(builder, |builder, der| {
             Ok(builder.add_root_certificate(reqwest::Certificate::from_der(der)?))
         })
+}
+
+/// When a DER X.509 certificate stops being valid, since the epoch: its
+/// `notAfter` (RFC 5280 §4.1.2.5). `None` when it cannot be read (rustls
+/// then judges the certificate).
+fn not_after(certificate: &[u8]) -> Option<std::time::Duration> {
+    use der::asn1::{AnyRef, GeneralizedTime, UtcTime};
+    use der::{Decode, Reader, Tag, TagNumber};
+    AnyRef::from_der(certificate)
+        .ok()?
+        .sequence(|certificate| {
+            let tbs = AnyRef::decode(certificate)?;
+            skip_rest(certificate)?;
+            tbs.sequence(|tbs| {
+                let version = Tag::ContextSpecific {
+                    constructed: true,
+                    number: TagNumber::N0,
+                };
+                if tbs.peek_tag()? == version {
+                    AnyRef::decode(tbs)?;
+                }
+                // serialNumber, signature, issuer
+                for _ in 0..3 {
+                    AnyRef::decode(tbs)?;
+                }
+                let validity = AnyRef::decode(tbs)?;
+                skip_rest(tbs)?;
+                validity.sequence(|validity| {
+                    AnyRef::decode(validity)?; // notBefore
+                    let end = match validity.peek_tag()? {
+                        Tag::UtcTime => UtcTime::decode(validity)?.to_unix_duration(),
+                        _ => GeneralizedTime::decode(validity)?.to_unix_duration(),
+                    };
+                    Ok(end)
+                })
+            })
+        })
+        .ok()
+}
+
+fn skip_rest(reader: &mut der::SliceReader<'_>) -> der::Result<()> {
+    use der::{Decode, Reader};
+    while !reader.is_finished() {
+        der::asn1::AnyRef::decode(reader)?;
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD` of a time since the epoch (UTC).
+fn utc_date(since_epoch: std::time::Duration) -> String {
+    der::DateTime::from_unix_duration(since_epoch).map_or_else(
+        |_| format!("{}s after 1970", since_epoch.as_secs()),
+        |date| format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day()),
+    )
 }

@@ -190,9 +190,37 @@ async fn curl_reaches_the_backend_over_tls_and_a_sighup_renews_the_certificate()
     assert_eq!(anonymous(&mut last).await, 401);
 }
 
+/// `expired.pem` / `expired.key` in `dir`: valid 2020-01-01 to 2020-01-02,
+/// signed by `dir`'s CA (`openssl ca` sets the dates).
+fn expired(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    std::fs::create_dir_all(dir.join("issued")).unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = x\n[x]\ndir = .\ndatabase = index.txt\nnew_certs_dir = issued\n\
+         serial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    run(&[
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "expired.key", "-out", "expired.csr", "-subj", "/CN=localhost",
+    ]);
+    run(&[
+        "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
+        "-in", "expired.csr", "-out", "expired.pem",
+        "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
+    ]);
+}
+
 #[tokio::test]
 async fn check_config_names_each_tls_mistake() {
     let (one, two) = (certs("check-one"), certs("check-two"));
+    expired(&one);
     let wechat_free =
         "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wx1\"\nsecret = \"s\"\n";
     let file = |dir: &Path, name: &str| dir.join(name).display().to_string();
@@ -228,6 +256,15 @@ async fn check_config_names_each_tls_mistake() {
             ),
             "server.tls_cert_file",
             "no CERTIFICATE",
+        ),
+        (
+            format!(
+                "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+                file(&one, "expired.pem"),
+                file(&one, "expired.key")
+            ),
+            "server.tls_cert_file",
+            "expired on 2020-01-02",
         ),
     ] {
         let out = check_config(&format!("{wechat_free}[server]\n{server}\n"));
