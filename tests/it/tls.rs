@@ -194,7 +194,11 @@ async fn curl_reaches_the_backend_over_tls_and_a_sighup_renews_the_certificate()
 /// signed by `dir`'s CA (`openssl ca` sets the dates).
 fn expired(dir: &Path) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "openssl {args:?}: {out:?}");
     };
     std::fs::create_dir_all(dir.join("issued")).unwrap();
@@ -207,13 +211,36 @@ fn expired(dir: &Path) {
     )
     .unwrap();
     run(&[
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "expired.key", "-out", "expired.csr", "-subj", "/CN=localhost",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "expired.key",
+        "-out",
+        "expired.csr",
+        "-subj",
+        "/CN=localhost",
     ]);
     run(&[
-        "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
-        "-in", "expired.csr", "-out", "expired.pem",
-        "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
+        "ca",
+        "-batch",
+        "-config",
+        "ca.cnf",
+        "-cert",
+        "ca.pem",
+        "-keyfile",
+        "ca.key",
+        "-in",
+        "expired.csr",
+        "-out",
+        "expired.pem",
+        "-startdate",
+        "20200101000000Z",
+        "-enddate",
+        "20200102000000Z",
     ]);
 }
 
