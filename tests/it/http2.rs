@@ -8,28 +8,16 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::common::redis::test_ca;
+use crate::common::certs::certs;
 use crate::common::upstream::header_values;
 use crate::common::wechat::openid_of;
 use crate::common::{Gate, GateConfig, Upstream, WeChatDouble, raw};
-
-fn certs() -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("wxgate-h2-{}-{n}", std::process::id()));
-    test_ca(&dir);
-    dir
-}
 
 struct Tls {
     _wechat: WeChatDouble,
@@ -40,7 +28,7 @@ struct Tls {
 
 impl Tls {
     async fn start(extra: impl FnOnce(&mut GateConfig)) -> Self {
-        let dir = certs();
+        let dir = certs("h2");
         let wechat = WeChatDouble::start().await;
         let upstream = Upstream::start().await;
         let mut config = GateConfig::new(&wechat, &upstream);
@@ -94,24 +82,8 @@ impl Tls {
 
     /// A TLS connection speaking HTTP/2 (ALPN `h2`), from the test's own client.
     async fn h2(&self) -> hyper::client::conn::http2::SendRequest<TestBody> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(self.dir.join("ca.pem")).unwrap())
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let tcp = tokio::net::TcpStream::connect(self.gate.addr)
-            .await
-            .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
+        let tls =
+            crate::common::certs::connect(self.gate.addr.port(), &[&self.dir], &[b"h2"]).await;
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
         let (send, connection) = hyper::client::conn::http2::handshake(
             hyper_util::rt::TokioExecutor::new(),

@@ -1075,9 +1075,9 @@ async fn the_store_key_comes_from_its_file_and_a_sighup_refuses_a_new_one_on_red
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rediss_url_speaks_tls_to_redis_verified_against_the_trusted_roots() {
     let dir = temp_config("").with_extension("rediss.d");
-    crate::common::redis::test_ca(&dir);
+    crate::common::certs::test_ca(&dir);
     let other = dir.join("other");
-    crate::common::redis::test_ca(&other);
+    crate::common::certs::test_ca(&other);
     let redis = RedisServer::start_tls(&dir);
     let wechat = WeChatDouble::start().await;
     let upstream = Upstream::start().await;

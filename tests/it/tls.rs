@@ -5,24 +5,17 @@
 //! connection opened before keeps working, and mistakes are named by
 //! `check-config`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use http_body_util::{BodyExt, Empty};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::common::process::{Process, check_config};
-use crate::common::redis::test_ca;
+use crate::common::certs::{assert_accepted, assert_refused, certs, expired_certificate};
+use crate::common::process::Process;
 use crate::common::upstream::header_values;
 use crate::common::{GateConfig, Upstream, WeChatDouble};
-
-fn certs(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wxgate-tls-{}-{name}", std::process::id()));
-    test_ca(&dir);
-    dir
-}
 
 fn with_tls(config: &mut GateConfig, dir: &Path) -> String {
     config
@@ -64,25 +57,7 @@ async fn connect(
     hyper::client::conn::http1::SendRequest<Empty<bytes::Bytes>>,
     CertificateDer<'static>,
 ) {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in cas {
-        roots
-            .add(CertificateDer::from_pem_file(ca.join("ca.pem")).unwrap())
-            .unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = crate::common::certs::connect(port, cas, &[]).await;
     let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     let (send, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
@@ -190,64 +165,10 @@ async fn curl_reaches_the_backend_over_tls_and_a_sighup_renews_the_certificate()
     assert_eq!(anonymous(&mut last).await, 401);
 }
 
-/// `expired.pem` / `expired.key` in `dir`: valid 2020-01-01 to 2020-01-02,
-/// signed by `dir`'s CA (`openssl ca` sets the dates).
-fn expired(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    std::fs::create_dir_all(dir.join("issued")).unwrap();
-    std::fs::write(dir.join("index.txt"), "").unwrap();
-    std::fs::write(dir.join("serial"), "1000\n").unwrap();
-    std::fs::write(
-        dir.join("ca.cnf"),
-        "[ca]\ndefault_ca = x\n[x]\ndir = .\ndatabase = index.txt\nnew_certs_dir = issued\n\
-         serial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n",
-    )
-    .unwrap();
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "expired.key",
-        "-out",
-        "expired.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(&[
-        "ca",
-        "-batch",
-        "-config",
-        "ca.cnf",
-        "-cert",
-        "ca.pem",
-        "-keyfile",
-        "ca.key",
-        "-in",
-        "expired.csr",
-        "-out",
-        "expired.pem",
-        "-startdate",
-        "20200101000000Z",
-        "-enddate",
-        "20200102000000Z",
-    ]);
-}
-
 #[tokio::test]
 async fn check_config_names_each_tls_mistake() {
     let (one, two) = (certs("check-one"), certs("check-two"));
-    expired(&one);
+    expired_certificate(&one);
     let wechat_free =
         "[upstream]\nurl = \"http://127.0.0.1:1\"\n[wechat]\nappid = \"wx1\"\nsecret = \"s\"\n";
     let file = |dir: &Path, name: &str| dir.join(name).display().to_string();
@@ -294,13 +215,7 @@ async fn check_config_names_each_tls_mistake() {
             "expired on 2020-01-02",
         ),
     ] {
-        let out = check_config(&format!("{wechat_free}[server]\n{server}\n"));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{server}: accepted");
-        assert!(
-            stderr.contains(key) && stderr.contains(says),
-            "{server}: {stderr}"
-        );
+        let stderr = assert_refused(&format!("{wechat_free}[server]\n{server}\n"), key, says);
         // Never the key itself.
         let pem = std::fs::read_to_string(two.join("server.key")).unwrap();
         let body = pem.lines().nth(1).unwrap();
@@ -311,10 +226,5 @@ async fn check_config_names_each_tls_mistake() {
         file(&one, "server.pem"),
         file(&one, "server.key")
     );
-    let out = check_config(&good);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_accepted(&good);
 }

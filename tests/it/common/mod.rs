@@ -8,6 +8,7 @@
 
 pub mod assertion;
 pub mod binding;
+pub mod certs;
 pub mod eventually;
 pub mod link;
 pub mod nginx;

@@ -7,62 +7,10 @@
 //! named by `check-config`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::common::certs::{assert_accepted, assert_refused, certs, client_certificate};
 use crate::common::nginx::{Nginx, free_addr};
-use crate::common::process::check_config;
-use crate::common::redis::test_ca;
 use crate::common::{GateConfig, WeChatDouble, assert_error};
-
-fn certs(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wxgate-up-tls-{}-{name}", std::process::id()));
-    test_ca(&dir);
-    dir
-}
-
-/// A client certificate `client.pem` / `client.key` signed by `dir`'s CA.
-fn client_certificate(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-        "-subj",
-        "/CN=wxgate-client",
-    ]);
-    std::fs::write(dir.join("client-ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "client.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "client-ext",
-    ]);
-}
 
 fn quoted(path: PathBuf) -> String {
     format!("\"{}\"", path.display())
@@ -197,13 +145,7 @@ fn check_config_names_upstream_tls_mistakes() {
             "http:// or https://",
         ),
     ] {
-        let out = check_config(&format!("{base}{upstream}\n"));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{upstream}: accepted");
-        assert!(
-            stderr.contains(key) && stderr.contains(says),
-            "{upstream}: {stderr}"
-        );
+        assert_refused(&format!("{base}{upstream}\n"), key, says);
     }
     let good = format!(
         "{base}url = \"https://127.0.0.1:1\"\nca_file = {}\nclient_cert_file = {}\nclient_key_file = {}\n",
@@ -211,12 +153,7 @@ fn check_config_names_upstream_tls_mistakes() {
         file("client.pem"),
         file("client.key")
     );
-    let out = check_config(&good);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_accepted(&good);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,24 @@ impl Connector {
         Ok(Conn::Cluster(connection.clone()))
     }
 
+    /// `key`'s value and its time left in ms (PTTL: -2 gone, -1 no expiry),
+    /// in one round trip.
+    pub(super) async fn get_with_pttl(
+        &self,
+        key: &str,
+    ) -> Result<(Option<String>, i64), StoreError> {
+        self.run(|mut c| async move {
+            redis::pipe()
+                .cmd("GET")
+                .arg(key)
+                .cmd("PTTL")
+                .arg(key)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
     /// Runs `op` on a connection, within the command timeout.
     pub(super) async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where

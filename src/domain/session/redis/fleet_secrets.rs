@@ -76,22 +76,10 @@ impl FleetSecrets {
     /// sealed with another key: as good as none, so it is fetched afresh).
     pub async fn get(&self, name: &str) -> Result<Option<FleetValue>, StoreError> {
         let key = self.codec.fleet_key(name);
-        let (text, pttl): (Option<String>, i64) = self
-            .connector
-            .run(|mut c| async move {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let (text, pttl) = self.connector.get_with_pttl(&key).await?;
         let Some(stored) = text.and_then(|t| serde_json::from_str::<Stored>(&t).ok()) else {
             return Ok(None);
         };
-        let key = self.codec.fleet_key(name);
         let Some(value) = self.codec.open(&key, "v", &stored.v) else {
             return Ok(None);
         };

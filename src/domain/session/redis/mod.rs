@@ -242,18 +242,7 @@ impl RedisStore {
         // must not be undone by caching what it found.
         let ticket = self.local.ticket();
         let key = self.codec.session_key(&hash);
-        let (text, pttl): (Option<String>, i64) = self
-            .connector
-            .run(|mut c| async move {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let (text, pttl) = self.connector.get_with_pttl(&key).await?;
         let session = text.and_then(|t| self.codec.parse_session(&t));
         let now = now_ms();
         let live = session.filter(|s| s.e > now && pttl > 0);
