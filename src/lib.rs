@@ -16,6 +16,8 @@
 
 // HTTP plumbing, nothing of WeChat or sessions.
 pub mod wire;
+// The audit trail's events.
+pub mod audit;
 // The config file, raw and validated.
 pub mod config;
 // The metrics and their handles.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, reload};
 use wxgate::config::{LogConfig, LogFormat};
 use wxgate::server::reload::Reloader;
 use wxgate::server::{check_policy, memory_limit};
@@ -153,11 +153,19 @@ async fn run(config: Config, path: PathBuf, log_level: LogLevel) -> anyhow::Resu
     Ok(())
 }
 
+/// `level` (checked when the config loaded), with the audit trail's events
+/// always on: a quieter level never silences them.
+fn log_filter(level: &str) -> EnvFilter {
+    EnvFilter::try_new(format!("{level},{}=info", wxgate::audit::TARGET))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
 /// JSON lines in containers, readable text on a terminal; the filter can be
-/// changed later through the returned handle.
+/// changed later through the returned handle. With `log.audit_file`, the
+/// audit trail's events go to that file too, as JSON lines.
 fn init_logging(config: &LogConfig) -> LogLevel {
     // `level` was checked when the config loaded.
-    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(&config.level);
     let (filter, handle) = reload::Layer::new(filter);
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let json = match config.format {
@@ -165,7 +173,31 @@ fn init_logging(config: &LogConfig) -> LogLevel {
         LogFormat::Text => false,
         LogFormat::Auto => !tty,
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let audit_file = config.audit_file.as_ref().and_then(|path| {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => Some(file),
+            Err(e) => {
+                eprintln!("wxgate: cannot open log.audit_file {}: {e}", path.display());
+                None
+            }
+        }
+    });
+    let audit = audit_file.map(|file| {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(wxgate::audit::TARGET, tracing::Level::INFO),
+            )
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(audit);
     if json {
         let layer = fmt::layer()
             .json()
@@ -203,11 +235,7 @@ async fn reload_on_sighup(path: PathBuf, reloader: Reloader, log_level: LogLevel
         let level = config.log.level.clone();
         match reloader.reload(config).await {
             Ok(()) => {
-                if let Err(e) = log_level.modify(|filter| {
-                    if let Ok(new) = EnvFilter::try_new(&level) {
-                        *filter = new;
-                    }
-                }) {
+                if let Err(e) = log_level.modify(|filter| *filter = log_filter(&level)) {
                     tracing::warn!(error = %e, "cannot change the log level");
                 }
                 tracing::info!(path = %path.display(), "config reloaded");
@@ -234,5 +262,42 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_quieter_level_never_silences_the_audit_trail() {
+        for level in ["off", "error", "warn", "wxgate=error,warn"] {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::registry()
+                .with(log_filter(level))
+                .with(fmt::layer().with_writer(move || writer.clone()));
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!(target: "wxgate::audit", "an audit event");
+                tracing::info!(target: "wxgate::stack::observe", "a request line");
+            });
+            let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            assert!(text.contains("an audit event"), "{level}: {text}");
+            assert!(!text.contains("a request line"), "{level}: {text}");
+        }
     }
 }

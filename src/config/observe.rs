@@ -88,6 +88,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter directive, checked at load time.
     pub level: String,
+    /// The audit trail's events are also appended to this file (JSON lines).
+    pub audit_file: Option<std::path::PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -96,6 +98,7 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Auto,
             level: "info".to_owned(),
+            audit_file: None,
         }
     }
 }
@@ -140,6 +143,10 @@ impl LogConfig {
                 ),
             ));
         }
-        Ok(Self { format, level })
+        Ok(Self {
+            format,
+            level,
+            audit_file: raw.audit_file.map(std::path::PathBuf::from),
+        })
     }
 }

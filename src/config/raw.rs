@@ -213,6 +213,7 @@ pub(super) struct RawLogin {
 pub(super) struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
+    pub audit_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -180,6 +180,18 @@ impl Binding {
             Ok(response) => read(response).await,
         };
         self.metrics.get_or_create(&[("result", result)]).inc();
+        crate::audit::Event {
+            action: "binding",
+            result,
+            app: Some(user.appid()),
+            openid: Some(user.openid()),
+            user_id: match &answer {
+                Ok(Bound::Id(id)) => Some(id.as_str()),
+                _ => None,
+            },
+            ..Default::default()
+        }
+        .record();
         answer
     }
 }

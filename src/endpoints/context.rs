@@ -168,6 +168,11 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Who sent `request`: the peer, or the client a trusted proxy names.
+    pub(crate) fn client_of(&self, headers: &http::HeaderMap) -> IpAddr {
+        client_ip(self.peer.ip(), headers, &self.shared.trusted_proxies)
+    }
+
     /// The web login, or a 404 when `[web]` is not configured.
     pub(crate) fn web(&self) -> Result<&'a WebLogin, HttpError> {
         self.live.web.as_ref().ok_or(HttpError::NotFound(
@@ -182,11 +187,7 @@ impl<'a> Context<'a> {
     /// The client counted (its bucket: an IPv6 /64 is one client).
     pub(crate) fn limit_login(&self, request: &Request<RequestBody>) -> Result<IpAddr, HttpError> {
         let limiter = &self.shared.login_limiter;
-        let client = bucket(client_ip(
-            self.peer.ip(),
-            request.headers(),
-            &self.shared.trusted_proxies,
-        ));
+        let client = bucket(self.client_of(request.headers()));
         limiter
             .check(client)
             .map_err(|retry_after| HttpError::LoginRateLimited { retry_after })?;

@@ -28,7 +28,21 @@ impl<'a> Context<'a> {
         method: &Method,
         headers: &HeaderMap,
     ) -> Result<Option<Resolved>, HttpError> {
-        match credential(self.live, method, headers)? {
+        let found = credential(self.live, method, headers).inspect_err(|e| {
+            if matches!(e, HttpError::CsrfRejected) {
+                crate::audit::Event {
+                    action: "csrf",
+                    result: e.code(),
+                    client_ip: Some(self.client_of(headers)),
+                    request_id: headers
+                        .get(&crate::wire::request_id::HEADER)
+                        .and_then(|id| id.to_str().ok()),
+                    ..Default::default()
+                }
+                .record();
+            }
+        })?;
+        match found {
             Some(credential) => Ok(self.shared.sessions.resolve(&credential.into_id()).await?),
             None => Ok(None),
         }

@@ -110,6 +110,8 @@ pub(crate) async fn handle(
             return Err(e);
         }
     }
+    // Who logged in, for the log line and the audit trail.
+    cx.handled.user = Some(user);
     Ok(response::json(StatusCode::OK, &answer))
 }
 

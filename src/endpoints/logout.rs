@@ -22,6 +22,11 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, HttpError> {
     let id = credential(cx.live, request.method(), request.headers())?.map(Credential::into_id);
     if let Some(id) = id {
+        // Whose it was, for the log line and the audit trail; a lookup
+        // that fails does not stop the logout.
+        if let Ok(Some(session)) = cx.shared.sessions.resolve(&id).await {
+            cx.handled.user = Some(session.user);
+        }
         cx.shared.sessions.logout(&id).await?;
     }
     let mut response = response::empty(StatusCode::NO_CONTENT);

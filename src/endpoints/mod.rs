@@ -17,7 +17,7 @@ use http::{Method, Request, Response};
 
 use crate::domain::route::Route;
 use crate::metrics::Outcome;
-use crate::response::{Body, HttpError};
+use crate::response::{Audited, Body, HttpError};
 use crate::wire::body_idle::RequestBody;
 
 pub(crate) mod access;
@@ -96,6 +96,9 @@ pub(crate) struct Endpoint {
     pub web: bool,
     /// A browser's: errors are answered as a plain page, not JSON.
     pub page: bool,
+    /// The audit trail's action for this route (`crate::audit`), answered
+    /// or refused.
+    pub audit: Option<&'static str>,
     pub run: Run,
 }
 
@@ -103,30 +106,48 @@ pub(crate) struct Endpoint {
 pub(crate) fn endpoint(route: Route) -> Option<&'static Endpoint> {
     use Needs::*;
     use Verb::*;
-    static LOGIN: Endpoint = own(Post, LoginToken, Some(Outcome::Login), |cx, c, r| {
-        Box::pin(login::handle(cx, c, r))
-    });
-    static LOGOUT: Endpoint = own(Post, Nothing, Some(Outcome::Logout), |cx, c, r| {
-        Box::pin(logout::handle(cx, c, r))
-    });
-    static DECRYPT: Endpoint = own(Post, MiniProgram, None, |cx, c, r| {
-        Box::pin(decrypt::handle(cx, c, r))
-    });
-    static PHONE: Endpoint = own(Post, MiniProgram, None, |cx, c, r| {
-        Box::pin(phone::handle(cx, c, r))
-    });
+    static LOGIN: Endpoint = audited(
+        "login",
+        own(Post, LoginToken, Some(Outcome::Login), |cx, c, r| {
+            Box::pin(login::handle(cx, c, r))
+        }),
+    );
+    static LOGOUT: Endpoint = audited(
+        "logout",
+        own(Post, Nothing, Some(Outcome::Logout), |cx, c, r| {
+            Box::pin(logout::handle(cx, c, r))
+        }),
+    );
+    static DECRYPT: Endpoint = audited(
+        "decrypt",
+        own(Post, MiniProgram, None, |cx, c, r| {
+            Box::pin(decrypt::handle(cx, c, r))
+        }),
+    );
+    static PHONE: Endpoint = audited(
+        "phone_number",
+        own(Post, MiniProgram, None, |cx, c, r| {
+            Box::pin(phone::handle(cx, c, r))
+        }),
+    );
     static SESSION_CHECK: Endpoint = own(Get, MiniProgram, None, |cx, c, r| {
         Box::pin(session_check::handle(cx, c, r))
     });
     static FORWARD_AUTH: Endpoint = own(Any, Nothing, None, |cx, c, r| {
         Box::pin(forward_auth::handle(cx, c, r))
     });
-    static WEB_START: Endpoint = browser(LoginToken, Some(Outcome::LoginStart), |cx, c, r| {
-        Box::pin(web_login::start(cx, c, r))
-    });
-    static WEB_CALLBACK: Endpoint = browser(Nothing, Some(Outcome::Login), |cx, c, r| {
-        Box::pin(web_login::callback(cx, c, r))
-    });
+    static WEB_START: Endpoint = audited(
+        "browser_login_start",
+        browser(LoginToken, Some(Outcome::LoginStart), |cx, c, r| {
+            Box::pin(web_login::start(cx, c, r))
+        }),
+    );
+    static WEB_CALLBACK: Endpoint = audited(
+        "browser_login",
+        browser(Nothing, Some(Outcome::Login), |cx, c, r| {
+            Box::pin(web_login::callback(cx, c, r))
+        }),
+    );
     static WEB_MOCK: Endpoint = browser(Nothing, Some(Outcome::LoginStart), |cx, c, r| {
         Box::pin(web_login::mock_page(cx, c, r))
     });
@@ -166,7 +187,16 @@ const fn own(verb: Verb, needs: Needs, outcome: Option<Outcome>, run: Run) -> En
         outcome,
         web: false,
         page: false,
+        audit: None,
         run,
+    }
+}
+
+/// `endpoint`, with an audit event of `action` for each request.
+const fn audited(action: &'static str, endpoint: Endpoint) -> Endpoint {
+    Endpoint {
+        audit: Some(action),
+        ..endpoint
     }
 }
 
@@ -178,6 +208,7 @@ const fn browser(needs: Needs, outcome: Option<Outcome>, run: Run) -> Endpoint {
         outcome,
         web: true,
         page: true,
+        audit: None,
         run,
     }
 }
@@ -193,6 +224,10 @@ impl Endpoint {
     ) -> Result<Response<Body>, HttpError> {
         if let Some(outcome) = self.outcome {
             cx.handled.outcome = outcome;
+        }
+        if let Some(action) = self.audit {
+            let client_ip = cx.client_of(request.headers());
+            cx.handled.audit = Some(Box::new(Audited { action, client_ip }));
         }
         if self.web {
             cx.web()?;

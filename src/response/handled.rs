@@ -50,6 +50,18 @@ pub struct Handled {
     /// The canonical path, when it differs from the one the client sent
     /// (boxed: most requests send theirs canonical).
     pub path: Option<Box<str>>,
+    /// An audited route's action and client (`crate::audit`; boxed: the
+    /// proxied requests have none).
+    pub audit: Option<Box<Audited>>,
+}
+
+/// What the audit event of an audited route needs beside the log's facts.
+#[derive(Debug, Clone)]
+pub struct Audited {
+    /// The event's `action`.
+    pub action: &'static str,
+    /// The client, through trusted proxies.
+    pub client_ip: std::net::IpAddr,
 }
 
 impl From<Outcome> for Handled {
@@ -60,6 +72,7 @@ impl From<Outcome> for Handled {
             asked: None,
             app: None,
             path: None,
+            audit: None,
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod error;
 pub mod handled;
 
 pub use error::{HttpError, WXGATE_ERROR};
-pub use handled::{Answer, Handled};
+pub use handled::{Answer, Audited, Handled};
 
 /// Every response: the upstream's body streamed untouched, or a small
 /// buffer of wxgate's own. `Either` holds both without boxing.

@@ -72,12 +72,27 @@ impl Reloader {
     pub async fn reload(&self, new: Config) -> Result<(), ReloadError> {
         let result = self.apply(new).await;
         self.app.metrics().config_reload(result.is_ok());
+        let refusal = result.as_ref().err().map(ToString::to_string);
+        crate::audit::Event {
+            action: "reload",
+            result: if result.is_ok() { "applied" } else { "refused" },
+            detail: refusal.as_deref(),
+            ..Default::default()
+        }
+        .record();
         result
     }
 
     /// A file that does not load was refused before it got here: counted.
     pub fn refused_unloadable(&self) {
         self.app.metrics().config_reload(false);
+        crate::audit::Event {
+            action: "reload",
+            result: "refused",
+            detail: Some("the file does not load"),
+            ..Default::default()
+        }
+        .record();
     }
 
     async fn apply(&self, new: Config) -> Result<(), ReloadError> {

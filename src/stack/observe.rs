@@ -216,6 +216,19 @@ impl Line {
             Some(_) if status.is_server_error() => log_line!(warn),
             _ => log_line!(info),
         }
+        if let Some(audited) = handled.audit.as_deref() {
+            crate::audit::Event {
+                action: audited.action,
+                result: error.as_ref().map_or("ok", HttpError::code),
+                app,
+                openid: user.map(UserRecord::openid),
+                user_id: user.and_then(UserRecord::user_id).map(BoundId::as_str),
+                client_ip: Some(audited.client_ip),
+                request_id: Some(request_id),
+                detail: None,
+            }
+            .record();
+        }
         // On every answer, unless the backend gave one of its own.
         if let Entry::Vacant(vacant) = response.headers_mut().entry(&HEADER) {
             vacant.insert(self.request_id);

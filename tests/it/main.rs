@@ -32,6 +32,7 @@ mod admin_users;
 mod anonymous;
 mod apps;
 mod assertion;
+mod audit;
 mod binding;
 mod defence;
 mod docs;

@@ -51,6 +51,13 @@ pub(super) async fn handle(
         Action::Show => {
             Verb::Get.admits(request.method())?;
             let (token, left) = program.wechat.access_token().await?;
+            crate::audit::Event {
+                action: "admin_access_token",
+                result: "ok",
+                app: Some(program.tag.appid()),
+                ..Default::default()
+            }
+            .record();
             Ok(response::json(
                 StatusCode::OK,
                 &json!({"access_token": token.expose(), "expires_in": left.as_secs()}),
@@ -60,8 +67,13 @@ pub(super) async fn handle(
             Verb::Post.admits(request.method())?;
             let reported = reported_token(request).await?;
             let refreshed = program.wechat.invalidate_access_token(&reported).await?;
-            let appid = program.tag.appid();
-            tracing::info!(appid, refreshed, "access token reported rejected");
+            crate::audit::Event {
+                action: "admin_access_token_invalidate",
+                result: if refreshed { "refreshed" } else { "unchanged" },
+                app: Some(program.tag.appid()),
+                ..Default::default()
+            }
+            .record();
             Ok(response::json(
                 StatusCode::OK,
                 &json!({ "refreshed": refreshed }),

@@ -130,6 +130,12 @@ pub(super) fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError>
     if matches {
         Ok(())
     } else {
+        crate::audit::Event {
+            action: "admin",
+            result: HttpError::AdminUnauthorized.code(),
+            ..Default::default()
+        }
+        .record();
         Err(HttpError::AdminUnauthorized)
     }
 }

@@ -74,18 +74,30 @@ pub(super) async fn handle<B>(
                 .user(&key)
                 .await?
                 .ok_or(HttpError::NotFound("no user with this openid"))?;
+            crate::audit::Event {
+                action: "admin_user_lookup",
+                result: "ok",
+                app: Some(user.appid()),
+                openid: Some(user.openid()),
+                user_id: user.user_id().map(|id| id.as_str()),
+                ..Default::default()
+            }
+            .record();
             Ok(response::json(StatusCode::OK, &shown(&user)))
         }
         Action::Logout => {
             Verb::Post.admits(request.method())?;
             let known = sessions.revoke_user(&key).await?;
             let appid = program.tag.appid();
-            tracing::info!(
-                appid,
-                openid,
-                known,
-                "operator logged the user out everywhere"
-            );
+            crate::audit::Event {
+                action: "admin_logout",
+                result: "ok",
+                app: Some(appid),
+                openid: Some(openid),
+                detail: Some(if known { "known" } else { "unknown" }),
+                ..Default::default()
+            }
+            .record();
             Ok(response::json(
                 StatusCode::OK,
                 &json!({ "revoked": true, "known": known }),
