@@ -376,12 +376,20 @@ where
     });
 }
 
-/// A loopback address nothing listens on.
+/// A loopback address nothing listens on, which stays free for the test to
+/// bind later (a backend coming up): below the kernel's ephemeral range
+/// (32768 up), so no socket of another test can be handed it meanwhile.
 pub async fn closed_port() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    listener.local_addr().expect("addr")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + std::process::id() % 10_000;
+    loop {
+        let port = 20_000 + (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 12_000;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if tokio::net::TcpListener::bind(addr).await.is_ok() {
+            return addr;
+        }
+    }
 }
 
 /// The value of one sample in Prometheus text, e.g.
