@@ -38,6 +38,8 @@ pub struct Event<'a> {
     pub client_ip: Option<IpAddr>,
     /// The request's id (`X-Request-Id`).
     pub request_id: Option<&'a str>,
+    /// The request's W3C trace id (`traceparent`).
+    pub trace_id: Option<&'a str>,
     /// Anything else worth knowing, never a secret (a refused reload's reason).
     pub detail: Option<&'a str>,
 }
@@ -54,6 +56,7 @@ impl Event<'_> {
             user_id = self.user_id,
             client_ip = self.client_ip.map(tracing::field::display),
             request_id = self.request_id,
+            trace_id = self.trace_id,
             detail = self.detail,
             "audit"
         );

@@ -63,6 +63,7 @@ pub struct App {
     credentials: CredentialCheck,
     metrics: Arc<Metrics>,
     request_ids: Arc<RequestIds>,
+
     /// Swapped whole by a reload: its token may be re-read (`admin.token_file`).
     admin: ArcSwap<AdminConfig>,
     /// Says when wxgate seems to sit behind a proxy it does not trust.
@@ -117,6 +118,7 @@ impl App {
             credentials: CredentialCheck::default(),
             metrics,
             request_ids: Arc::new(RequestIds::new()),
+
             admin: ArcSwap::from_pointee(config.admin.clone()),
             untrusted_forwarded,
             body_idle_timeout: config.server.body_idle_timeout,

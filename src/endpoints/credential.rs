@@ -37,6 +37,10 @@ impl<'a> Context<'a> {
                     request_id: headers
                         .get(&crate::wire::request_id::HEADER)
                         .and_then(|id| id.to_str().ok()),
+                    trace_id: headers
+                        .get(&crate::wire::trace_context::TRACEPARENT)
+                        .and_then(|tp| tp.to_str().ok())
+                        .and_then(|tp| tp.get(3..35)),
                     ..Default::default()
                 }
                 .record();

@@ -42,6 +42,7 @@ use crate::metrics::{InFlight, Outcome};
 use crate::response::{Answer, Body, HttpError};
 use crate::wire::describe;
 use crate::wire::request_id::{self, HEADER};
+use crate::wire::trace_context::{self, TraceId};
 
 #[derive(Clone)]
 /// The outermost layer: request id, the log line and the metrics.
@@ -87,7 +88,9 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Observed<S::Future> {
         let request_id = request_id::settle(request.headers_mut(), self.app.request_ids());
+        let trace_id = trace_context::settle(request.headers_mut());
         let line = Line {
+            trace_id,
             started: Instant::now(),
             _in_flight: self.app.metrics().in_flight(),
             method: request.method().clone(),
@@ -161,6 +164,8 @@ struct Line {
     method: Method,
     uri: Uri,
     request_id: HeaderValue,
+    /// The W3C trace the client's request is in.
+    trace_id: Option<TraceId>,
     app: Arc<App>,
 }
 
@@ -192,6 +197,10 @@ impl Line {
         }
         metrics.request(outcome, status.as_u16(), elapsed);
         let request_id = self.request_id.to_str().unwrap_or("-");
+        let trace_id = self
+            .trace_id
+            .as_ref()
+            .and_then(|id| std::str::from_utf8(id).ok());
         macro_rules! log_line {
             ($level:ident) => {
                 tracing::$level!(
@@ -201,6 +210,7 @@ impl Line {
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
                     outcome = outcome.as_str(),
                     request_id,
+                    trace_id,
                     app,
                     openid = user.map(UserRecord::openid),
                     user_id = user.and_then(UserRecord::user_id).map(BoundId::as_str),
@@ -225,6 +235,7 @@ impl Line {
                 user_id: user.and_then(UserRecord::user_id).map(BoundId::as_str),
                 client_ip: Some(audited.client_ip),
                 request_id: Some(request_id),
+                trace_id,
                 detail: None,
             }
             .record();

@@ -59,8 +59,10 @@ async fn every_audited_action_is_one_event_with_its_fields_and_no_secret() {
     let http = reqwest::Client::new();
 
     // A mini-program login (bound by the binding endpoint), its code replayed.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let login = |code: &str| {
         http.post(gate.url("/login"))
+            .header("traceparent", traceparent)
             .body(format!(r#"{{"code":"{code}"}}"#))
     };
     let session = json(login("ana")).await["session_id"]
@@ -184,6 +186,16 @@ async fn every_audited_action_is_one_event_with_its_fields_and_no_secret() {
     }
     let e = event(&all, "login", "ok");
     assert_eq!(e["app"], APPID);
+    // In the client's trace, as its log line.
+    assert_eq!(e["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{e}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("\"message\":\"request\"") && l.contains("\"outcome\":\"login\""))
+        .unwrap();
+    assert!(
+        line.contains("\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""),
+        "{line}"
+    );
     assert_eq!(e["user_id"], account_of(&ana), "{e}");
     assert_eq!(event(&all, "browser_login", "ok")["app"], OA);
     // Bound at each login, and again with the phone number (the double

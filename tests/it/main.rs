@@ -51,5 +51,6 @@ mod rules;
 mod session_key;
 mod sessions;
 mod tls;
+mod trace_context;
 mod upstreams;
 mod web_login;
