@@ -22,6 +22,8 @@ pub mod audit;
 pub mod config;
 // The metrics and their handles.
 pub mod metrics;
+// Spans and their export (`[tracing]`).
+pub mod telemetry;
 // Sessions, users, WeChat, routes, identity: no HTTP answers.
 pub mod domain;
 // The streaming forwarder.

@@ -43,6 +43,7 @@ use crate::proxy::{self, Peer, UntrustedForwarded, Upstream, UpstreamRoute};
 use crate::response::Body;
 use crate::response::HttpError;
 use crate::response::{Answer, Handled};
+use crate::telemetry::{self, KeyValue, Tracer, Tracing, TracingError};
 use crate::wire::body_idle::RequestBody;
 use crate::wire::canonical_path::canonicalize;
 use crate::wire::request_id::RequestIds;
@@ -76,6 +77,10 @@ pub struct App {
     /// Made at start when `[assertion]` is on: it signs while
     /// `assertion.key_files` names no key.
     assertion_key: Option<AssertionKey>,
+    /// What starts each request's span, with `[tracing]` on.
+    tracer: Option<Tracer>,
+    /// Span export (`[tracing]`), taken when wxgate stops.
+    tracing: std::sync::Mutex<Option<Tracing>>,
 }
 
 impl App {
@@ -109,6 +114,11 @@ impl App {
             .map(|_| AssertionKey::generate())
             .transpose()
             .map_err(BuildError::Random)?;
+        let tracing = config
+            .tracing
+            .as_ref()
+            .map(|tracing| Tracing::start(tracing, metrics.spans.clone()))
+            .transpose()?;
         Ok(Self {
             live: ArcSwap::from_pointee(Live::new(config, None, assertion_key.as_ref())),
             shared,
@@ -125,11 +135,29 @@ impl App {
             max_in_flight: config.server.max_in_flight,
             h2c: config.server.h2c,
             assertion_key,
+            tracer: tracing.as_ref().map(|t| t.tracer().clone()),
+            tracing: std::sync::Mutex::new(tracing),
         })
+    }
+
+    /// Sends the spans still queued (a few seconds at most) and stops
+    /// exporting: the last thing a stopping wxgate does.
+    pub async fn stop_tracing(&self) {
+        let tracing = match self.tracing.lock() {
+            Ok(mut tracing) => tracing.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(tracing) = tracing {
+            tracing.stop(Duration::from_secs(5)).await;
+        }
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    pub(crate) fn tracer(&self) -> Option<&Tracer> {
+        self.tracer.as_ref()
     }
 
     pub(crate) fn request_ids(&self) -> &RequestIds {
@@ -218,6 +246,16 @@ impl App {
         let live = self.live.load();
         let handled = Handled::from(Outcome::Rejected);
         let mut cx = Context::new(&self.shared, &live, peer, handled);
+        telemetry::annotate(|| {
+            vec![
+                KeyValue::new(
+                    "client.address",
+                    cx.client_of(request.headers()).to_string(),
+                ),
+                KeyValue::new("network.peer.address", peer.ip().to_string()),
+                KeyValue::new("url.scheme", if peer.is_tls() { "https" } else { "http" }),
+            ]
+        });
         match self.handle_request_inner(&mut cx, request).await {
             Ok(response) => Answer {
                 response,
@@ -336,11 +374,17 @@ impl App {
                 headers.append(assertion.header(), token);
             }
         }
+        // The backend's spans are children of this one (W3C headers written
+        // here, with tracing on).
+        let span = upstream.span(request.method(), request.uri().path());
+        telemetry::propagate(&span, request.headers_mut());
         let started = Instant::now();
         let response = upstream
             .forward(request, peer, upgrade, route.timeout)
             .await;
         self.metrics.upstream(route.index, started.elapsed());
+        proxy::answered(&span, &response);
+        drop(span);
         Ok(response?.map(Either::Left))
     }
 }
@@ -376,4 +420,6 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error("cannot make the assertion key: {0}")]
     Random(getrandom::Error),
+    #[error(transparent)]
+    Tracing(#[from] TracingError),
 }

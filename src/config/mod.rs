@@ -21,6 +21,7 @@ mod secret_source;
 mod sections;
 mod store;
 mod tls;
+mod tracing;
 mod upstream_tls;
 mod upstreams;
 mod web;
@@ -39,6 +40,7 @@ pub use sections::{
 };
 pub use store::{REDIS_URL_ENV, RedisConfig, RedisNodes, STORE_KEY_ENV, StoreConfig, StoreKey};
 pub use tls::{CaFile, ServerTls, trusting};
+pub use tracing::{OtlpProtocol, TracingConfig};
 pub use upstream_tls::UpstreamTls;
 pub use upstreams::{ReadyCheck, UpstreamConfig};
 pub use web::WebConfig;
@@ -74,6 +76,8 @@ pub struct Config {
     pub assertion: Option<AssertionConfig>,
     /// `[[rules]]`, in order.
     pub rules: Vec<RuleConfig>,
+    /// Span export: off (`None`) unless `[tracing]` or an `OTEL_…` endpoint says where.
+    pub tracing: Option<TracingConfig>,
     /// Start the built-in echo server on `upstream.url` (demo and first run).
     pub demo_echo_upstream: bool,
     /// What is allowed but unwise (a secret written in the file), for
@@ -292,6 +296,7 @@ impl Config {
             None => None,
         };
         let binding = BindingConfig::from_raw(raw.binding, binding_token)?;
+        let tracing = TracingConfig::from_raw(raw.tracing, env)?;
         let web = match (raw.web, apps.iter().any(|app| app.kind.is_web())) {
             (Some(web), true) => Some(WebConfig::from_raw(web)?),
             (None, true) => {
@@ -370,6 +375,7 @@ impl Config {
             web,
             assertion,
             rules,
+            tracing,
             demo_echo_upstream,
             warnings,
         })

@@ -35,6 +35,17 @@ pub(super) struct RawConfig {
     pub web: Option<RawWeb>,
     pub assertion: Option<RawAssertion>,
     pub rules: Option<Vec<RawRule>>,
+    pub tracing: Option<RawTracing>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTracing {
+    pub endpoint: Option<String>,
+    pub protocol: Option<String>,
+    pub sampling_ratio: Option<f64>,
+    pub service_name: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

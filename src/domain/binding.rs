@@ -37,6 +37,7 @@ use crate::config::secret::Secret;
 use crate::domain::session::{BoundId, SessionStore, UserRecord, UserUpdate};
 use crate::domain::single_flight::SingleFlight;
 use crate::metrics::BindingMetrics;
+use crate::telemetry::{KeyValue, Span, SpanKind, propagate};
 use crate::wire::describe;
 
 /// What the endpoint said about a user.
@@ -174,12 +175,35 @@ impl Binding {
         if let Some(token) = self.token.load().as_ref() {
             request = request.bearer_auth(token.expose());
         }
-        let (result, answer) = match request.send().await {
+        let url = &self.config.url;
+        let span = Span::start(SpanKind::Client, || {
+            let mut attributes = vec![
+                KeyValue::new("http.request.method", "POST"),
+                KeyValue::new(
+                    "server.address",
+                    url.host_str().unwrap_or_default().to_owned(),
+                ),
+                KeyValue::new("url.path", url.path().to_owned()),
+            ];
+            if let Some(port) = url.port_or_known_default() {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+            ("POST binding".into(), attributes)
+        });
+        // The business system's spans join the login's trace.
+        let mut trace = http::HeaderMap::new();
+        propagate(&span, &mut trace);
+        let (result, answer) = match request.headers(trace).send().await {
             Err(e) if e.is_timeout() => ("timeout", Err(BindError("timed out".to_owned()))),
             Err(e) => ("unreachable", Err(BindError(describe(&e.without_url())))),
             Ok(response) => read(response).await,
         };
         self.metrics.get_or_create(&[("result", result)]).inc();
+        span.set(KeyValue::new("wxgate.binding.result", result));
+        if answer.is_err() {
+            span.fail(result);
+        }
+        drop(span);
         crate::audit::Event {
             action: "binding",
             result,

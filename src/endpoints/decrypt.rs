@@ -16,6 +16,7 @@ use crate::domain::session::{SessionStore, UserRecord, UserUpdate};
 use crate::domain::wechat::wxdata;
 use crate::response::HttpError;
 use crate::response::{self, Body};
+use crate::telemetry::{KeyValue, Span, SpanKind};
 use crate::wire::body;
 
 /// WeRun data (30 days of steps) is the largest payload: a few KiB.
@@ -60,8 +61,16 @@ pub(crate) async fn decrypt_for<S: SessionStore>(
     if user.key_stale {
         return Err(HttpError::SessionKeyStale);
     }
-    let data = wxdata::decrypt(&user.session_key, encrypted_data, iv, user.appid())?;
-    if let Some(phone) = wxdata::phone_of(&data) {
+    let span = Span::start(SpanKind::Internal, || {
+        let attributes = vec![KeyValue::new("wxgate.app", user.appid().to_owned())];
+        ("decrypt".into(), attributes)
+    });
+    let data = wxdata::decrypt(&user.session_key, encrypted_data, iv, user.appid())
+        .inspect_err(|e| span.fail(HttpError::from(e.clone()).code()))?;
+    let phone = wxdata::phone_of(&data);
+    span.set(KeyValue::new("wxgate.decrypt.phone", phone.is_some()));
+    drop(span);
+    if let Some(phone) = phone {
         store
             .update_user(user.key(), UserUpdate::SetPhone(phone))
             .await?;

@@ -32,6 +32,18 @@ mod outcome;
 /// Binding calls by result (`domain::binding` counts them).
 pub type BindingMetrics = Family<[(&'static str, &'static str); 1], Counter>;
 
+/// Spans by what became of them: `[exported, dropped, failed]`
+/// (`telemetry::export` counts them).
+#[derive(Clone, Debug, Default)]
+pub struct SpanMetrics {
+    /// Received by the collector.
+    pub exported: Counter,
+    /// Not queued: the export queue was full (a collector slow or down).
+    pub dropped: Counter,
+    /// Sent, and refused or never answered.
+    pub failed: Counter,
+}
+
 /// Metric names. Counters gain `_total` when exposed.
 // Each name is its metric, described once in docs/operating.md (and the
 // registry's help text); tests/it/prometheus.rs checks the rules and the
@@ -58,6 +70,7 @@ pub mod names {
     pub const BINDING_REQUESTS: &str = "wxgate_binding_requests";
     pub const CONFIG_RELOADS: &str = "wxgate_config_reloads";
     pub const UNTRUSTED_FORWARDED: &str = "wxgate_untrusted_forwarded";
+    pub const TRACE_SPANS: &str = "wxgate_trace_spans";
 }
 
 /// The media type `encode` writes.
@@ -89,6 +102,8 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The binding client's counters.
     pub binding: BindingMetrics,
+    /// The span exporter's counters (`[tracing]`).
+    pub spans: SpanMetrics,
     /// Requests that came with `X-Forwarded-For` from a peer outside
     /// `server.trusted_proxies` (`proxy::UntrustedForwarded`).
     pub untrusted_forwarded: Counter,
@@ -243,6 +258,21 @@ impl Metrics {
             untrusted_forwarded.clone(),
         );
 
+        let span_results = Family::<Labels1, Counter>::default();
+        let [exported, dropped, failed] = ["exported", "dropped", "failed"]
+            .map(|result| span_results.get_or_create_owned(&[("result", result)]));
+        let spans = SpanMetrics {
+            exported,
+            dropped,
+            failed,
+        };
+        registry.register(
+            names::TRACE_SPANS,
+            "Spans ([tracing]), by result: exported (the collector took them), dropped (the \
+             export queue was full: the collector slow or down), failed (sent, and refused or \
+             never answered)",
+            span_results,
+        );
         Self {
             registry,
             requests,
@@ -256,6 +286,7 @@ impl Metrics {
             wechat,
             store,
             binding,
+            spans,
             untrusted_forwarded,
         }
     }

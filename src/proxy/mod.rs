@@ -22,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 
 use crate::config::UpstreamConfig;
+use crate::telemetry::{KeyValue, Span, SpanKind};
 use crate::wire::body_end;
 use crate::wire::body_idle::RequestBody;
 use crate::wire::connection_timer::ConnectionTimer;
@@ -103,6 +104,11 @@ impl Peer {
         Self { tls: true, ..self }
     }
 
+    /// Whether it connected over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     /// Whether the listener it came through is bound to a loopback address.
     pub fn on_loopback_listener(&self) -> bool {
         self.loopback_listener
@@ -173,6 +179,24 @@ impl Upstream {
                     .iter()
                     .any(|u| u.eq_ignore_ascii_case(p))
             })
+    }
+
+    /// The client span of one round trip to this upstream (nothing unless
+    /// a trace records): method, server and the request's path, never its query.
+    pub fn span(&self, method: &http::Method, path: &str) -> Span {
+        Span::start(SpanKind::Client, || {
+            let authority = &self.config.authority;
+            let mut attributes = vec![
+                KeyValue::new("http.request.method", method.as_str().to_owned()),
+                KeyValue::new("server.address", authority.host().to_owned()),
+                KeyValue::new("url.path", path.to_owned()),
+                KeyValue::new("network.protocol.version", "1.1"),
+            ];
+            let tls = self.config.tls.is_some();
+            let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+            (method.as_str().to_owned().into(), attributes)
+        })
     }
 
     /// Sends `request`, whose hop-by-hop and identity headers the caller has
@@ -274,6 +298,29 @@ impl Upstream {
 
         forwarded::set(headers, peer, host);
         Ok(())
+    }
+}
+
+/// Ends an upstream span with what came back: a client span's 4xx and
+/// 5xx are errors (OpenTelemetry's HTTP conventions).
+pub fn answered<B>(span: &Span, result: &Result<Response<B>, ProxyError>) {
+    match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            span.set(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+            if status >= 400 {
+                span.fail(status.to_string());
+            }
+        }
+        Err(e) => span.fail(match e {
+            ProxyError::Timeout(_) => "timeout",
+            ProxyError::BodyIdle(_) | ProxyError::ClientBody(_) => "client_body",
+            ProxyError::Unavailable(_) => "unavailable",
+            ProxyError::BadPath => "bad_path",
+        }),
     }
 }
 

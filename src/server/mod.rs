@@ -166,6 +166,7 @@ impl Server {
             let _ = task.await;
         }
         let _ = stop_admin.send(true);
+        self.app.stop_tracing().await;
     }
 
     /// Thread per core, as Envoy and nginx run: each listener is served by
@@ -225,6 +226,7 @@ impl Server {
         })
         .await;
         let _ = stop_admin.send(true);
+        self.app.stop_tracing().await;
     }
 }
 

@@ -225,6 +225,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         .or_else(|| (fixed.binding != old.binding).then_some("binding"))
         .or_else(|| (fixed.assertion != old.assertion).then_some("assertion"))
         .or_else(|| (fixed.web != old.web).then_some("web"))
+        .or_else(|| (fixed.tracing != old.tracing).then_some("tracing"))
         .or_else(|| (fixed.demo_echo_upstream != old.demo_echo_upstream).then_some("demo"));
     debug_assert!(
         key.is_some() || fixed == *old,

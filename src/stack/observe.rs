@@ -40,6 +40,7 @@ use crate::app::App;
 use crate::domain::session::{BoundId, UserRecord};
 use crate::metrics::{InFlight, Outcome};
 use crate::response::{Answer, Body, HttpError};
+use crate::telemetry::{Answered, RequestSpan};
 use crate::wire::describe;
 use crate::wire::request_id::{self, HEADER};
 use crate::wire::trace_context::{self, TraceId};
@@ -88,8 +89,17 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Observed<S::Future> {
         let request_id = request_id::settle(request.headers_mut(), self.app.request_ids());
-        let trace_id = trace_context::settle(request.headers_mut());
+        // Tracing on: the request's span (the client's W3C headers taken
+        // in); off: those headers checked and passed on.
+        let (trace, trace_id) = match RequestSpan::start(&mut request, self.app.tracer()) {
+            Some(span) => {
+                let id = span.trace_id();
+                (Some(Box::new(span)), Some(id))
+            }
+            None => (None, trace_context::settle(request.headers_mut())),
+        };
         let line = Line {
+            trace,
             trace_id,
             started: Instant::now(),
             _in_flight: self.app.metrics().in_flight(),
@@ -138,6 +148,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        // The request's span is current while its future runs: what it
+        // waits on starts child spans (`telemetry::Span`).
+        let _current = this
+            .line
+            .as_ref()
+            .and_then(|line| line.trace.as_deref())
+            .map(RequestSpan::attach);
         let answer = match this.inner.project() {
             StateProj::Running { future } => {
                 match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
@@ -164,8 +181,10 @@ struct Line {
     method: Method,
     uri: Uri,
     request_id: HeaderValue,
-    /// The W3C trace the client's request is in.
+    /// The W3C trace the request is in.
     trace_id: Option<TraceId>,
+    /// Its span, with tracing on (boxed: off, a pointer's room).
+    trace: Option<Box<RequestSpan>>,
     app: Arc<App>,
 }
 
@@ -178,6 +197,12 @@ impl Line {
             error,
         } = answer;
         let mut outcome = handled.outcome;
+        // wxgate's own routes answer on fixed paths; a proxied or refused
+        // request's path may be anything (not a span name).
+        let own_route = !matches!(
+            outcome,
+            Outcome::Authenticated | Outcome::Public | Outcome::Rejected
+        );
         // Forward-auth: the request asked about, not the auth route itself;
         // else the canonical path every decision took.
         let (method, path) = match (handled.asked.as_deref(), handled.path.as_deref()) {
@@ -239,6 +264,17 @@ impl Line {
                 detail: None,
             }
             .record();
+        }
+        if let Some(trace) = self.trace {
+            trace.end(Answered {
+                status: status.as_u16(),
+                route: own_route.then_some(path),
+                path,
+                outcome: outcome.as_str(),
+                error: error.as_ref().map(HttpError::code),
+                app,
+                request_id,
+            });
         }
         // On every answer, unless the backend gave one of its own.
         if let Entry::Vacant(vacant) = response.headers_mut().entry(&HEADER) {

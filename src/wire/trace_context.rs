@@ -8,11 +8,12 @@
 //! Anything else is removed, and a `tracestate` beside it too (§3.3: it is
 //! meaningless without its traceparent): never forwarded as sent.
 //!
-//! wxgate adds no span of its own yet: a parent id of a span nobody
+//! That is with tracing off ([`settle`]): a parent id of a span nobody
 //! exports would leave the backend's spans hanging from a span the
-//! collector never sees. Starting traces and re-parenting them belong with
-//! the span export (issue 39's second part). Until then this costs a
-//! request without a traceparent one header lookup.
+//! collector never sees, so wxgate passes the client's on and costs a
+//! request without a traceparent one header lookup. With `[tracing]` on,
+//! `telemetry` [`take`]s the client's headers out, makes its request span
+//! their child (or starts a trace) and writes the upstream's afresh.
 
 use http::{HeaderMap, HeaderName};
 
@@ -41,6 +42,54 @@ pub fn settle(headers: &mut HeaderMap) -> Option<TraceId> {
         headers.remove(&TRACESTATE);
     }
     trace
+}
+
+/// A client's well-formed `traceparent`, read, and its `tracestate`.
+pub struct Parent {
+    /// The trace.
+    pub trace_id: [u8; 16],
+    /// The client's span, the parent of wxgate's.
+    pub parent_id: [u8; 8],
+    /// Bit 0: the client records this trace (sampled).
+    pub flags: u8,
+    /// As sent (its own syntax is the tracer's to judge).
+    pub state: Option<String>,
+}
+
+/// Removes the client's `traceparent` and `tracestate`, returning them
+/// when the `traceparent` is well-formed (one, as [`settle`] judges).
+pub fn take(headers: &mut HeaderMap) -> Option<Parent> {
+    let trace = settle(headers)?;
+    let sent = headers.remove(&TRACEPARENT)?;
+    let state = headers
+        .remove(&TRACESTATE)
+        .and_then(|s| s.to_str().ok().map(str::to_owned));
+    let value = sent.as_bytes();
+    let mut parent = Parent {
+        trace_id: [0; 16],
+        parent_id: [0; 8],
+        flags: 0,
+        state,
+    };
+    decode(&trace, &mut parent.trace_id)?;
+    decode(&value[36..52], &mut parent.parent_id)?;
+    let mut flags = [0u8; 1];
+    decode(&value[53..55], &mut flags)?;
+    parent.flags = flags[0];
+    Some(parent)
+}
+
+/// Lower-case hex digits into bytes (already checked: `None` never seen).
+fn decode(digits: &[u8], out: &mut [u8]) -> Option<()> {
+    let nibble = |d: u8| match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    };
+    for (pair, byte) in digits.chunks_exact(2).zip(out.iter_mut()) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(())
 }
 
 /// The trace id of a well-formed `traceparent`.
@@ -109,6 +158,33 @@ mod tests {
             assert_eq!(state.as_deref(), Some(STATE));
             assert_eq!(trace.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         }
+    }
+
+    #[test]
+    fn take_reads_the_parent_and_removes_both_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&TRACEPARENT, HeaderValue::from_static(CLIENT));
+        headers.insert(&TRACESTATE, HeaderValue::from_static(STATE));
+        let parent = take(&mut headers).unwrap();
+        assert_eq!(
+            parent.trace_id,
+            [
+                0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+                0x47, 0x36
+            ]
+        );
+        assert_eq!(
+            parent.parent_id,
+            [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        );
+        assert_eq!(parent.flags, 1);
+        assert_eq!(parent.state.as_deref(), Some(STATE));
+        assert!(headers.is_empty());
+        // A malformed one: removed too, nothing read.
+        headers.insert(&TRACEPARENT, HeaderValue::from_static("00-zz"));
+        headers.insert(&TRACESTATE, HeaderValue::from_static(STATE));
+        assert!(take(&mut headers).is_none());
+        assert!(headers.is_empty());
     }
 
     #[test]

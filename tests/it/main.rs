@@ -50,6 +50,7 @@ mod readiness;
 mod rules;
 mod session_key;
 mod sessions;
+mod spans;
 mod tls;
 mod trace_context;
 mod upstreams;

@@ -9,6 +9,7 @@ use super::{
     StoreError, UserRecord, UserUpdate,
 };
 use crate::metrics::StoreMetrics;
+use crate::telemetry::{KeyValue, Span, SpanKind};
 
 /// The store the config asks for. An enum rather than a trait object: the
 /// request path stays free of boxed futures. (Boxed: built once, large.)
@@ -79,10 +80,24 @@ impl SessionStore for Sessions {
     }
 
     async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
-        match self {
+        // Its child, when there is one: the Redis round trip past the cache.
+        let span = Span::start(SpanKind::Internal, || {
+            let store = match self {
+                Self::Memory(_) => "memory",
+                Self::Redis(_) => "redis",
+            };
+            let attributes = vec![KeyValue::new("wxgate.session.store", store)];
+            ("session lookup".into(), attributes)
+        });
+        let resolved = match self {
             Self::Memory(s) => s.resolve(id).await,
-            Self::Redis(s) => s.resolve(id).await,
+            Self::Redis(s) => span.wrap(s.resolve(id)).await,
+        };
+        match &resolved {
+            Ok(found) => span.set(KeyValue::new("wxgate.session.found", found.is_some())),
+            Err(_) => span.fail("store_unavailable"),
         }
+        resolved
     }
 
     async fn logout(&self, id: &SessionId) -> Result<(), StoreError> {

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use super::WeChatError;
 use crate::config::WechatConfig;
 use crate::metrics::WechatMetrics;
+use crate::telemetry::{KeyValue, Span, SpanKind};
 use crate::wire::describe;
 
 /// Longest a call waits for one of the `max_in_flight` slots.
@@ -70,7 +71,7 @@ impl ApiClient {
         query: &[(&str, &str)],
     ) -> Result<T, WeChatError> {
         let request = self.http.get(format!("{}{path}", self.base)).query(query);
-        self.send(path, request).await
+        self.send("GET", path, request).await
     }
 
     pub(super) async fn post<T: DeserializeOwned>(
@@ -85,15 +86,31 @@ impl ApiClient {
             .query(query)
             .header("content-type", "application/json")
             .body(body.to_string());
-        self.send(path, request).await
+        self.send("POST", path, request).await
     }
 
-    /// Sends and reads the answer, counting it by api and result.
+    /// Sends and reads the answer, counting it by api and result, in a
+    /// client span (the path only: the query holds the secret or token).
     async fn send<T: DeserializeOwned>(
         &self,
+        method: &'static str,
         path: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<T, WeChatError> {
+        let span = Span::start(SpanKind::Client, || {
+            let url = reqwest::Url::parse(&self.base).ok();
+            let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+            let mut attributes = vec![
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("server.address", host.to_owned()),
+                KeyValue::new("url.template", path.to_owned()),
+                KeyValue::new("wxgate.wechat.api", api_name(path)),
+            ];
+            if let Some(port) = url.and_then(|u| u.port_or_known_default()) {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+            (format!("{method} {path}").into(), attributes)
+        });
         let started = Instant::now();
         // The semaphore is never closed: an acquire fails only by waiting too long.
         let result = match tokio::time::timeout(QUEUE_WAIT, self.slots.acquire()).await {
@@ -102,12 +119,10 @@ impl ApiClient {
         };
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
-            Err(WeChatError::Api { errcode, .. }) => errcode.to_string(),
-            Err(WeChatError::Timeout(_)) => "timeout".to_owned(),
-            Err(WeChatError::Unreachable(_)) => "unreachable".to_owned(),
-            Err(WeChatError::Status(status)) => format!("http_{status}"),
-            Err(WeChatError::BadResponse(_)) => "bad_response".to_owned(),
-            Err(WeChatError::Saturated(_)) => "saturated".to_owned(),
+            Err(e) => {
+                span.fail(e.label());
+                e.label()
+            }
         };
         self.metrics
             .call(api_name(path), outcome, started.elapsed());

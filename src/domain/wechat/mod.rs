@@ -58,6 +58,22 @@ pub enum WeChatError {
     Saturated(Duration),
 }
 
+impl WeChatError {
+    /// What failed, as a metric label and a span's `error.type`: WeChat's
+    /// errcode, or `timeout`, `unreachable`, `http_NNN`, `bad_response`,
+    /// `saturated`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Api { errcode, .. } => errcode.to_string(),
+            Self::Timeout(_) => "timeout".to_owned(),
+            Self::Unreachable(_) => "unreachable".to_owned(),
+            Self::Status(status) => format!("http_{status}"),
+            Self::BadResponse(_) => "bad_response".to_owned(),
+            Self::Saturated(_) => "saturated".to_owned(),
+        }
+    }
+}
+
 /// The app's AppSecret, shared by its calls and its token cache, and
 /// replaced in place when a reload re-reads it (`wechat.secret_file`).
 pub type SharedSecret = std::sync::Arc<arc_swap::ArcSwap<Secret>>;

@@ -28,6 +28,7 @@ use tokio::sync::Mutex;
 use super::WeChatError;
 use crate::config::secret::Secret;
 use crate::domain::session::{FleetLock, FleetSecrets, FleetValue, StoreError};
+use crate::telemetry::{KeyValue, Span, SpanKind};
 
 /// Refresh this long before WeChat's stated expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -223,7 +224,7 @@ impl SharedCredential {
         {
             return Ok((held.value.clone(), held.left()));
         }
-        match fetch_for(want, fetch, async { local.may_force() }).await {
+        match fetch_for(&self.name, want, fetch, async { local.may_force() }).await {
             Ok(issued) => {
                 local.held = Some(Held::of(&issued));
                 Ok((issued.value, issued.lifetime))
@@ -308,7 +309,7 @@ impl SharedCredential {
                 .await
                 .unwrap_or(false)
         };
-        let issued = match fetch_for(want, fetch, claim).await {
+        let issued = match fetch_for(&self.name, want, fetch, claim).await {
             Ok(issued) => issued,
             Err(e) => return Ok(Err(e)),
         };
@@ -394,8 +395,10 @@ fn served(want: Want<'_>, seen: Option<&FleetValue>, waiting: bool) -> Option<(S
 }
 
 /// Fetches one; when WeChat hands back the very one it rejected, a forced
-/// refresh, if `may_force` (awaited only then) allows one.
+/// refresh, if `may_force` (awaited only then) allows one. In a span of
+/// its own (the request's that found none valid), WeChat's calls inside.
 async fn fetch_for<F, Fut>(
+    name: &str,
     want: Want<'_>,
     fetch: &F,
     may_force: impl Future<Output = bool>,
@@ -404,13 +407,28 @@ where
     F: Fn(bool) -> Fut,
     Fut: Future<Output = Result<Issued, WeChatError>>,
 {
-    let issued = fetch(false).await?;
+    let span = Span::start(SpanKind::Internal, || {
+        let (app, token) = name.split_once(':').unwrap_or((name, ""));
+        let attributes = vec![
+            KeyValue::new("wxgate.app", app.to_owned()),
+            KeyValue::new("wxgate.token", token.to_owned()),
+        ];
+        (format!("fetch {token}").into(), attributes)
+    });
+    let issued = match span.wrap(fetch(false)).await {
+        Ok(issued) => issued,
+        Err(e) => {
+            span.fail(e.label());
+            return Err(e);
+        }
+    };
     if let Want::Not(rejected) = want
         && issued.value == *rejected
         && may_force.await
     {
         tracing::warn!("WeChat handed back the token it rejected; forcing a refresh");
-        return fetch(true).await;
+        span.set(KeyValue::new("wxgate.token.forced", true));
+        return span.wrap(fetch(true)).await;
     }
     Ok(issued)
 }

@@ -38,6 +38,8 @@ struct State {
     delay: Duration,
     /// Every request: (Authorization header, JSON body).
     calls: Vec<(Option<String>, serde_json::Value)>,
+    /// Every request's `traceparent` header.
+    traceparents: Vec<Option<String>>,
     in_flight: usize,
     peak_in_flight: usize,
 }
@@ -57,6 +59,7 @@ impl BindingDouble {
                 mode: Mode::Bind,
                 delay: Duration::ZERO,
                 calls: Vec::new(),
+                traceparents: Vec::new(),
                 in_flight: 0,
                 peak_in_flight: 0,
             })),
@@ -87,8 +90,18 @@ impl BindingDouble {
         self.state.lock().unwrap().calls.clone()
     }
 
+    /// Each call's `traceparent`, in order.
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.state.lock().unwrap().traceparents.clone()
+    }
+
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let followed = req.uri().path() == "/followed";
+        let traceparent = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let auth = req
             .headers()
             .get("authorization")
@@ -102,6 +115,7 @@ impl BindingDouble {
         let (mode, delay) = {
             let mut state = self.state.lock().unwrap();
             state.calls.push((auth, body.clone()));
+            state.traceparents.push(traceparent);
             state.in_flight += 1;
             state.peak_in_flight = state.peak_in_flight.max(state.in_flight);
             (state.mode, state.delay)

@@ -12,6 +12,7 @@ pub mod certs;
 pub mod eventually;
 pub mod link;
 pub mod nginx;
+pub mod otlp;
 pub mod process;
 pub mod redis;
 pub mod upstream;

@@ -5,6 +5,7 @@
 //! `redis.command_timeout`.
 
 use crate::metrics::StoreMetrics;
+use crate::telemetry::{KeyValue, Span, SpanKind};
 use std::future::Future;
 use std::time::Duration;
 
@@ -147,6 +148,10 @@ impl Connector {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        let span = Span::start(SpanKind::Client, || {
+            let attributes = vec![KeyValue::new("db.system.name", "redis")];
+            ("redis".into(), attributes)
+        });
         let started = std::time::Instant::now();
         let result = match self.conn().await {
             Ok(conn) => match tokio::time::timeout(self.command_timeout, op(conn)).await {
@@ -162,6 +167,7 @@ impl Connector {
         self.metrics.command(started.elapsed());
         if result.is_err() {
             self.metrics.error();
+            span.fail("store_unavailable");
         }
         result
     }
