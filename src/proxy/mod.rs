@@ -183,6 +183,7 @@ impl Upstream {
 
     /// The client span of one round trip to this upstream (nothing unless
     /// a trace records): method, server and the request's path, never its query.
+    #[inline]
     pub fn span(&self, method: &http::Method, path: &str) -> Span {
         Span::start(SpanKind::Client, || {
             let authority = &self.config.authority;
@@ -304,6 +305,9 @@ impl Upstream {
 /// Ends an upstream span with what came back: a client span's 4xx and
 /// 5xx are errors (OpenTelemetry's HTTP conventions).
 pub fn answered<B>(span: &Span, result: &Result<Response<B>, ProxyError>) {
+    if !span.records() {
+        return;
+    }
     match result {
         Ok(response) => {
             let status = response.status().as_u16();

@@ -17,6 +17,7 @@
 mod export;
 mod span;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider;
@@ -31,6 +32,17 @@ pub use span::{Answered, RequestSpan, Span, annotate, propagate};
 
 use crate::config::{OtlpProtocol, TracingConfig, trusting};
 use crate::metrics::SpanMetrics;
+
+/// Set once any app in the process starts tracing: until then no request
+/// is traced, and a would-be span costs one load instead of a look at the
+/// thread's current context (a request path with tracing off is hot).
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a request of this process may be traced (false: none is).
+#[inline]
+pub fn started() -> bool {
+    STARTED.load(Ordering::Relaxed)
+}
 
 /// Span export, running: stopped (what is queued sent) when wxgate ends.
 pub struct Tracing {
@@ -82,6 +94,7 @@ impl Tracing {
             ))))
             .with_resource(resource)
             .build();
+        STARTED.store(true, Ordering::Relaxed);
         Ok(Self {
             tracer: provider.tracer("wxgate"),
             provider,

@@ -147,7 +147,11 @@ impl RequestSpan {
 struct Traced(SdkTracer);
 
 /// `f` of the current context and its tracer, when a request is traced.
+#[inline]
 fn traced<T>(f: impl FnOnce(&Context, &SdkTracer) -> Option<T>) -> Option<T> {
+    if !super::started() {
+        return None;
+    }
     Context::map_current(|cx| cx.get::<Traced>().and_then(|traced| f(cx, &traced.0)))
 }
 
@@ -162,14 +166,16 @@ pub fn annotate(attributes: impl FnOnce() -> Vec<KeyValue>) {
 
 /// A span of something a request waits on; ended when dropped.
 pub struct Span {
-    /// `Some` when a trace is recording: the context with this span.
-    cx: Option<Context>,
+    /// `Some` when a trace is recording: the context with this span
+    /// (boxed: held across an await on the hot path, a pointer's room).
+    cx: Option<Box<Context>>,
 }
 
 impl Span {
     /// A child of the current span, or nothing (tracing off, no request
     /// current — a start-up check —, or a trace not sampled).
     /// `describe` (its name and attributes) runs only for a recorded span.
+    #[inline]
     pub fn start(
         kind: SpanKind,
         describe: impl FnOnce() -> (Cow<'static, str>, Vec<KeyValue>),
@@ -183,10 +189,15 @@ impl Span {
                     .with_kind(kind)
                     .with_attributes(attributes)
                     .start_with_context(tracer, parent);
-                parent.with_span(span)
+                Box::new(parent.with_span(span))
             })
         });
         Self { cx }
+    }
+
+    /// Whether it records: attributes worth building.
+    pub fn records(&self) -> bool {
+        self.cx.is_some()
     }
 
     /// Adds an attribute.
@@ -208,13 +219,14 @@ impl Span {
     /// `future` with this span current, so its own spans are this one's children.
     pub fn wrap<F: Future>(&self, future: F) -> Either<WithContext<F>, F> {
         match &self.cx {
-            Some(cx) => Either::Left(future.with_context(cx.clone())),
+            Some(cx) => Either::Left(future.with_context(Context::clone(cx))),
             None => Either::Right(future),
         }
     }
 }
 
 impl Drop for Span {
+    #[inline]
     fn drop(&mut self) {
         if let Some(cx) = &self.cx {
             cx.span().end();
@@ -225,7 +237,11 @@ impl Drop for Span {
 /// Writes the W3C headers for the next hop: its parent is `span`'s when
 /// it records, else the current request's; nothing with tracing off (the
 /// client's own headers then went on as they came, `trace_context`).
+#[inline]
 pub fn propagate(span: &Span, headers: &mut HeaderMap) {
+    if span.cx.is_none() && !super::started() {
+        return;
+    }
     let write = |cx: &Context, headers: &mut HeaderMap| {
         let span = cx.span();
         let context = span.span_context();

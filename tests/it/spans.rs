@@ -370,3 +370,24 @@ async fn a_collector_stuck_or_down_costs_requests_nothing_and_drops_are_counted(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_gateway_sends_the_spans_still_queued() {
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let collector = Collector::start().await;
+    let gate = traced(&wechat, &upstream, &collector).start().await;
+    let session = gate.login("zoe").await;
+    let response = gate
+        .get("/orders", &session)
+        .header("traceparent", traceparent("01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Within the batch's second: nothing sent yet, unless the stop sends it.
+    gate.stop().await;
+    let spans = collector.spans();
+    let of_request = spans.iter().filter(|s| s.trace_id == CLIENT_TRACE).count();
+    assert_eq!(of_request, 3, "{spans:#?}");
+}

@@ -9,7 +9,7 @@ use super::{
     StoreError, UserRecord, UserUpdate,
 };
 use crate::metrics::StoreMetrics;
-use crate::telemetry::{KeyValue, Span, SpanKind};
+use crate::telemetry::{self, KeyValue, Span, SpanKind};
 
 /// The store the config asks for. An enum rather than a trait object: the
 /// request path stays free of boxed futures. (Boxed: built once, large.)
@@ -60,6 +60,28 @@ impl Sessions {
         }
     }
 
+    /// [`SessionStore::resolve`] in a span of its own; its child, when
+    /// there is one, the Redis round trip past the cache.
+    async fn resolve_traced(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
+        let span = Span::start(SpanKind::Internal, || {
+            let store = match self {
+                Self::Memory(_) => "memory",
+                Self::Redis(_) => "redis",
+            };
+            let attributes = vec![KeyValue::new("wxgate.session.store", store)];
+            ("session lookup".into(), attributes)
+        });
+        let resolved = match self {
+            Self::Memory(s) => s.resolve(id).await,
+            Self::Redis(s) => span.wrap(s.resolve(id)).await,
+        };
+        match &resolved {
+            Ok(found) => span.set(KeyValue::new("wxgate.session.found", found.is_some())),
+            Err(_) => span.fail("store_unavailable"),
+        }
+        resolved
+    }
+
     /// The store's state as `/readyz` names it: `memory` (always there),
     /// `up` or `down` (Redis, as its health check last found it).
     pub fn state(&self) -> &'static str {
@@ -80,24 +102,15 @@ impl SessionStore for Sessions {
     }
 
     async fn resolve(&self, id: &SessionId) -> Result<Option<Resolved>, StoreError> {
-        // Its child, when there is one: the Redis round trip past the cache.
-        let span = Span::start(SpanKind::Internal, || {
-            let store = match self {
-                Self::Memory(_) => "memory",
-                Self::Redis(_) => "redis",
-            };
-            let attributes = vec![KeyValue::new("wxgate.session.store", store)];
-            ("session lookup".into(), attributes)
-        });
-        let resolved = match self {
-            Self::Memory(s) => s.resolve(id).await,
-            Self::Redis(s) => span.wrap(s.resolve(id)).await,
-        };
-        match &resolved {
-            Ok(found) => span.set(KeyValue::new("wxgate.session.found", found.is_some())),
-            Err(_) => span.fail("store_unavailable"),
+        // Boxed: the span kept across the lookup would enlarge every
+        // request's future, traced or not (this is the hot path).
+        if telemetry::started() {
+            return Box::pin(self.resolve_traced(id)).await;
         }
-        resolved
+        match self {
+            Self::Memory(s) => s.resolve(id).await,
+            Self::Redis(s) => s.resolve(id).await,
+        }
     }
 
     async fn logout(&self, id: &SessionId) -> Result<(), StoreError> {
