@@ -12,7 +12,7 @@ use crate::common::binding::BindingDouble;
 use crate::common::otlp::{CLIENT, Collector, INTERNAL, SERVER, SpanRecord};
 use crate::common::upstream::header_values;
 use crate::common::{
-    GateConfig, SECRET, Upstream, WeChatDouble, closed_port, eventually, json, metric, until,
+    Gate, GateConfig, SECRET, Upstream, WeChatDouble, closed_port, eventually, json, metric, until,
 };
 
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -28,6 +28,17 @@ fn traced(wechat: &WeChatDouble, upstream: &Upstream, collector: &Collector) -> 
         .set("tracing", "endpoint", &format!("\"{}\"", collector.url()))
         .set("tracing", "protocol", "\"http/json\"");
     config
+}
+
+/// A proxied request in the client's (sampled) trace.
+async fn in_client_trace(gate: &Gate, session: &str) {
+    let response = gate
+        .get("/orders", session)
+        .header("traceparent", traceparent("01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }
 
 /// The spans of `trace`, once `count` of them have arrived.
@@ -296,13 +307,7 @@ async fn the_standard_variables_choose_the_collector_and_the_service_in_protobuf
         .env("OTEL_SERVICE_NAME", "orders-gateway");
     let gate = config.start().await;
     let session = gate.login("wes").await;
-    let response = gate
-        .get("/orders", &session)
-        .header("traceparent", traceparent("01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    in_client_trace(&gate, &session).await;
     let (media, body) = eventually(
         Duration::from_secs(15),
         "the collector receives a protobuf export with the client's trace",
@@ -378,13 +383,7 @@ async fn a_stopping_gateway_sends_the_spans_still_queued() {
     let collector = Collector::start().await;
     let gate = traced(&wechat, &upstream, &collector).start().await;
     let session = gate.login("zoe").await;
-    let response = gate
-        .get("/orders", &session)
-        .header("traceparent", traceparent("01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    in_client_trace(&gate, &session).await;
     // Within the batch's second: nothing sent yet, unless the stop sends it.
     gate.stop().await;
     let spans = collector.spans();

@@ -120,8 +120,9 @@ impl ApiClient {
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
             Err(e) => {
-                span.fail(e.label());
-                e.label()
+                let label = e.label();
+                span.fail(label.clone());
+                label
             }
         };
         self.metrics
