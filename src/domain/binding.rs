@@ -37,7 +37,7 @@ use crate::config::secret::Secret;
 use crate::domain::session::{BoundId, SessionStore, UserRecord, UserUpdate};
 use crate::domain::single_flight::SingleFlight;
 use crate::metrics::BindingMetrics;
-use crate::telemetry::{KeyValue, Span, SpanKind, propagate};
+use crate::telemetry::{KeyValue, Span, SpanKind, current_trace_id, propagate};
 use crate::wire::describe;
 
 /// What the endpoint said about a user.
@@ -204,9 +204,13 @@ impl Binding {
             span.fail(result);
         }
         drop(span);
+        let trace_id = current_trace_id();
         crate::audit::Event {
             action: "binding",
             result,
+            trace_id: trace_id
+                .as_ref()
+                .and_then(|id| std::str::from_utf8(id).ok()),
             app: Some(user.appid()),
             openid: Some(user.openid()),
             user_id: match &answer {

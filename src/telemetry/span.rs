@@ -155,6 +155,17 @@ fn traced<T>(f: impl FnOnce(&Context, &SdkTracer) -> Option<T>) -> Option<T> {
     Context::map_current(|cx| cx.get::<Traced>().and_then(|traced| f(cx, &traced.0)))
 }
 
+/// The trace of the request being served, with tracing on: for what is
+/// written deep in the domain (an audit event), which holds no request.
+pub fn current_trace_id() -> Option<trace_context::TraceId> {
+    traced(|cx, _| {
+        let context = cx.span().span_context().clone();
+        context
+            .is_valid()
+            .then(|| hex(&context.trace_id().to_bytes()))
+    })
+}
+
 /// Adds `attributes` to the current request's span, when it records.
 pub fn annotate(attributes: impl FnOnce() -> Vec<KeyValue>) {
     traced(|cx, _| {

@@ -6,6 +6,7 @@
 use reqwest::header::{COOKIE, ORIGIN};
 
 use crate::common::binding::{BindingDouble, account_of};
+use crate::common::otlp::Collector;
 use crate::common::process::Process;
 use crate::common::web::*;
 use crate::common::wechat::openid_of;
@@ -36,6 +37,7 @@ fn event<'a>(all: &'a [serde_json::Value], action: &str, result: &str) -> &'a se
 async fn every_audited_action_is_one_event_with_its_fields_and_no_secret() {
     let setup = Setup::new().await;
     let binding = BindingDouble::start().await;
+    let collector = Collector::start().await;
     let audit_file =
         std::env::temp_dir().join(format!("wxgate-audit-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&audit_file);
@@ -47,7 +49,9 @@ async fn every_audited_action_is_one_event_with_its_fields_and_no_secret() {
             "audit_file",
             &format!("\"{}\"", audit_file.display()),
         )
-        .set("binding", "url", &format!("\"{}\"", binding.url()));
+        .set("binding", "url", &format!("\"{}\"", binding.url()))
+        // Traced: an event written deep in the domain (binding) knows its trace.
+        .set("tracing", "endpoint", &format!("\"{}\"", collector.url()));
     let gate = Process::start(
         &config,
         &[
@@ -201,6 +205,11 @@ async fn every_audited_action_is_one_event_with_its_fields_and_no_secret() {
     // Bound at each login, and again with the phone number (the double
     // binds `acct-phone-<digits>` then).
     let bindings: Vec<_> = all.iter().filter(|e| e["action"] == "binding").collect();
+    assert_eq!(
+        bindings[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "the login's binding, in the client's trace: {}",
+        bindings[0]
+    );
     let seen: Vec<_> = bindings
         .iter()
         .map(|e| {
