@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 
 use crate::config::UpstreamConfig;
-use crate::telemetry::{KeyValue, Span, SpanKind};
+use crate::telemetry::{self, KeyValue, Span, SpanKind};
 use crate::wire::body_end;
 use crate::wire::body_idle::RequestBody;
 use crate::wire::connection_timer::ConnectionTimer;
@@ -190,7 +190,7 @@ impl Upstream {
             let mut attributes = vec![
                 KeyValue::new("http.request.method", method.as_str().to_owned()),
                 KeyValue::new("server.address", authority.host().to_owned()),
-                KeyValue::new("url.path", path.to_owned()),
+                KeyValue::new("url.path", telemetry::bounded(path)),
                 KeyValue::new("network.protocol.version", "1.1"),
             ];
             let tls = self.config.tls.is_some();

@@ -112,7 +112,7 @@ impl RequestSpan {
             return;
         }
         let mut attributes = vec![
-            KeyValue::new("url.path", answered.path.to_owned()),
+            KeyValue::new("url.path", bounded(answered.path)),
             KeyValue::new("http.response.status_code", i64::from(answered.status)),
             KeyValue::new("wxgate.outcome", answered.outcome),
             KeyValue::new("wxgate.request_id", answered.request_id.to_owned()),
@@ -287,6 +287,20 @@ pub fn propagate(span: &Span, headers: &mut HeaderMap) {
             });
         }
     }
+}
+
+/// The longest text a request puts in an attribute (its path): the
+/// export queue is bounded in spans, and this bounds each span, so a
+/// flood of long paths cannot grow it past a few MiB.
+pub const ATTRIBUTE_MAX: usize = 512;
+
+/// `text` cut to [`ATTRIBUTE_MAX`] bytes (at a character boundary).
+pub fn bounded(text: &str) -> String {
+    let mut end = text.len().min(ATTRIBUTE_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 fn hex(bytes: &[u8; 16]) -> trace_context::TraceId {

@@ -390,3 +390,27 @@ async fn a_stopping_gateway_sends_the_spans_still_queued() {
     let of_request = spans.iter().filter(|s| s.trace_id == CLIENT_TRACE).count();
     assert_eq!(of_request, 3, "{spans:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_request_s_long_path_is_cut_in_its_span() {
+    // The export queue is bounded in spans; each span is bounded too, so a
+    // flood of long paths cannot grow it past a few MiB.
+    let wechat = WeChatDouble::start().await;
+    let upstream = Upstream::start().await;
+    let collector = Collector::start().await;
+    let gate = traced(&wechat, &upstream, &collector).start().await;
+    let long = format!("/{}", "a".repeat(10_000));
+    let trace = "b".repeat(32);
+    let response = gate
+        .http
+        .get(gate.url(&long))
+        .header("traceparent", format!("00-{trace}-{CLIENT_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let spans = trace_of(&collector, &trace, 1).await;
+    let path = server_span(&spans).attr("url.path").unwrap();
+    assert_eq!(path.len(), 512, "{}", path.len());
+    assert!(long.starts_with(&path));
+}
