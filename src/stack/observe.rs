@@ -43,6 +43,7 @@ use crate::response::{Answer, Body, HttpError};
 use crate::telemetry::{Answered, RequestSpan};
 use crate::wire::describe;
 use crate::wire::request_id::{self, HEADER};
+use crate::wire::sent::Sent;
 use crate::wire::trace_context::{self, TraceId};
 
 #[derive(Clone)]
@@ -88,7 +89,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Observed<S::Future> {
-        let request_id = request_id::settle(request.headers_mut(), self.app.request_ids());
+        // One pass over the client's headers for what this layer reads.
+        let sent = Sent::of(request.headers());
+        let request_id = request_id::settle(
+            request.headers_mut(),
+            sent.request_id,
+            self.app.request_ids(),
+        );
         // Tracing on: the request's span (the client's W3C headers taken
         // in); off: those headers checked and passed on.
         let (trace, trace_id) = match RequestSpan::start(&mut request, self.app.tracer()) {
@@ -96,7 +103,8 @@ where
                 let id = span.trace_id();
                 (Some(Box::new(span)), Some(id))
             }
-            None => (None, trace_context::settle(request.headers_mut())),
+            None if sent.traceparent => (None, trace_context::settle(request.headers_mut())),
+            None => (None, None),
         };
         let line = Line {
             trace,

@@ -16,6 +16,7 @@ pub mod hop_by_hop;
 pub mod html;
 pub mod json;
 pub mod request_id;
+pub mod sent;
 pub mod trace_context;
 
 /// An error and its causes on one line ("client error (Connect): tcp connect

@@ -58,15 +58,14 @@ impl Default for RequestIds {
 }
 
 /// The request's id, set on its headers: the client's when it sent exactly
-/// one and it is acceptable, else a fresh one from `ids` (replacing every
-/// odd copy). The caller keeps the returned value for the log line and the
-/// response.
-pub fn settle(headers: &mut HeaderMap, ids: &RequestIds) -> HeaderValue {
-    let mut sent = headers.get_all(&HEADER).iter();
-    if let (Some(one), None) = (sent.next(), sent.next())
+/// one (`sent`, found by `wire::sent`) and it is acceptable, else a fresh
+/// one from `ids` (replacing every odd copy). The caller keeps the returned
+/// value for the log line and the response.
+pub fn settle(headers: &mut HeaderMap, sent: Option<HeaderValue>, ids: &RequestIds) -> HeaderValue {
+    if let Some(one) = sent
         && acceptable(one.as_bytes())
     {
-        return one.clone();
+        return one;
     }
     let id = ids.next();
     headers.insert(HEADER.clone(), id.clone());
@@ -100,7 +99,8 @@ mod tests {
         for v in values {
             headers.append(&HEADER, HeaderValue::from_str(v).unwrap());
         }
-        let id = settle(&mut headers, &RequestIds::new());
+        let sent = crate::wire::sent::Sent::of(&headers).request_id;
+        let id = settle(&mut headers, sent, &RequestIds::new());
         let on_request: Vec<_> = headers.get_all(&HEADER).iter().collect();
         assert_eq!(on_request, [&id], "the request carries exactly its id");
         id.to_str().unwrap().to_owned()
