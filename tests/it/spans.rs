@@ -22,6 +22,15 @@ fn traceparent(flags: &str) -> String {
     format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-{flags}")
 }
 
+/// WeChat, the backend and the collector, each a double of the test's own.
+async fn doubles() -> (WeChatDouble, Upstream, Collector) {
+    (
+        WeChatDouble::start().await,
+        Upstream::start().await,
+        Collector::start().await,
+    )
+}
+
 fn traced(wechat: &WeChatDouble, upstream: &Upstream, collector: &Collector) -> GateConfig {
     let mut config = GateConfig::new(wechat, upstream);
     config
@@ -81,10 +90,8 @@ fn parts(traceparent: &str) -> (String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_with_binding_and_a_proxied_request_are_traced_parent_to_child() {
-    let wechat = WeChatDouble::start().await;
-    let upstream = Upstream::start().await;
+    let (wechat, upstream, collector) = doubles().await;
     let binding = BindingDouble::start().await;
-    let collector = Collector::start().await;
     let mut config = traced(&wechat, &upstream, &collector);
     config.set("binding", "url", &format!("\"{}\"", binding.url()));
     let gate = config.start().await;
@@ -224,9 +231,7 @@ async fn a_login_with_binding_and_a_proxied_request_are_traced_parent_to_child()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_traceparent_is_replaced_by_a_new_trace() {
-    let wechat = WeChatDouble::start().await;
-    let upstream = Upstream::start().await;
-    let collector = Collector::start().await;
+    let (wechat, upstream, collector) = doubles().await;
     let gate = traced(&wechat, &upstream, &collector).start().await;
     let session = gate.login("uma").await;
     for malformed in [
@@ -261,9 +266,7 @@ async fn a_malformed_traceparent_is_replaced_by_a_new_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampler_records_the_ratio_of_new_traces_and_follows_the_client() {
-    let wechat = WeChatDouble::start().await;
-    let upstream = Upstream::start().await;
-    let collector = Collector::start().await;
+    let (wechat, upstream, collector) = doubles().await;
     let mut config = traced(&wechat, &upstream, &collector);
     config.set("tracing", "sampling_ratio", "0.0");
     let gate = config.start().await;
@@ -298,9 +301,7 @@ async fn the_sampler_records_the_ratio_of_new_traces_and_follows_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standard_variables_choose_the_collector_and_the_service_in_protobuf() {
-    let wechat = WeChatDouble::start().await;
-    let upstream = Upstream::start().await;
-    let collector = Collector::start().await;
+    let (wechat, upstream, collector) = doubles().await;
     let mut config = GateConfig::new(&wechat, &upstream);
     config
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url())
@@ -378,9 +379,7 @@ async fn a_collector_stuck_or_down_costs_requests_nothing_and_drops_are_counted(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_gateway_sends_the_spans_still_queued() {
-    let wechat = WeChatDouble::start().await;
-    let upstream = Upstream::start().await;
-    let collector = Collector::start().await;
+    let (wechat, upstream, collector) = doubles().await;
     let gate = traced(&wechat, &upstream, &collector).start().await;
     let session = gate.login("zoe").await;
     in_client_trace(&gate, &session).await;
@@ -395,9 +394,7 @@ async fn a_stopping_gateway_sends_the_spans_still_queued() {
 async fn an_anonymous_request_s_long_path_is_cut_in_its_span() {
     // The export queue is bounded in spans; each span is bounded too, so a
     // flood of long paths cannot grow it past a few MiB.
-    let wechat = WeChatDouble::start().await;
-    let upstream = Upstream::start().await;
-    let collector = Collector::start().await;
+    let (wechat, upstream, collector) = doubles().await;
     let gate = traced(&wechat, &upstream, &collector).start().await;
     let long = format!("/{}", "a".repeat(10_000));
     let trace = "b".repeat(32);
