@@ -5,6 +5,9 @@
 //! speaks h2c to its backends; hyper-util's auto builder sniffs the
 //! preface, which costs every request a little, hence opt-in).
 //!
+//! An HTTP/1.1 connection's task also drives the connection's own upstream
+//! connection (`proxy::beside`); HTTP/2 streams use the pool.
+//!
 //! HTTP/2 goes through the same stack as HTTP/1.1: each stream is one call
 //! of the connection's stack, so every rule (the identity strip, the
 //! canonical path, the routes, `server.max_in_flight` per worker) holds
@@ -16,6 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -24,6 +28,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::proxy::{self, Affinity};
 use crate::stack::{ConnectionService, PerConnection};
 use crate::wire::connection_timer::HeadTimer;
 
@@ -66,6 +71,7 @@ impl Protocols {
         io: Io,
         service: PerConnection<S>,
         draining: watch::Receiver<()>,
+        affinity: Arc<Affinity>,
     ) where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: ConnectionService,
@@ -83,7 +89,7 @@ impl Protocols {
             let connection = auto.serve_connection_with_upgrades(TokioIo::new(io), service);
             return until_drained(connection, draining, |c| c.graceful_shutdown()).await;
         }
-        self.http1(io, service, draining).await;
+        self.http1(io, service, draining, affinity).await;
     }
 
     /// A connection whose TLS handshake is done: HTTP/2 if ALPN chose it.
@@ -92,6 +98,7 @@ impl Protocols {
         io: tokio_rustls::server::TlsStream<Io>,
         service: PerConnection<S>,
         draining: watch::Receiver<()>,
+        affinity: Arc<Affinity>,
     ) where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: ConnectionService,
@@ -100,7 +107,7 @@ impl Protocols {
             let connection = self.http2.serve_connection(TokioIo::new(io), service);
             return until_drained(connection, draining, |c| c.graceful_shutdown()).await;
         }
-        self.http1(io, service, draining).await;
+        self.http1(io, service, draining, affinity).await;
     }
 
     async fn http1<Io, S>(
@@ -108,6 +115,7 @@ impl Protocols {
         io: Io,
         service: PerConnection<S>,
         draining: watch::Receiver<()>,
+        affinity: Arc<Affinity>,
     ) where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: ConnectionService,
@@ -118,7 +126,8 @@ impl Protocols {
             .timer(HeadTimer::default())
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
-        until_drained(connection, draining, |c| c.graceful_shutdown()).await;
+        let serving = until_drained(connection, draining, |c| c.graceful_shutdown());
+        proxy::beside(affinity, serving).await;
     }
 }
 

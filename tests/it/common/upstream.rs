@@ -33,6 +33,9 @@ use tokio::net::TcpListener;
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// The response header naming the upstream connection (1, 2, …) it came over.
+pub const CONNECTION: &str = "x-upstream-connection";
+
 #[derive(Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -56,12 +59,18 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                connections.fetch_add(1, Ordering::SeqCst);
+                // Each answer names its connection (`CONNECTION`): which
+                // client connection's requests shared one is then visible.
+                let number = connections.fetch_add(1, Ordering::SeqCst) + 1;
                 let hits = hits.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         hits.fetch_add(1, Ordering::SeqCst);
-                        async move { Ok::<_, Infallible>(answer(req).await) }
+                        async move {
+                            let mut response = answer(req).await;
+                            response.headers_mut().insert(CONNECTION, number.into());
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
