@@ -98,14 +98,15 @@ where
         );
         // Tracing on: the request's span (the client's W3C headers taken
         // in); off: those headers checked and passed on.
-        let (trace, trace_id) = match RequestSpan::start(&mut request, self.app.tracer()) {
-            Some(span) => {
-                let id = span.trace_id();
-                (Some(Box::new(span)), Some(id))
-            }
-            None if sent.traceparent => (None, trace_context::settle(request.headers_mut())),
-            None => (None, None),
-        };
+        let (trace, trace_id) =
+            match RequestSpan::start(&mut request, sent.traceparent, self.app.tracer()) {
+                Some(span) => {
+                    let id = span.trace_id();
+                    (Some(Box::new(span)), Some(id))
+                }
+                None if sent.traceparent => (None, trace_context::settle(request.headers_mut())),
+                None => (None, None),
+            };
         let line = Line {
             trace,
             trace_id,

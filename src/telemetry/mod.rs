@@ -28,9 +28,7 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 pub use opentelemetry::KeyValue;
 pub use opentelemetry::trace::SpanKind;
 pub use opentelemetry_sdk::trace::SdkTracer as Tracer;
-pub use span::{
-    ATTRIBUTE_MAX, Answered, RequestSpan, Span, annotate, bounded, current_trace_id, propagate,
-};
+pub use span::{Answered, RequestSpan, Span, annotate, bounded, current_trace_id, propagate};
 
 use crate::config::{OtlpProtocol, TracingConfig, trusting};
 use crate::metrics::SpanMetrics;

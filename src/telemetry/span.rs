@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::io::Write;
 
 use futures_util::future::Either;
 use http::{HeaderMap, HeaderValue, Method, Request, Version};
@@ -60,9 +61,18 @@ impl RequestSpan {
     /// client's `traceparent` when that is well-formed. The client's
     /// `traceparent` and `tracestate` are taken out: the upstream's are
     /// written afresh, with the upstream span as their parent.
-    pub fn start<B>(request: &mut Request<B>, tracer: Option<&SdkTracer>) -> Option<Self> {
+    /// `sent_traceparent`: the client sent one (`wire::sent`), so there is
+    /// something to take.
+    pub fn start<B>(
+        request: &mut Request<B>,
+        sent_traceparent: bool,
+        tracer: Option<&SdkTracer>,
+    ) -> Option<Self> {
         let tracer = tracer?;
-        let parent = match trace_context::take(request.headers_mut()) {
+        let sent = sent_traceparent
+            .then(|| trace_context::take(request.headers_mut()))
+            .flatten();
+        let parent = match sent {
             Some(sent) => Context::new().with_remote_span_context(SpanContext::new(
                 TraceId::from_bytes(sent.trace_id),
                 SpanId::from_bytes(sent.parent_id),
@@ -97,7 +107,7 @@ impl RequestSpan {
 
     /// Its trace id, as W3C writes it, for the log line.
     pub fn trace_id(&self) -> trace_context::TraceId {
-        hex(&self.cx.span().span_context().trace_id().to_bytes())
+        hex(self.cx.span().span_context().trace_id())
     }
 
     /// Makes the request's span current while the guard lives (each poll).
@@ -160,9 +170,7 @@ fn traced<T>(f: impl FnOnce(&Context, &SdkTracer) -> Option<T>) -> Option<T> {
 pub fn current_trace_id() -> Option<trace_context::TraceId> {
     traced(|cx, _| {
         let context = cx.span().span_context().clone();
-        context
-            .is_valid()
-            .then(|| hex(&context.trace_id().to_bytes()))
+        context.is_valid().then(|| hex(context.trace_id()))
     })
 }
 
@@ -292,7 +300,7 @@ pub fn propagate(span: &Span, headers: &mut HeaderMap) {
 /// The longest text a request puts in an attribute (its path): the
 /// export queue is bounded in spans, and this bounds each span, so a
 /// flood of long paths cannot grow it past a few MiB.
-pub const ATTRIBUTE_MAX: usize = 512;
+const ATTRIBUTE_MAX: usize = 512;
 
 /// `text` cut to [`ATTRIBUTE_MAX`] bytes (at a character boundary).
 pub fn bounded(text: &str) -> String {
@@ -303,12 +311,10 @@ pub fn bounded(text: &str) -> String {
     text[..end].to_owned()
 }
 
-fn hex(bytes: &[u8; 16]) -> trace_context::TraceId {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (i, byte) in bytes.iter().enumerate() {
-        out[2 * i] = DIGITS[usize::from(byte >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
-    }
+/// `id` as W3C writes it: 32 lower-case hex digits.
+fn hex(id: TraceId) -> trace_context::TraceId {
+    let mut out = [b'0'; 32];
+    // 32 digits always fit: the write cannot fail.
+    let _ = write!(&mut out[..], "{id:032x}");
     out
 }

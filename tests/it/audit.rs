@@ -3,6 +3,7 @@
 //! `wxgate::audit` target (stderr, JSON) and in `log.audit_file`, checked
 //! field by field; the whole log holds none of the secrets the test knows.
 
+use reqwest::Method;
 use reqwest::header::{COOKIE, ORIGIN};
 
 use crate::common::binding::{BindingDouble, account_of};
@@ -119,39 +120,20 @@ async fn every_audited_action_is_one_event_with_its_fields_and_no_secret() {
     assert_eq!(forged.send().await.unwrap().status(), 403);
 
     // The operator: a lookup, a revocation, the access token; a wrong token.
-    let admin = |path: &str| gate.admin_url(path);
+    let admin = |method: Method, path: &str, token: &str| {
+        http.request(method, gate.admin_url(path))
+            .bearer_auth(token)
+    };
+    let status =
+        |request: reqwest::RequestBuilder| async move { request.send().await.unwrap().status() };
     let user = format!("/users/{}?appid={APPID}", openid_of("ana"));
-    assert_eq!(
-        http.get(admin(&user))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(admin(Method::GET, &user, ADMIN_TOKEN)).await, 200);
     let revoke = format!("/users/{}/logout?appid={APPID}", openid_of("ana"));
-    assert_eq!(
-        http.post(admin(&revoke))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(admin(Method::POST, &revoke, ADMIN_TOKEN)).await, 200);
     let token_path = format!("/apps/{APPID}/access_token");
-    let token = json(http.get(admin(&token_path)).bearer_auth(ADMIN_TOKEN)).await;
+    let token = json(admin(Method::GET, &token_path, ADMIN_TOKEN)).await;
     let access_token = token["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        http.get(admin(&user))
-            .bearer_auth("wrong")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(status(admin(Method::GET, &user, "wrong")).await, 401);
 
     // A reload applied, then one refused.
     gate.reload(&config.text());
