@@ -241,7 +241,16 @@ impl App {
 
     /// Answers one request; an error becomes its answer here. The
     /// request's outcome travels beside the response to the access log.
-    pub(crate) async fn handle(&self, request: Request<RequestBody>, peer: &Peer) -> Answer {
+    ///
+    /// Owning what it needs and never failing (the stack's service), so
+    /// that its future is the one the stack boxes, made in its box: each
+    /// future awaited inside another is copied whole, and this one is 4 KB.
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        request: Request<RequestBody>,
+        peer: Arc<Peer>,
+    ) -> Result<Answer, std::convert::Infallible> {
+        let peer = &*peer;
         self.untrusted_forwarded.check(request.headers(), peer);
         let live = self.live.load();
         let handled = Handled::from(Outcome::Rejected);
@@ -257,11 +266,11 @@ impl App {
             ]
         });
         match self.handle_request_inner(&mut cx, request).await {
-            Ok(response) => Answer {
+            Ok(response) => Ok(Answer {
                 response,
                 handled: cx.handled,
                 error: None,
-            },
+            }),
             Err(e) => {
                 let mut handled = cx.handled;
                 if matches!(e, HttpError::BodyMalformed(_) | HttpError::BodyIdle(_)) {
@@ -272,11 +281,11 @@ impl App {
                     (Some(lang), Some(web)) => web_pages::error_page(web, &e, lang),
                     _ => e.into_response(),
                 };
-                Answer {
+                Ok(Answer {
                     response,
                     handled,
                     error: Some(e),
-                }
+                })
             }
         }
     }
