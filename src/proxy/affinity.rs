@@ -27,15 +27,10 @@
 //!   upstream connections.
 //! - An exchange that did not end cleanly drops the sender, and the
 //!   connection closes, exactly as in the pool.
-//! - At most [`MAX_AFFINE`] connections per upstream are client
-//!   connections' own; past that, client connections share the pool.
-//!   An idle keep-alive client keeps its upstream connection, so without
-//!   a bound anyone opening connections (a public route needs no session)
-//!   would make wxgate hold as many open to the backend.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
@@ -46,34 +41,6 @@ use hyper::client::conn::http1::SendRequest;
 
 use super::pool::{self, Driver, IDLE_TIMEOUT};
 use crate::wire::body_end::BodyEnd;
-
-/// The most connections to one upstream that client connections hold as
-/// their own (the pool keeps as many idle per worker: `pool::MAX_IDLE`).
-pub(super) const MAX_AFFINE: usize = 256;
-
-/// One of an upstream's [`MAX_AFFINE`] places, given back when dropped
-/// (the connection closed, was replaced, or went back to the pool).
-pub(super) struct Claim(Arc<AtomicUsize>);
-
-impl Claim {
-    /// A place among `held`, if one is free.
-    pub(super) fn take(held: &Arc<AtomicUsize>) -> Option<Self> {
-        if held.fetch_add(1, Ordering::Relaxed) >= MAX_AFFINE {
-            held.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(Self(held.clone()))
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A client connection's upstream connection: its driver and its place.
-type Held = (Driver, Claim);
 
 /// One client connection's upstream connection, shared by its requests
 /// (through `Peer`) and its task (through [`beside`]).
@@ -96,7 +63,7 @@ struct Slot {
     /// Its sender between two exchanges, and since when.
     idle: Option<(SendRequest<BodyEnd>, Instant)>,
     /// A driver just installed, not yet polled by the task.
-    fresh: Option<Held>,
+    fresh: Option<Driver>,
 }
 
 impl Affinity {
@@ -125,11 +92,11 @@ impl Affinity {
     }
 
     /// Makes `driver`'s connection to `pool` this one's, replacing any.
-    pub(super) fn install(&self, pool: u64, driver: Driver, claim: Claim) {
+    pub(super) fn install(&self, pool: u64, driver: Driver) {
         if let Ok(mut slot) = self.slot.lock() {
             slot.owner = Some(pool);
             slot.idle = None;
-            slot.fresh = Some((driver, claim));
+            slot.fresh = Some(driver);
             self.fresh.store(true, Ordering::Relaxed);
         }
     }
@@ -157,7 +124,7 @@ impl Affinity {
 pub async fn beside<F: Future>(affinity: Arc<Affinity>, serving: F) -> F::Output {
     affinity.driven.store(true, Ordering::Relaxed);
     let mut serving = std::pin::pin!(serving);
-    let mut driver: Option<Held> = None;
+    let mut driver: Option<Driver> = None;
     let mut wakers: Option<Wakers> = None;
     let output = std::future::poll_fn(|cx| {
         let Some(wakers) = &wakers else {
@@ -175,7 +142,7 @@ pub async fn beside<F: Future>(affinity: Arc<Affinity>, serving: F) -> F::Output
     })
     .await;
     affinity.driven.store(false, Ordering::Relaxed);
-    if let (Some((driver, _claim)), Ok(mut slot)) = (driver, affinity.slot.lock())
+    if let (Some(driver), Ok(mut slot)) = (driver, affinity.slot.lock())
         && let (Some(pool), Some((sender, _))) = (slot.owner.take(), slot.idle.take())
         && !sender.is_closed()
     {
@@ -240,7 +207,7 @@ impl Wakers {
         &self,
         cx: &mut Context<'_>,
         serving: &mut Pin<&mut F>,
-        driver: &mut Option<Held>,
+        driver: &mut Option<Driver>,
         affinity: &Affinity,
     ) -> Poll<F::Output> {
         let wakes = &self.wakes;
@@ -271,7 +238,7 @@ impl Wakers {
             let driver_woken = woken & DRIVER != 0
                 || wakes.woken.fetch_and(!DRIVER, Ordering::SeqCst) & DRIVER != 0;
             if (fresh || driver_woken)
-                && let Some((running, _)) = driver.as_mut()
+                && let Some(running) = driver.as_mut()
                 && running
                     .as_mut()
                     .poll(&mut Context::from_waker(&self.driver))

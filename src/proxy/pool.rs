@@ -31,7 +31,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsConnector;
 
-use super::affinity::{Affinity, Claim};
+use super::affinity::Affinity;
 
 use crate::config::UpstreamTls;
 
@@ -187,8 +187,6 @@ pub(super) struct Pool {
     connect_timeout: Duration,
     /// An `https://` upstream: connections are TLS (`UpstreamTls`).
     tls: Option<Tls>,
-    /// Its connections client connections hold as their own (`affinity`).
-    affine: Arc<AtomicUsize>,
 }
 
 /// How an `https://` upstream's connections are opened.
@@ -226,7 +224,6 @@ impl Pool {
             address,
             connect_timeout,
             tls,
-            affine: Arc::default(),
         }
     }
 
@@ -271,13 +268,11 @@ impl Pool {
         affinity: Option<&Arc<Affinity>>,
     ) -> Result<Response<ResponseBody>, SendError> {
         let affinity = affinity.filter(|affinity| affinity.claims(self.id));
-        // A place among the upstream's connections held by clients.
-        let claim = || affinity.and_then(|affinity| Some((affinity, Claim::take(&self.affine)?)));
         while let Some(idle) = self.checkout() {
-            let (mut sender, home) = match claim() {
-                Some((affinity, claim)) => match idle.kept.adopt() {
+            let (mut sender, home) = match affinity {
+                Some(affinity) => match idle.kept.adopt() {
                     Some(driver) => {
-                        affinity.install(self.id, driver, claim);
+                        affinity.install(self.id, driver);
                         (idle.sender, Home::Affine(affinity.clone()))
                     }
                     None => continue, // it ended meanwhile
@@ -296,9 +291,9 @@ impl Pool {
             }
         }
         let (mut sender, driver) = self.connect().await?;
-        let home = match claim() {
-            Some((affinity, claim)) => {
-                affinity.install(self.id, driver, claim);
+        let home = match affinity {
+            Some(affinity) => {
+                affinity.install(self.id, driver);
                 Home::Affine(affinity.clone())
             }
             None => Home::Kept(Kept::new(driver)),

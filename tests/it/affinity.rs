@@ -113,37 +113,3 @@ async fn a_gateway_client_alternating_upstreams_opens_one_connection_to_each() {
     assert_eq!((shop.connections(), orders.connections()), (1, 1));
     assert_eq!((shop.hits(), orders.hits()), (4, 4));
 }
-
-/// `proxy::affinity::MAX_AFFINE`: per upstream, the connections client
-/// connections hold as their own.
-const MAX_AFFINE: usize = 256;
-
-// One thread, as each of wxgate's per-core workers: the pool is one stack
-// per thread, so the count is exact.
-#[tokio::test(flavor = "current_thread")]
-async fn idle_clients_hold_no_more_upstream_connections_than_the_bound() {
-    let wechat = WeChatDouble::start().await;
-    let upstream = Upstream::start().await;
-    let gate = GateConfig::new(&wechat, &upstream).start().await;
-    let id = gate.login("ada").await;
-    // Keep-alive clients that each send one request and stay open, idle:
-    // what anyone can do on a public route, which needs no session.
-    let mut idle = Vec::new();
-    for _ in 0..MAX_AFFINE + 44 {
-        let mut next = client(&gate).await;
-        connection_of(&mut next, "/x", &id).await;
-        idle.push(next);
-    }
-    // Past the bound they share the pool's one connection (the requests
-    // one after another).
-    assert!(
-        upstream.connections() <= MAX_AFFINE + 1,
-        "{} upstream connections for {} idle clients",
-        upstream.connections(),
-        idle.len()
-    );
-    // Every client is still served: the newest and the first.
-    let mut newest = client(&gate).await;
-    connection_of(&mut newest, "/x", &id).await;
-    connection_of(&mut idle[0], "/x", &id).await;
-}
