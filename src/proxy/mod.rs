@@ -29,12 +29,10 @@ use crate::wire::connection_timer::ConnectionTimer;
 use crate::wire::header::WXGATE_ERROR;
 use crate::wire::hop_by_hop;
 
-mod affinity;
 mod forwarded;
 mod pool;
 mod ready_check;
 mod routing;
-pub use affinity::{Affinity, beside};
 pub use forwarded::UntrustedForwarded;
 use pool::Pool;
 pub use pool::ResponseBody;
@@ -61,8 +59,8 @@ pub enum ProxyError {
 
 /// What the proxy keeps per accepted connection: the far end, whether it
 /// is a trusted proxy, its `X-Forwarded-For` entry and the port it reached
-/// formatted once rather than once per request, the timer its requests
-/// share for the upstream's answer, and its own upstream connection.
+/// formatted once rather than once per request, and the timer its requests
+/// share for the upstream's answer.
 pub struct Peer {
     addr: IpAddr,
     /// `addr` as a header value.
@@ -77,7 +75,6 @@ pub struct Peer {
     /// It connected over TLS (`server.tls_cert_file`): `X-Forwarded-Proto: https`.
     tls: bool,
     upstream_timer: ConnectionTimer,
-    affinity: Arc<Affinity>,
 }
 
 impl Peer {
@@ -99,19 +96,12 @@ impl Peer {
             loopback_listener: local.ip().is_loopback(),
             tls: false,
             upstream_timer: ConnectionTimer::default(),
-            affinity: Arc::default(),
         }
     }
 
     /// The same peer, connected over TLS.
     pub fn over_tls(self) -> Self {
         Self { tls: true, ..self }
-    }
-
-    /// Its upstream connection, for the task that serves it to drive
-    /// ([`beside`]) if it speaks HTTP/1.1.
-    pub fn affinity(&self) -> Arc<Affinity> {
-        self.affinity.clone()
     }
 
     /// Whether it connected over TLS.
@@ -227,9 +217,7 @@ impl Upstream {
         // allocation per message. The upstream's client reads none of them.
         let extensions = std::mem::take(&mut parts.extensions);
         let (body, body_ended) = body_end::body_end(body);
-        // An upgraded connection belongs to its tunnel: never the client's own.
-        let affinity = (!upgrade).then_some(&peer.affinity);
-        let mut sent = std::pin::pin!(self.pool.send(Request::from_parts(parts, body), affinity));
+        let mut sent = std::pin::pin!(self.pool.send(Request::from_parts(parts, body)));
         let (answered, request_sent) = match body_ended {
             None => (peer.upstream_timer.run(timeout, sent).await, true),
             // The upstream may answer before the body has ended (an early 413, say).

@@ -1,7 +1,4 @@
 //! Keep-alive connections to the upstream, one idle stack per worker thread.
-//! An HTTP/1.1 client connection drives one of its own
-//! (`proxy::affinity`); the stack serves the others and the first request
-//! of each.
 //!
 //! Why not hyper-util's pooled `Client`, which the first versions used:
 //! counted with callgrind, its pool (a mutex-guarded map keyed by scheme
@@ -29,11 +26,7 @@
 //! in a 502, as with any proxy that does not retry non-idempotent requests.)
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -42,10 +35,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio::task::AbortHandle;
 use tokio_rustls::TlsConnector;
-
-use super::affinity::Affinity;
 
 use crate::config::UpstreamTls;
 
@@ -55,56 +45,13 @@ use crate::wire::describe;
 
 /// An idle connection unused this long is not reused (the upstream may be
 /// about to close it); as hyper-util's default.
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per thread and upstream; more are closed.
 const MAX_IDLE: usize = 256;
-
-/// What reads and writes one upstream connection: polled by a task of its
-/// own ([`Kept`]) or by a client connection's (`affinity::beside`).
-pub(super) type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 struct Idle {
     sender: SendRequest<BodyEnd>,
     since: Instant,
-    kept: Kept,
-}
-
-/// A driver polled by a task of its own until a client connection adopts
-/// it: a pooled connection notices at once when the upstream closes it.
-struct Kept {
-    driver: Arc<Mutex<Option<Driver>>>,
-    task: AbortHandle,
-}
-
-impl Kept {
-    fn new(driver: Driver) -> Self {
-        let driver = Arc::new(Mutex::new(Some(driver)));
-        let polled = driver.clone();
-        let task = tokio::spawn(std::future::poll_fn(move |cx| {
-            let Ok(mut slot) = polled.lock() else {
-                return Poll::Ready(());
-            };
-            let Some(driver) = slot.as_mut() else {
-                return Poll::Ready(());
-            };
-            let poll = driver.as_mut().poll(cx);
-            if poll.is_ready() {
-                *slot = None;
-            }
-            poll
-        }));
-        Self {
-            driver,
-            task: task.abort_handle(),
-        }
-    }
-
-    /// The driver, its task stopped; `None` if the connection has ended.
-    fn adopt(self) -> Option<Driver> {
-        let driver = self.driver.lock().ok()?.take();
-        self.task.abort();
-        driver
-    }
 }
 
 thread_local! {
@@ -112,43 +59,20 @@ thread_local! {
     static IDLE: RefCell<Vec<(u64, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// HTTP/1.1 on `io`, and what drives it.
-async fn handshake<Io>(io: Io) -> Result<(SendRequest<BodyEnd>, Driver), SendError>
+/// HTTP/1.1 on `io`, driven by a task of its own.
+async fn handshake<Io>(io: Io) -> Result<SendRequest<BodyEnd>, SendError>
 where
     Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, connection) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| SendError::Connect(describe(&e)))?;
-    let driver = Box::pin(async move {
+    tokio::spawn(async move {
         if let Err(e) = connection.with_upgrades().await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
     });
-    Ok((sender, driver))
-}
-
-/// A client connection's upstream connection, idle, joins this thread's
-/// stack for `pool` with a task of its own (or closes if the stack is full).
-pub(super) fn park(pool: u64, sender: SendRequest<BodyEnd>, driver: Driver) {
-    push(pool, sender, Kept::new(driver));
-}
-
-fn push(pool: u64, sender: SendRequest<BodyEnd>, kept: Kept) {
-    IDLE.with_borrow_mut(|pools| {
-        if !pools.iter().any(|(id, _)| *id == pool) {
-            pools.push((pool, Vec::new()));
-        }
-        if let Some((_, idle)) = pools.iter_mut().find(|(id, _)| *id == pool)
-            && idle.len() < MAX_IDLE
-        {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-                kept,
-            });
-        }
-    });
+    Ok(sender)
 }
 
 /// Why a request did not reach the upstream or got no answer.
@@ -232,92 +156,45 @@ impl Pool {
         self.tls.as_ref()
     }
 
-    /// Sends `request` on the client connection's own upstream connection
-    /// (`affinity`, when its task drives one), a pooled one, or a new one.
+    /// Sends `request` on a pooled connection, or a new one.
     pub(super) async fn send(
         &self,
         mut request: Request<BodyEnd>,
-        affinity: Option<&Arc<Affinity>>,
     ) -> Result<Response<ResponseBody>, SendError> {
-        let affinity = affinity.filter(|affinity| affinity.is_driven());
-        if let Some(affinity) = affinity
-            && let Some(mut sender) = affinity.take(self.id)
-            && sender.ready().await.is_ok()
-        {
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    let home = Home::Affine(affinity.clone());
-                    return Ok(self.returning(response, sender, home));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(SendError::exchange(e.error())),
-                },
-            }
-        }
-        // Boxed: once per client connection at most (with affinity), and
-        // its future would otherwise weigh on every request's.
-        Box::pin(self.send_pooled(request, affinity)).await
-    }
-
-    /// Sends on a pooled connection, or a new one; either becomes the
-    /// client connection's own if `affinity` can take it.
-    async fn send_pooled(
-        &self,
-        mut request: Request<BodyEnd>,
-        affinity: Option<&Arc<Affinity>>,
-    ) -> Result<Response<ResponseBody>, SendError> {
-        let affinity = affinity.filter(|affinity| affinity.claims(self.id));
-        while let Some(idle) = self.checkout() {
-            let (mut sender, home) = match affinity {
-                Some(affinity) => match idle.kept.adopt() {
-                    Some(driver) => {
-                        affinity.install(self.id, driver);
-                        (idle.sender, Home::Affine(affinity.clone()))
-                    }
-                    None => continue, // it ended meanwhile
-                },
-                None => (idle.sender, Home::Kept(idle.kept)),
-            };
+        while let Some(mut sender) = self.checkout() {
             if sender.ready().await.is_err() {
                 continue; // closed meanwhile
             }
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.returning(response, sender, home)),
+                Ok(response) => return Ok(self.returning(response, sender)),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => request = unsent,
                     None => return Err(SendError::exchange(e.error())),
                 },
             }
         }
-        let (mut sender, driver) = self.connect().await?;
-        let home = match affinity {
-            Some(affinity) => {
-                affinity.install(self.id, driver);
-                Home::Affine(affinity.clone())
-            }
-            None => Home::Kept(Kept::new(driver)),
-        };
+        // Boxed: rare, and its future would otherwise weigh on every request's.
+        let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
-            Ok(response) => Ok(self.returning(response, sender, home)),
+            Ok(response) => Ok(self.returning(response, sender)),
             Err(e) => Err(SendError::exchange(&e)),
         }
     }
 
     /// The newest idle connection still open; closed and stale ones are dropped.
-    fn checkout(&self) -> Option<Idle> {
+    fn checkout(&self) -> Option<SendRequest<BodyEnd>> {
         IDLE.with_borrow_mut(|pools| {
             let idle = &mut pools.iter_mut().find(|(id, _)| *id == self.id)?.1;
             while let Some(conn) = idle.pop() {
                 if !conn.sender.is_closed() && conn.since.elapsed() < IDLE_TIMEOUT {
-                    return Some(conn);
+                    return Some(conn.sender);
                 }
             }
             None
         })
     }
 
-    async fn connect(&self) -> Result<(SendRequest<BodyEnd>, Driver), SendError> {
+    async fn connect(&self) -> Result<SendRequest<BodyEnd>, SendError> {
         // The connect timeout bounds the TLS handshake too.
         let opened = async {
             let stream = TcpStream::connect(&self.address)
@@ -343,7 +220,6 @@ impl Pool {
         &self,
         response: Response<Incoming>,
         sender: SendRequest<BodyEnd>,
-        home: Home,
     ) -> Response<ResponseBody> {
         let upgraded = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         response.map(|body| {
@@ -352,7 +228,6 @@ impl Pool {
                 GiveBack {
                     pool: self.id,
                     sender,
-                    home,
                 },
             );
             if upgraded {
@@ -364,23 +239,12 @@ impl Pool {
 }
 
 /// The upstream's response body; at its clean end, its connection goes
-/// back to where it came from: the client connection's own, or this
-/// thread's idle stack.
+/// back to this thread's idle stack.
 pub type ResponseBody = Watched<Incoming, GiveBack>;
 
-/// Where a response's connection goes when its body ends cleanly.
 pub struct GiveBack {
     pool: u64,
     sender: SendRequest<BodyEnd>,
-    home: Home,
-}
-
-/// Who drives a connection between its exchanges.
-enum Home {
-    /// A client connection's task (`affinity::beside`).
-    Affine(Arc<Affinity>),
-    /// A task of its own, in the idle stack.
-    Kept(Kept),
 }
 
 impl AtEnd for GiveBack {
@@ -388,10 +252,19 @@ impl AtEnd for GiveBack {
         if !clean {
             return; // a failed body: the connection is not reused
         }
-        match self.home {
-            Home::Affine(affinity) => affinity.give_back(self.pool, self.sender),
-            Home::Kept(kept) => push(self.pool, self.sender, kept),
-        }
+        IDLE.with_borrow_mut(|pools| {
+            if !pools.iter().any(|(pool, _)| *pool == self.pool) {
+                pools.push((self.pool, Vec::new()));
+            }
+            if let Some((_, idle)) = pools.iter_mut().find(|(pool, _)| *pool == self.pool)
+                && idle.len() < MAX_IDLE
+            {
+                idle.push(Idle {
+                    sender: self.sender,
+                    since: Instant::now(),
+                });
+            }
+        });
     }
 }
 

@@ -5,9 +5,6 @@
 //! speaks h2c to its backends; hyper-util's auto builder sniffs the
 //! preface, which costs every request a little, hence opt-in).
 //!
-//! An HTTP/1.1 connection's task also drives the connection's own upstream
-//! connection (`proxy::beside`); HTTP/2 streams use the pool.
-//!
 //! HTTP/2 goes through the same stack as HTTP/1.1: each stream is one call
 //! of the connection's stack, so every rule (the identity strip, the
 //! canonical path, the routes, `server.max_in_flight` per worker) holds
@@ -19,7 +16,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -28,7 +24,6 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::proxy::{self, Affinity};
 use crate::stack::{ConnectionService, PerConnection};
 use crate::wire::connection_timer::HeadTimer;
 
@@ -71,7 +66,6 @@ impl Protocols {
         io: Io,
         service: PerConnection<S>,
         draining: watch::Receiver<()>,
-        affinity: Arc<Affinity>,
     ) where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: ConnectionService,
@@ -89,7 +83,7 @@ impl Protocols {
             let connection = auto.serve_connection_with_upgrades(TokioIo::new(io), service);
             return until_drained(connection, draining, |c| c.graceful_shutdown()).await;
         }
-        self.http1(io, service, draining, affinity).await;
+        self.http1(io, service, draining).await;
     }
 
     /// A connection whose TLS handshake is done: HTTP/2 if ALPN chose it.
@@ -98,7 +92,6 @@ impl Protocols {
         io: tokio_rustls::server::TlsStream<Io>,
         service: PerConnection<S>,
         draining: watch::Receiver<()>,
-        affinity: Arc<Affinity>,
     ) where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: ConnectionService,
@@ -107,7 +100,7 @@ impl Protocols {
             let connection = self.http2.serve_connection(TokioIo::new(io), service);
             return until_drained(connection, draining, |c| c.graceful_shutdown()).await;
         }
-        self.http1(io, service, draining, affinity).await;
+        self.http1(io, service, draining).await;
     }
 
     async fn http1<Io, S>(
@@ -115,7 +108,6 @@ impl Protocols {
         io: Io,
         service: PerConnection<S>,
         draining: watch::Receiver<()>,
-        affinity: Arc<Affinity>,
     ) where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: ConnectionService,
@@ -126,8 +118,7 @@ impl Protocols {
             .timer(HeadTimer::default())
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
-        let serving = until_drained(connection, draining, |c| c.graceful_shutdown());
-        proxy::beside(affinity, serving).await;
+        until_drained(connection, draining, |c| c.graceful_shutdown()).await;
     }
 }
 

@@ -304,22 +304,17 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let peer = Peer::new(peer, local, app.trusted_proxies());
-        let affinity = peer.affinity();
         let draining = draining.clone();
         let Some(acceptor) = &tls else {
             let service = PerConnection::new(stack::connection(&app, peer, &worker));
-            tokio::spawn(protocols.clone().plain(stream, service, draining, affinity));
+            tokio::spawn(protocols.clone().plain(stream, service, draining));
             continue;
         };
         let service = PerConnection::new(stack::connection(&app, peer.over_tls(), &worker));
         let (acceptor, protocols) = (acceptor.clone(), protocols.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    protocols
-                        .negotiated(stream, service, draining, affinity)
-                        .await;
-                }
+                Ok(Ok(stream)) => protocols.negotiated(stream, service, draining).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }

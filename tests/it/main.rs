@@ -29,7 +29,6 @@ mod prometheus;
 
 mod access_token;
 mod admin_users;
-mod affinity;
 mod anonymous;
 mod apps;
 mod assertion;

@@ -33,9 +33,6 @@ use tokio::net::TcpListener;
 
 type Body = BoxBody<Bytes, Infallible>;
 
-/// The response header naming the upstream connection (1, 2, …) it came over.
-pub const CONNECTION: &str = "x-upstream-connection";
-
 #[derive(Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -59,18 +56,12 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                // Each answer names its connection (`CONNECTION`): which
-                // client connection's requests shared one is then visible.
-                let number = connections.fetch_add(1, Ordering::SeqCst) + 1;
+                connections.fetch_add(1, Ordering::SeqCst);
                 let hits = hits.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         hits.fetch_add(1, Ordering::SeqCst);
-                        async move {
-                            let mut response = answer(req).await;
-                            response.headers_mut().insert(CONNECTION, number.into());
-                            Ok::<_, Infallible>(response)
-                        }
+                        async move { Ok::<_, Infallible>(answer(req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
